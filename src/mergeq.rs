@@ -1,0 +1,1 @@
+//! The merge queue, the only writer of main. Arrives with issue 5.

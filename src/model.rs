@@ -1,0 +1,677 @@
+//! Plain data types shared by every room: tickets, runs, the typed trajectory, memories,
+//! queue entries. Serde only; no I/O lives here.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub type TicketId = u64;
+pub type RunId = u64;
+pub type MemoryId = u64;
+pub type QueueEntryId = u64;
+
+/// A blake3 content hash, shown and serialized as 64 hex characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl BlobHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        BlobHash(*blake3::hash(bytes).as_bytes())
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({})", self.short())
+    }
+}
+
+impl fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::str::FromStr for BlobHash {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|e| format!("blob hash `{s}` is not hex: {e}"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("blob hash `{s}` must be 64 hex characters"))?;
+        Ok(BlobHash(arr))
+    }
+}
+
+impl Serialize for BlobHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlobHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A reference to content kept in the store's blob table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub blob: BlobHash,
+    /// Length of the content in bytes.
+    pub len: u64,
+    /// The first characters of the content (lossy UTF-8), so lists never load the blob.
+    pub preview: String,
+}
+
+/// Text a step carries: inline when small, a blob reference when large. Importers and
+/// agent adapters always produce `Text`; the store moves large text into blobs on write
+/// and `trace export` brings it back inline, so the interchange format is always whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Payload {
+    Text(String),
+    Blob(BlobRef),
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Text(String::new())
+    }
+}
+
+impl From<String> for Payload {
+    fn from(s: String) -> Self {
+        Payload::Text(s)
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload::Text(s.to_string())
+    }
+}
+
+impl Payload {
+    /// The inline text, or the blob's preview.
+    pub fn preview(&self) -> &str {
+        match self {
+            Payload::Text(s) => s,
+            Payload::Blob(b) => &b.preview,
+        }
+    }
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Text(s) => s.len() as u64,
+            Payload::Blob(b) => b.len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn is_blob(&self) -> bool {
+        matches!(self, Payload::Blob(_))
+    }
+}
+
+/// One event of an agent run: the unit of the typed trajectory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub run: RunId,
+    /// Position in the run, from 0, dense.
+    pub seq: u64,
+    pub ts: Timestamp,
+    pub agent: String,
+    /// The step this one answers: a tool result points at its tool call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    #[serde(flatten)]
+    pub kind: StepKind,
+}
+
+/// What happened at a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepKind {
+    UserMessage {
+        text: Payload,
+    },
+    AgentMessage {
+        text: Payload,
+    },
+    Thinking {
+        text: Payload,
+    },
+    ToolCall {
+        /// The agent's own id for the call, used to pair it with its result.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        name: String,
+        /// The call's arguments as JSON text.
+        input: Payload,
+    },
+    ToolResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        output: Payload,
+        #[serde(default)]
+        is_error: bool,
+    },
+    Command {
+        argv: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        output: Payload,
+    },
+    FileEdit {
+        path: String,
+        /// The whole file before the edit (None: created, or unknown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Payload>,
+        /// The whole file after the edit (None: deleted, or unknown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Payload>,
+        /// Unified diff of the change.
+        patch: Payload,
+    },
+    Decision {
+        text: Payload,
+    },
+    Error {
+        message: Payload,
+    },
+    Lifecycle {
+        event: Lifecycle,
+    },
+    /// Anything an importer did not understand, kept verbatim so nothing is lost.
+    Raw {
+        /// Line number in the source, from 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+        /// Why it is raw: an unknown event type, malformed JSON, invalid UTF-8, ...
+        reason: String,
+        data: Payload,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Lifecycle {
+    Started {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+    },
+    Exited {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+    },
+    Usage(Usage),
+}
+
+/// Tokens and money spent, as reported by the agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u64>,
+}
+
+impl StepKind {
+    /// A short stable name for the kind, used in tables, filters and the index.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::UserMessage { .. } => "user",
+            StepKind::AgentMessage { .. } => "agent",
+            StepKind::Thinking { .. } => "thinking",
+            StepKind::ToolCall { .. } => "tool_call",
+            StepKind::ToolResult { .. } => "tool_result",
+            StepKind::Command { .. } => "command",
+            StepKind::FileEdit { .. } => "file_edit",
+            StepKind::Decision { .. } => "decision",
+            StepKind::Error { .. } => "error",
+            StepKind::Lifecycle { .. } => "lifecycle",
+            StepKind::Raw { .. } => "raw",
+        }
+    }
+
+    /// Whether the step is a failure a reviewer would want to jump to.
+    pub fn is_error(&self) -> bool {
+        match self {
+            StepKind::Error { .. } => true,
+            StepKind::ToolResult { is_error, .. } => *is_error,
+            StepKind::Command { exit_code, .. } => exit_code.is_some_and(|c| c != 0),
+            _ => false,
+        }
+    }
+
+    /// Every payload of the step, for the store to externalize and export to inline.
+    pub fn payloads_mut(&mut self) -> Vec<&mut Payload> {
+        match self {
+            StepKind::UserMessage { text }
+            | StepKind::AgentMessage { text }
+            | StepKind::Thinking { text }
+            | StepKind::Decision { text } => vec![text],
+            StepKind::ToolCall { input, .. } => vec![input],
+            StepKind::ToolResult { output, .. } => vec![output],
+            StepKind::Command { output, .. } => vec![output],
+            StepKind::FileEdit {
+                before,
+                after,
+                patch,
+                ..
+            } => {
+                let mut v = vec![patch];
+                v.extend(before.as_mut());
+                v.extend(after.as_mut());
+                v
+            }
+            StepKind::Error { message } => vec![message],
+            StepKind::Raw { data, .. } => vec![data],
+            StepKind::Lifecycle { .. } => vec![],
+        }
+    }
+
+    /// A one-line summary for lists and timelines.
+    pub fn summary(&self) -> String {
+        fn first_line(s: &str) -> &str {
+            s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
+        }
+        match self {
+            StepKind::UserMessage { text }
+            | StepKind::AgentMessage { text }
+            | StepKind::Thinking { text }
+            | StepKind::Decision { text } => first_line(text.preview()).to_string(),
+            StepKind::ToolCall { name, input, .. } => {
+                format!("{name} {}", first_line(input.preview()))
+            }
+            StepKind::ToolResult {
+                output, is_error, ..
+            } => {
+                let mark = if *is_error { "error: " } else { "" };
+                format!("{mark}{}", first_line(output.preview()))
+            }
+            StepKind::Command {
+                argv, exit_code, ..
+            } => match exit_code {
+                Some(c) => format!("$ {} -> {c}", argv.join(" ")),
+                None => format!("$ {}", argv.join(" ")),
+            },
+            StepKind::FileEdit { path, .. } => format!("edit {path}"),
+            StepKind::Error { message } => first_line(message.preview()).to_string(),
+            StepKind::Lifecycle { event } => match event {
+                Lifecycle::Started { model, .. } => match model {
+                    Some(m) => format!("started ({m})"),
+                    None => "started".to_string(),
+                },
+                Lifecycle::Exited { code, signal } => match (code, signal) {
+                    (Some(c), _) => format!("exited {c}"),
+                    (None, Some(s)) => format!("killed by signal {s}"),
+                    _ => "exited".to_string(),
+                },
+                Lifecycle::Usage(u) => {
+                    let cost = u.cost_usd.map(|c| format!(" ${c:.4}")).unwrap_or_default();
+                    format!("usage {} in / {} out{cost}", u.input_tokens, u.output_tokens)
+                }
+            },
+            StepKind::Raw { reason, data, .. } => {
+                format!("[{reason}] {}", first_line(data.preview()))
+            }
+        }
+    }
+}
+
+/// Ticket lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketState {
+    Queued,
+    Running,
+    Review,
+    Merged,
+    Failed,
+    Cancelled,
+}
+
+impl TicketState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TicketState::Queued => "queued",
+            TicketState::Running => "running",
+            TicketState::Review => "review",
+            TicketState::Merged => "merged",
+            TicketState::Failed => "failed",
+            TicketState::Cancelled => "cancelled",
+        }
+    }
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TicketState::Merged | TicketState::Failed | TicketState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for TicketState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// The agent profile to run it with; None lets the scheduler choose.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Paths (globs) the ticket is expected to touch.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub state: TicketState,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    /// Runs made for this ticket, oldest first.
+    #[serde(default)]
+    pub runs: Vec<RunId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Preparing,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The factory died while the run was live.
+    Interrupted,
+    /// Made by `trace import`, not by the factory.
+    Imported,
+}
+
+impl RunState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Preparing => "preparing",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::Interrupted => "interrupted",
+            RunState::Imported => "imported",
+        }
+    }
+    pub fn is_live(self) -> bool {
+        matches!(self, RunState::Preparing | RunState::Running)
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    #[serde(default)]
+    pub ticket: Option<TicketId>,
+    pub agent: String,
+    pub state: RunState,
+    pub started: Timestamp,
+    #[serde(default)]
+    pub ended: Option<Timestamp>,
+    /// Number of steps appended so far.
+    #[serde(default)]
+    pub steps: u64,
+    /// Where the run came from: an imported file's path and format, or the sandbox kind.
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub usage: Usage,
+    #[serde(default)]
+    pub files_changed: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryKind {
+    Decision,
+    Lesson,
+    Convention,
+    Note,
+    FileContext,
+}
+
+impl MemoryKind {
+    pub const ALL: [MemoryKind; 5] = [
+        MemoryKind::Decision,
+        MemoryKind::Lesson,
+        MemoryKind::Convention,
+        MemoryKind::Note,
+        MemoryKind::FileContext,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryKind::Decision => "decision",
+            MemoryKind::Lesson => "lesson",
+            MemoryKind::Convention => "convention",
+            MemoryKind::Note => "note",
+            MemoryKind::FileContext => "file-context",
+        }
+    }
+}
+
+impl fmt::Display for MemoryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for MemoryKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MemoryKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s || (s == "file_context" && *k == MemoryKind::FileContext))
+            .ok_or_else(|| {
+                format!(
+                    "unknown memory kind `{s}`; use one of: decision, lesson, convention, note, file-context"
+                )
+            })
+    }
+}
+
+/// Who wrote a memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Author {
+    Human { name: String },
+    Agent { name: String },
+}
+
+impl Author {
+    pub fn name(&self) -> &str {
+        match self {
+            Author::Human { name } | Author::Agent { name } => name,
+        }
+    }
+}
+
+impl fmt::Display for Author {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Author::Human { name } => write!(f, "human:{name}"),
+            Author::Agent { name } => write!(f, "agent:{name}"),
+        }
+    }
+}
+
+/// Where a memory came from in the traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRef {
+    pub run: RunId,
+    pub step: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub id: MemoryId,
+    pub kind: MemoryKind,
+    pub text: String,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub author: Author,
+    #[serde(default)]
+    pub source: Option<StepRef>,
+    pub ts: Timestamp,
+    /// An opaque reference given at import, returned unchanged by search.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueState {
+    Queued,
+    Testing,
+    AwaitingApproval,
+    Merged,
+    Bounced,
+    Rejected,
+}
+
+/// A branch waiting to land on main.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: QueueEntryId,
+    pub ticket: Option<TicketId>,
+    pub run: Option<RunId>,
+    pub branch: String,
+    /// The branch head the entry was queued with.
+    pub head: String,
+    pub priority: i32,
+    pub state: QueueState,
+    pub enqueued: Timestamp,
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+}
+
+/// The policy's judgement of a diff.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub needs_human: bool,
+    pub reasons: Vec<String>,
+}
+
+/// A human's sign-off, pinned to the exact commit it approves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub entry: QueueEntryId,
+    pub commit: String,
+    pub by: String,
+    pub note: Option<String>,
+    pub ts: Timestamp,
+}
+
+/// One line of the audit log: who did what, when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub ts: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_round_trips_through_json_with_flat_kind() {
+        let step = Step {
+            run: 3,
+            seq: 7,
+            ts: Timestamp::UNIX_EPOCH,
+            agent: "claude".into(),
+            parent: Some(6),
+            kind: StepKind::ToolResult {
+                call_id: Some("toolu_1".into()),
+                output: "ok".into(),
+                is_error: false,
+            },
+        };
+        let json = serde_json::to_string(&step).unwrap();
+        assert!(json.contains(r#""type":"tool_result""#), "{json}");
+        let back: Step = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, step);
+    }
+
+    #[test]
+    fn blob_payload_serializes_as_object_and_text_as_string() {
+        let text = serde_json::to_string(&Payload::Text("hi".into())).unwrap();
+        assert_eq!(text, r#""hi""#);
+        let blob = Payload::Blob(BlobRef {
+            blob: BlobHash::of(b"x"),
+            len: 1,
+            preview: "x".into(),
+        });
+        let json = serde_json::to_string(&blob).unwrap();
+        let back: Payload = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, blob);
+    }
+
+    #[test]
+    fn memory_kind_parses_its_names() {
+        for k in MemoryKind::ALL {
+            assert_eq!(k.name().parse::<MemoryKind>().unwrap(), k);
+        }
+        assert!("bogus".parse::<MemoryKind>().unwrap_err().contains("use one of"));
+    }
+
+    #[test]
+    fn failed_command_counts_as_error() {
+        let k = StepKind::Command {
+            argv: vec!["cargo".into(), "test".into()],
+            exit_code: Some(101),
+            output: "".into(),
+        };
+        assert!(k.is_error());
+        assert_eq!(k.summary(), "$ cargo test -> 101");
+    }
+}

@@ -1,0 +1,228 @@
+use super::*;
+use crate::model::{Lifecycle, RunState, StepKind, TicketState};
+use jiff::Timestamp;
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store.redb")).unwrap();
+    (dir, store)
+}
+
+fn run_draft() -> Run {
+    Run {
+        id: 0,
+        ticket: None,
+        agent: "test".into(),
+        state: RunState::Imported,
+        started: Timestamp::now(),
+        ended: None,
+        steps: 0,
+        source: "test".into(),
+        attempt: 0,
+        branch: None,
+        usage: Default::default(),
+        files_changed: vec![],
+    }
+}
+
+fn step(run: RunId, seq: u64, kind: StepKind) -> Step {
+    Step {
+        run,
+        seq,
+        ts: Timestamp::now(),
+        agent: "test".into(),
+        parent: None,
+        kind,
+    }
+}
+
+#[test]
+fn large_payloads_go_to_blobs_and_come_back_whole() {
+    let (_d, store) = temp_store();
+    let run = store.create_run(run_draft()).unwrap();
+    let big = "x".repeat(INLINE_PAYLOAD_MAX * 10);
+    let steps = vec![
+        step(run.id, 0, StepKind::AgentMessage { text: "hi".into() }),
+        step(
+            run.id,
+            1,
+            StepKind::ToolResult {
+                call_id: None,
+                output: big.clone().into(),
+                is_error: false,
+            },
+        ),
+    ];
+    assert_eq!(store.append_steps(run.id, steps).unwrap(), 2);
+    let mut stored = store.step(run.id, 1).unwrap().unwrap();
+    let StepKind::ToolResult { output, .. } = &stored.kind else {
+        panic!("kind changed")
+    };
+    assert!(output.is_blob(), "a 10 KiB output must be a blob");
+    assert_eq!(output.preview().len(), PREVIEW_CHARS);
+    store.inline_step(&mut stored).unwrap();
+    let StepKind::ToolResult { output, .. } = &stored.kind else {
+        panic!()
+    };
+    assert_eq!(output, &Payload::Text(big));
+    assert_eq!(store.run(run.id).unwrap().unwrap().steps, 2);
+}
+
+#[test]
+fn out_of_order_steps_are_refused_and_nothing_is_written() {
+    let (_d, store) = temp_store();
+    let run = store.create_run(run_draft()).unwrap();
+    let err = store
+        .append_steps(run.id, vec![step(run.id, 5, StepKind::AgentMessage { text: "x".into() })])
+        .unwrap_err();
+    assert!(err.to_string().contains("expected seq 0"), "{err}");
+    assert_eq!(store.run(run.id).unwrap().unwrap().steps, 0);
+    assert!(store.step(run.id, 5).unwrap().is_none());
+}
+
+#[test]
+fn concurrent_writers_share_batches_and_every_write_lands() {
+    let (_d, store) = temp_store();
+    let runs: Vec<Run> = (0..8).map(|_| store.create_run(run_draft()).unwrap()).collect();
+    std::thread::scope(|s| {
+        for r in &runs {
+            let store = store.clone();
+            s.spawn(move || {
+                for seq in 0..50 {
+                    store
+                        .append_steps(
+                            r.id,
+                            vec![step(r.id, seq, StepKind::AgentMessage { text: format!("{seq}").into() })],
+                        )
+                        .unwrap();
+                }
+            });
+        }
+    });
+    for r in &runs {
+        assert_eq!(store.run(r.id).unwrap().unwrap().steps, 50);
+        assert_eq!(store.steps(r.id, 0, u64::MAX).unwrap().len(), 50);
+    }
+}
+
+#[test]
+fn a_failing_write_does_not_fail_its_batch_neighbours() {
+    let (_d, store) = temp_store();
+    let run = store.create_run(run_draft()).unwrap();
+    std::thread::scope(|s| {
+        let bad = {
+            let store = store.clone();
+            s.spawn(move || store.update_ticket(999, |_| Ok(())))
+        };
+        let good = {
+            let store = store.clone();
+            s.spawn(move || {
+                store.append_steps(run.id, vec![step(run.id, 0, StepKind::Decision { text: "d".into() })])
+            })
+        };
+        assert!(bad.join().unwrap().is_err());
+        assert_eq!(good.join().unwrap().unwrap(), 1);
+    });
+}
+
+#[test]
+fn steps_seek_by_run_and_sequence() {
+    let (_d, store) = temp_store();
+    let a = store.create_run(run_draft()).unwrap();
+    let b = store.create_run(run_draft()).unwrap();
+    let mk = |run: RunId, n: u64| -> Vec<Step> {
+        (0..n)
+            .map(|i| step(run, i, StepKind::Lifecycle { event: Lifecycle::Exited { code: Some(i as i32), signal: None } }))
+            .collect()
+    };
+    store.append_steps(a.id, mk(a.id, 1000)).unwrap();
+    store.append_steps(b.id, mk(b.id, 10)).unwrap();
+    let s = store.step(a.id, 777).unwrap().unwrap();
+    assert_eq!((s.run, s.seq), (a.id, 777));
+    assert_eq!(store.steps(b.id, 5, 100).unwrap().len(), 5);
+    let mut n = 0;
+    store.for_each_step(b.id, |_| { n += 1; Ok(()) }).unwrap();
+    assert_eq!(n, 10);
+}
+
+#[test]
+fn tickets_get_ids_and_refused_updates_write_nothing() {
+    let (_d, store) = temp_store();
+    let now = Timestamp::now();
+    let t = Ticket {
+        id: 0,
+        title: "fix login".into(),
+        body: String::new(),
+        priority: 1,
+        agent: None,
+        paths: vec![],
+        state: TicketState::Queued,
+        created: now,
+        updated: now,
+        runs: vec![],
+    };
+    let a = store.add_ticket(t.clone()).unwrap();
+    let b = store.add_ticket(t).unwrap();
+    assert_eq!((a.id, b.id), (1, 2));
+    let err = store
+        .update_ticket(a.id, |t| {
+            t.title = "changed".into();
+            Err(StoreError::Invalid("no".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)));
+    assert_eq!(store.ticket(a.id).unwrap().unwrap().title, "fix login");
+}
+
+#[test]
+fn a_second_open_of_the_same_file_is_a_clear_lock_error() {
+    let (d, _store) = temp_store();
+    let err = Store::open(&d.path().join("store.redb")).err().unwrap();
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+}
+
+#[test]
+fn opens_a_store_written_by_the_previous_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    // Write a v1 store by hand, as shopfloor's v1 did.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        migrate::write_version(&tx, 1).unwrap();
+        {
+            let mut runs = tx.open_table(RUNS).unwrap();
+            let mut r = run_draft();
+            r.id = 7;
+            r.steps = 3;
+            runs.insert(7, encode(&r).as_slice()).unwrap();
+            let mut steps = tx.open_table(migrate::v1::STEPS).unwrap();
+            for seq in 0..3u64 {
+                let s = step(7, seq, StepKind::AgentMessage { text: format!("step {seq}").into() });
+                steps.insert(migrate::v1::key(7, seq), encode(&s).as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let s = store.step(7, 2).unwrap().unwrap();
+    assert_eq!(s.kind, StepKind::AgentMessage { text: "step 2".into() });
+    // Appending continues the migrated run's sequence.
+    store.append_steps(7, vec![step(7, 3, StepKind::Decision { text: "next".into() })]).unwrap();
+    assert_eq!(store.steps(7, 0, 10).unwrap().len(), 4);
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        migrate::write_version(&tx, SCHEMA_VERSION + 1).unwrap();
+        tx.commit().unwrap();
+    }
+    let err = Store::open(&path).err().unwrap();
+    assert!(err.to_string().contains("upgrade shopfloor"), "{err}");
+}

@@ -1,0 +1,1 @@
+//! Agent traces: importers, replay, export. (in progress)
