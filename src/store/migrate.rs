@@ -17,6 +17,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 const VERSION_KEY: &str = "schema_version";
 
 /// The v1 layout, frozen: kept so the migration (and its test) can read it.
+#[allow(dead_code)] // key() is only used by the test that writes a v1 store
 pub mod v1 {
     use redb::TableDefinition;
     pub const STEPS: TableDefinition<u64, &[u8]> = TableDefinition::new("steps_v1");
@@ -37,12 +38,12 @@ pub fn read_version(tx: &ReadTransaction) -> Result<u32> {
 fn version_from(bytes: Option<Vec<u8>>) -> Result<u32> {
     match bytes {
         None => Ok(0),
-        Some(b) => Ok(u32::from_le_bytes(b.as_slice().try_into().map_err(|_| {
-            StoreError::Corrupt {
+        Some(b) => Ok(u32::from_le_bytes(b.as_slice().try_into().map_err(
+            |_| StoreError::Corrupt {
                 table: "meta",
                 detail: "schema_version is not 4 bytes".into(),
-            }
-        })?)),
+            },
+        )?)),
     }
 }
 

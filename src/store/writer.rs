@@ -21,19 +21,34 @@ struct Request {
 /// At most this many writes share one transaction, so one huge batch cannot starve others.
 const MAX_BATCH: usize = 256;
 
-#[derive(Clone)]
+/// Owned by the store's shared inner state: dropping it (with the last `Store` clone)
+/// closes the channel and waits for the thread, so the file lock is released on return
+/// and the store can be reopened at once.
 pub struct Writer {
-    tx: Sender<Request>,
+    tx: Option<Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Writer {
     pub fn start(db: Arc<Database>) -> Writer {
         let (tx, rx) = channel::<Request>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(db, rx))
             .expect("spawn the store writer thread");
-        Writer { tx }
+        Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn submit<R, F>(&self, mut f: F) -> Result<R>
@@ -44,10 +59,14 @@ impl Writer {
         let (reply, answer) = sync_channel(1);
         let job: Job = Box::new(move |tx| f(tx).map(|r| Box::new(r) as Box<dyn Any + Send>));
         self.tx
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
             .send(Request { job, reply })
             .map_err(|_| StoreError::WriterGone)?;
         let value = answer.recv().map_err(|_| StoreError::WriterGone)??;
-        Ok(*value.downcast::<R>().expect("writer answers with the job's own type"))
+        Ok(*value
+            .downcast::<R>()
+            .expect("writer answers with the job's own type"))
     }
 }
 

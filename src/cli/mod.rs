@@ -1,0 +1,109 @@
+//! The command line: a thin view over the core. Errors become one clear line on stderr and
+//! exit code 1; usage errors are clap's (exit code 2).
+
+mod output;
+mod ticket;
+mod workspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use shopfloor::workspace::{Home, WorkspaceInfo};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shopfloor",
+    version,
+    about = "A terminal control room for a local software factory of coding agents",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The workspace to act on [default: the one whose repository holds the current directory]
+    #[arg(
+        short = 'w',
+        long,
+        global = true,
+        env = "SHOPFLOOR_WORKSPACE",
+        value_name = "NAME"
+    )]
+    workspace: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, list, show and remove workspaces (one per repository)
+    #[command(subcommand)]
+    Workspace(workspace::WorkspaceCmd),
+    /// Add, list, show and cancel tickets
+    #[command(subcommand)]
+    Ticket(ticket::TicketCmd),
+    /// Print a shell completion script
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every command gets: where workspaces live and which one was asked for.
+pub struct Ctx {
+    pub home: Home,
+    pub workspace: Option<String>,
+    pub cwd: PathBuf,
+}
+
+impl Ctx {
+    /// The workspace the command acts on.
+    pub fn info(&self) -> Result<WorkspaceInfo> {
+        Ok(self.home.resolve(self.workspace.as_deref(), &self.cwd)?)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = Home::from_env()?;
+    let cwd = std::env::current_dir()?;
+    let _log = output::init_logging(&home, cli.workspace.as_deref());
+    let ctx = Ctx {
+        home,
+        workspace: cli.workspace,
+        cwd,
+    };
+    match cli.command {
+        Command::Workspace(cmd) => workspace::run(&ctx, cmd),
+        Command::Ticket(cmd) => ticket::run(&ctx, cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "shopfloor",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,77 @@
+//! Helpers for tests that drive the real binary: a temp shopfloor home and a real git repo.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub repo: tempfile::TempDir,
+}
+
+impl Env {
+    /// A fresh home and a git repository with one commit.
+    pub fn new() -> Env {
+        let home = tempfile::tempdir().unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        init_repo(repo.path());
+        Env { home, repo }
+    }
+
+    pub fn repo_path(&self) -> PathBuf {
+        self.repo.path().canonicalize().unwrap()
+    }
+
+    /// `shopfloor ARGS` run inside the repository with this home.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("shopfloor").unwrap();
+        c.env("SHOPFLOOR_HOME", self.home.path())
+            .env_remove("SHOPFLOOR_WORKSPACE")
+            .current_dir(self.repo.path());
+        c
+    }
+
+    /// Run and return stdout, asserting success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "shopfloor {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run and return (exit code, stderr), asserting failure.
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(!out.status.success(), "shopfloor {args:?} should fail");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+pub fn init_repo(dir: &Path) {
+    let repo = git2::Repository::init(dir).unwrap();
+    std::fs::write(dir.join("README.md"), "hello\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("README.md")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("test", "test@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+}
+
+/// The shared fixtures folder, read at run time (never copied into the repository).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
