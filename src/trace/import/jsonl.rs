@@ -2,6 +2,8 @@
 //! writes it. `run` and `seq` are not trusted (the builder reassigns them); `ts` and `agent`
 //! are optional, so minimal lines such as `{"type":"agent_message","text":"hi"}` work too.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -9,7 +11,11 @@ use super::{Draft, TraceParser, parse_line, problem, raw};
 use crate::model::{Payload, StepKind};
 
 #[derive(Default)]
-pub struct JsonlParser;
+pub struct JsonlParser {
+    /// Call ids of the tool calls seen, by their seq in the source, so a derived step whose
+    /// `parent` names a call still answers it after seqs are reassigned.
+    calls_by_seq: HashMap<u64, String>,
+}
 
 #[derive(Deserialize)]
 struct Line {
@@ -17,6 +23,10 @@ struct Line {
     ts: Option<Timestamp>,
     #[serde(default)]
     agent: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    parent: Option<u64>,
     #[serde(flatten)]
     kind: StepKind,
 }
@@ -37,7 +47,17 @@ impl TraceParser for JsonlParser {
                         *p = Payload::Text(b.preview.clone());
                     }
                 }
-                out.push(Draft::new(l.kind).at(l.ts).by(l.agent));
+                if let (
+                    Some(seq),
+                    StepKind::ToolCall {
+                        call_id: Some(id), ..
+                    },
+                ) = (l.seq, &l.kind)
+                {
+                    self.calls_by_seq.insert(seq, id.clone());
+                }
+                let answers = l.parent.and_then(|p| self.calls_by_seq.get(&p).cloned());
+                out.push(Draft::new(l.kind).at(l.ts).by(l.agent).answering(answers));
                 if dangling {
                     out.push(raw(
                         line_no,

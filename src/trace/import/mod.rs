@@ -166,7 +166,7 @@ pub fn parser(format: Format) -> Box<dyn TraceParser> {
         Format::ClaudeStream => Box::new(claude_stream::ClaudeStreamParser::default()),
         Format::Codex => Box::new(codex_rollout::CodexRolloutParser::default()),
         Format::CodexExec => Box::new(codex_exec::CodexExecParser),
-        Format::Jsonl => Box::new(jsonl::JsonlParser),
+        Format::Jsonl => Box::new(jsonl::JsonlParser::default()),
     }
 }
 
