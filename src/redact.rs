@@ -313,12 +313,21 @@ impl Redactor {
         if self.inner.is_none() {
             return;
         }
-        if let StepKind::Command { argv, .. } = kind {
-            for a in argv.iter_mut() {
-                if let Cow::Owned(new) = self.redact(a) {
-                    *a = new;
+        match kind {
+            StepKind::Command { argv, .. } => {
+                for a in argv.iter_mut() {
+                    if let Cow::Owned(new) = self.redact(a) {
+                        *a = new;
+                    }
                 }
             }
+            // A reason may quote a piece of the bad input (a parser's error message).
+            StepKind::Raw { reason, .. } => {
+                if let Cow::Owned(new) = self.redact(reason) {
+                    *reason = new;
+                }
+            }
+            _ => {}
         }
         for p in kind.payloads_mut() {
             self.redact_payload(p);

@@ -873,6 +873,10 @@ fn export_then_import_as_jsonl_round_trips() {
         .unwrap();
         assert_eq!(back.steps, report.steps);
         assert_eq!(back.raw, report.raw);
+        assert_eq!(
+            store.run(back.run).unwrap().unwrap().agent,
+            store.run(report.run).unwrap().unwrap().agent
+        );
         let copy = steps_of(&store, back.run);
         for (a, b) in original.iter().zip(&copy) {
             assert_eq!(a.kind, b.kind, "seq {}", a.seq);

@@ -73,6 +73,9 @@ pub struct ImportReport {
 /// Steps are appended in batches of this many (or fewer when their payloads are large).
 pub const BATCH_STEPS: usize = 4096;
 const BATCH_BYTES: u64 = 32 << 20;
+/// Payloads larger than this go to the blob table as soon as their step is built, so a huge
+/// line is moved, never copied, on its way to disk.
+const EAGER_BLOB_BYTES: usize = 1 << 20;
 /// A line longer than this is cut here: beyond it even a blob is not worth the memory.
 pub const MAX_RAW_LINE_BYTES: usize = 256 << 20;
 const MAX_WARNINGS: usize = 1000;
@@ -149,6 +152,7 @@ struct Tally {
     files: Vec<String>,
     first_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
+    first_agent: Option<String>,
 }
 
 impl Tally {
@@ -157,6 +161,9 @@ impl Tally {
         r.steps += 1;
         *r.by_kind.entry(step.kind.name()).or_default() += 1;
         self.first_ts.get_or_insert(step.ts);
+        if self.first_agent.is_none() {
+            self.first_agent = Some(step.agent.clone());
+        }
         self.last_ts = Some(step.ts);
         match &step.kind {
             StepKind::Raw { reason, .. } => {
@@ -230,6 +237,7 @@ pub fn import_reader(
         files: Vec::new(),
         first_ts: None,
         last_ts: None,
+        first_agent: None,
     };
     let mut batch: Vec<Step> = Vec::new();
     let mut batch_bytes: u64 = 0;
@@ -295,7 +303,14 @@ pub fn import_reader(
         }
         tally.report.lines_with_steps += 1;
         for d in drafts.drain(..) {
-            let step = builder.push(d);
+            let mut step = builder.push(d);
+            for p in step.kind.payloads_mut() {
+                if let Payload::Text(t) = p
+                    && t.len() > EAGER_BLOB_BYTES
+                {
+                    *p = Payload::Blob(store.put_blob(std::mem::take(t).into_bytes())?);
+                }
+            }
             tally.count(&step);
             batch_bytes += step_bytes(&step);
             batch.push(step);
@@ -318,7 +333,14 @@ pub fn import_reader(
         files,
         first_ts,
         last_ts,
+        first_agent,
     } = tally;
+    // A generic JSONL trace names its agent on its steps; a format's default name is a
+    // poorer label than that.
+    let run_agent = match (&opts.agent, opts.format, first_agent) {
+        (None, Format::Jsonl, Some(a)) => Some(a),
+        _ => None,
+    };
     let started = first_ts.unwrap_or(now);
     let ended = last_ts.unwrap_or(now);
     store.update_run(run.id, move |r| {
@@ -326,6 +348,9 @@ pub fn import_reader(
         r.ended = Some(ended);
         r.usage = usage.clone();
         r.files_changed = files.clone();
+        if let Some(a) = &run_agent {
+            r.agent = a.clone();
+        }
     })?;
     Ok(report)
 }

@@ -41,8 +41,8 @@ fn result_text(content: Option<&Value>) -> String {
 }
 
 impl ClaudeState {
-    /// A `user` or `assistant` line. `v` is the whole line; returns false if it holds no
-    /// message (the caller then keeps it raw).
+    /// A `user` or `assistant` line (`v` is the whole line, `line` its bytes). Always emits
+    /// at least one draft: a line with nothing usable is kept raw.
     pub fn message(
         &mut self,
         line_no: u64,
