@@ -296,10 +296,7 @@ impl StepKind {
     /// A one-line summary for lists and timelines.
     pub fn summary(&self) -> String {
         fn first_line(s: &str) -> &str {
-            s.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
+            s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
         }
         match self {
             StepKind::UserMessage { text }
@@ -335,10 +332,7 @@ impl StepKind {
                 },
                 Lifecycle::Usage(u) => {
                     let cost = u.cost_usd.map(|c| format!(" ${c:.4}")).unwrap_or_default();
-                    format!(
-                        "usage {} in / {} out{cost}",
-                        u.input_tokens, u.output_tokens
-                    )
+                    format!("usage {} in / {} out{cost}", u.input_tokens, u.output_tokens)
                 }
             },
             StepKind::Raw { reason, data, .. } => {
@@ -667,12 +661,7 @@ mod tests {
         for k in MemoryKind::ALL {
             assert_eq!(k.name().parse::<MemoryKind>().unwrap(), k);
         }
-        assert!(
-            "bogus"
-                .parse::<MemoryKind>()
-                .unwrap_err()
-                .contains("use one of")
-        );
+        assert!("bogus".parse::<MemoryKind>().unwrap_err().contains("use one of"));
     }
 
     #[test]

@@ -37,12 +37,12 @@ pub fn read_version(tx: &ReadTransaction) -> Result<u32> {
 fn version_from(bytes: Option<Vec<u8>>) -> Result<u32> {
     match bytes {
         None => Ok(0),
-        Some(b) => Ok(u32::from_le_bytes(b.as_slice().try_into().map_err(
-            |_| StoreError::Corrupt {
+        Some(b) => Ok(u32::from_le_bytes(b.as_slice().try_into().map_err(|_| {
+            StoreError::Corrupt {
                 table: "meta",
                 detail: "schema_version is not 4 bytes".into(),
-            },
-        )?)),
+            }
+        })?)),
     }
 }
 

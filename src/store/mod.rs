@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AuditEvent, BlobHash, BlobRef, Memory, MemoryId, Payload, QueueEntry, QueueEntryId, Run, RunId,
-    Step, Ticket, TicketId,
+    AuditEvent, BlobHash, BlobRef, Memory, MemoryId, Payload, QueueEntry, QueueEntryId, Run,
+    RunId, Step, Ticket, TicketId,
 };
 pub use migrate::SCHEMA_VERSION;
 use tables::*;
@@ -35,9 +35,7 @@ pub enum StoreError {
          stop it or talk to it through `shopfloor` commands, which use its socket"
     )]
     Locked { path: PathBuf },
-    #[error(
-        "the store at {path} has schema version {found}, newer than this shopfloor ({supported}); upgrade shopfloor"
-    )]
+    #[error("the store at {path} has schema version {found}, newer than this shopfloor ({supported}); upgrade shopfloor")]
     TooNew {
         path: PathBuf,
         found: u32,
@@ -235,8 +233,7 @@ impl Store {
             let mut run = run.clone();
             run.id = next_id(tx, "next_run")?;
             run.steps = 0;
-            tx.open_table(RUNS)?
-                .insert(run.id, encode(&run).as_slice())?;
+            tx.open_table(RUNS)?.insert(run.id, encode(&run).as_slice())?;
             Ok(run)
         })
     }
@@ -362,8 +359,7 @@ impl Store {
         self.write(move |tx| {
             let mut t = ticket.clone();
             t.id = next_id(tx, "next_ticket")?;
-            tx.open_table(TICKETS)?
-                .insert(t.id, encode(&t).as_slice())?;
+            tx.open_table(TICKETS)?.insert(t.id, encode(&t).as_slice())?;
             Ok(t)
         })
     }
@@ -435,9 +431,7 @@ impl Store {
     pub fn memory(&self, id: MemoryId) -> Result<Option<Memory>> {
         let tx = self.read()?;
         let t = tx.open_table(MEMORIES)?;
-        t.get(id)?
-            .map(|v| decode("memories", v.value()))
-            .transpose()
+        t.get(id)?.map(|v| decode("memories", v.value())).transpose()
     }
 
     pub fn memory_count(&self) -> Result<u64> {
@@ -501,8 +495,7 @@ impl Store {
     pub fn append_audit(&self, event: AuditEvent) -> Result<()> {
         self.write(move |tx| {
             let id = next_id(tx, "next_audit")?;
-            tx.open_table(AUDIT)?
-                .insert(id, encode(&event).as_slice())?;
+            tx.open_table(AUDIT)?.insert(id, encode(&event).as_slice())?;
             Ok(())
         })
     }

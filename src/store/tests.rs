@@ -73,10 +73,7 @@ fn out_of_order_steps_are_refused_and_nothing_is_written() {
     let (_d, store) = temp_store();
     let run = store.create_run(run_draft()).unwrap();
     let err = store
-        .append_steps(
-            run.id,
-            vec![step(run.id, 5, StepKind::AgentMessage { text: "x".into() })],
-        )
+        .append_steps(run.id, vec![step(run.id, 5, StepKind::AgentMessage { text: "x".into() })])
         .unwrap_err();
     assert!(err.to_string().contains("expected seq 0"), "{err}");
     assert_eq!(store.run(run.id).unwrap().unwrap().steps, 0);
@@ -86,9 +83,7 @@ fn out_of_order_steps_are_refused_and_nothing_is_written() {
 #[test]
 fn concurrent_writers_share_batches_and_every_write_lands() {
     let (_d, store) = temp_store();
-    let runs: Vec<Run> = (0..8)
-        .map(|_| store.create_run(run_draft()).unwrap())
-        .collect();
+    let runs: Vec<Run> = (0..8).map(|_| store.create_run(run_draft()).unwrap()).collect();
     std::thread::scope(|s| {
         for r in &runs {
             let store = store.clone();
@@ -97,13 +92,7 @@ fn concurrent_writers_share_batches_and_every_write_lands() {
                     store
                         .append_steps(
                             r.id,
-                            vec![step(
-                                r.id,
-                                seq,
-                                StepKind::AgentMessage {
-                                    text: format!("{seq}").into(),
-                                },
-                            )],
+                            vec![step(r.id, seq, StepKind::AgentMessage { text: format!("{seq}").into() })],
                         )
                         .unwrap();
                 }
@@ -128,10 +117,7 @@ fn a_failing_write_does_not_fail_its_batch_neighbours() {
         let good = {
             let store = store.clone();
             s.spawn(move || {
-                store.append_steps(
-                    run.id,
-                    vec![step(run.id, 0, StepKind::Decision { text: "d".into() })],
-                )
+                store.append_steps(run.id, vec![step(run.id, 0, StepKind::Decision { text: "d".into() })])
             })
         };
         assert!(bad.join().unwrap().is_err());
@@ -146,18 +132,7 @@ fn steps_seek_by_run_and_sequence() {
     let b = store.create_run(run_draft()).unwrap();
     let mk = |run: RunId, n: u64| -> Vec<Step> {
         (0..n)
-            .map(|i| {
-                step(
-                    run,
-                    i,
-                    StepKind::Lifecycle {
-                        event: Lifecycle::Exited {
-                            code: Some(i as i32),
-                            signal: None,
-                        },
-                    },
-                )
-            })
+            .map(|i| step(run, i, StepKind::Lifecycle { event: Lifecycle::Exited { code: Some(i as i32), signal: None } }))
             .collect()
     };
     store.append_steps(a.id, mk(a.id, 1000)).unwrap();
@@ -166,12 +141,7 @@ fn steps_seek_by_run_and_sequence() {
     assert_eq!((s.run, s.seq), (a.id, 777));
     assert_eq!(store.steps(b.id, 5, 100).unwrap().len(), 5);
     let mut n = 0;
-    store
-        .for_each_step(b.id, |_| {
-            n += 1;
-            Ok(())
-        })
-        .unwrap();
+    store.for_each_step(b.id, |_| { n += 1; Ok(()) }).unwrap();
     assert_eq!(n, 10);
 }
 
@@ -208,10 +178,7 @@ fn tickets_get_ids_and_refused_updates_write_nothing() {
 fn a_second_open_of_the_same_file_is_a_clear_lock_error() {
     let (d, _store) = temp_store();
     let err = Store::open(&d.path().join("store.redb")).err().unwrap();
-    assert!(
-        err.to_string().contains("in use by another process"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("in use by another process"), "{err}");
 }
 
 #[test]
@@ -231,16 +198,8 @@ fn opens_a_store_written_by_the_previous_schema() {
             runs.insert(7, encode(&r).as_slice()).unwrap();
             let mut steps = tx.open_table(migrate::v1::STEPS).unwrap();
             for seq in 0..3u64 {
-                let s = step(
-                    7,
-                    seq,
-                    StepKind::AgentMessage {
-                        text: format!("step {seq}").into(),
-                    },
-                );
-                steps
-                    .insert(migrate::v1::key(7, seq), encode(&s).as_slice())
-                    .unwrap();
+                let s = step(7, seq, StepKind::AgentMessage { text: format!("step {seq}").into() });
+                steps.insert(migrate::v1::key(7, seq), encode(&s).as_slice()).unwrap();
             }
         }
         tx.commit().unwrap();
@@ -248,25 +207,9 @@ fn opens_a_store_written_by_the_previous_schema() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let s = store.step(7, 2).unwrap().unwrap();
-    assert_eq!(
-        s.kind,
-        StepKind::AgentMessage {
-            text: "step 2".into()
-        }
-    );
+    assert_eq!(s.kind, StepKind::AgentMessage { text: "step 2".into() });
     // Appending continues the migrated run's sequence.
-    store
-        .append_steps(
-            7,
-            vec![step(
-                7,
-                3,
-                StepKind::Decision {
-                    text: "next".into(),
-                },
-            )],
-        )
-        .unwrap();
+    store.append_steps(7, vec![step(7, 3, StepKind::Decision { text: "next".into() })]).unwrap();
     assert_eq!(store.steps(7, 0, 10).unwrap().len(), 4);
 }
 

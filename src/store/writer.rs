@@ -47,9 +47,7 @@ impl Writer {
             .send(Request { job, reply })
             .map_err(|_| StoreError::WriterGone)?;
         let value = answer.recv().map_err(|_| StoreError::WriterGone)??;
-        Ok(*value
-            .downcast::<R>()
-            .expect("writer answers with the job's own type"))
+        Ok(*value.downcast::<R>().expect("writer answers with the job's own type"))
     }
 }
 
