@@ -1,1 +1,4 @@
 //! Memory recall. (in progress)
+
+pub mod embed;
+pub mod vectors;
