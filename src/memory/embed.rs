@@ -4,7 +4,7 @@
 //! sentence. Users can point at their own model2vec directory instead.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use model2vec_rs::model::StaticModel;
 
@@ -43,14 +43,16 @@ pub struct StaticEmbedder {
 impl StaticEmbedder {
     /// The model compiled into the binary, parsed once per process on first use (parsing
     /// takes tens of milliseconds; commands that never recall never pay it).
-    pub fn builtin() -> &'static StaticEmbedder {
-        static MODEL: OnceLock<StaticEmbedder> = OnceLock::new();
-        MODEL.get_or_init(|| {
-            let model =
-                StaticModel::from_bytes(BUILTIN_TOKENIZER, BUILTIN_MODEL, BUILTIN_CONFIG, None)
-                    .expect("the built-in model is checked by the test suite");
-            StaticEmbedder { model }
-        })
+    pub fn builtin() -> Arc<StaticEmbedder> {
+        static MODEL: OnceLock<Arc<StaticEmbedder>> = OnceLock::new();
+        MODEL
+            .get_or_init(|| {
+                let model =
+                    StaticModel::from_bytes(BUILTIN_TOKENIZER, BUILTIN_MODEL, BUILTIN_CONFIG, None)
+                        .expect("the built-in model is checked by the test suite");
+                Arc::new(StaticEmbedder { model })
+            })
+            .clone()
     }
 
     /// A user's own model2vec directory (tokenizer.json, model.safetensors, config.json).
