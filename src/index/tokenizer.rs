@@ -92,8 +92,24 @@ fn chunk_terms(chunk: &str, out: &mut Vec<String>) {
         }
     }
     for w in words {
+        // Plain words also add their English stem (`painted` -> `paint`), so inflections
+        // meet; the exact form is kept too, so an exact match still scores higher.
+        let stem = stem(&w);
         push(w, out);
+        if let Some(s) = stem {
+            push(s, out);
+        }
     }
+}
+
+/// The stem of an alphabetic word when it differs from the word.
+fn stem(word: &str) -> Option<String> {
+    if word.len() < 4 || !word.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let stemmer = frostem::Stemmer::new(frostem::Algorithm::English);
+    let s = stemmer.stem(word);
+    (s != word && !s.is_empty()).then(|| s.into_owned())
 }
 
 /// Call `f` with each chunk: a maximal run of alphanumerics and joiners, trimmed of
@@ -227,8 +243,19 @@ mod tests {
 
     #[test]
     fn plain_words_are_lowercased_and_trailing_punctuation_dropped() {
-        assert_eq!(tokenize("Fixed the Bug."), vec!["fixed", "the", "bug"]);
+        assert_eq!(
+            tokenize("Fixed the Bug."),
+            vec!["fixed", "fix", "the", "bug"]
+        );
         assert_eq!(tokenize("utf8 v2"), vec!["utf8", "v2"]);
+    }
+
+    #[test]
+    fn english_words_add_their_stem_and_keep_the_word() {
+        assert_eq!(tokenize("painting"), vec!["painting", "paint"]);
+        has("runTests", &["runtests", "run", "tests", "test"]);
+        // Short words, numbers and non-ASCII words are left alone.
+        assert_eq!(tokenize("was v2 café"), vec!["was", "v2", "café"]);
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn add_then_recall_by_words_paraphrase_path_and_filters_then_reopen() {
         assert!(hits[0].legs.contains(&Leg::Bm25));
 
         // A paraphrase sharing no word with the memory: only the dense leg can find it.
-        let para = "flakiness: concurrent testing collides via ports";
+        let para = "unreliable CI: parallel suites grab identical sockets";
         let hits = bank.search(&q(para)).unwrap();
         let hit = hits
             .iter()
@@ -165,7 +165,7 @@ fn add_then_recall_by_words_paraphrase_path_and_filters_then_reopen() {
     let hits = bank.search(&q("redb sqlite")).unwrap();
     assert!(hits[0].memory.text.contains("redb"));
     let hits = bank
-        .search(&q("flakiness: concurrent testing collides via ports"))
+        .search(&q("unreliable CI: parallel suites grab identical sockets"))
         .unwrap();
     assert!(hits[0].memory.text.contains("flaky"));
 }
