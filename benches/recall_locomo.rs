@@ -300,6 +300,85 @@ fn main() {
     );
 
     dense_at_scale(100_000);
+    hybrid_at_scale(&convs, 100_000);
+}
+
+/// The whole recall (embed, BM25, dense, fuse, load) on one workspace of `n` memories made
+/// from the LoCoMo turns (repeated under different day stamps), asked every question.
+fn hybrid_at_scale(convs: &[Conversation], n: usize) {
+    let turns: Vec<&String> = convs
+        .iter()
+        .flat_map(|c| c.turns.iter().map(|t| &t.1))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store.redb")).unwrap();
+    let index = Index::open(&dir.path().join("index")).unwrap();
+    let bank = MemoryBank::open(store, index, StaticEmbedder::builtin()).unwrap();
+    let t = Instant::now();
+    let base = jiff::Timestamp::from_second(1_600_000_000).unwrap();
+    for start in (0..n).step_by(5000) {
+        let batch = (start..n.min(start + 5000))
+            .map(|i| NewMemory {
+                ts: Some(base + jiff::SignedDuration::from_secs(i as i64)),
+                ..NewMemory::new(
+                    MemoryKind::ALL[i % 5],
+                    format!("[day {}] {}", i / turns.len(), turns[i % turns.len()]),
+                    Author::Human {
+                        name: "bench".into(),
+                    },
+                )
+            })
+            .collect();
+        bank.add_unflushed(batch).unwrap();
+    }
+    bank.flush_index().unwrap();
+    let built = t.elapsed();
+    println!(
+        "\nrecall at {n} memories (ingest with embedding {built:?}), p50 / p99 over the questions:"
+    );
+    let bm25 = Legs {
+        dense: false,
+        ..Legs::default()
+    };
+    let dense = Legs {
+        bm25: false,
+        ..Legs::default()
+    };
+    for (name, legs) in [
+        ("hybrid", Legs::default()),
+        ("  BM25 leg alone", bm25),
+        ("  dense leg alone", dense),
+    ] {
+        let mut plain = Vec::new();
+        let mut filtered = Vec::new();
+        for q in convs.iter().flat_map(|c| &c.questions) {
+            let query = RecallQuery {
+                text: q.text.clone(),
+                limit: 10,
+                ..Default::default()
+            };
+            let t = Instant::now();
+            std::hint::black_box(bank.search_legs(&query, legs).unwrap());
+            plain.push(t.elapsed());
+            let query = RecallQuery {
+                kinds: vec![MemoryKind::Lesson],
+                since: Some(base + jiff::SignedDuration::from_secs(n as i64 / 2)),
+                ..query
+            };
+            let t = Instant::now();
+            std::hint::black_box(bank.search_legs(&query, legs).unwrap());
+            filtered.push(t.elapsed());
+        }
+        plain.sort();
+        filtered.sort();
+        println!(
+            "  {name:<18} no filter {:>10?} / {:>10?}   kind+since filter (10% pass) {:>10?} / {:>10?}",
+            percentile(&plain, 0.5),
+            percentile(&plain, 0.99),
+            percentile(&filtered, 0.5),
+            percentile(&filtered, 0.99),
+        );
+    }
 }
 
 /// The dense leg at 100k memories: two-stage sign-code + int8 re-rank vs the exact float

@@ -19,7 +19,7 @@ use tantivy::{IndexReader, ReloadPolicy, Searcher, Term};
 
 pub use filter::{MemoryFilter, StepFilter, path_matches};
 pub use schema::step_text;
-use schema::{DOC_MEMORY, DOC_STEP, Fields};
+use schema::{DOC_MEMORY, Fields};
 use tokenizer::{CODE_TOKENIZER, CodeTokenizer};
 use writer::{Op, WriterHandle};
 
@@ -189,10 +189,10 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<(MemoryId, f32)>, IndexError> {
         let f = &self.fields;
-        let Some(text) = self.text_query(query) else {
+        let Some(text) = text_query(f.body, query) else {
             return Ok(Vec::new());
         };
-        let mut must: Vec<Box<dyn Query>> = vec![text, term(f.doc_type, DOC_MEMORY)];
+        let mut must: Vec<Box<dyn Query>> = vec![text];
         if !filter.kinds.is_empty() {
             must.push(any_of(
                 filter
@@ -250,10 +250,10 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<StepHit>, IndexError> {
         let f = &self.fields;
-        let Some(text) = self.text_query(query) else {
+        let Some(text) = text_query(f.step_body, query) else {
             return Ok(Vec::new());
         };
-        let mut must: Vec<Box<dyn Query>> = vec![text, term(f.doc_type, DOC_STEP)];
+        let mut must: Vec<Box<dyn Query>> = vec![text];
         if let Some(r) = filter.run {
             must.push(Box::new(TermQuery::new(
                 Term::from_field_u64(f.run, r),
@@ -281,27 +281,27 @@ impl Index {
         }
         Ok(out)
     }
+}
 
-    /// OR of the query's distinct terms on the body field; None when it has no terms.
-    fn text_query(&self, query: &str) -> Option<Box<dyn Query>> {
-        let mut seen = HashSet::new();
-        let clauses: Vec<(Occur, Box<dyn Query>)> = tokenizer::tokenize(query)
-            .into_iter()
-            .filter(|t| seen.insert(t.clone()))
-            .take(MAX_QUERY_TERMS)
-            .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.body, &t),
-                    IndexRecordOption::WithFreqs,
-                ));
-                (Occur::Should, q)
-            })
-            .collect();
-        if clauses.is_empty() {
-            None
-        } else {
-            Some(Box::new(BooleanQuery::new(clauses)))
-        }
+/// OR of the query's distinct terms on one text field; None when it has no terms.
+fn text_query(field: tantivy::schema::Field, query: &str) -> Option<Box<dyn Query>> {
+    let mut seen = HashSet::new();
+    let clauses: Vec<(Occur, Box<dyn Query>)> = tokenizer::tokenize(query)
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
+        .take(MAX_QUERY_TERMS)
+        .map(|t| {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(field, &t),
+                IndexRecordOption::WithFreqs,
+            ));
+            (Occur::Should, q)
+        })
+        .collect();
+    if clauses.is_empty() {
+        None
+    } else {
+        Some(Box::new(BooleanQuery::new(clauses)))
     }
 }
 
@@ -325,8 +325,9 @@ fn since_query(f: &Fields, since: jiff::Timestamp) -> Box<dyn Query> {
     ))
 }
 
-/// Run `must` clauses together. Filter clauses score zero (`Basic` term queries have a
-/// constant score that is the same for every hit), so the order is the text's BM25.
+/// The text query (first), narrowed by the filter clauses after it. Filters score zero,
+/// so the order is the text's BM25; without filters the text query runs alone, which
+/// keeps tantivy's top-k pruning.
 fn run_query(
     searcher: &Searcher,
     must: Vec<Box<dyn Query>>,
@@ -335,18 +336,21 @@ fn run_query(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut clauses = must.into_iter().map(|q| (Occur::Must, q));
+    let collector = TopDocs::with_limit(limit).order_by_score();
+    let mut clauses = must.into_iter();
     let text = clauses.next().expect("the text query is always first");
     let filters: Vec<(Occur, Box<dyn Query>)> = clauses
-        .map(|(_, q)| {
+        .map(|q| {
             let c: Box<dyn Query> = Box::new(tantivy::query::ConstScoreQuery::new(q, 0.0));
             (Occur::Must, c)
         })
         .collect();
-    let mut all = vec![text];
+    if filters.is_empty() {
+        return Ok(searcher.search(&*text, &collector)?);
+    }
+    let mut all = vec![(Occur::Must, text)];
     all.extend(filters);
-    let q = BooleanQuery::new(all);
-    Ok(searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?)
+    Ok(searcher.search(&BooleanQuery::new(all), &collector)?)
 }
 
 #[cfg(test)]

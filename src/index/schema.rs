@@ -26,8 +26,12 @@ pub struct Fields {
     pub mem_id: Field,
     /// Memory kind name or step kind name.
     pub kind: Field,
-    /// Everything searchable, through the code-aware tokenizer.
+    /// A memory's searchable text (text, paths, tags), through the code-aware tokenizer.
+    /// Memories and steps have separate text fields so an unfiltered search needs no
+    /// doc-type clause, which lets tantivy prune with block-max WAND.
     pub body: Field,
+    /// A step's searchable text (`step_text`).
+    pub step_body: Field,
     /// Every directory prefix of every path (`src`, `src/index`, `src/index/mod.rs`), so a
     /// path filter is one term lookup.
     pub path_prefix: Field,
@@ -53,7 +57,8 @@ pub fn build() -> (Schema, Fields) {
         key: b.add_text_field("key", STRING),
         mem_id: b.add_u64_field("mem_id", INDEXED | FAST),
         kind: b.add_text_field("kind", STRING),
-        body: b.add_text_field("body", body_opts),
+        body: b.add_text_field("body", body_opts.clone()),
+        step_body: b.add_text_field("step_body", body_opts),
         path_prefix: b.add_text_field("path_prefix", STRING),
         tag: b.add_text_field("tag", STRING),
         agent: b.add_text_field("agent", STRING),
@@ -127,7 +132,7 @@ pub fn step_doc(f: &Fields, s: &Step) -> TantivyDocument {
     d.add_text(f.doc_type, DOC_STEP);
     d.add_text(f.key, step_key(s.run, s.seq));
     d.add_text(f.kind, s.kind.name());
-    d.add_text(f.body, step_text(s));
+    d.add_text(f.step_body, step_text(s));
     if let StepKind::FileEdit { path, .. } = &s.kind {
         for pre in path_prefixes(path) {
             d.add_text(f.path_prefix, pre);

@@ -102,10 +102,12 @@ pub(super) fn import(
             }),
         }
         if batch.len() >= batch_size {
-            summary.imported += bank.add_many(std::mem::take(&mut batch))?.len();
+            // One store transaction a batch; one index commit for the whole import.
+            summary.imported += bank.add_unflushed(std::mem::take(&mut batch))?.len();
         }
     }
-    summary.imported += bank.add_many(batch)?.len();
+    summary.imported += bank.add_unflushed(batch)?.len();
+    bank.flush_index()?;
     Ok(summary)
 }
 

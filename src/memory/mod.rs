@@ -4,12 +4,12 @@
 //! recall fuses BM25, embedding similarity, path overlap and recency with reciprocal rank
 //! fusion.
 
+mod catalog;
 pub mod embed;
 mod import;
 pub mod recall;
 pub mod vectors;
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
@@ -21,6 +21,7 @@ pub use recall::{Leg, RRF_K, RecallHit, RecallQuery};
 use crate::index::{Index, IndexError, MemoryFilter};
 use crate::model::{Author, Memory, MemoryId, MemoryKind, StepRef};
 use crate::store::{Store, StoreError};
+use catalog::Catalog;
 use vectors::{Quantized, VectorIndex};
 
 /// Hits wanted when a query says 0.
@@ -105,16 +106,8 @@ pub struct MemoryBank {
     index: Index,
     embedder: Arc<dyn Embedder>,
     vectors: RwLock<VectorIndex>,
-    /// Every memory without its text: what filters, the path leg and the recency leg
-    /// read, so they never touch the store.
-    meta: RwLock<HashMap<MemoryId, Memory>>,
-}
-
-fn meta_of(m: &Memory) -> Memory {
-    Memory {
-        text: String::new(),
-        ..m.clone()
-    }
+    /// What filters and the path and recency legs read, so they never touch the store.
+    catalog: RwLock<Catalog>,
 }
 
 impl MemoryBank {
@@ -124,9 +117,9 @@ impl MemoryBank {
     /// crash between the store's commit and the index's).
     pub fn open(store: Store, index: Index, embedder: Arc<dyn Embedder>) -> Result<MemoryBank> {
         let dim = embedder.dim();
-        let mut meta = HashMap::new();
+        let mut catalog = Catalog::default();
         store.for_each_memory(|m| {
-            meta.insert(m.id, meta_of(&m));
+            catalog.insert(&m);
             Ok(())
         })?;
         let mut vecs = VectorIndex::new(dim);
@@ -135,11 +128,7 @@ impl MemoryBank {
                 vecs.insert(id, &q);
             }
         })?;
-        let missing: Vec<MemoryId> = meta
-            .keys()
-            .filter(|id| !vecs.contains(**id))
-            .copied()
-            .collect();
+        let missing: Vec<MemoryId> = catalog.ids().filter(|id| !vecs.contains(*id)).collect();
         if !missing.is_empty() {
             tracing::warn!(
                 "re-embedding {} memories without a usable vector",
@@ -155,7 +144,7 @@ impl MemoryBank {
                 }
             }
         }
-        if index.memory_count()? != meta.len() as u64 {
+        if index.memory_count()? != catalog.len() as u64 {
             tracing::info!("rebuilding the memory index from the store");
             index.clear_memories()?;
             let mut batch = Vec::with_capacity(IMPORT_BATCH);
@@ -184,7 +173,7 @@ impl MemoryBank {
             index,
             embedder,
             vectors: RwLock::new(vecs),
-            meta: RwLock::new(meta),
+            catalog: RwLock::new(catalog),
         })
     }
 
@@ -197,7 +186,7 @@ impl MemoryBank {
     }
 
     pub fn len(&self) -> usize {
-        self.meta.read().expect("meta lock").len()
+        self.catalog.read().expect("catalog lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,8 +199,18 @@ impl MemoryBank {
         Ok(out.remove(0))
     }
 
-    /// Write many memories in one store transaction and one index commit.
+    /// Write many memories in one store transaction and one index commit; all durable
+    /// and searchable when this returns.
     pub fn add_many(&self, memories: Vec<NewMemory>) -> Result<Vec<Memory>> {
+        let out = self.add_unflushed(memories)?;
+        self.index.flush()?;
+        Ok(out)
+    }
+
+    /// Durable in the store, visible to the dense, path and recency legs, and queued for
+    /// the full-text index (searchable by BM25 after the writer's next commit). Bulk
+    /// writers call this per batch and `flush_index` once at the end.
+    pub fn add_unflushed(&self, memories: Vec<NewMemory>) -> Result<Vec<Memory>> {
         if memories.iter().any(|m| m.text.trim().is_empty()) {
             return Err(MemoryError::EmptyText);
         }
@@ -249,14 +248,18 @@ impl MemoryBank {
         self.index.add_memories(&stored)?;
         {
             let mut vecs = self.vectors.write().expect("vector lock");
-            let mut meta = self.meta.write().expect("meta lock");
+            let mut catalog = self.catalog.write().expect("catalog lock");
             for (m, q) in stored.iter().zip(&quantized) {
                 vecs.insert(m.id, q);
-                meta.insert(m.id, meta_of(m));
+                catalog.insert(m);
             }
         }
-        self.index.flush()?;
         Ok(stored)
+    }
+
+    /// Wait until every memory written so far is searchable by BM25.
+    pub fn flush_index(&self) -> Result<()> {
+        Ok(self.index.flush()?)
     }
 
     /// Import memories from JSON Lines: one object a line with `text` (required), and
@@ -295,8 +298,9 @@ impl MemoryBank {
         let has_text = !q.text.trim().is_empty();
         let recent = q.recent || recall::wants_recent(&q.text);
 
-        let meta = self.meta.read().expect("meta lock");
-        let keep = |id: MemoryId| meta.get(&id).is_some_and(|m| filter.matches(m));
+        let catalog = self.catalog.read().expect("catalog lock");
+        let compiled = catalog.compile(&filter);
+        let keep = |id: MemoryId| compiled.keep(id);
         let mut ranked: Vec<(Leg, Vec<MemoryId>)> = Vec::new();
 
         if legs.bm25 && has_text {
@@ -312,8 +316,7 @@ impl MemoryBank {
         if legs.dense && has_text {
             let qv = self.embedder.embed(&q.text);
             let vecs = self.vectors.read().expect("vector lock");
-            let hits = if filter.is_empty() {
-                // Still skip ids the bank does not know (none, unless mid-write).
+            let hits = if compiled.is_empty() {
                 vecs.search(&qv, depth, None)
             } else {
                 vecs.search(&qv, depth, Some(&keep))
@@ -323,9 +326,8 @@ impl MemoryBank {
             ranked.push((Leg::Dense, ids.collect()));
         }
         if legs.path && !query_paths.is_empty() {
-            let mut scored: Vec<(u8, Timestamp, MemoryId)> = meta
-                .values()
-                .filter(|m| !m.paths.is_empty() && filter.matches(m))
+            let mut scored: Vec<(u8, Timestamp, MemoryId)> = catalog
+                .with_paths(&compiled)
                 .filter_map(|m| {
                     let s = recall::path_overlap(&query_paths, &m.paths);
                     (s > 0).then_some((s, m.ts, m.id))
@@ -340,20 +342,9 @@ impl MemoryBank {
         // With nothing else to rank by (an empty query with filters), newest first.
         let nothing_else = ranked.iter().all(|(_, ids)| ids.is_empty()) && !has_text;
         if legs.recent && (recent || nothing_else) {
-            let mut by_time: Vec<(Timestamp, MemoryId)> = meta
-                .values()
-                .filter(|m| filter.matches(m))
-                .map(|m| (m.ts, m.id))
-                .collect();
-            let n = depth.min(by_time.len());
-            if n > 0 {
-                by_time.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-                by_time.truncate(n);
-                by_time.sort_by(|a, b| b.cmp(a));
-            }
-            ranked.push((Leg::Recent, by_time.into_iter().map(|t| t.1).collect()));
+            ranked.push((Leg::Recent, catalog.newest(&compiled, depth)));
         }
-        drop(meta);
+        drop(catalog);
 
         let fused = recall::fuse(&ranked, legs.rrf_k, limit);
         let mut out = Vec::with_capacity(fused.len());
