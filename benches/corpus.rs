@@ -27,24 +27,90 @@ impl Rng {
 }
 
 pub const MODULES: &[&str] = &[
-    "auth", "billing", "cache", "config", "db", "http", "index", "inventory", "jobs", "ledger", "mail",
-    "metrics", "orders", "parser", "payments", "queue", "router", "search", "session", "storage",
-    "sync", "tenants", "upload", "users", "webhooks",
+    "auth",
+    "billing",
+    "cache",
+    "config",
+    "db",
+    "http",
+    "index",
+    "inventory",
+    "jobs",
+    "ledger",
+    "mail",
+    "metrics",
+    "orders",
+    "parser",
+    "payments",
+    "queue",
+    "router",
+    "search",
+    "session",
+    "storage",
+    "sync",
+    "tenants",
+    "upload",
+    "users",
+    "webhooks",
 ];
 pub const FILES: &[&str] = &[
-    "mod.rs", "client.rs", "handler.rs", "schema.rs", "retry.rs", "errors.rs", "model.rs", "tests.rs",
-    "migrate.rs", "pool.rs", "limits.rs", "codec.rs",
+    "mod.rs",
+    "client.rs",
+    "handler.rs",
+    "schema.rs",
+    "retry.rs",
+    "errors.rs",
+    "model.rs",
+    "tests.rs",
+    "migrate.rs",
+    "pool.rs",
+    "limits.rs",
+    "codec.rs",
 ];
 pub const IDENTS: &[&str] = &[
-    "parseConfig", "retry_with_backoff", "TokenBucket", "open_pool", "validateInput", "flush_batch",
-    "RateLimiter", "decode_frame", "CircuitBreaker", "apply_migration", "hashPassword", "load_tenant",
-    "SessionStore", "verify_signature", "ConnectionGuard", "split_batches", "computeChecksum",
-    "write_ahead_log", "LeaseTable", "refresh_token", "encodeCursor", "normalize_email",
+    "parseConfig",
+    "retry_with_backoff",
+    "TokenBucket",
+    "open_pool",
+    "validateInput",
+    "flush_batch",
+    "RateLimiter",
+    "decode_frame",
+    "CircuitBreaker",
+    "apply_migration",
+    "hashPassword",
+    "load_tenant",
+    "SessionStore",
+    "verify_signature",
+    "ConnectionGuard",
+    "split_batches",
+    "computeChecksum",
+    "write_ahead_log",
+    "LeaseTable",
+    "refresh_token",
+    "encodeCursor",
+    "normalize_email",
 ];
 pub const TOPICS: &[&str] = &[
-    "timeouts", "idempotency", "pagination", "rate limits", "schema migrations", "retries", "caching",
-    "connection pooling", "error handling", "logging", "feature flags", "serialization", "locking",
-    "batching", "backpressure", "tenancy", "encryption at rest", "webhook signatures", "clock skew",
+    "timeouts",
+    "idempotency",
+    "pagination",
+    "rate limits",
+    "schema migrations",
+    "retries",
+    "caching",
+    "connection pooling",
+    "error handling",
+    "logging",
+    "feature flags",
+    "serialization",
+    "locking",
+    "batching",
+    "backpressure",
+    "tenancy",
+    "encryption at rest",
+    "webhook signatures",
+    "clock skew",
 ];
 pub const VERBS: &[&str] = &[
     "use", "avoid", "prefer", "wrap", "split", "cache", "validate", "retry", "log", "document",
@@ -82,17 +148,52 @@ pub fn memory(rng: &mut Rng) -> (String, Vec<String>, &'static str) {
 
 /// A query in the words a later agent would use.
 pub fn query(rng: &mut Rng) -> String {
-    format!("{} {} {}", rng.pick(TOPICS), rng.pick(IDENTS), rng.pick(MODULES))
+    format!(
+        "{} {} {}",
+        rng.pick(TOPICS),
+        rng.pick(IDENTS),
+        rng.pick(MODULES)
+    )
 }
 
 /// One step's kind name and searchable text.
 pub fn step_text(rng: &mut Rng, i: u64) -> (u8, String) {
     match i % 5 {
         0 => (0, format!("Read {}", path(rng))),
-        1 => (1, format!("cargo test -p {} -- {}", rng.pick(MODULES), rng.pick(IDENTS))),
-        2 => (2, format!("I will {} {} to fix {}", rng.pick(VERBS), rng.pick(IDENTS), rng.pick(TOPICS))),
-        3 => (3, format!("edit {}: {} {}", path(rng), rng.pick(VERBS), rng.pick(IDENTS))),
-        _ => (4, format!("test result: ok. {} passed; 0 failed ({})", rng.below(300), rng.pick(REASONS))),
+        1 => (
+            1,
+            format!(
+                "cargo test -p {} -- {}",
+                rng.pick(MODULES),
+                rng.pick(IDENTS)
+            ),
+        ),
+        2 => (
+            2,
+            format!(
+                "I will {} {} to fix {}",
+                rng.pick(VERBS),
+                rng.pick(IDENTS),
+                rng.pick(TOPICS)
+            ),
+        ),
+        3 => (
+            3,
+            format!(
+                "edit {}: {} {}",
+                path(rng),
+                rng.pick(VERBS),
+                rng.pick(IDENTS)
+            ),
+        ),
+        _ => (
+            4,
+            format!(
+                "test result: ok. {} passed; 0 failed ({})",
+                rng.below(300),
+                rng.pick(REASONS)
+            ),
+        ),
     }
 }
 

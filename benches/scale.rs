@@ -14,7 +14,10 @@ use shopfloor::model::{Run, RunState, Step, StepKind};
 use shopfloor::store::Store;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn make_step(run: u64, seq: u64, rng: &mut Rng) -> Step {
@@ -83,7 +86,9 @@ fn main() {
     let batch = 1000usize;
     let dir = tempfile::tempdir().unwrap();
     let mut figs = Figures { rows: vec![] };
-    println!("scale benchmark: {total_steps} steps in {runs} runs of {per_run}, batches of {batch}");
+    println!(
+        "scale benchmark: {total_steps} steps in {runs} runs of {per_run}, batches of {batch}"
+    );
 
     // ---- durable ingest: shopfloor store ----
     let store = Store::open(&dir.path().join("store.redb")).unwrap();
@@ -96,7 +101,9 @@ fn main() {
         let mut seq = 0;
         while seq < per_run {
             let n = (batch as u64).min(per_run - seq);
-            let steps: Vec<Step> = (seq..seq + n).map(|s| make_step(run.id, s, &mut rng)).collect();
+            let steps: Vec<Step> = (seq..seq + n)
+                .map(|s| make_step(run.id, s, &mut rng))
+                .collect();
             store.append_steps(run.id, steps).unwrap();
             seq += n;
         }
@@ -119,10 +126,17 @@ fn main() {
             let n = (batch as u64).min(per_run - seq);
             let tx = conn.transaction().unwrap();
             {
-                let mut ins = tx.prepare_cached("INSERT INTO steps VALUES (?1, ?2, ?3)").unwrap();
+                let mut ins = tx
+                    .prepare_cached("INSERT INTO steps VALUES (?1, ?2, ?3)")
+                    .unwrap();
                 for s in seq..seq + n {
                     let step = make_step(r + 1, s, &mut rng);
-                    ins.execute(rusqlite::params![r + 1, s, serde_json::to_vec(&step).unwrap()]).unwrap();
+                    ins.execute(rusqlite::params![
+                        (r + 1) as i64,
+                        s as i64,
+                        serde_json::to_vec(&step).unwrap()
+                    ])
+                    .unwrap();
                 }
             }
             tx.commit().unwrap();
@@ -151,11 +165,15 @@ fn main() {
     ours.sort_by(f64::total_cmp);
     let mut rng = Rng::new(7);
     let mut peer = vec![];
-    let mut get = conn.prepare_cached("SELECT body FROM steps WHERE run = ?1 AND seq = ?2").unwrap();
+    let mut get = conn
+        .prepare_cached("SELECT body FROM steps WHERE run = ?1 AND seq = ?2")
+        .unwrap();
     for _ in 0..2000 {
         let seq = rng.below(per_run as usize) as u64;
         let t = Instant::now();
-        let body: Vec<u8> = get.query_row(rusqlite::params![1, seq], |r| r.get(0)).unwrap();
+        let body: Vec<u8> = get
+            .query_row(rusqlite::params![1i64, seq as i64], |r| r.get(0))
+            .unwrap();
         let step: Step = serde_json::from_slice(&body).unwrap();
         peer.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(step.seq, seq);
@@ -164,8 +182,16 @@ fn main() {
     peer.sort_by(f64::total_cmp);
     figs.add(
         "seek any step, p50 / p99 (ms, target <= 10)",
-        format!("{:.3} / {:.3}", percentile(&ours, 0.5), percentile(&ours, 0.99)),
-        format!("{:.3} / {:.3}", percentile(&peer, 0.5), percentile(&peer, 0.99)),
+        format!(
+            "{:.3} / {:.3}",
+            percentile(&ours, 0.5),
+            percentile(&ours, 0.99)
+        ),
+        format!(
+            "{:.3} / {:.3}",
+            percentile(&peer, 0.5),
+            percentile(&peer, 0.99)
+        ),
         format!("{:.2}x", percentile(&peer, 0.5) / percentile(&ours, 0.5)),
     );
 

@@ -40,7 +40,7 @@ pub enum TraceError {
         "could not write the export: {0}; check that the destination is writable and has space"
     )]
     Write(#[source] std::io::Error),
-    #[error("run {0} not found; list runs with `shopfloor runs`")]
+    #[error("run {0} not found; `shopfloor trace list` shows the runs")]
     RunNotFound(RunId),
     #[error(transparent)]
     Store(#[from] StoreError),

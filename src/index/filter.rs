@@ -1,0 +1,206 @@
+//! Filters shared by every recall leg: what a memory or step must satisfy to be returned.
+//! The index turns them into tantivy clauses; the dense leg and the path/recency rankers
+//! check them in memory with `MemoryFilter::matches`, so every leg filters the same way.
+
+use jiff::Timestamp;
+
+use super::schema::normalize_path;
+use crate::model::{Memory, MemoryKind, RunId};
+
+#[derive(Clone, Debug, Default)]
+pub struct MemoryFilter {
+    /// Any of these kinds (empty: all kinds).
+    pub kinds: Vec<MemoryKind>,
+    /// Written by this author (agent or human name).
+    pub agent: Option<String>,
+    /// Made from this run's trace.
+    pub run: Option<RunId>,
+    /// Touching a path under any of these prefixes or matching any of these globs.
+    pub paths: Vec<String>,
+    /// Not older than this.
+    pub since: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StepFilter {
+    pub run: Option<RunId>,
+    pub agent: Option<String>,
+    /// A step kind name (`tool_call`, `command`, ...; see `StepKind::name`).
+    pub kind: Option<String>,
+    pub since: Option<Timestamp>,
+}
+
+impl MemoryFilter {
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+            && self.agent.is_none()
+            && self.run.is_none()
+            && self.paths.is_empty()
+            && self.since.is_none()
+    }
+
+    pub fn matches(&self, m: &Memory) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&m.kind))
+            && self.agent.as_deref().is_none_or(|a| m.author.name() == a)
+            && self
+                .run
+                .is_none_or(|r| m.source.is_some_and(|s| s.run == r))
+            && self.since.is_none_or(|t| m.ts >= t)
+            && (self.paths.is_empty()
+                || self
+                    .paths
+                    .iter()
+                    .any(|pat| m.paths.iter().any(|p| paths_overlap(pat, p))))
+    }
+}
+
+/// Whether two paths or globs can name the same file, from either side: a memory about
+/// `migrations/**` applies to a query about `migrations/0001_init.sql`, and a memory about
+/// `src/index/mod.rs` to a query about `src/index`.
+pub fn paths_overlap(a: &str, b: &str) -> bool {
+    path_matches(a, b) || path_matches(b, a)
+}
+
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// The literal directory prefix of a pattern: `src/**/*.rs` -> `src`, `src/index` ->
+/// `src/index`, `*.rs` -> `` (no prefix constraint).
+pub fn literal_prefix(pattern: &str) -> String {
+    let norm = normalize_path(pattern);
+    if !is_glob(&norm) {
+        return norm;
+    }
+    let cut = norm.find(['*', '?', '[']).unwrap_or(norm.len());
+    match norm[..cut].rfind('/') {
+        Some(i) => norm[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// Whether `path` is matched by `pattern`: a glob (`*` within a segment, `**` across
+/// segments, `?` one character) or, without glob characters, the path itself or a
+/// directory above it (`src/index` matches `src/index/mod.rs`, not `src/indexer.rs`).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let pat = normalize_path(pattern);
+    let path = normalize_path(path);
+    if pat.is_empty() {
+        return false;
+    }
+    if !is_glob(&pat) {
+        return path == pat
+            || (path.len() > pat.len()
+                && path.starts_with(&pat)
+                && path.as_bytes()[pat.len()] == b'/');
+    }
+    let p: Vec<char> = pat.chars().collect();
+    let s: Vec<char> = path.chars().collect();
+    glob(&p, &s)
+}
+
+fn glob(p: &[char], s: &[char]) -> bool {
+    // Iterative over the pattern, recursive only at stars; patterns are short.
+    match p.first() {
+        None => s.is_empty(),
+        Some('*') if p.get(1) == Some(&'*') => {
+            // `**/` matches zero or more whole directories; a bare `**` crosses slashes.
+            let (rest, boundary) = if p.get(2) == Some(&'/') {
+                (&p[3..], true)
+            } else {
+                (&p[2..], false)
+            };
+            (0..=s.len()).any(|i| (!boundary || i == 0 || s[i - 1] == '/') && glob(rest, &s[i..]))
+        }
+        Some('*') => {
+            let rest = &p[1..];
+            let mut i = 0;
+            loop {
+                if glob(rest, &s[i..]) {
+                    return true;
+                }
+                if i == s.len() || s[i] == '/' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        Some('?') => !s.is_empty() && s[0] != '/' && glob(&p[1..], &s[1..]),
+        Some(c) => !s.is_empty() && s[0] == *c && glob(&p[1..], &s[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Author, StepRef};
+
+    #[test]
+    fn prefix_matches_at_directory_boundaries() {
+        assert!(path_matches("src/index", "src/index/mod.rs"));
+        assert!(path_matches("src/index/", "src/index/mod.rs"));
+        assert!(path_matches("./src/index/mod.rs", "src/index/mod.rs"));
+        assert!(!path_matches("src/index", "src/indexer.rs"));
+        assert!(!path_matches("", "src/a.rs"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(path_matches("src/**/*.rs", "src/index/mod.rs"));
+        assert!(path_matches("src/**/*.rs", "src/lib.rs"));
+        assert!(path_matches("*.toml", "Cargo.toml"));
+        assert!(!path_matches("*.rs", "src/lib.rs"));
+        assert!(path_matches("**/*.rs", "src/lib.rs"));
+        assert!(path_matches("src/?ib.rs", "src/lib.rs"));
+        assert!(!path_matches("src/*.rs", "src/index/mod.rs"));
+        assert_eq!(literal_prefix("src/**/*.rs"), "src");
+        assert_eq!(literal_prefix("*.rs"), "");
+        assert_eq!(literal_prefix("src/index/"), "src/index");
+    }
+
+    #[test]
+    fn memory_filter_checks_every_field() {
+        let m = Memory {
+            id: 1,
+            kind: MemoryKind::Lesson,
+            text: "x".into(),
+            paths: vec!["src/store/writer.rs".into()],
+            tags: vec![],
+            author: Author::Agent {
+                name: "codex".into(),
+            },
+            source: Some(StepRef { run: 4, step: 2 }),
+            ts: Timestamp::from_second(1000).unwrap(),
+            reference: None,
+        };
+        assert!(MemoryFilter::default().matches(&m));
+        let f = |f: MemoryFilter| f.matches(&m);
+        assert!(f(MemoryFilter {
+            kinds: vec![MemoryKind::Lesson, MemoryKind::Note],
+            agent: Some("codex".into()),
+            run: Some(4),
+            paths: vec!["src/store".into()],
+            since: Some(Timestamp::from_second(1000).unwrap()),
+        }));
+        assert!(!f(MemoryFilter {
+            kinds: vec![MemoryKind::Decision],
+            ..Default::default()
+        }));
+        assert!(!f(MemoryFilter {
+            agent: Some("claude".into()),
+            ..Default::default()
+        }));
+        assert!(!f(MemoryFilter {
+            run: Some(5),
+            ..Default::default()
+        }));
+        assert!(!f(MemoryFilter {
+            paths: vec!["src/index".into()],
+            ..Default::default()
+        }));
+        assert!(!f(MemoryFilter {
+            since: Some(Timestamp::from_second(1001).unwrap()),
+            ..Default::default()
+        }));
+    }
+}

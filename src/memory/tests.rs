@@ -1,0 +1,214 @@
+//! The bank end to end on a real temp store and index.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+
+use super::*;
+
+fn open(dir: &Path) -> MemoryBank {
+    let store = Store::open(&dir.join("store.redb")).unwrap();
+    let index = Index::open(&dir.join("index")).unwrap();
+    MemoryBank::open(store, index, StaticEmbedder::builtin()).unwrap()
+}
+
+fn agent(name: &str) -> Author {
+    Author::Agent { name: name.into() }
+}
+
+fn at(secs: i64) -> Option<Timestamp> {
+    Some(Timestamp::from_second(1_700_000_000 + secs).unwrap())
+}
+
+fn seed(bank: &MemoryBank) -> Vec<Memory> {
+    let mk = |kind, text: &str, paths: &[&str], who: &str, secs| NewMemory {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        ts: at(secs),
+        ..NewMemory::new(kind, text, agent(who))
+    };
+    bank.add_many(vec![
+        mk(
+            MemoryKind::Decision,
+            "We chose redb over sqlite for the store because it is pure Rust",
+            &["src/store/mod.rs"],
+            "claude",
+            0,
+        ),
+        mk(
+            MemoryKind::Lesson,
+            "The parseConfigFile helper panics on a missing shopfloor.toml; check existence first",
+            &["src/config.rs"],
+            "codex",
+            100,
+        ),
+        mk(
+            MemoryKind::Convention,
+            "Errors use thiserror in the core and anyhow at the binary edge",
+            &[],
+            "claude",
+            200,
+        ),
+        mk(
+            MemoryKind::Lesson,
+            "The integration tests are flaky when two of them bind the same TCP port",
+            &["tests/api.rs"],
+            "claude",
+            300,
+        ),
+    ])
+    .unwrap()
+}
+
+fn texts(hits: &[RecallHit]) -> Vec<&str> {
+    hits.iter().map(|h| h.memory.text.as_str()).collect()
+}
+
+fn q(text: &str) -> RecallQuery {
+    RecallQuery {
+        text: text.into(),
+        limit: 3,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn add_then_recall_by_words_paraphrase_path_and_filters_then_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bank = open(dir.path());
+        let added = seed(&bank);
+        assert_eq!(bank.len(), 4);
+        assert!(added.iter().all(|m| m.id > 0));
+
+        // Words, including a part of an identifier.
+        let hits = bank.search(&q("config helper")).unwrap();
+        assert!(
+            hits[0].memory.text.contains("parseConfigFile"),
+            "{:?}",
+            texts(&hits)
+        );
+        assert!(hits[0].legs.contains(&Leg::Bm25));
+
+        // A paraphrase sharing no word with the memory: only the dense leg can find it.
+        let para = "unreliable CI: parallel suites grab identical sockets";
+        let hits = bank.search(&q(para)).unwrap();
+        let hit = hits
+            .iter()
+            .find(|h| h.memory.text.contains("flaky"))
+            .unwrap_or_else(|| panic!("paraphrase not recalled: {:?}", texts(&hits)));
+        assert_eq!(hit.legs, vec![Leg::Dense]);
+        let without_dense = Legs {
+            dense: false,
+            ..Legs::default()
+        };
+        let lexical = bank.search_legs(&q(para), without_dense).unwrap();
+        assert!(lexical.iter().all(|h| h.memory.id != hit.memory.id));
+        assert_eq!(hits[0].memory.id, hit.memory.id, "{:?}", texts(&hits));
+
+        // A path: a file in the query text, or given as the caller's paths.
+        let hits = bank.search(&q("what about src/store/mod.rs")).unwrap();
+        assert!(hits[0].memory.text.contains("redb"));
+        assert!(hits[0].legs.contains(&Leg::Path));
+        let hits = bank
+            .search(&RecallQuery {
+                paths: vec!["src/store".into()],
+                paths_only: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(texts(&hits).len(), 1);
+        assert!(hits[0].memory.text.contains("redb"));
+
+        // Filters hold on every leg.
+        let hits = bank
+            .search(&RecallQuery {
+                kinds: vec![MemoryKind::Lesson],
+                ..q("store errors tests config")
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| h.memory.kind == MemoryKind::Lesson));
+        let hits = bank
+            .search(&RecallQuery {
+                since: at(150),
+                limit: 10,
+                ..q("store errors tests config redb")
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| h.memory.ts >= at(150).unwrap()));
+        let hits = bank
+            .search(&RecallQuery {
+                agent: Some("codex".into()),
+                ..q("store errors tests config")
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+
+        // Recency: asked for in words, the newest memory ranks first.
+        let hits = bank.search(&q("latest lesson")).unwrap();
+        assert!(hits[0].legs.contains(&Leg::Recent));
+        assert!(hits[0].memory.text.contains("flaky"), "{:?}", texts(&hits));
+
+        // Bad input is an error or no hits, never a panic.
+        assert!(matches!(
+            bank.add(NewMemory::new(MemoryKind::Note, "  ", agent("x"))),
+            Err(MemoryError::EmptyText)
+        ));
+        for text in ["fn(x) -> \"y\"", "a AND (", "", "\u{0}\u{ffff}"] {
+            bank.search(&q(text)).unwrap();
+        }
+    }
+    // Reopen: vectors come back from the store and everything is found again.
+    let bank = open(dir.path());
+    assert_eq!(bank.len(), 4);
+    let hits = bank.search(&q("redb sqlite")).unwrap();
+    assert!(hits[0].memory.text.contains("redb"));
+    let hits = bank
+        .search(&q("unreliable CI: parallel suites grab identical sockets"))
+        .unwrap();
+    assert!(hits[0].memory.text.contains("flaky"));
+}
+
+#[test]
+fn index_is_rebuilt_from_the_store_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bank = open(dir.path());
+        seed(&bank);
+    }
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let bank = open(dir.path());
+    let hits = bank.search(&q("thiserror anyhow")).unwrap();
+    assert!(hits[0].memory.text.contains("thiserror"));
+    assert!(hits[0].legs.contains(&Leg::Bm25));
+}
+
+#[test]
+fn import_jsonl_reports_bad_lines_and_keeps_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = open(dir.path());
+    let jsonl = concat!(
+        r#"{"text":"Caroline went to the LGBTQ support group","ref":"D1:3","ts":"2023-05-08T13:56:00Z"}"#,
+        "\n",
+        r#"{"text": "broken"#,
+        "\n\n",
+        r#"{"text":"Melanie painted a sunrise","kind":"note","tags":["art"],"paths":["notes/art.md"],"ref":"D1:7"}"#,
+        "\n",
+    );
+    let summary = bank
+        .import_jsonl(
+            std::io::Cursor::new(jsonl),
+            Author::Human { name: "me".into() },
+        )
+        .unwrap();
+    assert_eq!(summary.imported, 2);
+    assert_eq!(summary.errors.len(), 1);
+    assert_eq!(summary.errors[0].line, 2);
+    let hits = bank.search(&q("painting a sunrise")).unwrap();
+    assert_eq!(hits[0].memory.reference.as_deref(), Some("D1:7"));
+    assert_eq!(hits[0].memory.tags, vec!["art"]);
+    let hits = bank.search(&q("support group")).unwrap();
+    assert_eq!(hits[0].memory.reference.as_deref(), Some("D1:3"));
+    assert_eq!(hits[0].memory.ts, "2023-05-08T13:56:00Z".parse().unwrap());
+}
