@@ -68,14 +68,11 @@ fn run_draft() -> Run {
     }
 }
 
-struct Figures {
-    rows: Vec<(String, String, String, String)>,
-}
+struct Figures;
 
 impl Figures {
-    fn add(&mut self, what: &str, ours: String, peer: String, ratio: String) {
-        println!("  {what:<44} shopfloor {ours:>14}   sqlite {peer:>14}   {ratio}");
-        self.rows.push((what.into(), ours, peer, ratio));
+    fn add(&self, what: &str, ours: String, peer: String, ratio: String) {
+        println!("  {what:<56} shopfloor {ours:>15}   sqlite {peer:>15}   {ratio}");
     }
 }
 
@@ -85,7 +82,7 @@ fn main() {
     let per_run = total_steps / runs;
     let batch = 1000usize;
     let dir = tempfile::tempdir().unwrap();
-    let mut figs = Figures { rows: vec![] };
+    let mut figs = Figures;
     println!(
         "scale benchmark: {total_steps} steps in {runs} runs of {per_run}, batches of {batch}"
     );
@@ -200,5 +197,221 @@ fn main() {
 
 mod recall {
     use super::*;
-    pub fn bench(_dir: &tempfile::TempDir, _store: &Store, _runs: &[u64], _figs: &mut Figures) {}
+    use shopfloor::index::{Index, StepFilter};
+    use shopfloor::memory::embed::StaticEmbedder;
+    use shopfloor::memory::{MemoryBank, NewMemory, RecallQuery};
+    use shopfloor::model::{Author, MemoryKind};
+
+    fn fts_query(q: &str) -> String {
+        // Question words OR'ed, each quoted so FTS5 syntax in them is inert.
+        q.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+
+    fn timed<T>(n: usize, mut f: impl FnMut(usize) -> T) -> Vec<f64> {
+        let mut v = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            std::hint::black_box(f(i));
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn bench(dir: &tempfile::TempDir, store: &Store, runs: &[u64], figs: &mut Figures) {
+        let memories = env_usize("SCALE_MEMORIES", 100_000);
+        let index = Index::open(&dir.path().join("index")).unwrap();
+
+        // ---- index every step (trace search) ----
+        let t = Instant::now();
+        let mut n_steps = 0u64;
+        for &run in runs {
+            let total = store.run(run).unwrap().unwrap().steps;
+            let mut from = 0;
+            while from < total {
+                let steps = store.steps(run, from, from + 5000).unwrap();
+                n_steps += steps.len() as u64;
+                index.add_steps(&steps).unwrap();
+                from += 5000;
+            }
+        }
+        index.flush().unwrap();
+        let ours_index = n_steps as f64 / t.elapsed().as_secs_f64();
+        let mut conn = rusqlite::Connection::open(dir.path().join("peer.sqlite")).unwrap();
+        conn.execute_batch("CREATE VIRTUAL TABLE step_fts USING fts5(body); CREATE VIRTUAL TABLE mem_fts USING fts5(body, paths);")
+            .unwrap();
+        let mut rng = Rng::new(1);
+        let t = Instant::now();
+        let per_run = n_steps / runs.len() as u64;
+        for r in 0..runs.len() as u64 {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare_cached("INSERT INTO step_fts(rowid, body) VALUES (?1, ?2)")
+                    .unwrap();
+                for s in 0..per_run {
+                    let (_, text) = corpus::step_text(&mut rng, s);
+                    ins.execute(rusqlite::params![(r * per_run + s) as i64, text])
+                        .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let peer_index = n_steps as f64 / t.elapsed().as_secs_f64();
+        figs.add(
+            "full-text index of steps (steps/s)",
+            format!("{ours_index:.0}"),
+            format!("{peer_index:.0}"),
+            format!("{:.2}x", ours_index / peer_index),
+        );
+
+        // ---- 100,000 memories, embedded, stored, indexed ----
+        let bank = MemoryBank::open(store.clone(), index, StaticEmbedder::builtin()).unwrap();
+        let mut rng = Rng::new(3);
+        let mut texts = Vec::with_capacity(memories);
+        let t = Instant::now();
+        let mut batch = Vec::with_capacity(1000);
+        for i in 0..memories {
+            let (text, paths, kind) = corpus::memory(&mut rng);
+            texts.push((text.clone(), paths.join(" ")));
+            let mut m = NewMemory::new(
+                kind.parse::<MemoryKind>().unwrap(),
+                text,
+                Author::Agent {
+                    name: format!("agent-{}", i % 16),
+                },
+            );
+            m.paths = paths;
+            batch.push(m);
+            if batch.len() == 1000 {
+                bank.add_unflushed(std::mem::take(&mut batch)).unwrap();
+            }
+        }
+        bank.add_unflushed(batch).unwrap();
+        bank.flush_index().unwrap();
+        let ours_mem = memories as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare_cached("INSERT INTO mem_fts(body, paths) VALUES (?1, ?2)")
+                    .unwrap();
+                for (text, paths) in &texts {
+                    ins.execute(rusqlite::params![text, paths]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let peer_mem = memories as f64 / t.elapsed().as_secs_f64();
+        figs.add(
+            "memory writes (memories/s; ours embeds too)",
+            format!("{ours_mem:.0}"),
+            format!("{peer_mem:.0}"),
+            format!("{:.2}x", ours_mem / peer_mem),
+        );
+
+        // ---- recall latency: the same 1,000 queries ----
+        let mut rng = Rng::new(11);
+        let queries: Vec<String> = (0..1000).map(|_| corpus::query(&mut rng)).collect();
+        // Warm both: first-query costs (page cache, lazy model load) are not recall.
+        for q in queries.iter().take(20) {
+            bank.search(&RecallQuery {
+                text: q.clone(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let ours = timed(queries.len(), |i| {
+            bank.search(&RecallQuery {
+                text: queries[i].clone(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
+        });
+        let mut stmt = conn
+            .prepare("SELECT rowid FROM mem_fts WHERE mem_fts MATCH ?1 ORDER BY rank LIMIT 10")
+            .unwrap();
+        let peer = timed(queries.len(), |i| {
+            stmt.query_map([fts_query(&queries[i])], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .count()
+        });
+        drop(stmt);
+        figs.add(
+            "hybrid recall, 100k memories, p50 / p99 (ms; <=5/<=25)",
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&ours, 0.5),
+                percentile(&ours, 0.99)
+            ),
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&peer, 0.5),
+                percentile(&peer, 0.99)
+            ),
+            format!(
+                "peer is BM25 only; p50 ratio {:.2}x",
+                percentile(&ours, 0.5) / percentile(&peer, 0.5)
+            ),
+        );
+        // The same text leg alone, like for like with FTS5.
+        let bm25 = timed(queries.len(), |i| {
+            bank.index()
+                .search_memories(&queries[i], &Default::default(), 10)
+                .unwrap()
+                .len()
+        });
+        figs.add(
+            "BM25 alone, 100k memories, p50 / p99 (ms)",
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&bm25, 0.5),
+                percentile(&bm25, 0.99)
+            ),
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&peer, 0.5),
+                percentile(&peer, 0.99)
+            ),
+            format!("{:.2}x", percentile(&peer, 0.5) / percentile(&bm25, 0.5)),
+        );
+
+        // ---- trace search over every step ----
+        let ours = timed(queries.len(), |i| {
+            bank.index()
+                .search_steps(&queries[i], &StepFilter::default(), 20)
+                .unwrap()
+                .len()
+        });
+        let mut stmt = conn
+            .prepare("SELECT rowid FROM step_fts WHERE step_fts MATCH ?1 ORDER BY rank LIMIT 20")
+            .unwrap();
+        let peer = timed(queries.len(), |i| {
+            stmt.query_map([fts_query(&queries[i])], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .count()
+        });
+        figs.add(
+            &format!("trace search over {n_steps} steps, p50 / p99 (ms)"),
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&ours, 0.5),
+                percentile(&ours, 0.99)
+            ),
+            format!(
+                "{:.2} / {:.2}",
+                percentile(&peer, 0.5),
+                percentile(&peer, 0.99)
+            ),
+            format!("{:.2}x", percentile(&peer, 0.5) / percentile(&ours, 0.5)),
+        );
+    }
 }
