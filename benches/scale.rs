@@ -358,8 +358,8 @@ mod recall {
                 percentile(&peer, 0.99)
             ),
             format!(
-                "peer is BM25 only; p50 ratio {:.2}x",
-                percentile(&ours, 0.5) / percentile(&peer, 0.5)
+                "{:.2}x (peer: BM25 only)",
+                percentile(&peer, 0.5) / percentile(&ours, 0.5)
             ),
         );
         // The same text leg alone, like for like with FTS5.
