@@ -469,6 +469,12 @@ pub struct Run {
     pub usage: Usage,
     #[serde(default)]
     pub files_changed: Vec<String>,
+    /// Which sandbox backend ran it (`worktree`, `docker`); None for imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    /// Why it ended as it did, in words for the next prompt and for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

@@ -22,6 +22,8 @@ fn run_draft() -> Run {
         branch: None,
         usage: Default::default(),
         files_changed: vec![],
+        sandbox: None,
+        outcome: None,
     }
 }
 

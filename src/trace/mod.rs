@@ -225,6 +225,8 @@ pub fn import_reader(
         branch: None,
         usage: Usage::default(),
         files_changed: Vec::new(),
+        sandbox: None,
+        outcome: None,
     })?;
     let mut parser = import::parser(opts.format);
     let mut builder = TraceBuilder::new(run.id, 0, agent, opts.redactor.clone());
