@@ -223,10 +223,14 @@ pub fn plan(
             (argv, DecoderKind::Plain)
         }
         Adapter::Fixture => {
-            let scenario = profile
-                .scenario
-                .as_ref()
-                .expect("validated: fixture has a scenario");
+            // validate() refuses a fixture without a scenario; this keeps plan() panic-free
+            // even if that check moves.
+            let Some(scenario) = profile.scenario.as_ref() else {
+                return Err(AgentError::Profile {
+                    name: name.to_string(),
+                    message: "adapter `fixture` needs `scenario = \"...\"`".into(),
+                });
+            };
             if let Some(m) = &profile.model {
                 env.push(("SHOPFLOOR_MODEL".into(), m.clone()));
             }
