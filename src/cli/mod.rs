@@ -58,6 +58,12 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Play a fixture agent scenario: a fake agent that prints Claude Code stream-json
+    /// while really editing files and running commands in the current directory
+    FixtureAgent {
+        /// A scenario file (see assets/scenarios/), or a built-in's name such as `success`
+        scenario: PathBuf,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -99,6 +105,15 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // An agent process, not a user command: no workspace, no logging, its own exit code.
+    if let Command::FixtureAgent { scenario } = &cli.command {
+        let code = shopfloor::agent::run_fixture_agent(
+            scenario,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )?;
+        std::process::exit(code);
+    }
     let home = Home::from_env()?;
     let cwd = std::env::current_dir()?;
     let _log = output::init_logging(&home, cli.workspace.as_deref());
@@ -113,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Trace(cmd) => trace::run(&ctx, cmd),
         Command::Memory(cmd) => memory::run(&ctx, cmd),
         Command::Demo { keep } => demo::run(keep),
+        Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

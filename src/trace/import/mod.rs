@@ -10,6 +10,7 @@ mod claude_code;
 mod claude_stream;
 mod codex_exec;
 mod codex_rollout;
+mod gemini;
 mod jsonl;
 
 use std::fmt;
@@ -31,15 +32,17 @@ pub enum Format {
     Codex,
     CodexExec,
     Jsonl,
+    Gemini,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::ClaudeCode,
         Format::ClaudeStream,
         Format::Codex,
         Format::CodexExec,
         Format::Jsonl,
+        Format::Gemini,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Format {
             Format::Codex => "codex",
             Format::CodexExec => "codex-exec",
             Format::Jsonl => "jsonl",
+            Format::Gemini => "gemini",
         }
     }
 
@@ -58,6 +62,7 @@ impl Format {
             Format::ClaudeCode | Format::ClaudeStream => "claude-code",
             Format::Codex | Format::CodexExec => "codex",
             Format::Jsonl => "imported",
+            Format::Gemini => "gemini",
         }
     }
 
@@ -79,6 +84,13 @@ impl Format {
             }
             if ty.starts_with("thread.") || ty.starts_with("turn.") || ty.starts_with("item.") {
                 return Some(Format::CodexExec);
+            }
+            // Before Claude's check: Gemini's `init` also carries `session_id`.
+            if matches!(ty, "init" | "message" | "tool_use")
+                || (ty == "tool_result" && v.get("tool_id").is_some())
+                || (ty == "result" && v.get("stats").is_some())
+            {
+                return Some(Format::Gemini);
             }
             if v.get("session_id").is_some()
                 || matches!(ty, "stream_event" | "rate_limit_event")
@@ -111,7 +123,7 @@ impl FromStr for Format {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
             format!(
-                "unknown trace format `{s}`; use one of: claude-code, claude-stream, codex, codex-exec, jsonl"
+                "unknown trace format `{s}`; use one of: claude-code, claude-stream, codex, codex-exec, jsonl, gemini"
             )
         })
     }
@@ -167,6 +179,7 @@ pub fn parser(format: Format) -> Box<dyn TraceParser> {
         Format::Codex => Box::new(codex_rollout::CodexRolloutParser::default()),
         Format::CodexExec => Box::new(codex_exec::CodexExecParser),
         Format::Jsonl => Box::new(jsonl::JsonlParser::default()),
+        Format::Gemini => Box::new(gemini::GeminiParser::default()),
     }
 }
 
@@ -327,7 +340,7 @@ mod tests {
 
     #[test]
     fn detect_each_format() {
-        let cases: [(&str, Format); 5] = [
+        let cases: [(&str, Format); 6] = [
             (
                 r#"{"type":"session_meta","timestamp":"x","payload":{}}"#,
                 Format::Codex,
@@ -345,6 +358,10 @@ mod tests {
                 Format::ClaudeCode,
             ),
             (r#"{"type":"agent_message","text":"hi"}"#, Format::Jsonl),
+            (
+                r#"{"type":"init","session_id":"s","model":"gemini-2.5-pro"}"#,
+                Format::Gemini,
+            ),
         ];
         for (line, f) in cases {
             assert_eq!(

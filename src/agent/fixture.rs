@@ -1,0 +1,1110 @@
+//! The fixture agent: `shopfloor fixture-agent SCENARIO.toml`, a deterministic stand-in for
+//! a coding agent. It prints real Claude Code stream-json (`system/init`, `assistant`
+//! messages with text/thinking/tool_use blocks, `user` messages with tool_result blocks and
+//! the `tool_use_result` sidecar, a final `result` with usage and `total_cost_usd`) while it
+//! really does what it says in its working directory: writes and edits files, runs commands
+//! with `sh -c`, fails, hangs, or floods. The factory, the TUI and the tests run it exactly
+//! like `claude`, without an API key or a network.
+//!
+//! # Scenario format
+//!
+//! ```toml
+//! name = "add-release"        # required
+//! model = "fixture-1"         # optional; $SHOPFLOOR_MODEL overrides it
+//! echo_prompt = true          # optional (default true): print $SHOPFLOOR_PROMPT as the first user message
+//!
+//! [[step]]
+//! say = "I will add release() for: {prompt}"   # assistant text; {prompt} is $SHOPFLOOR_PROMPT
+//! [[step]]
+//! think = "read the file first"                # a thinking block
+//! [[step]]
+//! read = "inventory/stock.py"                  # Read tool
+//! [[step]]
+//! write = { path = "inventory/stock.py", content = "..." }     # Write tool: create or overwrite
+//! [[step]]
+//! append = { path = "inventory/stock.py", content = "..." }    # Write tool with old + new content
+//! [[step]]
+//! replace = { path = "inventory/stock.py", old = "a", new = "b" }  # Edit tool (first match)
+//! [[step]]
+//! run = "python3 -m unittest discover -s tests"  # Bash tool: `sh -c` in the working directory
+//! expect_exit = 0             # optional: another exit code stops the agent with an error result, exit 1
+//! [[step]]
+//! memory_write = { kind = "lesson", text = "..." }  # MCP tool `mcp__shopfloor__memory_write`
+//! [[step]]
+//! sleep_ms = 200              # go quiet for a while
+//! [[step]]
+//! flood = { per_second = 1000, seconds = 5 }   # or `lines = 1000`; $SHOPFLOOR_FLOOD_SECONDS overrides `seconds`
+//! [[step]]
+//! fail = 3                    # print an error result and exit with this code (1..=255)
+//! [[step]]
+//! hang = true                 # stop printing and sleep until killed
+//! ```
+//!
+//! Each `[[step]]` has exactly one action, and may be conditional on the prompt:
+//! `when_prompt_contains = "Lesson:"` runs it only if the prompt has the text,
+//! `unless_prompt_contains = "Lesson:"` only if it does not (so a scenario can fail first and
+//! pass on the retry whose prompt carries the lesson). Paths are relative to the working
+//! directory and may not leave it. Unknown keys, a step with no or two actions, and bad
+//! values are errors naming the line.
+//!
+//! Tool failures behave like Claude Code's: a missing file or an `old` text not found is an
+//! error tool_result and the agent goes on; a command's non-zero exit is an error
+//! tool_result starting `Exit code N`.
+//!
+//! `memory_write` is printed as the MCP tool call; its result says no server is configured
+//! when `$SHOPFLOOR_MCP_URL` is unset. Calling the factory's MCP server arrives with that
+//! server (issue 4); until then the result says the call was not made.
+//!
+//! A scenario path that does not exist but names a built-in (`success`, `hang`, ...; see
+//! [`BUILTIN`]) plays that one, so the binary works anywhere, in a container too.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use toml::Spanned;
+
+use super::AgentError;
+use crate::model::MemoryKind;
+
+/// The scenarios shipped in `assets/scenarios/`, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "success",
+        include_str!("../../assets/scenarios/success.toml"),
+    ),
+    (
+        "fail-then-pass",
+        include_str!("../../assets/scenarios/fail-then-pass.toml"),
+    ),
+    ("hang", include_str!("../../assets/scenarios/hang.toml")),
+    ("slow", include_str!("../../assets/scenarios/slow.toml")),
+    ("flood", include_str!("../../assets/scenarios/flood.toml")),
+    (
+        "breaks-tests",
+        include_str!("../../assets/scenarios/breaks-tests.toml"),
+    ),
+    (
+        "touches-gated-path",
+        include_str!("../../assets/scenarios/touches-gated-path.toml"),
+    ),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default = "yes")]
+    echo_prompt: bool,
+    #[serde(default)]
+    step: Vec<Spanned<StepSpec>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepSpec {
+    say: Option<String>,
+    think: Option<String>,
+    read: Option<String>,
+    write: Option<FileSpec>,
+    append: Option<FileSpec>,
+    replace: Option<ReplaceSpec>,
+    run: Option<String>,
+    expect_exit: Option<i32>,
+    memory_write: Option<MemorySpec>,
+    sleep_ms: Option<u64>,
+    flood: Option<FloodSpec>,
+    fail: Option<i32>,
+    hang: Option<bool>,
+    when_prompt_contains: Option<String>,
+    unless_prompt_contains: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceSpec {
+    path: String,
+    old: String,
+    new: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemorySpec {
+    kind: MemoryKind,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FloodSpec {
+    lines: Option<u64>,
+    seconds: Option<f64>,
+    #[serde(default = "thousand")]
+    per_second: u64,
+}
+
+fn thousand() -> u64 {
+    1000
+}
+
+/// A parsed, checked scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub model: String,
+    pub echo_prompt: bool,
+    pub steps: Vec<ScenarioStep>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioStep {
+    /// Line of the step in the scenario file, from 1.
+    pub line: usize,
+    pub action: Action,
+    /// Run only if the prompt contains this.
+    pub when_prompt_contains: Option<String>,
+    /// Run only if the prompt does not contain this.
+    pub unless_prompt_contains: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Say(String),
+    Think(String),
+    Read(String),
+    Write {
+        path: String,
+        content: String,
+        append: bool,
+    },
+    Replace {
+        path: String,
+        old: String,
+        new: String,
+    },
+    Run {
+        command: String,
+        expect_exit: Option<i32>,
+    },
+    MemoryWrite {
+        kind: MemoryKind,
+        text: String,
+    },
+    Sleep(Duration),
+    Flood {
+        lines: Option<u64>,
+        seconds: Option<f64>,
+        per_second: u64,
+    },
+    Fail(i32),
+    Hang,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A path a scenario may touch: relative, inside the working directory.
+fn check_path(p: &str) -> Result<(), String> {
+    let path = Path::new(p);
+    if p.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.is_absolute() {
+        return Err(format!(
+            "path `{p}` is absolute: use a path relative to the agent's working directory"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    {
+        return Err(format!(
+            "path `{p}` leaves the working directory (`..`): keep it inside"
+        ));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// Read a scenario file; a missing path that names a built-in scenario plays that one.
+    pub fn load(path: &Path) -> Result<Scenario, AgentError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Scenario::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let name = path.to_str().unwrap_or("");
+                let name = name.strip_suffix(".toml").unwrap_or(name);
+                match BUILTIN.iter().find(|(n, _)| *n == name) {
+                    Some((_, text)) => Scenario::parse(text, path),
+                    None => Err(AgentError::ScenarioMissing {
+                        path: path.to_path_buf(),
+                    }),
+                }
+            }
+            Err(source) => Err(AgentError::ScenarioRead {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, AgentError> {
+        let err_at = |offset: usize, message: String| {
+            let (line, column) = line_col(text, offset);
+            AgentError::Scenario {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+            err_at(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim().to_string(),
+            )
+        })?;
+        let mut steps = Vec::with_capacity(file.step.len());
+        for spanned in file.step {
+            let offset = spanned.span().start;
+            let s = spanned.into_inner();
+            let bad = |m: String| err_at(offset, m);
+            let mut actions: Vec<(&str, Action)> = Vec::new();
+            if let Some(t) = s.say {
+                actions.push(("say", Action::Say(t)));
+            }
+            if let Some(t) = s.think {
+                actions.push(("think", Action::Think(t)));
+            }
+            if let Some(p) = s.read {
+                check_path(&p).map_err(&bad)?;
+                actions.push(("read", Action::Read(p)));
+            }
+            for (key, spec, append) in [("write", s.write, false), ("append", s.append, true)] {
+                if let Some(f) = spec {
+                    check_path(&f.path).map_err(&bad)?;
+                    actions.push((
+                        key,
+                        Action::Write {
+                            path: f.path,
+                            content: f.content,
+                            append,
+                        },
+                    ));
+                }
+            }
+            if let Some(r) = s.replace {
+                check_path(&r.path).map_err(&bad)?;
+                if r.old.is_empty() {
+                    return Err(bad(
+                        "`replace.old` is empty: give the text to replace".into()
+                    ));
+                }
+                actions.push((
+                    "replace",
+                    Action::Replace {
+                        path: r.path,
+                        old: r.old,
+                        new: r.new,
+                    },
+                ));
+            }
+            if let Some(c) = s.run {
+                actions.push((
+                    "run",
+                    Action::Run {
+                        command: c,
+                        expect_exit: s.expect_exit,
+                    },
+                ));
+            } else if s.expect_exit.is_some() {
+                return Err(bad(
+                    "`expect_exit` belongs to a `run` step: add `run = \"...\"` or remove it"
+                        .into(),
+                ));
+            }
+            if let Some(m) = s.memory_write {
+                actions.push((
+                    "memory_write",
+                    Action::MemoryWrite {
+                        kind: m.kind,
+                        text: m.text,
+                    },
+                ));
+            }
+            if let Some(ms) = s.sleep_ms {
+                actions.push(("sleep_ms", Action::Sleep(Duration::from_millis(ms))));
+            }
+            if let Some(f) = s.flood {
+                match (f.lines, f.seconds) {
+                    (None, None) | (Some(_), Some(_)) => {
+                        return Err(bad(
+                            "`flood` needs exactly one of `lines = N` or `seconds = S`".into(),
+                        ));
+                    }
+                    (_, Some(sec)) if !(sec.is_finite() && sec >= 0.0) => {
+                        return Err(bad("`flood.seconds` must be 0 or more".into()));
+                    }
+                    (_, Some(_)) if f.per_second == 0 => {
+                        return Err(bad(
+                            "`flood.seconds` needs a rate: set `per_second` to 1 or more".into(),
+                        ));
+                    }
+                    _ => {}
+                }
+                actions.push((
+                    "flood",
+                    Action::Flood {
+                        lines: f.lines,
+                        seconds: f.seconds,
+                        per_second: f.per_second,
+                    },
+                ));
+            }
+            if let Some(code) = s.fail {
+                if !(1..=255).contains(&code) {
+                    return Err(bad(format!(
+                        "`fail = {code}`: an exit code for failure is 1 to 255"
+                    )));
+                }
+                actions.push(("fail", Action::Fail(code)));
+            }
+            match s.hang {
+                Some(true) => actions.push(("hang", Action::Hang)),
+                Some(false) => {
+                    return Err(bad(
+                        "`hang = false` does nothing: remove the step or use `hang = true`".into(),
+                    ));
+                }
+                None => {}
+            }
+            let action = match actions.len() {
+                1 => actions.pop().map(|(_, a)| a),
+                0 => None,
+                _ => {
+                    let keys: Vec<&str> = actions.iter().map(|(k, _)| *k).collect();
+                    return Err(bad(format!(
+                        "a step does one thing, this one has {}: split it into several [[step]]s",
+                        keys.join(", ")
+                    )));
+                }
+            };
+            let Some(action) = action else {
+                return Err(bad(
+                    "a step with nothing to do: add one of say, think, read, write, append, replace, run, memory_write, sleep_ms, flood, fail, hang"
+                        .into(),
+                ));
+            };
+            steps.push(ScenarioStep {
+                line: line_col(text, offset).0,
+                action,
+                when_prompt_contains: s.when_prompt_contains,
+                unless_prompt_contains: s.unless_prompt_contains,
+            });
+        }
+        Ok(Scenario {
+            name: file.name,
+            model: file.model.unwrap_or_else(|| "fixture-1".into()),
+            echo_prompt: file.echo_prompt,
+            steps,
+        })
+    }
+}
+
+/// Play `scenario` in the current directory, printing stream-json to `out` (and what a
+/// real CLI prints to stderr to `err`). Returns the exit code the process should end with;
+/// a `hang` step never returns.
+pub fn run_fixture_agent(
+    scenario: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, AgentError> {
+    let sc = Scenario::load(scenario)?;
+    let cwd = std::env::current_dir().map_err(AgentError::Output)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let opts = Options {
+        prompt: env("SHOPFLOOR_PROMPT"),
+        model: env("SHOPFLOOR_MODEL"),
+        run: env("SHOPFLOOR_RUN"),
+        mcp_url: env("SHOPFLOOR_MCP_URL"),
+        flood_seconds: env("SHOPFLOOR_FLOOD_SECONDS").and_then(|s| s.parse().ok()),
+    };
+    play(&sc, &cwd, &opts, out, err)
+}
+
+/// What the environment tells the agent (kept apart so tests need not set env vars).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub prompt: Option<String>,
+    pub model: Option<String>,
+    pub run: Option<String>,
+    pub mcp_url: Option<String>,
+    pub flood_seconds: Option<f64>,
+}
+
+struct Agent<'a> {
+    out: &'a mut dyn Write,
+    cwd: PathBuf,
+    session: String,
+    model: String,
+    ids: u64,
+    turns: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    last_text: String,
+    started: Instant,
+}
+
+/// A UUID-shaped id, the same for the same inputs.
+fn det_uuid(seed: &str) -> String {
+    let h = blake3::hash(seed.as_bytes()).to_hex();
+    let h = h.as_str();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Rough token count for usage figures: ~4 characters a token.
+fn tokens(s: &str) -> u64 {
+    (s.len() as u64).div_ceil(4)
+}
+
+impl Agent<'_> {
+    fn emit(&mut self, v: &Value) -> Result<(), AgentError> {
+        let mut line = serde_json::to_vec(v).map_err(|e| AgentError::Output(e.into()))?;
+        line.push(b'\n');
+        self.out.write_all(&line).map_err(AgentError::Output)?;
+        // Flushed per line: a live reader (the factory, a test) sees each event as it
+        // happens, which is what hang and slow scenarios are for.
+        self.out.flush().map_err(AgentError::Output)
+    }
+
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.ids += 1;
+        format!("{prefix}_fixture_{:04}", self.ids)
+    }
+
+    fn uuid(&mut self) -> String {
+        self.ids += 1;
+        det_uuid(&format!("{}/{}", self.session, self.ids))
+    }
+
+    fn assistant(&mut self, content: Value) -> Result<(), AgentError> {
+        self.turns += 1;
+        let out_tokens = tokens(&content.to_string());
+        // The context grows with every turn, like a real conversation's.
+        let in_tokens = 1500 + self.output_tokens;
+        self.input_tokens += in_tokens;
+        self.output_tokens += out_tokens;
+        let id = self.next_id("msg");
+        let uuid = self.uuid();
+        let v = json!({
+            "type": "assistant",
+            "message": {
+                "id": id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": content,
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": in_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": out_tokens,
+                    "service_tier": "standard"
+                }
+            },
+            "parent_tool_use_id": null,
+            "session_id": self.session,
+            "uuid": uuid
+        });
+        self.emit(&v)
+    }
+
+    fn say(&mut self, text: &str) -> Result<(), AgentError> {
+        self.last_text = text.to_string();
+        self.assistant(json!([{ "type": "text", "text": text }]))
+    }
+
+    fn user(&mut self, content: Value, sidecar: Option<Value>) -> Result<(), AgentError> {
+        let uuid = self.uuid();
+        let mut v = json!({
+            "type": "user",
+            "message": { "role": "user", "content": content },
+            "parent_tool_use_id": null,
+            "session_id": self.session,
+            "uuid": uuid
+        });
+        if let Some(s) = sidecar {
+            v["tool_use_result"] = s;
+        }
+        self.emit(&v)
+    }
+
+    /// A tool call and its result, as two lines. `exec` does the work and returns the
+    /// result text, whether it failed, and Claude Code's structured sidecar.
+    fn tool(
+        &mut self,
+        name: &str,
+        input: Value,
+        exec: impl FnOnce() -> (String, bool, Option<Value>),
+    ) -> Result<bool, AgentError> {
+        let id = self.next_id("toolu");
+        self.assistant(json!([{ "type": "tool_use", "id": id, "name": name, "input": input }]))?;
+        let (text, is_error, sidecar) = exec();
+        let sidecar = sidecar.or_else(|| is_error.then(|| json!(format!("Error: {text}"))));
+        self.user(
+            json!([{ "tool_use_id": id, "type": "tool_result", "content": text, "is_error": is_error }]),
+            sidecar,
+        )?;
+        Ok(!is_error)
+    }
+
+    fn result(&mut self, is_error: bool, text: &str) -> Result<(), AgentError> {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let cost = self.input_tokens as f64 * 3e-6 + self.output_tokens as f64 * 15e-6;
+        let uuid = self.uuid();
+        let v = json!({
+            "type": "result",
+            "subtype": if is_error { "error_during_execution" } else { "success" },
+            "is_error": is_error,
+            "duration_ms": ms,
+            "duration_api_ms": ms,
+            "num_turns": self.turns,
+            "result": text,
+            "session_id": self.session,
+            "total_cost_usd": (cost * 1e6).round() / 1e6,
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": self.output_tokens,
+                "server_tool_use": { "web_search_requests": 0 },
+                "service_tier": "standard"
+            },
+            "permission_denials": [],
+            "uuid": uuid
+        });
+        self.emit(&v)
+    }
+
+    fn abs(&self, p: &str) -> String {
+        self.cwd.join(p).display().to_string()
+    }
+}
+
+/// `cat -n`-style numbering, as Claude Code's Read tool shows a file.
+fn numbered(text: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| format!("{:>6}\t{l}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tool_error(msg: &str) -> String {
+    format!("<tool_use_error>{msg}</tool_use_error>")
+}
+
+/// Play a parsed scenario in `cwd`.
+pub fn play(
+    sc: &Scenario,
+    cwd: &Path,
+    opts: &Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, AgentError> {
+    let prompt = opts.prompt.clone().unwrap_or_default();
+    let session = det_uuid(&format!(
+        "{}/{}",
+        sc.name,
+        opts.run.as_deref().unwrap_or("")
+    ));
+    let mut a = Agent {
+        out,
+        cwd: cwd.to_path_buf(),
+        model: opts.model.clone().unwrap_or_else(|| sc.model.clone()),
+        session,
+        ids: 0,
+        turns: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        last_text: String::new(),
+        started: Instant::now(),
+    };
+    let mcp_servers = match &opts.mcp_url {
+        Some(_) => json!([{ "name": "shopfloor", "status": "pending" }]),
+        None => json!([]),
+    };
+    let uuid = a.uuid();
+    let init = json!({
+        "type": "system",
+        "subtype": "init",
+        "cwd": a.cwd.display().to_string(),
+        "session_id": a.session,
+        "tools": ["Bash", "Read", "Edit", "Write", "mcp__shopfloor__memory_write"],
+        "mcp_servers": mcp_servers,
+        "model": a.model,
+        "permissionMode": "bypassPermissions",
+        "slash_commands": [],
+        "apiKeySource": "none",
+        "claude_code_version": concat!("shopfloor-fixture-", env!("CARGO_PKG_VERSION")),
+        "output_style": "default",
+        "agents": [],
+        "skills": [],
+        "plugins": [],
+        "uuid": uuid
+    });
+    a.emit(&init)?;
+    if sc.echo_prompt && !prompt.is_empty() {
+        a.user(json!([{ "type": "text", "text": prompt }]), None)?;
+    }
+    for step in &sc.steps {
+        if step
+            .when_prompt_contains
+            .as_ref()
+            .is_some_and(|t| !prompt.contains(t.as_str()))
+            || step
+                .unless_prompt_contains
+                .as_ref()
+                .is_some_and(|t| prompt.contains(t.as_str()))
+        {
+            continue;
+        }
+        let fill = |s: &str| s.replace("{prompt}", &prompt);
+        match &step.action {
+            Action::Say(t) => a.say(&fill(t))?,
+            Action::Think(t) => {
+                let t = fill(t);
+                a.assistant(json!([{ "type": "thinking", "thinking": t, "signature": "fixture" }]))?
+            }
+            Action::Read(p) => {
+                let abs = a.abs(p);
+                let file = a.cwd.join(p);
+                a.tool(
+                    "Read",
+                    json!({ "file_path": abs }),
+                    || match std::fs::read_to_string(&file) {
+                        Ok(t) => {
+                            let n = t.lines().count();
+                            let side = json!({ "type": "text", "file": {
+                                "filePath": abs, "content": t, "numLines": n,
+                                "startLine": 1, "totalLines": n } });
+                            (numbered(&t), false, Some(side))
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                            tool_error(&format!(
+                                "File does not exist. Current working directory: {}",
+                                file.parent()
+                                    .map(|d| d.display().to_string())
+                                    .unwrap_or_default()
+                            )),
+                            true,
+                            None,
+                        ),
+                        Err(e) => (tool_error(&e.to_string()), true, None),
+                    },
+                )?;
+            }
+            Action::Write {
+                path,
+                content,
+                append,
+            } => {
+                let abs = a.abs(path);
+                let file = a.cwd.join(path);
+                let before = std::fs::read_to_string(&file).ok();
+                let after = match (&before, append) {
+                    (Some(b), true) => format!("{b}{content}"),
+                    _ => content.clone(),
+                };
+                let input = json!({ "file_path": abs, "content": after });
+                a.tool("Write", input, || {
+                    let written = file
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(&file, &after));
+                    match written {
+                        Ok(()) => {
+                            let side = json!({
+                                "type": if before.is_some() { "update" } else { "create" },
+                                "filePath": abs,
+                                "content": after,
+                                "structuredPatch": [],
+                                "originalFile": before,
+                            });
+                            let msg = if before.is_some() {
+                                format!("The file {abs} has been updated successfully.")
+                            } else {
+                                format!("File created successfully at: {abs}")
+                            };
+                            (msg, false, Some(side))
+                        }
+                        Err(e) => (tool_error(&format!("cannot write {abs}: {e}")), true, None),
+                    }
+                })?;
+            }
+            Action::Replace { path, old, new } => {
+                let abs = a.abs(path);
+                let file = a.cwd.join(path);
+                let input = json!({ "file_path": abs, "old_string": old, "new_string": new, "replace_all": false });
+                a.tool("Edit", input, || match std::fs::read_to_string(&file) {
+                    Err(_) => (tool_error("File does not exist."), true, None),
+                    Ok(t) if !t.contains(old.as_str()) => (
+                        tool_error(&format!(
+                            "String to replace not found in file.\nString: {old}"
+                        )),
+                        true,
+                        None,
+                    ),
+                    Ok(t) => {
+                        let after = t.replacen(old.as_str(), new, 1);
+                        match std::fs::write(&file, &after) {
+                            Ok(()) => {
+                                let side = json!({
+                                    "filePath": abs, "oldString": old, "newString": new,
+                                    "originalFile": t, "structuredPatch": [],
+                                    "userModified": false, "replaceAll": false
+                                });
+                                (
+                                    format!("The file {abs} has been updated successfully."),
+                                    false,
+                                    Some(side),
+                                )
+                            }
+                            Err(e) => (tool_error(&format!("cannot write {abs}: {e}")), true, None),
+                        }
+                    }
+                })?;
+            }
+            Action::Run {
+                command,
+                expect_exit,
+            } => {
+                let mut code = 0;
+                let cwd = a.cwd.clone();
+                let input = json!({ "command": command, "description": format!("Run {command}") });
+                a.tool("Bash", input, || {
+                    let (c, stdout, stderr) = run_sh(command, &cwd);
+                    code = c;
+                    let side = json!({ "stdout": stdout, "stderr": stderr,
+                        "interrupted": false, "isImage": false });
+                    let both = match (stdout.is_empty(), stderr.is_empty()) {
+                        (_, true) => stdout.clone(),
+                        (true, false) => stderr.clone(),
+                        (false, false) => format!("{stdout}\n{stderr}"),
+                    };
+                    if c == 0 {
+                        (both, false, Some(side))
+                    } else {
+                        (format!("Exit code {c}\n{both}"), true, Some(side))
+                    }
+                })?;
+                if let Some(want) = expect_exit
+                    && *want != code
+                {
+                    let msg = format!(
+                        "`{command}` exited with {code}, expected {want}; stopping (step at line {})",
+                        step.line
+                    );
+                    a.say(&msg)?;
+                    a.result(true, &msg)?;
+                    let _ = writeln!(err, "Error: {msg}");
+                    return Ok(1);
+                }
+            }
+            Action::MemoryWrite { kind, text } => {
+                let input = json!({ "kind": kind, "text": fill(text) });
+                let url = opts.mcp_url.clone();
+                a.tool("mcp__shopfloor__memory_write", input, || match url {
+                    None => (
+                        "No MCP server `shopfloor` is configured (SHOPFLOOR_MCP_URL is not set); the memory was not written.".into(),
+                        true,
+                        None,
+                    ),
+                    Some(u) => (
+                        format!("The fixture agent does not call MCP servers yet; memory_write was not sent to {u}."),
+                        true,
+                        None,
+                    ),
+                })?;
+            }
+            Action::Sleep(d) => std::thread::sleep(*d),
+            Action::Flood {
+                lines,
+                seconds,
+                per_second,
+            } => {
+                let n = match (opts.flood_seconds.or(*seconds), lines) {
+                    (Some(s), _) if s.is_finite() && s >= 0.0 => {
+                        (s * (*per_second).max(1) as f64).round() as u64
+                    }
+                    (_, Some(l)) => *l,
+                    _ => 0,
+                };
+                flood(&mut a, n, *per_second)?;
+            }
+            Action::Fail(code) => {
+                let msg = format!(
+                    "scenario `{}` fails here with exit code {code} (step at line {})",
+                    sc.name, step.line
+                );
+                a.say(&format!("I could not finish: {msg}"))?;
+                a.result(true, &msg)?;
+                let _ = writeln!(err, "Error: {msg}");
+                return Ok(*code);
+            }
+            Action::Hang => {
+                a.out.flush().map_err(AgentError::Output)?;
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+        }
+    }
+    let last = a.last_text.clone();
+    a.result(false, &last)?;
+    Ok(0)
+}
+
+/// `n` assistant lines at `per_second` (0: as fast as possible), paced against the clock
+/// so the rate holds even when writing is slow at first.
+fn flood(a: &mut Agent<'_>, n: u64, per_second: u64) -> Result<(), AgentError> {
+    let start = Instant::now();
+    for i in 1..=n {
+        if per_second > 0 {
+            let due = Duration::from_secs_f64((i - 1) as f64 / per_second as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        a.assistant(json!([{ "type": "text", "text": format!("flood line {i}/{n}: the quick brown fox jumps over the lazy dog") }]))?;
+    }
+    Ok(())
+}
+
+/// Run `sh -c command` in `cwd`: (exit code, stdout, stderr). A command killed by a signal
+/// reports 128 + the signal, as a shell would; one that cannot start reports 127.
+fn run_sh(command: &str, cwd: &Path) -> (i32, String, String) {
+    match Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) => {
+            let code = o.status.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                128 + o.status.signal().unwrap_or(0)
+            });
+            let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
+            (code, text(&o.stdout), text(&o.stderr))
+        }
+        Err(e) => (127, String::new(), format!("cannot run sh: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, AgentError> {
+        Scenario::parse(text, Path::new("s.toml"))
+    }
+
+    fn err_line(text: &str) -> (usize, String) {
+        match parse(text).unwrap_err() {
+            AgentError::Scenario { line, message, .. } => (line, message),
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn builtin_scenarios_parse() {
+        for (name, text) in BUILTIN {
+            let s = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!s.steps.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_scenarios_name_their_line() {
+        let (line, msg) =
+            err_line("name = \"x\"\n[[step]]\nsay = \"hi\"\n[[step]]\nshout = \"hi\"\n");
+        assert_eq!(line, 5, "{msg}");
+        assert!(msg.contains("shout"), "{msg}");
+        let (line, msg) = err_line("name = \"x\"\n\n[[step]]\nsay = \"a\"\nthink = \"b\"\n");
+        assert!((3..=4).contains(&line), "{line}");
+        assert!(msg.contains("say, think"), "{msg}");
+        let (_, msg) =
+            err_line("name = \"x\"\n[[step]]\nwrite = { path = \"../x\", content = \"\" }\n");
+        assert!(msg.contains("leaves the working directory"), "{msg}");
+        let (_, msg) = err_line("name = \"x\"\n[[step]]\nexpect_exit = 0\n");
+        assert!(msg.contains("belongs to a `run`"), "{msg}");
+        let (_, msg) = err_line("name = \"x\"\n[[step]]\nfail = 0\n");
+        assert!(msg.contains("1 to 255"), "{msg}");
+        let (_, msg) = err_line(
+            "name = \"x\"\n[[step]]\nmemory_write = { kind = \"gossip\", text = \"t\" }\n",
+        );
+        assert!(msg.contains("gossip") || msg.contains("variant"), "{msg}");
+        let (line, _) = err_line("[[step]]\nsay = \"x\"\n");
+        assert_eq!(line, 1);
+        let e = Scenario::load(Path::new("/nonexistent/nope.toml")).unwrap_err();
+        assert!(e.to_string().contains("no scenario file"), "{e}");
+        assert_eq!(Scenario::load(Path::new("hang")).unwrap().name, "hang");
+    }
+
+    fn play_in(dir: &Path, text: &str, prompt: &str) -> (i32, Vec<Value>, String) {
+        let sc = parse(text).unwrap();
+        let opts = Options {
+            prompt: Some(prompt.into()),
+            ..Options::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = play(&sc, dir, &opts, &mut out, &mut err).unwrap();
+        let lines = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (code, lines, String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn tools_really_act_and_report_like_claude() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+name = "t"
+[[step]]
+say = "prompt was {prompt}"
+[[step]]
+write = { path = "a/b.txt", content = "one\n" }
+[[step]]
+append = { path = "a/b.txt", content = "two\n" }
+[[step]]
+replace = { path = "a/b.txt", old = "two", new = "three" }
+[[step]]
+replace = { path = "a/b.txt", old = "absent", new = "x" }
+[[step]]
+read = "a/b.txt"
+[[step]]
+run = "cat a/b.txt; echo oops >&2; exit 4"
+[[step]]
+memory_write = { kind = "lesson", text = "t" }
+[[step]]
+say = "skipped"
+when_prompt_contains = "Lesson:"
+[[step]]
+flood = { lines = 3, per_second = 0 }
+"#;
+        let (code, lines, _) = play_in(dir.path(), text, "do it");
+        assert_eq!(code, 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/b.txt")).unwrap(),
+            "one\nthree\n"
+        );
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        // init, prompt, say, 5 tool pairs... run pair, memory pair, 3 flood, result
+        assert_eq!(types.first(), Some(&"system"));
+        assert_eq!(types.last(), Some(&"result"));
+        assert_eq!(lines[1]["message"]["content"][0]["text"], "do it");
+        assert_eq!(
+            lines[2]["message"]["content"][0]["text"],
+            "prompt was do it"
+        );
+        let results: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "user" && l["message"]["content"][0]["type"] == "tool_result")
+            .collect();
+        let errs: Vec<bool> = results
+            .iter()
+            .map(|l| l["message"]["content"][0]["is_error"].as_bool().unwrap())
+            .collect();
+        assert_eq!(errs, [false, false, false, true, false, true, true]);
+        let run = results[5];
+        assert!(
+            run["message"]["content"][0]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Exit code 4\none\nthree")
+        );
+        assert_eq!(run["tool_use_result"]["stderr"], "oops");
+        assert!(!lines.iter().any(|l| l.to_string().contains("skipped")));
+        let res = lines.last().unwrap();
+        assert_eq!(res["is_error"], false);
+        assert!(res["total_cost_usd"].as_f64().unwrap() > 0.0);
+        assert!(res["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn expect_exit_mismatch_and_fail_stop_with_an_error_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, lines, err) = play_in(
+            dir.path(),
+            "name = \"t\"\n[[step]]\nrun = \"exit 2\"\nexpect_exit = 0\n[[step]]\nsay = \"never\"\n",
+            "",
+        );
+        assert_eq!(code, 1);
+        assert_eq!(lines.last().unwrap()["is_error"], true);
+        assert!(err.contains("exited with 2, expected 0"), "{err}");
+        let (code, lines, _) = play_in(
+            dir.path(),
+            "name = \"t\"\n[[step]]\nfail = 3\nunless_prompt_contains = \"Lesson:\"\n",
+            "no lesson",
+        );
+        assert_eq!(code, 3);
+        assert_eq!(lines.last().unwrap()["subtype"], "error_during_execution");
+        let (code, _, _) = play_in(
+            dir.path(),
+            "name = \"t\"\n[[step]]\nfail = 3\nunless_prompt_contains = \"Lesson:\"\n",
+            "Lesson: x",
+        );
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn flood_keeps_its_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let (_, lines, _) = play_in(
+            dir.path(),
+            "name = \"t\"\n[[step]]\nflood = { seconds = 0.2, per_second = 100 }\n",
+            "",
+        );
+        assert_eq!(lines.len(), 2 + 20);
+        assert!(
+            t.elapsed() >= Duration::from_millis(180),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}

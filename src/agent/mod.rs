@@ -1,0 +1,464 @@
+//! How each agent CLI is launched and how its output becomes Steps.
+//!
+//! - [`profile`]: `[agents.NAME]` profiles (adapter, command, args, env, model...).
+//! - [`plan`]: a profile + a prompt + where the run happens → a [`LaunchPlan`]: the argv,
+//!   the environment, the files to write first, and which [`DecoderKind`] reads the output.
+//!   Planning is pure (no I/O), so every adapter's command line is unit-tested.
+//! - [`decode`]: an [`OutputDecoder`] turns the bytes an agent prints into step drafts, through
+//!   the same line-fed parsers `trace import` uses.
+//! - [`fixture`]: a built-in deterministic agent (`shopfloor fixture-agent SCENARIO`) that
+//!   prints real Claude Code stream-json while really editing files and running commands, so
+//!   the whole factory can be tested without an API key.
+//!
+//! Launch plans, per adapter (`[..]` only when set; `ARGS` is the profile's `args`):
+//!
+//! | adapter | argv |
+//! |---|---|
+//! | `claude-code` | `claude -p --output-format stream-json --verbose [--model M] [--mcp-config .shopfloor/mcp.json] ARGS -- PROMPT` |
+//! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.url="URL" -c mcp_servers.shopfloor.bearer_token_env_var="SHOPFLOOR_TOKEN"] ARGS -- PROMPT` |
+//! | `gemini` | `gemini --output-format stream-json [--model M] ARGS -p PROMPT` |
+//! | `plain` | `COMMAND ARGS` (prompt in `$SHOPFLOOR_PROMPT` and the file `$SHOPFLOOR_PROMPT_FILE`) |
+//! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO ARGS` (prompt in `$SHOPFLOOR_PROMPT`) |
+//!
+//! Why `-- PROMPT` last for Claude and Codex: a prompt starting with `-` would otherwise be
+//! read as a flag, and Claude's `--mcp-config` takes several values, so a prompt right after
+//! it would be swallowed as a second config. Gemini's `-p` takes the prompt as its value.
+//!
+//! Every plan sets `SHOPFLOOR_RUN`, `SHOPFLOOR_PROMPT`, and `SHOPFLOOR_MCP_URL` /
+//! `SHOPFLOOR_TOKEN` when the factory has them; the profile's `env` comes first so the
+//! factory's own variables win over a profile that sets the same names.
+//!
+//! Files: per-run files (the prompt, Claude's MCP config with the token) are written under
+//! `.shopfloor/` in the working directory, beside a `.shopfloor/.gitignore` of `*`, so git
+//! ignores them and the token never lands in the branch when leftovers are committed.
+//!
+//! Codex takes no MCP config file: its servers come from `-c key=value` overrides, whose
+//! values are TOML (`mcp_servers.NAME.url` for a streamable HTTP server,
+//! `bearer_token_env_var` for the name of the variable holding the bearer token — Codex
+//! refuses an inline token). Gemini reads MCP servers only from `settings.json`, which would
+//! shadow the project's own, so a Gemini agent gets the server's URL and token in its
+//! environment only (it can reach the factory once the factory writes its settings; see
+//! `connect`, issue 4).
+
+pub mod decode;
+pub mod fixture;
+pub mod profile;
+
+use std::path::{Path, PathBuf};
+
+pub use decode::{DecoderKind, OutputDecoder};
+pub use fixture::run_fixture_agent;
+pub use profile::{Adapter, AgentProfile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent profile `{name}` ([agents.{name}] in shopfloor.toml): {message}")]
+    Profile { name: String, message: String },
+    #[error(
+        "no scenario file at {path}: check the path (the built-in ones are in assets/scenarios/)"
+    )]
+    ScenarioMissing { path: PathBuf },
+    #[error("cannot read scenario {path}: {source}")]
+    ScenarioRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Scenario {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "the fixture agent could not write its output: {0}; the process reading it has gone away"
+    )]
+    Output(#[source] std::io::Error),
+}
+
+/// Where and for whom a run happens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchContext {
+    /// The sandbox's working directory, as the agent sees it.
+    pub workdir: PathBuf,
+    /// The factory's MCP endpoint (`http://.../mcp`), when one serves this run.
+    pub mcp_url: Option<String>,
+    /// The bearer token scoped to this run's workspace.
+    pub token: Option<String>,
+    /// This shopfloor binary, for the fixture agent.
+    pub shopfloor_exe: PathBuf,
+    pub run: u64,
+}
+
+/// What to start: ready for `std::process::Command` or a container's exec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchPlan {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Files to write before starting: a relative path is under `workdir`.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    pub decoder: DecoderKind,
+}
+
+impl LaunchPlan {
+    /// The value of an environment variable the plan sets (the last one wins, as in exec).
+    pub fn env_var(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where per-run files go, relative to the working directory (git-ignored, see above).
+pub const RUN_FILES_DIR: &str = ".shopfloor";
+
+/// Plan the launch of profile `name` on `prompt`.
+pub fn plan(
+    name: &str,
+    profile: &AgentProfile,
+    prompt: &str,
+    ctx: &LaunchContext,
+) -> Result<LaunchPlan, AgentError> {
+    profile.validate(name)?;
+    let dir = Path::new(RUN_FILES_DIR);
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut env: Vec<(String, String)> = profile
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.push(("SHOPFLOOR_RUN".into(), ctx.run.to_string()));
+    env.push(("SHOPFLOOR_AGENT".into(), name.to_string()));
+    env.push(("SHOPFLOOR_PROMPT".into(), prompt.to_string()));
+    if let Some(url) = &ctx.mcp_url {
+        env.push(("SHOPFLOOR_MCP_URL".into(), url.clone()));
+    }
+    if let Some(token) = &ctx.token {
+        env.push(("SHOPFLOOR_TOKEN".into(), token.clone()));
+    }
+    let exe = |default: &str| profile.command.clone().unwrap_or_else(|| default.into());
+    let model_args = || {
+        profile
+            .model
+            .iter()
+            .flat_map(|m| ["--model".to_string(), m.clone()])
+            .collect::<Vec<_>>()
+    };
+    let mut ignore_file = false;
+    let (argv, decoder) = match profile.adapter {
+        Adapter::ClaudeCode => {
+            let mut argv = vec![
+                exe("claude"),
+                "-p".into(),
+                "--output-format".into(),
+                "stream-json".into(),
+                "--verbose".into(),
+            ];
+            argv.extend(model_args());
+            if let Some(url) = &ctx.mcp_url {
+                let path = dir.join("mcp.json");
+                files.push((path.clone(), claude_mcp_config(url, ctx.token.as_deref())));
+                ignore_file = true;
+                argv.push("--mcp-config".into());
+                argv.push(path.display().to_string());
+            }
+            argv.extend(profile.args.iter().cloned());
+            argv.push("--".into());
+            argv.push(prompt.into());
+            (argv, DecoderKind::ClaudeStream)
+        }
+        Adapter::Codex => {
+            let mut argv = vec![exe("codex"), "exec".into(), "--json".into()];
+            argv.extend(model_args());
+            if let Some(url) = &ctx.mcp_url {
+                argv.push("-c".into());
+                argv.push(format!("mcp_servers.shopfloor.url={}", toml_string(url)));
+                if ctx.token.is_some() {
+                    argv.push("-c".into());
+                    argv.push(format!(
+                        "mcp_servers.shopfloor.bearer_token_env_var={}",
+                        toml_string("SHOPFLOOR_TOKEN")
+                    ));
+                }
+            }
+            argv.extend(profile.args.iter().cloned());
+            argv.push("--".into());
+            argv.push(prompt.into());
+            (argv, DecoderKind::CodexExec)
+        }
+        Adapter::Gemini => {
+            let mut argv = vec![
+                exe("gemini"),
+                "--output-format".into(),
+                "stream-json".into(),
+            ];
+            argv.extend(model_args());
+            argv.extend(profile.args.iter().cloned());
+            // `-p` takes the prompt as its value, so a prompt starting with `-` is safe
+            // only in the `--prompt=VALUE` form.
+            if prompt.starts_with('-') {
+                argv.push(format!("--prompt={prompt}"));
+            } else {
+                argv.push("-p".into());
+                argv.push(prompt.into());
+            }
+            (argv, DecoderKind::Gemini)
+        }
+        Adapter::Plain => {
+            let path = dir.join("prompt.md");
+            files.push((path.clone(), prompt.as_bytes().to_vec()));
+            ignore_file = true;
+            env.push((
+                "SHOPFLOOR_PROMPT_FILE".into(),
+                ctx.workdir.join(&path).display().to_string(),
+            ));
+            if let Some(m) = &profile.model {
+                env.push(("SHOPFLOOR_MODEL".into(), m.clone()));
+            }
+            let mut argv = vec![exe("")];
+            argv.extend(profile.args.iter().cloned());
+            (argv, DecoderKind::Plain)
+        }
+        Adapter::Fixture => {
+            // validate() refuses a fixture without a scenario; this keeps plan() panic-free
+            // even if that check moves.
+            let Some(scenario) = profile.scenario.as_ref() else {
+                return Err(AgentError::Profile {
+                    name: name.to_string(),
+                    message: "adapter `fixture` needs `scenario = \"...\"`".into(),
+                });
+            };
+            if let Some(m) = &profile.model {
+                env.push(("SHOPFLOOR_MODEL".into(), m.clone()));
+            }
+            let mut argv = vec![
+                profile
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| ctx.shopfloor_exe.display().to_string()),
+                "fixture-agent".into(),
+                scenario.display().to_string(),
+            ];
+            argv.extend(profile.args.iter().cloned());
+            (argv, DecoderKind::ClaudeStream)
+        }
+    };
+    if ignore_file {
+        files.insert(0, (dir.join(".gitignore"), b"*\n".to_vec()));
+    }
+    Ok(LaunchPlan {
+        argv,
+        env,
+        files,
+        decoder,
+    })
+}
+
+/// Claude Code's `--mcp-config` file pointing at this factory's MCP server.
+fn claude_mcp_config(url: &str, token: Option<&str>) -> Vec<u8> {
+    let mut server = serde_json::json!({ "type": "http", "url": url });
+    if let Some(t) = token {
+        server["headers"] = serde_json::json!({ "Authorization": format!("Bearer {t}") });
+    }
+    let config = serde_json::json!({ "mcpServers": { "shopfloor": server } });
+    let mut bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A TOML basic string, for Codex's `-c key=value` overrides (values are parsed as TOML).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(mcp: bool) -> LaunchContext {
+        LaunchContext {
+            workdir: "/sb/t7".into(),
+            mcp_url: mcp.then(|| "http://127.0.0.1:7300/mcp".to_string()),
+            token: mcp.then(|| "tok-123".to_string()),
+            shopfloor_exe: "/usr/bin/shopfloor".into(),
+            run: 42,
+        }
+    }
+
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    fn check_common(p: &LaunchPlan, mcp: bool) {
+        assert_eq!(p.env_var("SHOPFLOOR_RUN"), Some("42"));
+        assert_eq!(p.env_var("SHOPFLOOR_PROMPT"), Some("fix it"));
+        assert_eq!(
+            p.env_var("SHOPFLOOR_MCP_URL"),
+            mcp.then_some("http://127.0.0.1:7300/mcp")
+        );
+        assert_eq!(p.env_var("SHOPFLOOR_TOKEN"), mcp.then_some("tok-123"));
+    }
+
+    #[test]
+    fn claude_code_plan_with_and_without_mcp() {
+        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
+        prof.model = Some("opus".into());
+        prof.args = vec!["--permission-mode".into(), "acceptEdits".into()];
+        let p = plan("claude", &prof, "fix it", &ctx(true)).unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                "opus",
+                "--mcp-config",
+                ".shopfloor/mcp.json",
+                "--permission-mode",
+                "acceptEdits",
+                "--",
+                "fix it"
+            ]
+        );
+        assert_eq!(p.decoder, DecoderKind::ClaudeStream);
+        check_common(&p, true);
+        assert_eq!(p.files.len(), 2);
+        assert_eq!(
+            p.files[0],
+            (".shopfloor/.gitignore".into(), b"*\n".to_vec())
+        );
+        assert_eq!(p.files[1].0, PathBuf::from(".shopfloor/mcp.json"));
+        let cfg: serde_json::Value = serde_json::from_slice(&p.files[1].1).unwrap();
+        assert_eq!(
+            cfg,
+            serde_json::json!({"mcpServers":{"shopfloor":{"type":"http","url":"http://127.0.0.1:7300/mcp","headers":{"Authorization":"Bearer tok-123"}}}})
+        );
+
+        let p = plan(
+            "claude",
+            &AgentProfile::new(Adapter::ClaudeCode),
+            "fix it",
+            &ctx(false),
+        )
+        .unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--",
+                "fix it"
+            ]
+        );
+        assert!(p.files.is_empty());
+        check_common(&p, false);
+    }
+
+    #[test]
+    fn codex_plan_uses_config_overrides() {
+        let mut prof = AgentProfile::new(Adapter::Codex);
+        prof.command = Some("/opt/codex".into());
+        prof.args = vec!["--full-auto".into()];
+        let p = plan("codex", &prof, "fix it", &ctx(true)).unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "/opt/codex",
+                "exec",
+                "--json",
+                "-c",
+                "mcp_servers.shopfloor.url=\"http://127.0.0.1:7300/mcp\"",
+                "-c",
+                "mcp_servers.shopfloor.bearer_token_env_var=\"SHOPFLOOR_TOKEN\"",
+                "--full-auto",
+                "--",
+                "fix it"
+            ]
+        );
+        assert!(p.files.is_empty(), "the token stays in the environment");
+        assert_eq!(p.decoder, DecoderKind::CodexExec);
+        check_common(&p, true);
+    }
+
+    #[test]
+    fn gemini_plan() {
+        let mut prof = AgentProfile::new(Adapter::Gemini);
+        prof.model = Some("gemini-2.5-pro".into());
+        let p = plan("g", &prof, "fix it", &ctx(false)).unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "gemini",
+                "--output-format",
+                "stream-json",
+                "--model",
+                "gemini-2.5-pro",
+                "-p",
+                "fix it"
+            ]
+        );
+        assert_eq!(p.decoder, DecoderKind::Gemini);
+        check_common(&p, false);
+        let p = plan("g", &prof, "-x", &ctx(false)).unwrap();
+        assert_eq!(p.argv.last().unwrap(), "--prompt=-x");
+    }
+
+    #[test]
+    fn plain_plan_puts_the_prompt_in_env_and_a_file() {
+        let mut prof = AgentProfile::new(Adapter::Plain);
+        prof.command = Some("./agent.sh".into());
+        prof.args = vec!["--fast".into()];
+        prof.env.insert("SHOPFLOOR_RUN".into(), "spoofed".into());
+        prof.env.insert("LANG".into(), "C".into());
+        let p = plan("sh", &prof, "fix it", &ctx(true)).unwrap();
+        assert_eq!(strs(&p.argv), ["./agent.sh", "--fast"]);
+        assert_eq!(p.decoder, DecoderKind::Plain);
+        check_common(&p, true);
+        assert_eq!(p.env_var("LANG"), Some("C"));
+        assert_eq!(
+            p.env_var("SHOPFLOOR_PROMPT_FILE"),
+            Some("/sb/t7/.shopfloor/prompt.md")
+        );
+        assert!(
+            p.files
+                .contains(&(".shopfloor/prompt.md".into(), b"fix it".to_vec()))
+        );
+        assert!(
+            p.files
+                .contains(&(".shopfloor/.gitignore".into(), b"*\n".to_vec()))
+        );
+    }
+
+    #[test]
+    fn fixture_plan_runs_this_binary() {
+        let mut prof = AgentProfile::new(Adapter::Fixture);
+        prof.scenario = Some("assets/scenarios/success.toml".into());
+        let p = plan("fake", &prof, "fix it", &ctx(false)).unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "/usr/bin/shopfloor",
+                "fixture-agent",
+                "assets/scenarios/success.toml"
+            ]
+        );
+        assert_eq!(p.decoder, DecoderKind::ClaudeStream);
+        assert!(p.files.is_empty());
+        check_common(&p, false);
+    }
+
+    #[test]
+    fn invalid_profiles_are_refused_by_plan() {
+        let e = plan("x", &AgentProfile::new(Adapter::Plain), "p", &ctx(false)).unwrap_err();
+        assert!(e.to_string().contains("[agents.x]"), "{e}");
+    }
+}
