@@ -283,11 +283,25 @@ impl Index {
     }
 }
 
-/// OR of the query's distinct terms on one text field; None when it has no terms.
+/// English function words dropped from queries (documents keep them). They carry almost
+/// no BM25 weight, but their posting lists are the longest in the index: at 100k
+/// memories they were most of a query's time.
+const QUERY_STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "did", "do", "does", "for",
+    "had", "has", "have", "how", "if", "in", "into", "is", "it", "of", "on", "or", "that", "the",
+    "their", "then", "there", "these", "they", "this", "to", "was", "were", "what", "when",
+    "where", "which", "who", "why", "will", "with",
+];
+
+/// OR of the query's distinct terms on one text field; None when it has no terms. Stop
+/// words are dropped unless the query has nothing else.
 fn text_query(field: tantivy::schema::Field, query: &str) -> Option<Box<dyn Query>> {
     let mut seen = HashSet::new();
-    let clauses: Vec<(Occur, Box<dyn Query>)> = tokenizer::tokenize(query)
+    let terms = tokenizer::tokenize(query);
+    let all_stop = terms.iter().all(|t| QUERY_STOPWORDS.contains(&t.as_str()));
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
         .into_iter()
+        .filter(|t| all_stop || !QUERY_STOPWORDS.contains(&t.as_str()))
         .filter(|t| seen.insert(t.clone()))
         .take(MAX_QUERY_TERMS)
         .map(|t| {

@@ -146,8 +146,10 @@ fn parent(p: &str) -> Option<&str> {
     p.rfind('/').map(|i| &p[..i])
 }
 
-/// Words that ask for the newest memories.
-const RECENCY_WORDS: &[&str] = &["latest", "recent", "recently", "newest", "lately", "last"];
+/// Words that ask for the newest memories. Not "last": it mostly dates something ("last
+/// week", "the last time she...") rather than asking for the newest memory, and on the
+/// LoCoMo dev set letting it switch the recency leg on cost recall@10.
+const RECENCY_WORDS: &[&str] = &["latest", "recent", "recently", "newest", "lately"];
 
 pub fn wants_recent(text: &str) -> bool {
     text.split(|c: char| !c.is_alphanumeric())
