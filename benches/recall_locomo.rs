@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shopfloor::index::Index;
 use shopfloor::memory::vectors::{Quantized, VectorIndex, XorShift, perturb};
-use shopfloor::memory::{Legs, MemoryBank, NewMemory, RRF_K, RecallQuery, StaticEmbedder};
+use shopfloor::memory::{
+    Embedder, Legs, MemoryBank, NewMemory, RRF_K, RecallQuery, StaticEmbedder,
+};
 use shopfloor::model::{Author, MemoryKind};
 use shopfloor::store::Store;
 
@@ -297,6 +299,30 @@ fn main() {
         percentile(&hybrid_lat, 0.5),
         percentile(&hybrid_lat, 0.99),
         build
+    );
+
+    let texts: Vec<String> = convs
+        .iter()
+        .flat_map(|c| c.turns.iter().map(|t| t.1.clone()))
+        .collect();
+    let t = Instant::now();
+    std::hint::black_box(embedder.embed_batch(&texts));
+    let batch = t.elapsed();
+    let mut one = Vec::new();
+    for c in &convs {
+        for q in &c.questions {
+            let t = Instant::now();
+            std::hint::black_box(embedder.embed(&q.text));
+            one.push(t.elapsed());
+        }
+    }
+    one.sort();
+    println!(
+        "embedding (built-in model2vec, 256-d): {:?} a turn in a batch of {}; one question p50 {:?}, p99 {:?}",
+        batch / texts.len().max(1) as u32,
+        texts.len(),
+        percentile(&one, 0.5),
+        percentile(&one, 0.99)
     );
 
     dense_at_scale(100_000);

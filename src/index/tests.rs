@@ -292,3 +292,33 @@ fn steps_are_searchable_with_filters() {
             .is_empty()
     );
 }
+
+#[test]
+fn function_words_do_not_match_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = Index::open(dir.path()).unwrap();
+    idx.add_memories(&[
+        mem(1, MemoryKind::Note, "the store is what it is", &[], 1),
+        mem(2, MemoryKind::Note, "redb compacts on open", &[], 2),
+    ])
+    .unwrap();
+    idx.flush().unwrap();
+    let any = MemoryFilter::default();
+    // "the" and "is" are dropped from the query; "redb" decides.
+    assert_eq!(
+        ids(&idx.search_memories("the redb is", &any, 10).unwrap()),
+        vec![2]
+    );
+    // A query of function words only still searches them.
+    assert_eq!(
+        ids(&idx.search_memories("what it is", &any, 10).unwrap()),
+        vec![1]
+    );
+}
+
+#[test]
+fn index_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Index>();
+    assert_send_sync::<crate::memory::MemoryBank>();
+}
