@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod config;
 pub mod index;
 pub mod memory;
 pub mod mergeq;

@@ -292,3 +292,108 @@ mod tests {
         assert!(err.to_string().contains("-w NAME"), "{err}");
     }
 }
+
+/// An open workspace: its store, index and memory, with the redaction its config asks
+/// for. With no factory running, the CLI opens one of these directly; the factory holds
+/// one for its lifetime. Opening takes the store's and the index's single-writer locks.
+pub struct Workspace {
+    pub info: WorkspaceInfo,
+    pub config: crate::config::Config,
+    pub store: crate::store::Store,
+    pub memory: crate::memory::MemoryBank,
+    pub redactor: crate::redact::Redactor,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("in [redact] of {path}: {source}")]
+    Redact {
+        path: PathBuf,
+        source: crate::redact::RedactError,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
+    Embed(#[from] crate::memory::embed::EmbedError),
+}
+
+impl Workspace {
+    pub fn open(info: WorkspaceInfo) -> Result<Workspace, OpenError> {
+        let config = crate::config::Config::load(&info.config_path())?;
+        let redactor = crate::redact::Redactor::with_env(&config.redact, std::env::vars())
+            .map_err(|source| OpenError::Redact {
+                path: info.config_path(),
+                source,
+            })?;
+        let store = crate::store::Store::open(&info.store_path())?;
+        let index = crate::index::Index::open(&info.index_dir())?;
+        let embedder: std::sync::Arc<dyn crate::memory::embed::Embedder> =
+            match &config.memory.model {
+                Some(dir) => {
+                    let dir = if dir.is_absolute() {
+                        dir.clone()
+                    } else {
+                        info.repo.join(dir)
+                    };
+                    std::sync::Arc::new(crate::memory::embed::StaticEmbedder::from_dir(&dir)?)
+                }
+                None => crate::memory::embed::StaticEmbedder::builtin(),
+            };
+        let memory = crate::memory::MemoryBank::open(store.clone(), index, embedder)?
+            .with_redactor(redactor.clone());
+        Ok(Workspace {
+            info,
+            config,
+            store,
+            memory,
+            redactor,
+        })
+    }
+
+    pub fn index(&self) -> &crate::index::Index {
+        self.memory.index()
+    }
+
+    /// Import an agent's log as a new run; its steps are redacted, stored durably, then
+    /// indexed for `trace search`.
+    pub fn import_trace(
+        &self,
+        path: &Path,
+        format: crate::trace::Format,
+        agent: Option<String>,
+    ) -> Result<crate::trace::ImportReport, crate::trace::TraceError> {
+        let opts = crate::trace::ImportOptions {
+            format,
+            agent,
+            redactor: self.redactor.clone(),
+        };
+        let index = self.index();
+        let mut index_error = None;
+        let report = crate::trace::import_file(&self.store, path, &opts, &mut |steps| {
+            if index_error.is_none()
+                && let Err(e) = index.add_steps(steps)
+            {
+                index_error = Some(e);
+            }
+        })?;
+        // The steps are durable either way; a failed index write is logged and is mended
+        // by the next reindex rather than failing an import that already landed.
+        match index_error {
+            Some(e) => {
+                tracing::error!(run = report.run, error = %e, "indexing imported steps failed")
+            }
+            None => {
+                if let Err(e) = index.flush() {
+                    tracing::error!(run = report.run, error = %e, "index flush failed");
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,8 +1,11 @@
 //! The command line: a thin view over the core. Errors become one clear line on stderr and
 //! exit code 1; usage errors are clap's (exit code 2).
 
+mod demo;
+mod memory;
 mod output;
 mod ticket;
+mod trace;
 mod workspace;
 
 use std::path::PathBuf;
@@ -11,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shopfloor::workspace::{Home, WorkspaceInfo};
+use shopfloor::workspace::{Home, Workspace, WorkspaceInfo};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +46,18 @@ enum Command {
     /// Add, list, show and cancel tickets
     #[command(subcommand)]
     Ticket(ticket::TicketCmd),
+    /// Import agent logs as runs; list, show, export and search their steps
+    #[command(subcommand)]
+    Trace(trace::TraceCmd),
+    /// Write and recall the fleet's shared memory
+    #[command(subcommand)]
+    Memory(memory::MemoryCmd),
+    /// A guided tour on a throwaway workspace: no setup, no Docker, no API key
+    Demo {
+        /// Keep the demo's workspace and repository to explore afterwards
+        #[arg(long)]
+        keep: bool,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -61,6 +76,14 @@ impl Ctx {
     /// The workspace the command acts on.
     pub fn info(&self) -> Result<WorkspaceInfo> {
         Ok(self.home.resolve(self.workspace.as_deref(), &self.cwd)?)
+    }
+
+    /// The workspace, opened: store, index and memory.
+    pub fn open(&self) -> Result<Workspace> {
+        let info = self.info()?;
+        let name = info.name.clone();
+        Workspace::open(info)
+            .map_err(|e| anyhow::Error::new(e).context(format!("opening workspace `{name}`")))
     }
 }
 
@@ -87,6 +110,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Workspace(cmd) => workspace::run(&ctx, cmd),
         Command::Ticket(cmd) => ticket::run(&ctx, cmd),
+        Command::Trace(cmd) => trace::run(&ctx, cmd),
+        Command::Memory(cmd) => memory::run(&ctx, cmd),
+        Command::Demo { keep } => demo::run(keep),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

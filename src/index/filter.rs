@@ -50,8 +50,15 @@ impl MemoryFilter {
                 || self
                     .paths
                     .iter()
-                    .any(|pat| m.paths.iter().any(|p| path_matches(pat, p))))
+                    .any(|pat| m.paths.iter().any(|p| paths_overlap(pat, p))))
     }
+}
+
+/// Whether two paths or globs can name the same file, from either side: a memory about
+/// `migrations/**` applies to a query about `migrations/0001_init.sql`, and a memory about
+/// `src/index/mod.rs` to a query about `src/index`.
+pub fn paths_overlap(a: &str, b: &str) -> bool {
+    path_matches(a, b) || path_matches(b, a)
 }
 
 pub fn is_glob(pattern: &str) -> bool {

@@ -20,6 +20,7 @@ pub use recall::{Leg, RRF_K, RecallHit, RecallQuery};
 
 use crate::index::{Index, IndexError, MemoryFilter};
 use crate::model::{Author, Memory, MemoryId, MemoryKind, StepRef};
+use crate::redact::Redactor;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
 use vectors::{Quantized, VectorIndex};
@@ -108,6 +109,9 @@ pub struct MemoryBank {
     vectors: RwLock<VectorIndex>,
     /// What filters and the path and recency legs read, so they never touch the store.
     catalog: RwLock<Catalog>,
+    /// Applied to every memory before it is embedded, stored or indexed: the one door
+    /// memories come in by, so a secret cannot reach the store or the index another way.
+    redactor: Redactor,
 }
 
 impl MemoryBank {
@@ -174,7 +178,14 @@ impl MemoryBank {
             embedder,
             vectors: RwLock::new(vecs),
             catalog: RwLock::new(catalog),
+            redactor: Redactor::standard(),
         })
+    }
+
+    /// Redact with the workspace's configured rules instead of the built-in ones.
+    pub fn with_redactor(mut self, redactor: Redactor) -> MemoryBank {
+        self.redactor = redactor;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -210,7 +221,17 @@ impl MemoryBank {
     /// Durable in the store, visible to the dense, path and recency legs, and queued for
     /// the full-text index (searchable by BM25 after the writer's next commit). Bulk
     /// writers call this per batch and `flush_index` once at the end.
-    pub fn add_unflushed(&self, memories: Vec<NewMemory>) -> Result<Vec<Memory>> {
+    pub fn add_unflushed(&self, mut memories: Vec<NewMemory>) -> Result<Vec<Memory>> {
+        for m in &mut memories {
+            if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&m.text) {
+                m.text = clean;
+            }
+            for t in m.tags.iter_mut().chain(m.paths.iter_mut()) {
+                if let std::borrow::Cow::Owned(clean) = self.redactor.redact(t) {
+                    *t = clean;
+                }
+            }
+        }
         if memories.iter().any(|m| m.text.trim().is_empty()) {
             return Err(MemoryError::EmptyText);
         }

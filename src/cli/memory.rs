@@ -1,0 +1,202 @@
+//! `shopfloor memory ...`: write and recall the fleet's shared memory.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use jiff::Timestamp;
+use shopfloor::memory::{NewMemory, RecallQuery};
+use shopfloor::model::{Author, MemoryKind};
+
+use super::Ctx;
+use super::output::{clip, print_json, print_table, when};
+
+#[derive(Subcommand, Debug)]
+pub enum MemoryCmd {
+    /// Write a memory by hand
+    Add {
+        text: String,
+        /// decision, lesson, convention, note or file-context
+        #[arg(long, default_value = "note", value_parser = parse_kind)]
+        kind: MemoryKind,
+        /// Paths it is about
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        paths: Vec<String>,
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        tags: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recall memories: BM25, embeddings, path overlap and recency, fused
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Only these kinds (repeat or comma-separate)
+        #[arg(long, value_parser = parse_kind, num_args = 1.., value_delimiter = ',')]
+        kind: Vec<MemoryKind>,
+        /// Only memories written by this agent or person
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only memories made from this run
+        #[arg(long)]
+        run: Option<u64>,
+        /// Paths you are working on: memories about them rank higher
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        paths: Vec<String>,
+        /// Only memories about --paths
+        #[arg(long, requires = "paths")]
+        paths_only: bool,
+        /// Only memories newer than this: an RFC 3339 time or an age like 7d, 12h, 30m
+        #[arg(long, value_parser = parse_since)]
+        since: Option<Timestamp>,
+        /// Prefer newer memories
+        #[arg(long)]
+        recent: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import memories from JSON Lines: {"text": .., "kind"?, "paths"?, "tags"?, "ts"?, "ref"?}
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_kind(s: &str) -> Result<MemoryKind, String> {
+    s.parse()
+}
+
+pub fn parse_since(s: &str) -> Result<Timestamp, String> {
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor an age like 7d, 12h or 30m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        "w" => n * 7 * 86_400,
+        _ => return Err(format!("unknown unit in `{s}`: use s, m, h, d or w")),
+    };
+    Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_secs(secs))
+        .map_err(|e| format!("`{s}`: {e}"))
+}
+
+fn human() -> Author {
+    let name = std::env::var("USER").unwrap_or_else(|_| "human".into());
+    Author::Human { name }
+}
+
+pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
+    match cmd {
+        MemoryCmd::Add {
+            text,
+            kind,
+            paths,
+            tags,
+            json,
+        } => {
+            let ws = ctx.open()?;
+            let mut m = NewMemory::new(kind, text, human());
+            m.paths = paths;
+            m.tags = tags;
+            let m = ws.memory.add(m)?;
+            if json {
+                return print_json(&m);
+            }
+            println!("memory {} added ({})", m.id, m.kind);
+            Ok(())
+        }
+        MemoryCmd::Search {
+            query,
+            limit,
+            kind,
+            agent,
+            run,
+            paths,
+            paths_only,
+            since,
+            recent,
+            json,
+        } => {
+            let ws = ctx.open()?;
+            let hits = ws.memory.search(&RecallQuery {
+                text: query,
+                limit,
+                kinds: kind,
+                agent,
+                run,
+                paths,
+                paths_only,
+                since,
+                recent,
+            })?;
+            if json {
+                return print_json(&hits);
+            }
+            if hits.is_empty() {
+                println!("no memories match");
+                return Ok(());
+            }
+            let rows = hits
+                .iter()
+                .map(|h| {
+                    let legs: Vec<&str> = h.legs.iter().map(|l| l.name()).collect();
+                    let m = &h.memory;
+                    let mut text = m.text.clone();
+                    if !m.paths.is_empty() {
+                        text = format!("{text} [{}]", m.paths.join(", "));
+                    }
+                    vec![
+                        m.id.to_string(),
+                        m.kind.to_string(),
+                        format!("{:.3}", h.score),
+                        legs.join("+"),
+                        m.author.name().to_string(),
+                        when(m.ts),
+                        clip(&text, 90),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            print_table(
+                &["ID", "KIND", "SCORE", "FOUND BY", "AUTHOR", "WHEN", "TEXT"],
+                &rows,
+            );
+            Ok(())
+        }
+        MemoryCmd::Import { file, json } => {
+            let ws = ctx.open()?;
+            let f = std::fs::File::open(&file).with_context(|| {
+                format!("cannot open {}; pass a JSON Lines file", file.display())
+            })?;
+            let summary = ws
+                .memory
+                .import_jsonl(std::io::BufReader::new(f), human())?;
+            if json {
+                return print_json(&summary);
+            }
+            println!(
+                "imported {} memories from {}",
+                summary.imported,
+                file.display()
+            );
+            for e in &summary.errors {
+                println!("  line {}: {}", e.line, e.message);
+            }
+            if !summary.errors.is_empty() {
+                println!(
+                    "  {} lines skipped; fix them and import those lines again",
+                    summary.errors.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! `shopfloor trace ...`: import agent logs as runs, list and show them step by step,
+//! export them, and search every step of the workspace at once.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
+use shopfloor::store::Store;
+use shopfloor::trace::{self, Format};
+
+use super::Ctx;
+use super::output::{clip, print_json, print_table, when};
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCmd {
+    /// Import an agent's log as a run
+    Import {
+        file: PathBuf,
+        /// claude-code (transcript), claude-stream (-p --output-format stream-json),
+        /// codex (rollout), codex-exec (exec --json) or jsonl (shopfloor's own)
+        /// [default: detected from the first lines]
+        #[arg(long, value_parser = parse_format)]
+        format: Option<Format>,
+        /// Name the run's agent [default: the format's agent]
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs, newest last
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run's timeline, or one step whole
+    Show {
+        run: u64,
+        /// Show this step in full (payloads, patch, parent)
+        #[arg(long)]
+        step: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a run
+    Export {
+        run: u64,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+        /// Write here instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Search every step of every run in the workspace
+    Search {
+        query: String,
+        #[arg(long)]
+        run: Option<u64>,
+        #[arg(long)]
+        agent: Option<String>,
+        /// Step kind: user, agent, thinking, tool_call, tool_result, command, file_edit,
+        /// decision, error, lifecycle, raw
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse::<Format>().map_err(|e| e.to_string())
+}
+
+pub fn run(ctx: &Ctx, cmd: TraceCmd) -> Result<()> {
+    match cmd {
+        TraceCmd::Import {
+            file,
+            format,
+            agent,
+            json,
+        } => import(ctx, file, format, agent, json),
+        TraceCmd::List { json } => list(ctx, json),
+        TraceCmd::Show { run, step, json } => show(ctx, run, step, json),
+        TraceCmd::Export { run, output, .. } => export(ctx, run, output),
+        TraceCmd::Search {
+            query,
+            run,
+            agent,
+            kind,
+            limit,
+            json,
+        } => search(ctx, &query, run, agent, kind, limit, json),
+    }
+}
+
+fn detect_format(file: &PathBuf) -> Result<Format> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(f).split(b'\n').take(20) {
+        let mut l = line?;
+        l.truncate(64 << 10);
+        lines.push(l);
+    }
+    Format::detect(lines.iter().map(Vec::as_slice)).with_context(|| {
+        format!(
+            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|jsonl",
+            file.display()
+        )
+    })
+}
+
+fn import(
+    ctx: &Ctx,
+    file: PathBuf,
+    format: Option<Format>,
+    agent: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let ws = ctx.open()?;
+    let format = match format {
+        Some(f) => f,
+        None if file.is_file() => detect_format(&file)?,
+        // Let the importer say what is wrong with the path.
+        None => Format::Jsonl,
+    };
+    let report = ws.import_trace(&file, format, agent)?;
+    if json {
+        return print_json(&serde_json::json!({
+            "run": report.run, "lines": report.lines, "steps": report.steps, "raw": report.raw,
+            "by_kind": report.by_kind, "warnings": report.warnings, "format": format.name(),
+        }));
+    }
+    println!(
+        "imported {} as run {} ({}): {} lines, {} steps, {} raw",
+        file.display(),
+        report.run,
+        format.name(),
+        report.lines,
+        report.steps,
+        report.raw
+    );
+    let kinds: Vec<String> = report
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!("  {}", kinds.join(", "));
+    for w in report.warnings.iter().take(10) {
+        println!("  warning: {w}");
+    }
+    if report.warnings.len() > 10 {
+        println!(
+            "  ... {} more warnings (--json lists them all)",
+            report.warnings.len() - 10
+        );
+    }
+    Ok(())
+}
+
+fn store(ctx: &Ctx) -> Result<Store> {
+    Ok(ctx.open()?.store.clone())
+}
+
+fn list(ctx: &Ctx, json: bool) -> Result<()> {
+    let store = store(ctx)?;
+    let runs = store.runs()?;
+    if json {
+        return print_json(&runs);
+    }
+    if runs.is_empty() {
+        println!("no runs yet; `shopfloor trace import FILE` imports an agent's log");
+        return Ok(());
+    }
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.state.to_string(),
+                r.agent.clone(),
+                r.steps.to_string(),
+                r.ticket.map_or("-".into(), |t| t.to_string()),
+                when(r.started),
+                clip(&r.source, 60),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print_table(
+        &[
+            "RUN", "STATE", "AGENT", "STEPS", "TICKET", "STARTED", "SOURCE",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
+    let store = store(ctx)?;
+    let run = store.run(run_id)?.with_context(|| {
+        format!("run {run_id} not found; `shopfloor trace list` shows the runs")
+    })?;
+    if let Some(seq) = step {
+        let mut s = store.step(run_id, seq)?.with_context(|| {
+            format!(
+                "run {run_id} has no step {seq}; it has steps 0..{}",
+                run.steps
+            )
+        })?;
+        store.inline_step(&mut s)?;
+        if json {
+            return print_json(&s);
+        }
+        print_step(&s);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        // One JSON object per line: a 100,000-step run streams, it is never held whole.
+        store.for_each_step(run_id, |s| {
+            serde_json::to_writer(&mut out, &s)
+                .map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
+            writeln!(out).map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
+            Ok(())
+        })?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "run {} · {} · {} · {} steps · {}",
+        run.id,
+        run.agent,
+        run.state,
+        run.steps,
+        clip(&run.source, 80)
+    )?;
+    let u = &run.usage;
+    if u.input_tokens + u.output_tokens > 0 || u.cost_usd.is_some() {
+        let cost = u.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+        writeln!(
+            out,
+            "usage: {} in / {} out tokens{cost}",
+            u.input_tokens, u.output_tokens
+        )?;
+    }
+    let width = run.steps.max(1).to_string().len();
+    store.for_each_step(run_id, |s| {
+        let mark = if s.kind.is_error() { "!" } else { " " };
+        let parent = s.parent.map(|p| format!(" ←{p}")).unwrap_or_default();
+        let time = s.ts.strftime("%H:%M:%S");
+        let line = format!(
+            "{:>width$} {mark} {time} {:<11} {}{parent}",
+            s.seq,
+            s.kind.name(),
+            clip(&s.kind.summary(), 100)
+        );
+        writeln!(out, "{line}")
+            .map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
+        Ok(())
+    })?;
+    writeln!(
+        out,
+        "`shopfloor trace show {run_id} --step N` shows a step whole"
+    )?;
+    Ok(())
+}
+
+fn text(p: &Payload) -> &str {
+    p.preview()
+}
+
+fn print_step(s: &Step) {
+    println!(
+        "run {} step {} · {} · {} · {}",
+        s.run,
+        s.seq,
+        s.kind.name(),
+        s.agent,
+        s.ts
+    );
+    if let Some(p) = s.parent {
+        println!("answers step {p}");
+    }
+    println!();
+    match &s.kind {
+        StepKind::UserMessage { text: t }
+        | StepKind::AgentMessage { text: t }
+        | StepKind::Thinking { text: t }
+        | StepKind::Decision { text: t } => println!("{}", text(t)),
+        StepKind::ToolCall {
+            call_id,
+            name,
+            input,
+        } => {
+            println!(
+                "tool {name}{}",
+                call_id
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            );
+            let pretty = serde_json::from_str::<serde_json::Value>(text(input))
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text(input).to_string());
+            println!("{pretty}");
+        }
+        StepKind::ToolResult {
+            output, is_error, ..
+        } => {
+            if *is_error {
+                println!("error result:");
+            }
+            println!("{}", text(output));
+        }
+        StepKind::Command {
+            argv,
+            exit_code,
+            output,
+        } => {
+            println!("$ {}", argv.join(" "));
+            println!(
+                "exit code: {}",
+                exit_code.map_or("unknown".into(), |c| c.to_string())
+            );
+            println!("{}", text(output));
+        }
+        StepKind::FileEdit {
+            path,
+            before,
+            after,
+            patch,
+        } => {
+            println!("edit {path}");
+            match (before, after) {
+                (None, Some(_)) => println!("(created)"),
+                (Some(_), None) => println!("(deleted)"),
+                _ => {}
+            }
+            println!("{}", text(patch));
+        }
+        StepKind::Error { message } => println!("{}", text(message)),
+        StepKind::Lifecycle { event } => match event {
+            Lifecycle::Usage(u) => println!(
+                "tokens: {} in, {} out, {} cache read; cost: {}; turns: {}",
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.cost_usd.map_or("-".into(), |c| format!("${c:.4}")),
+                u.turns.map_or("-".into(), |t| t.to_string())
+            ),
+            other => println!(
+                "{}",
+                serde_json::to_string_pretty(other).unwrap_or_default()
+            ),
+        },
+        StepKind::Raw { line, reason, data } => {
+            println!(
+                "raw ({reason}){}",
+                line.map(|l| format!(", source line {l}"))
+                    .unwrap_or_default()
+            );
+            println!("{}", text(data));
+        }
+    }
+}
+
+fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
+    let store = store(ctx)?;
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?,
+            );
+            let n = trace::export_jsonl(&store, run, &mut f)?;
+            f.flush()?;
+            drop(f);
+            std::fs::rename(&tmp, &path)?;
+            eprintln!("exported {n} steps of run {run} to {}", path.display());
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            trace::export_jsonl(&store, run, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn search(
+    ctx: &Ctx,
+    query: &str,
+    run: Option<u64>,
+    agent: Option<String>,
+    kind: Option<String>,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
+    const KINDS: [&str; 11] = [
+        "user",
+        "agent",
+        "thinking",
+        "tool_call",
+        "tool_result",
+        "command",
+        "file_edit",
+        "decision",
+        "error",
+        "lifecycle",
+        "raw",
+    ];
+    if let Some(k) = &kind
+        && !KINDS.contains(&k.as_str())
+    {
+        bail!("unknown step kind `{k}`; use one of: {}", KINDS.join(", "));
+    }
+    let ws = ctx.open()?;
+    let filter = shopfloor::index::StepFilter {
+        run,
+        agent,
+        kind,
+        since: None,
+    };
+    let hits = ws.index().search_steps(query, &filter, limit)?;
+    let mut found = Vec::with_capacity(hits.len());
+    for h in hits {
+        // The index may hold a step the store lost only if the store was replaced by hand.
+        if let Some(step) = ws.store.step(h.run, h.seq)? {
+            found.push((h.score, step));
+        }
+    }
+    if json {
+        let v: Vec<_> = found
+            .iter()
+            .map(|(score, s)| serde_json::json!({"run": s.run, "step": s.seq, "score": score, "kind": s.kind.name(), "agent": s.agent, "ts": s.ts, "summary": s.kind.summary()}))
+            .collect();
+        return print_json(&v);
+    }
+    if found.is_empty() {
+        println!("no steps match");
+        return Ok(());
+    }
+    let rows = found
+        .iter()
+        .map(|(score, s)| {
+            vec![
+                format!("{}:{}", s.run, s.seq),
+                s.kind.name().to_string(),
+                s.agent.clone(),
+                format!("{score:.2}"),
+                clip(&s.kind.summary(), 90),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print_table(&["RUN:STEP", "KIND", "AGENT", "SCORE", "SUMMARY"], &rows);
+    println!("`shopfloor trace show RUN --step STEP` shows a step whole");
+    Ok(())
+}

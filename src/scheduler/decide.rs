@@ -1,0 +1,362 @@
+//! The scheduler's decisions as pure functions: no clock, no store, no processes. The
+//! factory builds a snapshot, asks, and carries out the answer.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::model::TicketId;
+
+/// A ticket waiting for an agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waiting {
+    pub ticket: TicketId,
+    pub priority: i32,
+    pub created: Timestamp,
+    /// The profile the ticket asks for; None takes the default.
+    pub agent: Option<String>,
+    /// The attempt the next run will be (1 for a fresh ticket).
+    pub attempt: u32,
+}
+
+/// How many runs may go at once: overall, and per agent profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub global: usize,
+    pub per_profile: BTreeMap<String, usize>,
+}
+
+/// What is running now, by profile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Busy {
+    pub by_profile: BTreeMap<String, usize>,
+}
+
+impl Busy {
+    pub fn total(&self) -> usize {
+        self.by_profile.values().sum()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub ticket: TicketId,
+    pub agent: String,
+    pub attempt: u32,
+}
+
+/// A ticket the scheduler cannot run as asked, with the reason to show on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unrunnable {
+    pub ticket: TicketId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Picks {
+    pub start: Vec<Start>,
+    pub unrunnable: Vec<Unrunnable>,
+}
+
+/// Which waiting tickets to start now: highest priority first, then oldest, up to the
+/// global limit and each profile's limit. A full profile does not block tickets for other
+/// profiles behind it (no head-of-line blocking).
+pub fn pick(
+    waiting: &[Waiting],
+    busy: &Busy,
+    limits: &Limits,
+    default_agent: &str,
+    known: &dyn Fn(&str) -> bool,
+) -> Picks {
+    let mut order: Vec<&Waiting> = waiting.iter().collect();
+    order.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created.cmp(&b.created))
+            .then(a.ticket.cmp(&b.ticket))
+    });
+    let mut running = busy.clone();
+    let mut out = Picks::default();
+    for w in order {
+        let agent = w.agent.as_deref().unwrap_or(default_agent);
+        if !known(agent) {
+            out.unrunnable.push(Unrunnable {
+                ticket: w.ticket,
+                reason: format!(
+                    "no agent profile `{agent}`; add [agents.{agent}] to shopfloor.toml or set the ticket's agent to one that exists"
+                ),
+            });
+            continue;
+        }
+        if running.total() >= limits.global {
+            break;
+        }
+        let in_profile = running.by_profile.get(agent).copied().unwrap_or(0);
+        if limits
+            .per_profile
+            .get(agent)
+            .is_some_and(|&cap| in_profile >= cap)
+        {
+            continue;
+        }
+        *running.by_profile.entry(agent.to_string()).or_default() += 1;
+        out.start.push(Start {
+            ticket: w.ticket,
+            agent: agent.to_string(),
+            attempt: w.attempt,
+        });
+    }
+    out
+}
+
+/// How a run ended, as the factory saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Exit code 0.
+    Succeeded,
+    /// Non-zero exit, or killed by a signal the factory did not send.
+    Failed { why: String },
+    /// The factory stopped it for going over its wall-clock or quiet limit.
+    TimedOut { why: String },
+    /// A human cancelled the ticket or killed the run.
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    /// Hand the branch to the merge queue.
+    Review,
+    /// Run the ticket again; the failure goes into the next prompt and into memory.
+    Retry {
+        attempt: u32,
+        lesson: String,
+    },
+    /// Give up on the ticket.
+    Fail {
+        why: String,
+    },
+    Cancel,
+}
+
+/// What to do with a ticket after its run ended.
+pub fn after_exit(outcome: &Outcome, attempt: u32, max_attempts: u32) -> Next {
+    match outcome {
+        Outcome::Succeeded => Next::Review,
+        Outcome::Cancelled => Next::Cancel,
+        Outcome::Failed { why } | Outcome::TimedOut { why } => {
+            if attempt < max_attempts {
+                Next::Retry {
+                    attempt: attempt + 1,
+                    lesson: format!("Attempt {attempt} failed: {why}"),
+                }
+            } else {
+                Next::Fail {
+                    why: format!("failed after {attempt} attempt(s); last: {why}"),
+                }
+            }
+        }
+    }
+}
+
+/// The limits a live run is held to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timeouts {
+    pub wall: SignedDuration,
+    pub quiet: SignedDuration,
+}
+
+/// Whether a live run has run too long or been silent too long.
+pub fn timed_out(
+    now: Timestamp,
+    started: Timestamp,
+    last_output: Timestamp,
+    t: &Timeouts,
+) -> Option<String> {
+    let ran = now.duration_since(started);
+    let quiet = now.duration_since(last_output);
+    if ran >= t.wall {
+        Some(format!(
+            "ran for {}s, over the wall-clock limit of {}s",
+            ran.as_secs(),
+            t.wall.as_secs()
+        ))
+    } else if quiet >= t.quiet {
+        Some(format!(
+            "no output for {}s, over the no-output limit of {}s",
+            quiet.as_secs(),
+            t.quiet.as_secs()
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn w(ticket: u64, priority: i32, created: i64, agent: Option<&str>) -> Waiting {
+        Waiting {
+            ticket,
+            priority,
+            created: ts(created),
+            agent: agent.map(str::to_string),
+            attempt: 1,
+        }
+    }
+
+    fn limits(global: usize, per: &[(&str, usize)]) -> Limits {
+        Limits {
+            global,
+            per_profile: per.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
+    fn ids(p: &Picks) -> Vec<u64> {
+        p.start.iter().map(|s| s.ticket).collect()
+    }
+
+    #[test]
+    fn priority_then_age_up_to_the_global_limit() {
+        let waiting = [
+            w(1, 0, 10, None),
+            w(2, 5, 30, None),
+            w(3, 5, 20, None),
+            w(4, 1, 0, None),
+        ];
+        let p = pick(&waiting, &Busy::default(), &limits(3, &[]), "claude", &all);
+        assert_eq!(ids(&p), vec![3, 2, 4]);
+        assert!(p.start.iter().all(|s| s.agent == "claude"));
+    }
+
+    #[test]
+    fn running_runs_count_against_limits() {
+        let busy = Busy {
+            by_profile: [("claude".to_string(), 2)].into(),
+        };
+        let p = pick(&[w(1, 0, 0, None)], &busy, &limits(2, &[]), "claude", &all);
+        assert!(p.start.is_empty());
+        let p = pick(&[w(1, 0, 0, None)], &busy, &limits(3, &[]), "claude", &all);
+        assert_eq!(ids(&p), vec![1]);
+    }
+
+    #[test]
+    fn a_full_profile_does_not_block_others() {
+        let waiting = [
+            w(1, 9, 0, Some("codex")),
+            w(2, 8, 0, Some("codex")),
+            w(3, 1, 0, Some("claude")),
+        ];
+        let p = pick(
+            &waiting,
+            &Busy::default(),
+            &limits(10, &[("codex", 1)]),
+            "claude",
+            &all,
+        );
+        assert_eq!(ids(&p), vec![1, 3]);
+    }
+
+    #[test]
+    fn unknown_profiles_are_reported_not_started() {
+        let known = |a: &str| a == "claude";
+        let p = pick(
+            &[w(1, 0, 0, Some("gpt-9")), w(2, 0, 1, None)],
+            &Busy::default(),
+            &limits(5, &[]),
+            "claude",
+            &known,
+        );
+        assert_eq!(ids(&p), vec![2]);
+        assert_eq!(p.unrunnable.len(), 1);
+        assert!(p.unrunnable[0].reason.contains("[agents.gpt-9]"));
+    }
+
+    #[test]
+    fn exhaustive_small_cases_never_exceed_limits() {
+        // Every combination of 0..4 busy, global 0..4, per-profile cap 0..3, over 6 tickets.
+        let profiles = ["a", "b"];
+        for busy_a in 0..4 {
+            for global in 0..5 {
+                for cap in 0..4 {
+                    let waiting: Vec<Waiting> = (0..6)
+                        .map(|i| {
+                            w(
+                                i,
+                                (i % 3) as i32,
+                                i as i64,
+                                Some(profiles[(i % 2) as usize]),
+                            )
+                        })
+                        .collect();
+                    let busy = Busy {
+                        by_profile: [("a".to_string(), busy_a)].into(),
+                    };
+                    let l = limits(global, &[("a", cap)]);
+                    let p = pick(&waiting, &busy, &l, "a", &all);
+                    let started_a = p.start.iter().filter(|s| s.agent == "a").count();
+                    assert!(
+                        busy_a + p.start.len() <= global.max(busy_a),
+                        "global {global} busy {busy_a}: {p:?}"
+                    );
+                    assert!(busy_a + started_a <= cap.max(busy_a), "cap {cap}: {p:?}");
+                    // Started tickets come in priority order.
+                    let prios: Vec<i32> = p
+                        .start
+                        .iter()
+                        .map(|s| waiting[s.ticket as usize].priority)
+                        .collect();
+                    assert!(prios.windows(2).all(|x| x[0] >= x[1]), "{prios:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failures_retry_until_the_last_attempt() {
+        let f = Outcome::Failed {
+            why: "exit 1".into(),
+        };
+        assert_eq!(
+            after_exit(&f, 1, 3),
+            Next::Retry {
+                attempt: 2,
+                lesson: "Attempt 1 failed: exit 1".into()
+            }
+        );
+        assert!(matches!(after_exit(&f, 3, 3), Next::Fail { .. }));
+        assert_eq!(after_exit(&Outcome::Succeeded, 1, 3), Next::Review);
+        assert_eq!(after_exit(&Outcome::Cancelled, 1, 3), Next::Cancel);
+        let t = Outcome::TimedOut {
+            why: "quiet".into(),
+        };
+        assert!(matches!(after_exit(&t, 1, 1), Next::Fail { .. }));
+    }
+
+    #[test]
+    fn timeouts_wall_and_quiet() {
+        let t = Timeouts {
+            wall: SignedDuration::from_secs(100),
+            quiet: SignedDuration::from_secs(10),
+        };
+        assert_eq!(timed_out(ts(50), ts(0), ts(45), &t), None);
+        assert!(
+            timed_out(ts(50), ts(0), ts(39), &t)
+                .unwrap()
+                .contains("no output for 11s")
+        );
+        assert!(
+            timed_out(ts(100), ts(0), ts(99), &t)
+                .unwrap()
+                .contains("wall-clock")
+        );
+    }
+}
