@@ -70,6 +70,41 @@ pub struct Index {
     reader: IndexReader,
     writer: WriterHandle,
     dir: PathBuf,
+    fresh: bool,
+}
+
+/// Remove an outdated index's files. Refuses a directory holding anything but files (not
+/// an index directory, so not ours to empty), and one another process is writing to.
+fn wipe_index_dir(dir: &Path) -> Result<(), IndexError> {
+    let io = |source| IndexError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    // tantivy holds a lock on this file while a writer lives: probe it before deleting.
+    let probe = tantivy::Index::open_in_dir(dir)
+        .and_then(|i| i.writer::<tantivy::TantivyDocument>(WRITER_HEAP_BYTES));
+    if let Err(tantivy::TantivyError::LockFailure(..)) = probe {
+        return Err(IndexError::Locked {
+            path: dir.to_path_buf(),
+        });
+    }
+    drop(probe);
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    if entries.iter().any(|e| e.path().is_dir()) {
+        return Err(IndexError::Unreadable {
+            path: dir.to_path_buf(),
+            detail: "it was made by another version of shopfloor, and it holds \
+                     subdirectories, so it is not removed automatically"
+                .into(),
+        });
+    }
+    for e in entries {
+        std::fs::remove_file(e.path()).map_err(io)?;
+    }
+    Ok(())
 }
 
 impl Index {
@@ -84,16 +119,22 @@ impl Index {
             path: dir.to_path_buf(),
             detail: e.to_string(),
         };
+        let mut fresh = false;
         let index = if dir.join("meta.json").exists() {
             let index = tantivy::Index::open_in_dir(dir).map_err(unreadable)?;
-            if index.schema() != schema {
-                return Err(IndexError::Unreadable {
-                    path: dir.to_path_buf(),
-                    detail: "it was made by another version of shopfloor".into(),
-                });
+            if index.schema() == schema {
+                index
+            } else {
+                // Made by another version of shopfloor. The index is derived data (the
+                // store is the truth), so replace it rather than make the user do it.
+                drop(index);
+                tracing::warn!(dir = %dir.display(), "search index schema changed; rebuilding");
+                wipe_index_dir(dir)?;
+                fresh = true;
+                tantivy::Index::create_in_dir(dir, schema).map_err(unreadable)?
             }
-            index
         } else {
+            fresh = true;
             tantivy::Index::create_in_dir(dir, schema).map_err(unreadable)?
         };
         index.tokenizers().register(
@@ -119,7 +160,15 @@ impl Index {
             writer: WriterHandle::start(writer, reader.clone()),
             reader,
             dir: dir.to_path_buf(),
+            fresh,
         })
+    }
+
+    /// Whether this open created the index (new workspace, or replaced after a schema
+    /// change): the owner of steps should then re-add them from the store. Memories are
+    /// re-added by `MemoryBank::open` on its own.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     pub fn dir(&self) -> &Path {
@@ -180,8 +229,9 @@ impl Index {
     }
 
     /// BM25 over memories: any of the query's terms, best first. Never fails on user text
-    /// (the query is built from tokens, not parsed). Path globs are narrowed to their
-    /// literal prefix here; callers recheck them with `MemoryFilter::matches`.
+    /// (the query is built from tokens, not parsed). Filters are exact except for globs
+    /// (in the filter, or in a memory's paths), which are narrowed to a superset here;
+    /// callers recheck hits with `MemoryFilter::matches`, as `MemoryBank` does.
     pub fn search_memories(
         &self,
         query: &str,
@@ -214,18 +264,8 @@ impl Index {
         if let Some(since) = filter.since {
             must.push(since_query(f, since));
         }
-        if !filter.paths.is_empty() {
-            let prefixes: Vec<String> = filter
-                .paths
-                .iter()
-                .map(|p| filter::literal_prefix(p))
-                .collect();
-            // A glob with no literal prefix (`*.rs`) constrains nothing here.
-            if prefixes.iter().all(|p| !p.is_empty()) {
-                must.push(any_of(
-                    prefixes.iter().map(|p| term(f.path_prefix, p)).collect(),
-                ));
-            }
+        if let Some(paths) = path_narrowing(f, &filter.paths) {
+            must.push(paths);
         }
         let searcher = self.reader.searcher();
         let hits = run_query(&searcher, must, limit)?;
@@ -283,11 +323,25 @@ impl Index {
     }
 }
 
-/// OR of the query's distinct terms on one text field; None when it has no terms.
+/// English function words dropped from queries (documents keep them). They carry almost
+/// no BM25 weight, but their posting lists are the longest in the index: at 100k
+/// memories they were most of a query's time.
+const QUERY_STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "did", "do", "does", "for",
+    "had", "has", "have", "how", "if", "in", "into", "is", "it", "of", "on", "or", "that", "the",
+    "their", "then", "there", "these", "they", "this", "to", "was", "were", "what", "when",
+    "where", "which", "who", "why", "will", "with",
+];
+
+/// OR of the query's distinct terms on one text field; None when it has no terms. Stop
+/// words are dropped unless the query has nothing else.
 fn text_query(field: tantivy::schema::Field, query: &str) -> Option<Box<dyn Query>> {
     let mut seen = HashSet::new();
-    let clauses: Vec<(Occur, Box<dyn Query>)> = tokenizer::tokenize(query)
+    let terms = tokenizer::tokenize(query);
+    let all_stop = terms.iter().all(|t| QUERY_STOPWORDS.contains(&t.as_str()));
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
         .into_iter()
+        .filter(|t| all_stop || !QUERY_STOPWORDS.contains(&t.as_str()))
         .filter(|t| seen.insert(t.clone()))
         .take(MAX_QUERY_TERMS)
         .map(|t| {
@@ -303,6 +357,31 @@ fn text_query(field: tantivy::schema::Field, query: &str) -> Option<Box<dyn Quer
     } else {
         Some(Box::new(BooleanQuery::new(clauses)))
     }
+}
+
+/// The path filter as index terms. A memory overlaps a filter path when its path is under
+/// the filter's literal prefix (`path_prefix` holds that prefix), is a directory above it
+/// (`path` is one of the prefix's ancestors), or is a glob (`GLOB_MARK`, a superset that
+/// `MemoryFilter::matches` settles). None when a pattern has no literal prefix (`*.rs`):
+/// nothing can be narrowed.
+fn path_narrowing(f: &Fields, patterns: &[String]) -> Option<Box<dyn Query>> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let mut qs = vec![term(f.path_prefix, schema::GLOB_MARK)];
+    for p in patterns {
+        let lit = filter::literal_prefix(p);
+        if lit.is_empty() {
+            return None;
+        }
+        for ancestor in schema::path_prefixes(&lit) {
+            if ancestor != lit {
+                qs.push(term(f.path, &ancestor));
+            }
+        }
+        qs.push(term(f.path_prefix, &lit));
+    }
+    Some(any_of(qs))
 }
 
 fn term(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {

@@ -35,6 +35,9 @@ pub struct Fields {
     /// Every directory prefix of every path (`src`, `src/index`, `src/index/mod.rs`), so a
     /// path filter is one term lookup.
     pub path_prefix: Field,
+    /// Each path itself, normalised: a filter on `src/index/mod.rs` also wants memories
+    /// about the directory `src`, found by looking up the filter path's ancestors here.
+    pub path: Field,
     pub tag: Field,
     /// A memory's author name, or a step's agent.
     pub agent: Field,
@@ -60,6 +63,7 @@ pub fn build() -> (Schema, Fields) {
         body: b.add_text_field("body", body_opts.clone()),
         step_body: b.add_text_field("step_body", body_opts),
         path_prefix: b.add_text_field("path_prefix", STRING),
+        path: b.add_text_field("path", STRING),
         tag: b.add_text_field("tag", STRING),
         agent: b.add_text_field("agent", STRING),
         run: b.add_u64_field("run", INDEXED | FAST),
@@ -68,6 +72,11 @@ pub fn build() -> (Schema, Fields) {
     };
     (b.build(), fields)
 }
+
+/// Indexed in `path_prefix` for a memory with a glob path (`migrations/**`, `*.sql`): a
+/// glob can match a filter's path whatever its prefix, so path filters always include
+/// these documents and leave the exact test to `MemoryFilter::matches`.
+pub const GLOB_MARK: &str = "\u{0}glob";
 
 pub fn memory_key(id: u64) -> String {
     format!("m:{id}")
@@ -111,6 +120,10 @@ pub fn memory_doc(f: &Fields, m: &Memory) -> TantivyDocument {
         body.push_str(p);
         for pre in path_prefixes(p) {
             d.add_text(f.path_prefix, pre);
+        }
+        d.add_text(f.path, normalize_path(p));
+        if super::filter::is_glob(p) {
+            d.add_text(f.path_prefix, GLOB_MARK);
         }
     }
     for t in &m.tags {

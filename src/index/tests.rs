@@ -136,6 +136,21 @@ fn memory_filters_narrow_bm25_hits() {
         .len(),
         2
     );
+    // A file inside a memory's directory matches it (the memory is about all of it).
+    idx.add_memories(&[mem(3, MemoryKind::Note, "writer docs", &["src/index"], 30)])
+        .unwrap();
+    idx.flush().unwrap();
+    assert_eq!(
+        {
+            let mut ids = q(MemoryFilter {
+                paths: vec!["src/index/writer.rs".into()],
+                ..Default::default()
+            });
+            ids.sort();
+            ids
+        },
+        vec![2, 3]
+    );
 }
 
 #[test]
@@ -291,4 +306,53 @@ fn steps_are_searchable_with_filters() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn function_words_do_not_match_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = Index::open(dir.path()).unwrap();
+    idx.add_memories(&[
+        mem(1, MemoryKind::Note, "the store is what it is", &[], 1),
+        mem(2, MemoryKind::Note, "redb compacts on open", &[], 2),
+    ])
+    .unwrap();
+    idx.flush().unwrap();
+    let any = MemoryFilter::default();
+    // "the" and "is" are dropped from the query; "redb" decides.
+    assert_eq!(
+        ids(&idx.search_memories("the redb is", &any, 10).unwrap()),
+        vec![2]
+    );
+    // A query of function words only still searches them.
+    assert_eq!(
+        ids(&idx.search_memories("what it is", &any, 10).unwrap()),
+        vec![1]
+    );
+}
+
+#[test]
+fn index_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Index>();
+    assert_send_sync::<crate::memory::MemoryBank>();
+}
+
+#[test]
+fn an_index_of_another_schema_is_replaced_and_reported_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut b = tantivy::schema::Schema::builder();
+        b.add_text_field("old", tantivy::schema::STRING);
+        tantivy::Index::create_in_dir(dir.path(), b.build()).unwrap();
+    }
+    let idx = Index::open(dir.path()).unwrap();
+    assert!(idx.is_fresh());
+    idx.add_memories(&[mem(1, MemoryKind::Note, "hello", &[], 1)])
+        .unwrap();
+    idx.flush().unwrap();
+    drop(idx);
+    let idx = Index::open(dir.path()).unwrap();
+    assert!(!idx.is_fresh());
+    assert_eq!(idx.memory_count().unwrap(), 1);
 }

@@ -212,3 +212,46 @@ fn import_jsonl_reports_bad_lines_and_keeps_refs() {
     assert_eq!(hits[0].memory.reference.as_deref(), Some("D1:3"));
     assert_eq!(hits[0].memory.ts, "2023-05-08T13:56:00Z".parse().unwrap());
 }
+
+#[test]
+fn path_filters_match_parent_directories_and_globs_on_every_leg() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = open(dir.path());
+    let mk = |text: &str, path: &str| NewMemory {
+        paths: vec![path.to_string()],
+        ..NewMemory::new(MemoryKind::Convention, text, agent("claude"))
+    };
+    bank.add_many(vec![
+        mk(
+            "Migrations are append-only; never edit a shipped one",
+            "migrations/**",
+        ),
+        mk(
+            "Everything under src is formatted with rustfmt defaults",
+            "src",
+        ),
+        mk("The docs site builds with mdbook", "docs/book.toml"),
+    ])
+    .unwrap();
+    let search = |text: &str, path: &str| {
+        bank.search(&RecallQuery {
+            text: text.into(),
+            paths: vec![path.into()],
+            paths_only: true,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let hits = search("migrations edit", "migrations/0001_init.sql");
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].legs.contains(&Leg::Bm25), "{:?}", hits[0].legs);
+    assert!(hits[0].memory.text.starts_with("Migrations"));
+    let hits = search("formatted rustfmt", "src/index/mod.rs");
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].legs.contains(&Leg::Bm25), "{:?}", hits[0].legs);
+    assert!(
+        search("mdbook", "src/index/mod.rs")
+            .iter()
+            .all(|h| !h.memory.text.contains("mdbook"))
+    );
+}
