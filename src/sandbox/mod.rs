@@ -1,0 +1,349 @@
+//! Sandboxes for runs: one trait, two backends.
+//!
+//! - [`worktree`]: the agent runs as a child process in a git worktree of the workspace's own
+//!   clone, with a scrubbed environment, in its own process group. Needs nothing installed.
+//! - [`docker`]: the same worktree, bind-mounted into a locked-down container (no
+//!   capabilities, read-only root, no network by default, resource limits).
+//!
+//! Both start from [`prepare`]: a fresh branch `shopfloor/<ticket>-<attempt>` from the clone's
+//! base branch, checked out outside the user's checkout (invariant 7). Every process or
+//! container a backend starts carries the workspace and run as labels, so a restarted factory
+//! can find and reap what a crashed one left behind (invariant 5).
+
+pub mod docker;
+pub mod lines;
+pub mod worktree;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+pub use docker::DockerSandbox;
+pub use worktree::{
+    Leftovers, PrepareSpec, Prepared, WorktreeSandbox, commit_leftovers, prepare, remove,
+};
+
+/// The image `auto` looks for and `docker` uses unless configured otherwise.
+pub const DEFAULT_IMAGE: &str = "shopfloor-agent:latest";
+
+/// Environment variables every sandboxed process receives from the factory's environment
+/// (when set there), whatever `env_allow` says: without them most tools do not start.
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "LANG", "LC_ALL", "TERM", "USER", "TMPDIR", "RUST_LOG",
+];
+
+/// Labels: the environment variable names a worktree-backend process carries, and the
+/// container label keys of the Docker backend.
+pub const ENV_WORKSPACE: &str = "SHOPFLOOR_WORKSPACE";
+pub const ENV_RUN: &str = "SHOPFLOOR_RUN";
+/// Set only on processes a sandbox started. `SHOPFLOOR_WORKSPACE` alone is not enough to
+/// reap by: users set it in their own shells to pick a workspace for the CLI.
+pub const ENV_SANDBOX: &str = "SHOPFLOOR_SANDBOX";
+pub const LABEL_WORKSPACE: &str = "shopfloor.workspace";
+pub const LABEL_RUN: &str = "shopfloor.run";
+
+/// `[sandbox]` in `shopfloor.toml`.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// `auto` (Docker when an engine answers and the image exists, else worktree),
+    /// `worktree` or `docker`.
+    pub backend: BackendChoice,
+    /// Docker image the agent runs in.
+    pub image: String,
+    /// Docker: CPUs the container may use (fractions allowed).
+    pub cpus: f64,
+    /// Docker: memory limit in MiB (swap included, so it is a hard limit).
+    pub memory_mb: u64,
+    /// Docker: maximum number of processes in the container (fork bombs stop here).
+    pub pids: i64,
+    /// Docker: the container's network mode; `none` means loopback only.
+    pub network: String,
+    /// Git pathspec globs (relative to the checkout root) of git-ignored files copied from
+    /// the user's checkout into each new worktree, e.g. local `.env` files the tests need.
+    pub include: Vec<String>,
+    /// Environment variables passed through to the agent. [`BASE_ENV`] always passes.
+    pub env_allow: Vec<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            backend: BackendChoice::Auto,
+            image: DEFAULT_IMAGE.to_string(),
+            cpus: 2.0,
+            memory_mb: 4096,
+            pids: 512,
+            network: "none".to_string(),
+            include: vec![".env".to_string(), ".env.*".to_string()],
+            env_allow: BASE_ENV.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The names of the variables a sandboxed process inherits: [`BASE_ENV`] plus
+    /// `env_allow`, without duplicates.
+    pub fn allowed_env_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = BASE_ENV.iter().map(|s| s.to_string()).collect();
+        for n in &self.env_allow {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        names
+    }
+
+    fn validate(&self) -> Result<(), SandboxError> {
+        let bad = |what: &str| Err(SandboxError::BadConfig(what.to_string()));
+        if !(self.cpus.is_finite() && self.cpus > 0.0) {
+            return bad("sandbox.cpus must be a positive number, e.g. 2.0");
+        }
+        if self.memory_mb < 16 {
+            return bad("sandbox.memory_mb must be at least 16 (MiB)");
+        }
+        if self.pids < 1 {
+            return bad("sandbox.pids must be at least 1");
+        }
+        if self.image.trim().is_empty() {
+            return bad("sandbox.image must name an image, e.g. \"shopfloor-agent:latest\"");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Worktree,
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Worktree,
+    Docker,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Worktree => "worktree",
+            BackendKind::Docker => "docker",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("git error in {path}: {message}")]
+    Git { path: PathBuf, message: String },
+    #[error("base branch `{base}` not found in {repo}; fetch it into the workspace's clone first")]
+    NoBase { base: String, repo: PathBuf },
+    #[error(
+        "worktree root {root} is inside the user's checkout {checkout}; sandboxes must live in \
+         the workspace's data directory (invariant 7)"
+    )]
+    InsideCheckout { root: PathBuf, checkout: PathBuf },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start `{program}` in {dir}: {source}; check the agent command and its PATH")]
+    Spawn {
+        program: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("empty command: give the agent's program and its arguments")]
+    EmptyCommand,
+    #[error(
+        "no Docker engine answers ({detail}); start it, or set `[sandbox] backend = \"worktree\"` \
+         in shopfloor.toml"
+    )]
+    NoDocker { detail: String },
+    #[error(
+        "Docker image `{image}` not found locally; build it with `docker build -t {image} -f \
+         assets/docker/Dockerfile.agent .` (or `scripts/build-test-image.sh` for the registry-free \
+         test image), or set `[sandbox] backend = \"worktree\"`"
+    )]
+    NoImage { image: String },
+    #[error("Docker engine error while {action}: {detail}")]
+    Docker { action: String, detail: String },
+    #[error("invalid sandbox config: {0}")]
+    BadConfig(String),
+}
+
+impl SandboxError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SandboxError {
+        let path = path.into();
+        move |source| SandboxError::Io { path, source }
+    }
+}
+
+/// What identifies a launched process as belonging to a workspace's run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    pub workspace: String,
+    pub run: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Program and arguments; not run through a shell.
+    pub argv: Vec<String>,
+    /// Added to the allowlisted environment (and may override it).
+    pub env: Vec<(String, String)>,
+    /// The prepared worktree.
+    pub workdir: PathBuf,
+    pub labels: Labels,
+}
+
+/// One line of a process's output, without its newline. A line longer than
+/// [`lines::MAX_LINE`] is cut there and ends with [`lines::TRUNCATED_MARKER`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// How a process ended: an exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Control of a launched process, usable from several tasks at once (one waits while
+/// another kills).
+#[async_trait]
+pub trait ProcessControl: Send + Sync {
+    /// For display: a pid or a short container id.
+    fn id(&self) -> String;
+    /// Stop the process and everything it started; returns within about a second.
+    async fn kill(&self) -> Result<(), SandboxError>;
+    /// Wait for the process to end. May be called more than once.
+    async fn wait(&self) -> Result<Exit, SandboxError>;
+}
+
+pub struct Process {
+    /// Lines as they are printed. Closes when the process's output ends.
+    pub output: tokio::sync::mpsc::Receiver<Output>,
+    pub control: Box<dyn ProcessControl>,
+}
+
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    async fn launch(&self, spec: LaunchSpec) -> Result<Process, SandboxError>;
+    /// Kill whatever an earlier factory of `workspace` left running; returns how many
+    /// processes or containers it removed. Call at startup, before launching anything:
+    /// processes this sandbox object launched itself are left alone.
+    async fn reap_orphans(&self, workspace: &str) -> Result<usize, SandboxError>;
+}
+
+/// The sandbox the config asks for. `auto` picks Docker when an engine answers and the
+/// image exists locally, else the worktree backend; an explicit `docker` that cannot be
+/// had is an error that says how to fix it, never a silent downgrade.
+pub async fn choose(cfg: &SandboxConfig) -> Result<Arc<dyn Sandbox>, SandboxError> {
+    cfg.validate()?;
+    match cfg.backend {
+        BackendChoice::Worktree => Ok(Arc::new(WorktreeSandbox::new(cfg))),
+        BackendChoice::Docker => Ok(Arc::new(DockerSandbox::connect(cfg).await?)),
+        BackendChoice::Auto => match DockerSandbox::connect(cfg).await {
+            Ok(d) => Ok(Arc::new(d)),
+            Err(e) => {
+                tracing::info!(reason = %e, "sandbox: using the worktree backend");
+                Ok(Arc::new(WorktreeSandbox::new(cfg)))
+            }
+        },
+    }
+}
+
+/// The environment a sandboxed process starts with: the allowlisted variables present in
+/// the factory's environment, then the launch's own, then the labels (last, so a launch
+/// cannot forge another run's labels).
+pub(crate) fn build_env(
+    allowed: &[String],
+    skip: &[&str],
+    spec: &LaunchSpec,
+    backend: BackendKind,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let set = |k: &str, v: String, env: &mut Vec<(String, String)>| {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v));
+    };
+    for name in allowed {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        if let Ok(v) = std::env::var(name) {
+            set(name, v, &mut env);
+        }
+    }
+    for (k, v) in &spec.env {
+        set(k, v.clone(), &mut env);
+    }
+    set(ENV_WORKSPACE, spec.labels.workspace.clone(), &mut env);
+    set(ENV_RUN, spec.labels.run.to_string(), &mut env);
+    set(ENV_SANDBOX, backend.to_string(), &mut env);
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_unknown_keys() {
+        let c: SandboxConfig = toml::from_str("").unwrap();
+        assert_eq!(c, SandboxConfig::default());
+        assert_eq!(c.network, "none");
+        let c: SandboxConfig = toml::from_str("backend = \"docker\"\ncpus = 0.5").unwrap();
+        assert_eq!(c.backend, BackendChoice::Docker);
+        assert!(toml::from_str::<SandboxConfig>("backend = \"vm\"").is_err());
+        assert!(toml::from_str::<SandboxConfig>("cpu = 1.0").is_err());
+        let c = SandboxConfig {
+            cpus: f64::NAN,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn base_env_always_passes_and_labels_win() {
+        let cfg = SandboxConfig {
+            env_allow: vec!["EXTRA".into()],
+            ..Default::default()
+        };
+        let names = cfg.allowed_env_names();
+        assert!(names.contains(&"PATH".to_string()) && names.contains(&"EXTRA".to_string()));
+        let spec = LaunchSpec {
+            argv: vec!["true".into()],
+            env: vec![(ENV_RUN.into(), "999".into()), ("A".into(), "1".into())],
+            workdir: PathBuf::from("/"),
+            labels: Labels {
+                workspace: "w".into(),
+                run: 7,
+            },
+        };
+        let env = build_env(&names, &["HOME"], &spec, BackendKind::Worktree);
+        assert!(env.iter().any(|(k, v)| k == ENV_RUN && v == "7"));
+        assert!(!env.iter().any(|(k, v)| k == ENV_RUN && v == "999"));
+        assert!(env.iter().any(|(k, v)| k == "A" && v == "1"));
+        assert!(!env.iter().any(|(k, _)| k == "HOME"));
+    }
+}
