@@ -323,6 +323,31 @@ pub enum OpenError {
     Embed(#[from] crate::memory::embed::EmbedError),
 }
 
+/// Add every stored step to a fresh index, a run at a time in bounded chunks.
+fn reindex_steps(
+    store: &crate::store::Store,
+    index: &crate::index::Index,
+) -> Result<(), OpenError> {
+    const CHUNK: u64 = 5000;
+    let runs = store.runs()?;
+    for run in &runs {
+        let mut from = 0;
+        while from < run.steps {
+            let steps = store.steps(run.id, from, from + CHUNK)?;
+            if steps.is_empty() {
+                break;
+            }
+            index.add_steps(&steps)?;
+            from += CHUNK;
+        }
+    }
+    if !runs.is_empty() {
+        tracing::info!(runs = runs.len(), "re-indexed the steps of every run");
+        index.flush()?;
+    }
+    Ok(())
+}
+
 impl Workspace {
     pub fn open(info: WorkspaceInfo) -> Result<Workspace, OpenError> {
         let config = crate::config::Config::load(&info.config_path())?;
@@ -333,6 +358,11 @@ impl Workspace {
             })?;
         let store = crate::store::Store::open(&info.store_path())?;
         let index = crate::index::Index::open(&info.index_dir())?;
+        if index.is_fresh() {
+            // The index is derived data: made anew (first open, deleted, or an older
+            // schema), it gets every stored step back before anyone searches it.
+            reindex_steps(&store, &index)?;
+        }
         let embedder: std::sync::Arc<dyn crate::memory::embed::Embedder> =
             match &config.memory.model {
                 Some(dir) => {
@@ -382,17 +412,20 @@ impl Workspace {
                 index_error = Some(e);
             }
         })?;
-        // The steps are durable either way; a failed index write is logged and is mended
-        // by the next reindex rather than failing an import that already landed.
-        match index_error {
-            Some(e) => {
-                tracing::error!(run = report.run, error = %e, "indexing imported steps failed")
-            }
-            None => {
-                if let Err(e) = index.flush() {
-                    tracing::error!(run = report.run, error = %e, "index flush failed");
-                }
-            }
+        // The steps are durable either way: an index failure must not fail an import that
+        // already landed. It is reported, with the way to mend it (the index is derived
+        // data, rebuilt from the store when its directory is gone).
+        let failure = match index_error {
+            Some(e) => Some(e),
+            None => index.flush().err(),
+        };
+        let mut report = report;
+        if let Some(e) = failure {
+            tracing::error!(run = report.run, error = %e, "indexing imported steps failed");
+            report.warnings.push(format!(
+                "the steps are stored but not searchable: {e}; remove {} to rebuild the index on the next open",
+                self.info.index_dir().display()
+            ));
         }
         Ok(report)
     }

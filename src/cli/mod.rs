@@ -64,6 +64,15 @@ enum Command {
         /// A scenario file (see assets/scenarios/), or a built-in's name such as `success`
         scenario: PathBuf,
     },
+    /// Write a commented starter shopfloor.toml at the repository root
+    Init {
+        /// The repository [default: the one around the current directory]
+        #[arg(long, value_name = "PATH")]
+        repo: Option<PathBuf>,
+        /// Overwrite an existing shopfloor.toml
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -129,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Memory(cmd) => memory::run(&ctx, cmd),
         Command::Demo { keep } => demo::run(keep),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
+        Command::Init { repo, force } => init(&ctx, repo, force),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -139,6 +149,24 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The starter config, with every default written out and explained.
+const STARTER_CONFIG: &str = include_str!("../../assets/shopfloor.toml");
+
+fn init(ctx: &Ctx, repo: Option<PathBuf>, force: bool) -> Result<()> {
+    let root = shopfloor::workspace::repo_root(repo.as_deref().unwrap_or(&ctx.cwd))?;
+    let path = root.join("shopfloor.toml");
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists; edit it, or pass --force to replace it with the starter file",
+            path.display()
+        );
+    }
+    std::fs::write(&path, STARTER_CONFIG)?;
+    println!("wrote {}", path.display());
+    println!("commit it so the team shares one factory configuration");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -120,6 +120,8 @@ pub enum Outcome {
     TimedOut { why: String },
     /// A human cancelled the ticket or killed the run.
     Cancelled,
+    /// The factory stopped; the ticket goes back to the queue as it was.
+    Interrupted,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +138,8 @@ pub enum Next {
         why: String,
     },
     Cancel,
+    /// Back to the queue as it was: the run was interrupted, not failed.
+    Requeue,
 }
 
 /// What to do with a ticket after its run ended.
@@ -143,6 +147,7 @@ pub fn after_exit(outcome: &Outcome, attempt: u32, max_attempts: u32) -> Next {
     match outcome {
         Outcome::Succeeded => Next::Review,
         Outcome::Cancelled => Next::Cancel,
+        Outcome::Interrupted => Next::Requeue,
         Outcome::Failed { why } | Outcome::TimedOut { why } => {
             if attempt < max_attempts {
                 Next::Retry {
@@ -335,6 +340,11 @@ mod tests {
         assert!(matches!(after_exit(&f, 3, 3), Next::Fail { .. }));
         assert_eq!(after_exit(&Outcome::Succeeded, 1, 3), Next::Review);
         assert_eq!(after_exit(&Outcome::Cancelled, 1, 3), Next::Cancel);
+        assert_eq!(
+            after_exit(&Outcome::Interrupted, 3, 3),
+            Next::Requeue,
+            "not a failure"
+        );
         let t = Outcome::TimedOut {
             why: "quiet".into(),
         };

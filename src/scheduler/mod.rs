@@ -4,4 +4,5 @@
 
 pub mod context;
 pub mod decide;
+pub mod factory;
 pub mod leases;

@@ -1,0 +1,978 @@
+//! The factory: the one process that owns a workspace. It keeps the workspace's own clone
+//! of the user's repository, turns queued tickets into agent runs in sandboxes, streams
+//! every line an agent prints into durable, indexed steps, enforces timeouts, commits what
+//! an agent leaves behind on its branch, and retries failures with the lesson in the next
+//! prompt. Decisions come from `decide`; this module only carries them out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast, watch};
+
+use super::context::{self, Activity};
+use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
+use super::leases::{Conflict, Lease, LeaseTable};
+use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
+use crate::memory::NewMemory;
+use crate::model::{
+    Author, Lifecycle, MemoryKind, Run, RunId, RunState, Step, StepKind, StepRef, Ticket, TicketId,
+    TicketState, Usage,
+};
+use crate::sandbox::{self, BackendKind, Labels, LaunchSpec, Output, PrepareSpec, Sandbox};
+use crate::trace::TraceBuilder;
+use crate::workspace::Workspace;
+
+/// Steps are written to the store at least this often while an agent prints.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// ... or when this many are waiting.
+const FLUSH_STEPS: usize = 512;
+/// How often live runs are checked against their timeouts.
+const TIMEOUT_CHECK: Duration = Duration::from_millis(250);
+
+/// How the factory runs, from `shopfloor.toml`.
+#[derive(Clone, Debug)]
+pub struct FactoryConfig {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeouts: Timeouts,
+    pub default_agent: String,
+    pub agents: BTreeMap<String, AgentProfile>,
+    pub sandbox: sandbox::SandboxConfig,
+    /// How often the queue is looked at when nothing wakes the factory.
+    pub poll: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactoryError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the factory tells its watchers (the TUI, `serve`'s log lines, `run logs -f`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FactoryEvent {
+    RunState {
+        run: RunId,
+        ticket: Option<TicketId>,
+        agent: String,
+        state: RunState,
+        sandbox: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    Steps {
+        run: RunId,
+        /// The run's step count after this batch.
+        total: u64,
+        count: usize,
+    },
+    TicketState {
+        ticket: TicketId,
+        state: TicketState,
+    },
+}
+
+/// Why a live run is asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    No,
+    /// A person cancelled the ticket or killed the run.
+    Cancel,
+    /// The factory is shutting down: the run is interrupted and its ticket requeued, the
+    /// same state a crash leaves, so the next start treats both alike.
+    Shutdown,
+}
+
+/// A run in flight.
+struct Live {
+    ticket: TicketId,
+    agent: String,
+    title: String,
+    stop: watch::Sender<Stop>,
+    files: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Factory {
+    ws: Arc<Workspace>,
+    cfg: FactoryConfig,
+    sandbox: Arc<dyn Sandbox>,
+    events: broadcast::Sender<FactoryEvent>,
+    live: Mutex<HashMap<RunId, Live>>,
+    leases: Mutex<LeaseTable>,
+    wake: Notify,
+    /// The workspace's own clone: the factory's source of truth.
+    clone: PathBuf,
+    main_branch: String,
+    exe: PathBuf,
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+/// Run blocking store/git work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FactoryError> + Send + 'static,
+) -> Result<T, FactoryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FactoryError::Other(format!("a background task failed: {e}")))?
+}
+
+impl Factory {
+    /// Take charge of a workspace: make or refresh its clone, mark the runs a dead factory
+    /// left behind as interrupted (requeueing their tickets), clean their sandboxes and
+    /// reap their processes or containers.
+    pub async fn start(
+        ws: Arc<Workspace>,
+        cfg: FactoryConfig,
+    ) -> Result<Arc<Factory>, FactoryError> {
+        let sandbox = sandbox::choose(&cfg.sandbox).await?;
+        let reaped = sandbox.reap_orphans(&ws.info.name).await?;
+        if reaped > 0 {
+            tracing::warn!(reaped, "reaped processes an earlier factory left running");
+        }
+        let (clone, main_branch) = {
+            let ws = ws.clone();
+            blocking(move || ensure_clone(&ws)).await?
+        };
+        let (events, _) = broadcast::channel(4096);
+        let exe = std::env::current_exe().map_err(|e| FactoryError::Other(e.to_string()))?;
+        let f = Arc::new(Factory {
+            ws,
+            cfg,
+            sandbox,
+            events,
+            live: Mutex::new(HashMap::new()),
+            leases: Mutex::new(LeaseTable::default()),
+            wake: Notify::new(),
+            clone,
+            main_branch,
+            exe,
+        });
+        f.recover().await?;
+        Ok(f)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<FactoryEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn sandbox_kind(&self) -> BackendKind {
+        self.sandbox.kind()
+    }
+
+    pub fn workspace(&self) -> &Arc<Workspace> {
+        &self.ws
+    }
+
+    pub fn main_branch(&self) -> &str {
+        &self.main_branch
+    }
+
+    pub fn clone_path(&self) -> &Path {
+        &self.clone
+    }
+
+    /// Look at the queue now (a ticket was added).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn emit(&self, e: FactoryEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn recover(&self) -> Result<(), FactoryError> {
+        let ws = self.ws.clone();
+        let root = self.worktree_root();
+        let clone = self.clone.clone();
+        let recovered = blocking(move || {
+            let mut out = vec![];
+            for run in ws.store.runs()? {
+                if !run.state.is_live() {
+                    continue;
+                }
+                let r = ws.store.update_run(run.id, |r| {
+                    r.state = RunState::Interrupted;
+                    r.ended = Some(now());
+                    r.outcome = Some("the factory stopped while the run was live".into());
+                })?;
+                if let Some(t) = r.ticket {
+                    ws.store.update_ticket(t, |t| {
+                        if t.state == TicketState::Running {
+                            t.state = TicketState::Queued;
+                        }
+                        Ok(())
+                    })?;
+                }
+                out.push(r);
+            }
+            // Nothing is live yet, so every worktree left on disk is a dead run's: it
+            // goes; its branch stays for people and the merge queue to look at.
+            clean_worktrees(&clone, &root)?;
+            Ok(out)
+        })
+        .await?;
+        for r in recovered {
+            tracing::warn!(
+                run = r.id,
+                "marked interrupted: the factory died while it ran"
+            );
+            self.emit(FactoryEvent::RunState {
+                run: r.id,
+                ticket: r.ticket,
+                agent: r.agent.clone(),
+                state: RunState::Interrupted,
+                sandbox: r.sandbox.clone().unwrap_or_default(),
+                detail: r.outcome.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn worktree_root(&self) -> PathBuf {
+        self.ws.info.dir.join("worktrees")
+    }
+
+    /// Run the queue until `shutdown` turns true; live runs are then stopped and recorded
+    /// as interrupted with their tickets requeued: a clean stop leaves the same state as a
+    /// crash, which the next start knows how to resume.
+    pub async fn run(
+        self: &Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), FactoryError> {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(e) = self.schedule().await {
+                tracing::error!(error = %e, "scheduling failed; retrying");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let stops: Vec<watch::Sender<Stop>> = self
+            .live
+            .lock()
+            .expect("live lock")
+            .values()
+            .map(|l| l.stop.clone())
+            .collect();
+        for s in stops {
+            let _ = s.send(Stop::Shutdown);
+        }
+        for _ in 0..100 {
+            if self.live.lock().expect("live lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Start whatever the scheduler says may start now.
+    async fn schedule(self: &Arc<Self>) -> Result<(), FactoryError> {
+        let ws = self.ws.clone();
+        let tickets = blocking(move || Ok(ws.store.tickets()?)).await?;
+        let waiting: Vec<Waiting> = tickets
+            .iter()
+            .filter(|t| t.state == TicketState::Queued)
+            .map(|t| Waiting {
+                ticket: t.id,
+                priority: t.priority,
+                created: t.created,
+                agent: t.agent.clone(),
+                attempt: t.runs.len() as u32 + 1,
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let busy = {
+            let live = self.live.lock().expect("live lock");
+            let mut b = Busy::default();
+            for l in live.values() {
+                *b.by_profile.entry(l.agent.clone()).or_default() += 1;
+            }
+            b
+        };
+        let limits = Limits {
+            global: self.cfg.concurrency,
+            per_profile: self
+                .cfg
+                .agents
+                .iter()
+                .filter_map(|(k, p)| p.concurrency.map(|c| (k.clone(), c)))
+                .collect(),
+        };
+        let agents = &self.cfg.agents;
+        let picks = decide::pick(&waiting, &busy, &limits, &self.cfg.default_agent, &|a| {
+            agents.contains_key(a)
+        });
+        for u in picks.unrunnable {
+            let ws = self.ws.clone();
+            let reason = u.reason.clone();
+            let t = blocking(move || {
+                Ok(ws.store.update_ticket(u.ticket, move |t| {
+                    t.state = TicketState::Failed;
+                    t.body = format!("{}\n\n[shopfloor] not run: {reason}", t.body.trim_end());
+                    Ok(())
+                })?)
+            })
+            .await?;
+            tracing::warn!(ticket = t.id, "ticket cannot run: {}", u.reason);
+            self.emit(FactoryEvent::TicketState {
+                ticket: t.id,
+                state: t.state,
+            });
+        }
+        for s in picks.start {
+            let Some(ticket) = tickets.iter().find(|t| t.id == s.ticket).cloned() else {
+                continue;
+            };
+            self.clone().launch(ticket, s.agent, s.attempt).await;
+        }
+        Ok(())
+    }
+
+    /// Claim the ticket and start its run; the run's life goes on in its own task.
+    async fn launch(self: Arc<Self>, ticket: Ticket, agent: String, attempt: u32) {
+        let ws = self.ws.clone();
+        let kind = self.sandbox.kind().to_string();
+        let branch = format!("shopfloor/{}-{attempt}", ticket.id);
+        let t_id = ticket.id;
+        let agent2 = agent.clone();
+        let claimed = blocking(move || {
+            let run = ws.store.create_run(Run {
+                id: 0,
+                ticket: Some(t_id),
+                agent: agent2,
+                state: RunState::Preparing,
+                started: now(),
+                ended: None,
+                steps: 0,
+                source: kind.clone(),
+                attempt,
+                branch: Some(branch),
+                usage: Usage::default(),
+                files_changed: vec![],
+                sandbox: Some(kind),
+                outcome: None,
+            })?;
+            let id = run.id;
+            ws.store.update_ticket(t_id, move |t| {
+                if t.state != TicketState::Queued {
+                    return Err(crate::store::StoreError::Invalid(format!(
+                        "ticket {} is {} now",
+                        t.id, t.state
+                    )));
+                }
+                t.state = TicketState::Running;
+                t.runs.push(id);
+                Ok(())
+            })?;
+            Ok(run)
+        })
+        .await;
+        let run = match claimed {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(ticket = t_id, error = %e, "ticket not started");
+                return;
+            }
+        };
+        let (stop, stop_rx) = watch::channel(Stop::No);
+        self.live.lock().expect("live lock").insert(
+            run.id,
+            Live {
+                ticket: ticket.id,
+                agent: agent.clone(),
+                title: ticket.title.clone(),
+                stop,
+                files: Arc::new(Mutex::new(vec![])),
+            },
+        );
+        self.emit(FactoryEvent::TicketState {
+            ticket: ticket.id,
+            state: TicketState::Running,
+        });
+        self.emit_run(&run, None);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = run.id;
+            let result = me.clone().drive(run, ticket, agent, stop_rx).await;
+            if let Err(e) = result {
+                tracing::error!(run = id, error = %e, "run failed inside the factory");
+                let ws = me.ws.clone();
+                let msg = e.to_string();
+                let _ = blocking(move || {
+                    let r = ws.store.update_run(id, move |r| {
+                        r.state = RunState::Failed;
+                        r.ended = Some(now());
+                        r.outcome = Some(format!("the factory could not run it: {msg}"));
+                    })?;
+                    if let Some(t) = r.ticket {
+                        ws.store.update_ticket(t, |t| {
+                            t.state = TicketState::Failed;
+                            Ok(())
+                        })?;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+            me.leases.lock().expect("lease lock").release_run(id);
+            me.live.lock().expect("live lock").remove(&id);
+            me.wake();
+        });
+    }
+
+    fn emit_run(&self, run: &Run, detail: Option<String>) {
+        self.emit(FactoryEvent::RunState {
+            run: run.id,
+            ticket: run.ticket,
+            agent: run.agent.clone(),
+            state: run.state,
+            sandbox: run.sandbox.clone().unwrap_or_default(),
+            detail,
+        });
+    }
+
+    /// What other live runs are doing, for a new run's context pack.
+    fn activity_except(&self, run: RunId) -> Vec<Activity> {
+        let leases = self.leases.lock().expect("lease lock").live(now());
+        self.live
+            .lock()
+            .expect("live lock")
+            .iter()
+            .filter(|(id, _)| **id != run)
+            .map(|(id, l)| Activity {
+                run: *id,
+                agent: l.agent.clone(),
+                ticket: l.title.clone(),
+                files: l.files.lock().expect("files lock").clone(),
+                leases: leases
+                    .iter()
+                    .filter(|x| x.run == *id)
+                    .map(|x| x.path.clone())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// One run, from sandbox to verdict.
+    async fn drive(
+        self: Arc<Self>,
+        run: Run,
+        ticket: Ticket,
+        agent: String,
+        mut stop: watch::Receiver<Stop>,
+    ) -> Result<(), FactoryError> {
+        let profile = self
+            .cfg
+            .agents
+            .get(&agent)
+            .cloned()
+            .ok_or_else(|| FactoryError::Other(format!("no agent profile `{agent}`")))?;
+        // Sandbox on a fresh branch from main.
+        let spec = PrepareSpec {
+            workspace: self.ws.info.name.clone(),
+            run: run.id,
+            ticket: ticket.id,
+            attempt: run.attempt,
+            repo: self.clone.clone(),
+            base: self.main_branch.clone(),
+            user_checkout: self.ws.info.repo.clone(),
+            root: self.worktree_root(),
+        };
+        let include = self.cfg.sandbox.include.clone();
+        let prepared = blocking(move || Ok(sandbox::prepare(&spec, &include)?)).await?;
+
+        // The prompt: the ticket plus what the fleet knows and is doing.
+        let others = self.activity_except(run.id);
+        let ws = self.ws.clone();
+        let t2 = ticket.clone();
+        let prompt = blocking(move || {
+            let attempts: Vec<String> = t2
+                .runs
+                .iter()
+                .filter_map(|r| ws.store.run(*r).ok().flatten())
+                .filter(|r| matches!(r.state, RunState::Failed | RunState::Interrupted))
+                .filter_map(|r| r.outcome.map(|o| format!("attempt {}: {o}", r.attempt)))
+                .collect();
+            let pack = context::build(&ws.memory, &t2, others, attempts)
+                .map_err(|e| FactoryError::Other(format!("building the context pack: {e}")))?;
+            Ok(context::prompt(&t2, &pack))
+        })
+        .await?;
+
+        let in_docker = self.sandbox.kind() == BackendKind::Docker;
+        let ctx = LaunchContext {
+            workdir: if in_docker {
+                PathBuf::from("/workspace")
+            } else {
+                prepared.dir.clone()
+            },
+            mcp_url: None,
+            token: None,
+            shopfloor_exe: if in_docker {
+                PathBuf::from("/usr/local/bin/shopfloor")
+            } else {
+                self.exe.clone()
+            },
+            run: run.id,
+        };
+        let plan = agent::plan(&agent, &profile, &prompt, &ctx)
+            .map_err(|e| FactoryError::Other(e.to_string()))?;
+        for (path, bytes) in &plan.files {
+            let p = if path.is_absolute() {
+                path.clone()
+            } else {
+                prepared.dir.join(path)
+            };
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| FactoryError::Other(e.to_string()))?;
+            }
+            std::fs::write(&p, bytes).map_err(|e| FactoryError::Other(e.to_string()))?;
+        }
+        // Lease what the ticket says it will touch, so others see it.
+        if !ticket.paths.is_empty() {
+            let ttl = self.cfg.timeouts.wall;
+            let held = self.leases.lock().expect("lease lock").acquire(
+                run.id,
+                &agent,
+                &ticket.paths,
+                ttl,
+                now(),
+            );
+            if let Err(c) = held {
+                tracing::info!(run = run.id, "lease not granted at start: {c}");
+            }
+        }
+
+        let mut process = self
+            .sandbox
+            .launch(LaunchSpec {
+                argv: plan.argv.clone(),
+                env: plan.env.clone(),
+                workdir: prepared.dir.clone(),
+                labels: Labels {
+                    workspace: self.ws.info.name.clone(),
+                    run: run.id,
+                },
+            })
+            .await?;
+        let ws = self.ws.clone();
+        let rid = run.id;
+        let running =
+            blocking(move || Ok(ws.store.update_run(rid, |r| r.state = RunState::Running)?))
+                .await?;
+        self.emit_run(
+            &running,
+            Some(format!(
+                "{} in {}",
+                process.control.id(),
+                prepared.dir.display()
+            )),
+        );
+
+        // Pump output into steps until the process is done or must stop.
+        let mut decoder = OutputDecoder::new(plan.decoder);
+        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone());
+        let mut pending: Vec<Step> = vec![];
+        let mut usage = Usage::default();
+        let files = self
+            .live
+            .lock()
+            .expect("live lock")
+            .get(&run.id)
+            .map(|l| l.files.clone())
+            .unwrap_or_default();
+        let started = now();
+        let mut last_output = started;
+        let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
+        let mut timeout_tick = tokio::time::interval(TIMEOUT_CHECK);
+        let mut stopped: Option<Outcome> = None;
+        let mut out_open = true;
+        while out_open {
+            tokio::select! {
+                line = process.output.recv() => match line {
+                    Some(line) => {
+                        last_output = now();
+                        let drafts = match &line {
+                            Output::Stdout(b) => decoder.feed_stdout(b),
+                            Output::Stderr(b) => decoder.feed_stderr(b),
+                        };
+                        for d in drafts {
+                            let step = builder.push(d);
+                            note_step(&step, &mut usage, &files);
+                            pending.push(step);
+                        }
+                        if pending.len() >= FLUSH_STEPS {
+                            self.flush(run.id, &mut pending).await?;
+                        }
+                    }
+                    None => out_open = false,
+                },
+                _ = flush_tick.tick() => {
+                    if !pending.is_empty() {
+                        self.flush(run.id, &mut pending).await?;
+                    }
+                }
+                _ = timeout_tick.tick(), if stopped.is_none() => {
+                    if let Some(why) = decide::timed_out(now(), started, last_output, &self.cfg.timeouts) {
+                        tracing::warn!(run = run.id, "{why}; killing it");
+                        process.control.kill().await?;
+                        stopped = Some(Outcome::TimedOut { why });
+                    }
+                }
+                _ = stop.changed(), if stopped.is_none() => {
+                    let why = *stop.borrow();
+                    if why != Stop::No {
+                        process.control.kill().await?;
+                        stopped = Some(if why == Stop::Shutdown { Outcome::Interrupted } else { Outcome::Cancelled });
+                    }
+                }
+            }
+        }
+        let exit = process.control.wait().await?;
+        for d in decoder.finish() {
+            let step = builder.push(d);
+            note_step(&step, &mut usage, &files);
+            pending.push(step);
+        }
+        let exited = builder.push(crate::trace::Draft::new(StepKind::Lifecycle {
+            event: Lifecycle::Exited {
+                code: exit.code,
+                signal: exit.signal,
+            },
+        }));
+        pending.push(exited);
+        self.flush(run.id, &mut pending).await?;
+
+        let outcome = match stopped {
+            Some(o) => o,
+            None if exit.success() => Outcome::Succeeded,
+            None => Outcome::Failed {
+                why: match (exit.code, exit.signal) {
+                    (Some(c), _) => format!("the agent exited with code {c}"),
+                    (None, Some(s)) => format!("the agent was killed by signal {s}"),
+                    _ => "the agent ended abnormally".into(),
+                },
+            },
+        };
+        self.finish(
+            run,
+            ticket,
+            agent,
+            prepared,
+            outcome,
+            usage,
+            builder.next_seq(),
+        )
+        .await
+    }
+
+    async fn flush(&self, run: RunId, pending: &mut Vec<Step>) -> Result<(), FactoryError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let steps = std::mem::take(pending);
+        let count = steps.len();
+        let ws = self.ws.clone();
+        let total = blocking(move || {
+            let total = ws.store.append_steps(run, steps.clone())?;
+            // The steps are durable; the index catching up later is not a lost step.
+            if let Err(e) = ws.index().add_steps(&steps) {
+                tracing::error!(run, error = %e, "indexing steps failed");
+            }
+            Ok(total)
+        })
+        .await?;
+        self.emit(FactoryEvent::Steps { run, total, count });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        run: Run,
+        ticket: Ticket,
+        agent: String,
+        prepared: sandbox::Prepared,
+        outcome: Outcome,
+        usage: Usage,
+        last_seq: u64,
+    ) -> Result<(), FactoryError> {
+        let next = decide::after_exit(&outcome, run.attempt, self.cfg.max_attempts);
+        let ws = self.ws.clone();
+        let clone = self.clone.clone();
+        let outcome2 = outcome.clone();
+        let agent2 = agent.clone();
+        let next_in = next.clone();
+        let (r, t) = blocking(move || {
+            let next = next_in;
+            // Whatever the agent left uncommitted goes on its branch, success or not: a
+            // reviewer may want to see what a failed attempt did.
+            let left = sandbox::commit_leftovers(
+                &prepared,
+                &format!("shopfloor: leftovers of run {} ({agent2})", run.id),
+                &agent2,
+            )?;
+            let files = left.files_changed.clone();
+            let (state, why) = match &outcome2 {
+                Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
+                Outcome::Failed { why } | Outcome::TimedOut { why } => {
+                    (RunState::Failed, why.clone())
+                }
+                Outcome::Cancelled => (RunState::Cancelled, "stopped by a person".into()),
+                Outcome::Interrupted => (
+                    RunState::Interrupted,
+                    "the factory shut down while it ran".into(),
+                ),
+            };
+            let r = ws.store.update_run(run.id, move |r| {
+                r.state = state;
+                r.ended = Some(now());
+                r.usage = usage.clone();
+                r.files_changed = files.clone();
+                r.outcome = Some(why.clone());
+            })?;
+            let next2 = next.clone();
+            let t = ws.store.update_ticket(ticket.id, move |t| {
+                t.state = match &next2 {
+                    Next::Requeue => TicketState::Queued,
+                    Next::Review => TicketState::Review,
+                    Next::Retry { .. } => TicketState::Queued,
+                    Next::Fail { .. } => TicketState::Failed,
+                    Next::Cancel => TicketState::Cancelled,
+                };
+                Ok(())
+            })?;
+            if let Next::Retry { lesson, .. } | Next::Fail { why: lesson } = &next {
+                let mut paths = ticket.paths.clone();
+                paths.extend(r.files_changed.iter().cloned());
+                paths.sort();
+                paths.dedup();
+                let mut m = NewMemory::new(
+                    MemoryKind::Lesson,
+                    format!("Ticket {} \"{}\": {lesson}", ticket.id, ticket.title),
+                    Author::Agent {
+                        name: agent2.clone(),
+                    },
+                );
+                m.paths = paths;
+                m.tags = vec!["run-failure".into()];
+                m.source = Some(StepRef {
+                    run: run.id,
+                    step: last_seq.saturating_sub(1),
+                });
+                if let Err(e) = ws.memory.add(m) {
+                    tracing::error!(run = run.id, error = %e, "could not save the failure lesson");
+                }
+            }
+            if let Err(e) = sandbox::remove(&prepared, &clone) {
+                tracing::warn!(run = run.id, error = %e, "could not remove the worktree");
+            }
+            Ok((r, t))
+        })
+        .await?;
+        if matches!(next, Next::Review) {
+            // The merge queue takes the branch from here (issue 5); until it lands the
+            // ticket waits in review with its branch in the workspace's clone.
+            tracing::info!(run = r.id, branch = ?r.branch, "ready for the merge queue");
+        }
+        self.emit_run(&r, r.outcome.clone());
+        self.emit(FactoryEvent::TicketState {
+            ticket: t.id,
+            state: t.state,
+        });
+        Ok(())
+    }
+
+    /// Cancel a ticket; a live run of it stops within a second.
+    pub fn cancel_ticket(&self, id: TicketId) -> Result<Ticket, FactoryError> {
+        let t = self.ws.store.update_ticket(id, |t| {
+            if t.state.is_final() {
+                return Err(crate::store::StoreError::Invalid(format!(
+                    "ticket {} is already {}; only queued, running or review tickets can be cancelled",
+                    t.id, t.state
+                )));
+            }
+            if t.state != TicketState::Running {
+                t.state = TicketState::Cancelled;
+            }
+            Ok(())
+        })?;
+        let live = self.live.lock().expect("live lock");
+        for l in live.values().filter(|l| l.ticket == id) {
+            let _ = l.stop.send(Stop::Cancel);
+        }
+        Ok(t)
+    }
+
+    /// Stop a live run within a second.
+    pub fn kill_run(&self, id: RunId) -> Result<(), FactoryError> {
+        let live = self.live.lock().expect("live lock");
+        match live.get(&id) {
+            Some(l) => {
+                let _ = l.stop.send(Stop::Cancel);
+                Ok(())
+            }
+            None => Err(FactoryError::Other(format!(
+                "run {id} is not running; `shopfloor run list` shows the live runs"
+            ))),
+        }
+    }
+
+    pub fn lease(
+        &self,
+        run: RunId,
+        paths: &[String],
+        ttl: SignedDuration,
+    ) -> Result<Vec<Lease>, Conflict> {
+        let agent = self
+            .live
+            .lock()
+            .expect("live lock")
+            .get(&run)
+            .map(|l| l.agent.clone())
+            .unwrap_or_default();
+        self.leases
+            .lock()
+            .expect("lease lock")
+            .acquire(run, &agent, paths, ttl, now())
+    }
+
+    pub fn release(&self, run: RunId, paths: &[String]) -> usize {
+        self.leases.lock().expect("lease lock").release(run, paths)
+    }
+
+    pub fn leases(&self) -> Vec<Lease> {
+        self.leases.lock().expect("lease lock").live(now())
+    }
+
+    /// Runs in flight, by id.
+    pub fn live_runs(&self) -> Vec<RunId> {
+        let mut v: Vec<RunId> = self
+            .live
+            .lock()
+            .expect("live lock")
+            .keys()
+            .copied()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Keep a run's running totals from its own steps: tokens and cost, files touched.
+fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>) {
+    match &step.kind {
+        StepKind::Lifecycle {
+            event: Lifecycle::Usage(u),
+        } => {
+            usage.input_tokens += u.input_tokens;
+            usage.output_tokens += u.output_tokens;
+            usage.cache_read_tokens += u.cache_read_tokens;
+            if let Some(c) = u.cost_usd {
+                usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
+            }
+            if u.turns.is_some() {
+                usage.turns = u.turns;
+            }
+        }
+        StepKind::FileEdit { path, .. } => {
+            let mut f = files.lock().expect("files lock");
+            if !f.contains(path) {
+                f.push(path.clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The workspace's own clone of the user's repository (made on first use), refreshed from
+/// the user's repository: new commits on their main fast-forward ours, never the reverse,
+/// and the user's checkout is only read. Returns the clone's path and its main branch.
+pub fn ensure_clone(ws: &Workspace) -> Result<(PathBuf, String), FactoryError> {
+    let dest = ws.info.dir.join("repo");
+    let user = git2::Repository::open(&ws.info.repo)?;
+    let main = match user.head() {
+        Ok(h) if h.is_branch() => h.shorthand().unwrap_or("main").to_string(),
+        _ => "main".to_string(),
+    };
+    let repo = if dest.join(".git").exists() || dest.join("HEAD").exists() {
+        git2::Repository::open(&dest)?
+    } else {
+        let url = ws.info.repo.to_string_lossy().to_string();
+        git2::build::RepoBuilder::new().clone(&url, &dest)?
+    };
+    // Fetch the user's branches into origin/*.
+    let mut remote = repo.find_remote("origin")?;
+    remote.fetch(&["+refs/heads/*:refs/remotes/origin/*"], None, None)?;
+    let theirs = repo.refname_to_id(&format!("refs/remotes/origin/{main}"));
+    let ours_ref = format!("refs/heads/{main}");
+    match (repo.refname_to_id(&ours_ref), theirs) {
+        (Err(_), Ok(t)) => {
+            repo.reference(
+                &ours_ref,
+                t,
+                false,
+                "shopfloor: main from the user's repository",
+            )?;
+        }
+        (Ok(o), Ok(t)) if o != t && repo.graph_descendant_of(t, o)? => {
+            // Compare-and-swap: only if main is still where we read it.
+            repo.reference_matching(
+                &ours_ref,
+                t,
+                true,
+                o,
+                "shopfloor: fast-forward from the user's repository",
+            )?;
+        }
+        _ => {}
+    }
+    Ok((dest, main))
+}
+
+/// Remove every worktree directory under `root` and prune git's records of them.
+fn clean_worktrees(clone: &Path, root: &Path) -> Result<(), FactoryError> {
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                tracing::info!(path = %p.display(), "removing a dead run's worktree");
+                let _ = std::fs::remove_dir_all(&p);
+            }
+        }
+    }
+    let repo = git2::Repository::open(clone)?;
+    let names = repo.worktrees()?;
+    for name in (0..names.len()).filter_map(|i| names.get(i).ok().flatten()) {
+        if let Ok(wt) = repo.find_worktree(name)
+            && wt.validate().is_err()
+        {
+            let mut opts = git2::WorktreePruneOptions::new();
+            opts.working_tree(true);
+            let _ = wt.prune(Some(&mut opts));
+        }
+    }
+    Ok(())
+}
