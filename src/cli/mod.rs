@@ -16,7 +16,7 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use shopfloor::api::Backend;
-use shopfloor::workspace::{Home, Workspace, WorkspaceInfo};
+use shopfloor::workspace::{Home, WorkspaceInfo};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,14 +85,6 @@ impl Ctx {
     /// The workspace's backend: opened directly, or the factory that holds it.
     pub fn backend(&self) -> Result<Backend> {
         backend(self.info()?)
-    }
-
-    /// The workspace, opened: store, index and memory.
-    pub fn open(&self) -> Result<Workspace> {
-        let info = self.info()?;
-        let name = info.name.clone();
-        Workspace::open(info)
-            .map_err(|e| anyhow::Error::new(e).context(format!("opening workspace `{name}`")))
     }
 }
 
