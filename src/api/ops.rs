@@ -245,6 +245,16 @@ pub fn search_steps(ws: &Workspace, q: StepSearch) -> Result<Vec<StepFound>> {
         .index()
         .search_steps(&q.query, &filter, q.limit)
         .map_err(internal)?;
+    // Equal scores come back in index-segment order, which depends on how the index was
+    // committed (one long-lived writer in a factory, a commit per command without one);
+    // order ties by run and step so the same question gets the same answer either way.
+    let mut hits = hits;
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.run.cmp(&b.run))
+            .then(a.seq.cmp(&b.seq))
+    });
     let mut found = Vec::with_capacity(hits.len());
     for h in hits {
         // The index may hold a step the store lost only if the store was replaced by hand.
