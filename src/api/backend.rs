@@ -21,6 +21,8 @@ use crate::workspace::{OpenError, Workspace, WorkspaceInfo};
 /// Steps fetched per request when walking a run through the factory.
 const STEP_PAGE: u64 = 1000;
 
+/// For synchronous callers (the CLI, a stdio MCP server): the remote side blocks on its own
+/// runtime, so do not call it from inside an async task; use `Client` there.
 pub enum Backend {
     /// This process holds the workspace.
     Direct(Box<Workspace>),
