@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiff::Timestamp;
-use shopfloor::memory::{NewMemory, RecallQuery};
+use shopfloor::api::wire::{MemorySearch, NewMemory};
 use shopfloor::model::{Author, MemoryKind};
 
 use super::Ctx;
@@ -103,11 +103,13 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             tags,
             json,
         } => {
-            let ws = ctx.open()?;
-            let mut m = NewMemory::new(kind, text, human());
-            m.paths = paths;
-            m.tags = tags;
-            let m = ws.memory.add(m)?;
+            let m = ctx.backend()?.add_memory(NewMemory {
+                text,
+                kind,
+                paths,
+                tags,
+                author: human(),
+            })?;
             if json {
                 return print_json(&m);
             }
@@ -126,8 +128,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             recent,
             json,
         } => {
-            let ws = ctx.open()?;
-            let hits = ws.memory.search(&RecallQuery {
+            let hits = ctx.backend()?.search_memory(MemorySearch {
                 text: query,
                 limit,
                 kinds: kind,
@@ -148,7 +149,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             let rows = hits
                 .iter()
                 .map(|h| {
-                    let legs: Vec<&str> = h.legs.iter().map(|l| l.name()).collect();
+                    let legs: Vec<&str> = h.legs.iter().map(String::as_str).collect();
                     let m = &h.memory;
                     let mut text = m.text.clone();
                     if !m.paths.is_empty() {
@@ -172,13 +173,11 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             Ok(())
         }
         MemoryCmd::Import { file, json } => {
-            let ws = ctx.open()?;
-            let f = std::fs::File::open(&file).with_context(|| {
+            let backend = ctx.backend()?;
+            let jsonl = std::fs::read(&file).with_context(|| {
                 format!("cannot open {}; pass a JSON Lines file", file.display())
             })?;
-            let summary = ws
-                .memory
-                .import_jsonl(std::io::BufReader::new(f), human())?;
+            let summary = backend.import_memory(jsonl, human().name())?;
             if json {
                 return print_json(&summary);
             }

@@ -4,6 +4,7 @@
 mod demo;
 mod memory;
 mod output;
+mod serve;
 mod ticket;
 mod trace;
 mod workspace;
@@ -14,7 +15,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use shopfloor::workspace::{Home, Workspace, WorkspaceInfo};
+use shopfloor::api::Backend;
+use shopfloor::workspace::{Home, WorkspaceInfo};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +54,8 @@ enum Command {
     /// Write and recall the fleet's shared memory
     #[command(subcommand)]
     Memory(memory::MemoryCmd),
+    /// Run the factory headless: hold the workspace and serve its local API on its socket
+    Serve,
     /// A guided tour on a throwaway workspace: no setup, no Docker, no API key
     Demo {
         /// Keep the demo's workspace and repository to explore afterwards
@@ -93,13 +97,18 @@ impl Ctx {
         Ok(self.home.resolve(self.workspace.as_deref(), &self.cwd)?)
     }
 
-    /// The workspace, opened: store, index and memory.
-    pub fn open(&self) -> Result<Workspace> {
-        let info = self.info()?;
-        let name = info.name.clone();
-        Workspace::open(info)
-            .map_err(|e| anyhow::Error::new(e).context(format!("opening workspace `{name}`")))
+    /// The workspace's backend: opened directly, or the factory that holds it.
+    pub fn backend(&self) -> Result<Backend> {
+        backend(self.info()?)
     }
+}
+
+/// Where a command's work happens for `info`: directly, or through the factory that
+/// holds the workspace. Commands call this and never ask which.
+pub fn backend(info: WorkspaceInfo) -> Result<Backend> {
+    let name = info.name.clone();
+    Backend::open(info)
+        .map_err(|e| anyhow::Error::new(e).context(format!("opening workspace `{name}`")))
 }
 
 pub fn main() -> ExitCode {
@@ -136,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ticket(cmd) => ticket::run(&ctx, cmd),
         Command::Trace(cmd) => trace::run(&ctx, cmd),
         Command::Memory(cmd) => memory::run(&ctx, cmd),
+        Command::Serve => serve::run(&ctx),
         Command::Demo { keep } => demo::run(keep),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Init { repo, force } => init(&ctx, repo, force),

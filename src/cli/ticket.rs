@@ -1,10 +1,9 @@
 //! `shopfloor ticket ...`
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use jiff::Timestamp;
-use shopfloor::model::{Ticket, TicketState};
-use shopfloor::store::{Store, StoreError};
+use shopfloor::api::wire::NewTicket;
+use shopfloor::model::TicketState;
 
 use super::Ctx;
 use super::output::{clip, print_json, print_table, when};
@@ -52,11 +51,6 @@ fn parse_state(s: &str) -> Result<TicketState, String> {
     })
 }
 
-fn open(ctx: &Ctx) -> Result<Store> {
-    let info = ctx.info()?;
-    Store::open(&info.store_path()).with_context(|| format!("opening workspace `{}`", info.name))
-}
-
 pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
     match cmd {
         TicketCmd::Add {
@@ -67,22 +61,12 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             paths,
             json,
         } => {
-            if title.trim().is_empty() {
-                anyhow::bail!("a ticket needs a title: `shopfloor ticket add \"what to do\"`");
-            }
-            let store = open(ctx)?;
-            let now = Timestamp::now();
-            let t = store.add_ticket(Ticket {
-                id: 0,
+            let t = ctx.backend()?.add_ticket(NewTicket {
                 title,
                 body,
                 priority,
                 agent,
                 paths,
-                state: TicketState::Queued,
-                created: now,
-                updated: now,
-                runs: vec![],
             })?;
             if json {
                 return print_json(&t);
@@ -91,14 +75,8 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             Ok(())
         }
         TicketCmd::List { state, json } => {
-            let store = open(ctx)?;
-            let mut tickets: Vec<Ticket> = store
-                .tickets()?
-                .into_iter()
-                .filter(|t| state.is_none_or(|s| t.state == s))
-                .collect();
-            // The order the scheduler takes them in: priority, then age.
-            tickets.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
+            // In the order the scheduler takes them: priority, then age.
+            let tickets = ctx.backend()?.tickets(state)?;
             if json {
                 return print_json(&tickets);
             }
@@ -123,10 +101,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             Ok(())
         }
         TicketCmd::Show { id, json } => {
-            let store = open(ctx)?;
-            let t = store.ticket(id)?.with_context(|| {
-                format!("ticket {id} not found; `shopfloor ticket list` shows the tickets")
-            })?;
+            let t = ctx.backend()?.ticket(id)?;
             if json {
                 return print_json(&t);
             }
@@ -160,24 +135,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             Ok(())
         }
         TicketCmd::Cancel { id } => {
-            let store = open(ctx)?;
-            let t = store
-                .update_ticket(id, |t| {
-                    if t.state.is_final() {
-                        return Err(StoreError::Invalid(format!(
-                            "ticket {} is already {}; only queued, running or review tickets can be cancelled",
-                            t.id, t.state
-                        )));
-                    }
-                    t.state = TicketState::Cancelled;
-                    Ok(())
-                })
-                .map_err(|e| match e {
-                    StoreError::NotFound { .. } => {
-                        anyhow::anyhow!("ticket {id} not found; `shopfloor ticket list` shows the tickets")
-                    }
-                    e => e.into(),
-                })?;
+            let t = ctx.backend()?.cancel_ticket(id)?;
             println!("ticket {} cancelled", t.id);
             Ok(())
         }

@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use shopfloor::api::wire::{ImportTrace, StepSearch};
 use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
-use shopfloor::store::Store;
-use shopfloor::trace::{self, Format};
+use shopfloor::trace::Format;
 
 use super::Ctx;
 use super::output::{clip, print_json, print_table, when};
@@ -96,23 +96,6 @@ pub fn run(ctx: &Ctx, cmd: TraceCmd) -> Result<()> {
     }
 }
 
-fn detect_format(file: &PathBuf) -> Result<Format> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut lines = Vec::new();
-    for line in std::io::BufReader::new(f).split(b'\n').take(20) {
-        let mut l = line?;
-        l.truncate(64 << 10);
-        lines.push(l);
-    }
-    Format::detect(lines.iter().map(Vec::as_slice)).with_context(|| {
-        format!(
-            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|jsonl",
-            file.display()
-        )
-    })
-}
-
 fn import(
     ctx: &Ctx,
     file: PathBuf,
@@ -120,25 +103,27 @@ fn import(
     agent: Option<String>,
     json: bool,
 ) -> Result<()> {
-    let ws = ctx.open()?;
-    let format = match format {
-        Some(f) => f,
-        None if file.is_file() => detect_format(&file)?,
-        // Let the importer say what is wrong with the path.
-        None => Format::Jsonl,
-    };
-    let report = ws.import_trace(&file, format, agent)?;
+    let backend = ctx.backend()?;
+    // Absolute, so the factory (whose working directory is its own) reads the same file,
+    // and the run's recorded source names it wherever it is later looked at from.
+    let path =
+        std::path::absolute(&file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    let report = backend.import_trace(ImportTrace {
+        path,
+        format: format.map(|f| f.name().to_string()),
+        agent,
+    })?;
     if json {
         return print_json(&serde_json::json!({
             "run": report.run, "lines": report.lines, "steps": report.steps, "raw": report.raw,
-            "by_kind": report.by_kind, "warnings": report.warnings, "format": format.name(),
+            "by_kind": report.by_kind, "warnings": report.warnings, "format": report.format,
         }));
     }
     println!(
         "imported {} as run {} ({}): {} lines, {} steps, {} raw",
         file.display(),
         report.run,
-        format.name(),
+        report.format,
         report.lines,
         report.steps,
         report.raw
@@ -161,13 +146,8 @@ fn import(
     Ok(())
 }
 
-fn store(ctx: &Ctx) -> Result<Store> {
-    Ok(ctx.open()?.store.clone())
-}
-
 fn list(ctx: &Ctx, json: bool) -> Result<()> {
-    let store = store(ctx)?;
-    let runs = store.runs()?;
+    let runs = ctx.backend()?.runs()?;
     if json {
         return print_json(&runs);
     }
@@ -199,18 +179,10 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
 }
 
 fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
-    let store = store(ctx)?;
-    let run = store.run(run_id)?.with_context(|| {
-        format!("run {run_id} not found; `shopfloor trace list` shows the runs")
-    })?;
+    let backend = ctx.backend()?;
+    let run = backend.run(run_id)?;
     if let Some(seq) = step {
-        let mut s = store.step(run_id, seq)?.with_context(|| {
-            format!(
-                "run {run_id} has no step {seq}; it has steps 0..{}",
-                run.steps
-            )
-        })?;
-        store.inline_step(&mut s)?;
+        let s = backend.step(run_id, seq)?;
         if json {
             return print_json(&s);
         }
@@ -220,11 +192,9 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         // One JSON object per line: a 100,000-step run streams, it is never held whole.
-        store.for_each_step(run_id, |s| {
-            serde_json::to_writer(&mut out, &s)
-                .map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
-            writeln!(out).map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
-            Ok(())
+        backend.for_each_step(run_id, |s| {
+            serde_json::to_writer(&mut out, &s)?;
+            writeln!(out)
         })?;
         return Ok(());
     }
@@ -247,7 +217,7 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
         )?;
     }
     let width = run.steps.max(1).to_string().len();
-    store.for_each_step(run_id, |s| {
+    backend.for_each_step(run_id, |s| {
         let mark = if s.kind.is_error() { "!" } else { " " };
         let parent = s.parent.map(|p| format!(" ←{p}")).unwrap_or_default();
         let time = s.ts.strftime("%H:%M:%S");
@@ -258,8 +228,6 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
             clip(&s.kind.summary(), 100)
         );
         writeln!(out, "{line}")
-            .map_err(|e| shopfloor::store::StoreError::Invalid(e.to_string()))?;
-        Ok(())
     })?;
     writeln!(
         out,
@@ -369,7 +337,7 @@ fn print_step(s: &Step) {
 }
 
 fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
-    let store = store(ctx)?;
+    let backend = ctx.backend()?;
     match output {
         Some(path) => {
             let tmp = path.with_extension("partial");
@@ -377,7 +345,7 @@ fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
                 std::fs::File::create(&tmp)
                     .with_context(|| format!("cannot create {}", tmp.display()))?,
             );
-            let n = trace::export_jsonl(&store, run, &mut f)?;
+            let n = backend.export(run, &mut f)?;
             f.flush()?;
             drop(f);
             std::fs::rename(&tmp, &path)?;
@@ -385,7 +353,7 @@ fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            trace::export_jsonl(&store, run, &mut out)?;
+            backend.export(run, &mut out)?;
             out.flush()?;
         }
     }
@@ -401,42 +369,17 @@ fn search(
     limit: usize,
     json: bool,
 ) -> Result<()> {
-    const KINDS: [&str; 11] = [
-        "user",
-        "agent",
-        "thinking",
-        "tool_call",
-        "tool_result",
-        "command",
-        "file_edit",
-        "decision",
-        "error",
-        "lifecycle",
-        "raw",
-    ];
-    if let Some(k) = &kind
-        && !KINDS.contains(&k.as_str())
-    {
-        bail!("unknown step kind `{k}`; use one of: {}", KINDS.join(", "));
-    }
-    let ws = ctx.open()?;
-    let filter = shopfloor::index::StepFilter {
+    let found = ctx.backend()?.search_steps(StepSearch {
+        query: query.to_string(),
         run,
         agent,
         kind,
-        since: None,
-    };
-    let hits = ws.index().search_steps(query, &filter, limit)?;
-    let mut found = Vec::with_capacity(hits.len());
-    for h in hits {
-        // The index may hold a step the store lost only if the store was replaced by hand.
-        if let Some(step) = ws.store.step(h.run, h.seq)? {
-            found.push((h.score, step));
-        }
-    }
+        limit,
+    })?;
     if json {
         let v: Vec<_> = found
             .iter()
+            .map(|f| (f.score, &f.step))
             .map(|(score, s)| serde_json::json!({"run": s.run, "step": s.seq, "score": score, "kind": s.kind.name(), "agent": s.agent, "ts": s.ts, "summary": s.kind.summary()}))
             .collect();
         return print_json(&v);
@@ -447,6 +390,7 @@ fn search(
     }
     let rows = found
         .iter()
+        .map(|f| (f.score, &f.step))
         .map(|(score, s)| {
             vec![
                 format!("{}:{}", s.run, s.seq),

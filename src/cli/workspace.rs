@@ -84,15 +84,12 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
                 Some(n) => ctx.home.get(&n)?,
                 None => ctx.info()?,
             };
-            let store = Store::open(&info.store_path())?;
-            let tickets = store.tickets()?.len();
-            let runs = store.runs()?;
-            let steps: u64 = runs.iter().map(|r| r.steps).sum();
-            let memories = store.memory_count()?;
+            let c = super::backend(info.clone())?.counts()?;
+            let (tickets, runs, steps, memories) = (c.tickets, c.runs, c.steps, c.memories);
             if json {
                 return print_json(&serde_json::json!({
                     "name": info.name, "repo": info.repo, "dir": info.dir, "created": info.created,
-                    "tickets": tickets, "runs": runs.len(), "steps": steps, "memories": memories,
+                    "tickets": tickets, "runs": runs, "steps": steps, "memories": memories,
                 }));
             }
             println!("workspace  {}", info.name);
@@ -100,7 +97,7 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
             println!("data       {}", info.dir.display());
             println!("created    {}", when(info.created));
             println!("tickets    {tickets}");
-            println!("runs       {} ({steps} steps)", runs.len());
+            println!("runs       {runs} ({steps} steps)");
             println!("memories   {memories}");
             Ok(())
         }

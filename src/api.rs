@@ -1,1 +1,0 @@
-//! The factory's local API (control + MCP) and its client. Arrives with issue 4.

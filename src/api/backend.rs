@@ -1,0 +1,266 @@
+//! Where a command's work happens: on the workspace's store directly when no one holds it,
+//! or through the factory that does. The lock decides: opening the workspace either takes
+//! the store's lock (direct) or finds it taken, and then the factory's socket must answer
+//! (remote). Every operation is a method here, so commands never ask which case holds.
+
+use std::io::Write;
+
+use super::client::Client;
+use super::ops;
+use super::wire::{
+    Counts, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch, NewMemory,
+    NewTicket, StepFound, StepSearch,
+};
+use super::{ApiError, OpError};
+use crate::index::IndexError;
+use crate::memory::MemoryError;
+use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
+use crate::store::StoreError;
+use crate::workspace::{OpenError, Workspace, WorkspaceInfo};
+
+/// Steps fetched per request when walking a run through the factory.
+const STEP_PAGE: u64 = 1000;
+
+/// For synchronous callers (the CLI, a stdio MCP server): the remote side blocks on its own
+/// runtime, so do not call it from inside an async task; use `Client` there.
+pub enum Backend {
+    /// This process holds the workspace.
+    Direct(Box<Workspace>),
+    /// A factory holds it; we ask it.
+    Remote(Remote),
+}
+
+/// A client with the runtime it needs, so callers stay synchronous.
+pub struct Remote {
+    client: Client,
+    rt: tokio::runtime::Runtime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Open(#[from] Box<OpenError>),
+    /// Someone holds the workspace but no factory answers: most likely another command
+    /// in the middle of its work, or a factory that is starting or stopping.
+    #[error("{api}")]
+    Held {
+        api: Box<ApiError>,
+        #[source]
+        open: Box<OpenError>,
+    },
+}
+
+/// Whether opening failed only because another process holds the store or the index.
+pub fn is_locked(e: &OpenError) -> bool {
+    matches!(
+        e,
+        OpenError::Store(StoreError::Locked { .. })
+            | OpenError::Index(IndexError::Locked { .. })
+            | OpenError::Memory(MemoryError::Store(StoreError::Locked { .. }))
+            | OpenError::Memory(MemoryError::Index(IndexError::Locked { .. }))
+    )
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ApiError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ApiError::Runtime)
+}
+
+impl Remote {
+    /// Reach the factory on `info`'s socket, checking it answers for that workspace.
+    pub fn connect(info: &WorkspaceInfo) -> Result<Remote, ApiError> {
+        let client = Client::new(info.socket_path());
+        let rt = runtime()?;
+        let health = rt.block_on(client.health())?;
+        if health.workspace != info.name {
+            return Err(ApiError::Protocol {
+                detail: format!(
+                    "the factory on {} serves workspace `{}`, not `{}`",
+                    client.socket().display(),
+                    health.workspace,
+                    info.name
+                ),
+            });
+        }
+        Ok(Remote { client, rt })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Backend {
+    /// Open the workspace directly, or, if a factory holds it, connect to the factory.
+    pub fn open(info: WorkspaceInfo) -> Result<Backend, BackendError> {
+        match Workspace::open(info.clone()) {
+            Ok(ws) => Ok(Backend::Direct(Box::new(ws))),
+            Err(open) if is_locked(&open) => match Remote::connect(&info) {
+                Ok(r) => {
+                    tracing::debug!(workspace = %info.name, "a factory holds the workspace; going through its socket");
+                    Ok(Backend::Remote(r))
+                }
+                Err(api) => Err(BackendError::Held {
+                    api: Box::new(api),
+                    open: Box::new(open),
+                }),
+            },
+            Err(e) => Err(Box::new(e).into()),
+        }
+    }
+
+    /// Run `direct` on the workspace, or `remote` against the factory.
+    fn with<T>(
+        &self,
+        direct: impl FnOnce(&Workspace) -> Result<T, OpError>,
+        remote: impl AsyncFnOnce(&Client) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match self {
+            Backend::Direct(ws) => Ok(direct(ws)?),
+            Backend::Remote(r) => r.rt.block_on(remote(&r.client)),
+        }
+    }
+
+    pub fn counts(&self) -> Result<Counts, ApiError> {
+        self.with(ops::counts, async |c| c.counts().await)
+    }
+
+    pub fn add_ticket(&self, t: NewTicket) -> Result<Ticket, ApiError> {
+        self.with(
+            |ws| ops::add_ticket(ws, t.clone()),
+            async |c| c.add_ticket(&t).await,
+        )
+    }
+
+    pub fn tickets(&self, state: Option<TicketState>) -> Result<Vec<Ticket>, ApiError> {
+        self.with(
+            |ws| ops::tickets(ws, state),
+            async |c| c.tickets(state).await,
+        )
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Result<Ticket, ApiError> {
+        self.with(|ws| ops::ticket(ws, id), async |c| c.ticket(id).await)
+    }
+
+    pub fn cancel_ticket(&self, id: TicketId) -> Result<Ticket, ApiError> {
+        self.with(
+            |ws| ops::cancel_ticket(ws, id),
+            async |c| c.cancel_ticket(id).await,
+        )
+    }
+
+    pub fn runs(&self) -> Result<Vec<Run>, ApiError> {
+        self.with(ops::runs, async |c| c.runs().await)
+    }
+
+    pub fn run(&self, id: RunId) -> Result<Run, ApiError> {
+        self.with(|ws| ops::run(ws, id), async |c| c.run(id).await)
+    }
+
+    /// Visit every step of a run in order, as stored, never holding the run whole: the
+    /// store's own scan directly, pages of steps through the factory.
+    pub fn for_each_step(
+        &self,
+        run: RunId,
+        mut f: impl FnMut(Step) -> std::io::Result<()>,
+    ) -> Result<(), ApiError> {
+        match self {
+            Backend::Direct(ws) => {
+                ops::run(ws, run)?;
+                let mut io_err = None;
+                let res = ws.store.for_each_step(run, |s| {
+                    f(s).map_err(|e| {
+                        io_err = Some(e);
+                        StoreError::Invalid("stopped".into())
+                    })
+                });
+                if let Some(e) = io_err {
+                    return Err(write_err(e));
+                }
+                res.map_err(|e| OpError::from_error(super::ErrorKind::Internal, &e))?;
+                Ok(())
+            }
+            Backend::Remote(r) => {
+                let mut from = 0;
+                loop {
+                    let page = r.rt.block_on(r.client.steps(run, from, from + STEP_PAGE))?;
+                    let Some(last) = page.last().map(|s| s.seq) else {
+                        return Ok(());
+                    };
+                    for s in page {
+                        f(s).map_err(write_err)?;
+                    }
+                    from = last + 1;
+                }
+            }
+        }
+    }
+
+    pub fn step(&self, run: RunId, seq: u64) -> Result<Step, ApiError> {
+        self.with(
+            |ws| ops::step(ws, run, seq),
+            async |c| c.step(run, seq).await,
+        )
+    }
+
+    /// Write a run as JSONL to `out`; returns the number of steps.
+    pub fn export(&self, run: RunId, out: &mut dyn Write) -> Result<u64, ApiError> {
+        match self {
+            Backend::Direct(ws) => Ok(ops::export(ws, run, out)?),
+            Backend::Remote(r) => r.rt.block_on(r.client.export(run, out)),
+        }
+    }
+
+    pub fn import_trace(&self, req: ImportTrace) -> Result<ImportedTrace, ApiError> {
+        self.with(
+            |ws| ops::import_trace(ws, req.clone()),
+            async |c| c.import_trace(&req).await,
+        )
+    }
+
+    pub fn search_steps(&self, q: StepSearch) -> Result<Vec<StepFound>, ApiError> {
+        self.with(
+            |ws| ops::search_steps(ws, q.clone()),
+            async |c| c.search_steps(&q).await,
+        )
+    }
+
+    pub fn add_memory(&self, m: NewMemory) -> Result<Memory, ApiError> {
+        self.with(
+            |ws| ops::add_memory(ws, m.clone()),
+            async |c| c.add_memory(&m).await,
+        )
+    }
+
+    pub fn search_memory(&self, q: MemorySearch) -> Result<Vec<MemoryHit>, ApiError> {
+        self.with(
+            |ws| ops::search_memory(ws, q.clone()),
+            async |c| c.search_memory(&q).await,
+        )
+    }
+
+    /// Import memories from JSON Lines bytes, written by the human `author`.
+    pub fn import_memory(
+        &self,
+        jsonl: Vec<u8>,
+        author: &str,
+    ) -> Result<ImportedMemories, ApiError> {
+        match self {
+            Backend::Direct(ws) => Ok(ops::import_memory(
+                ws,
+                std::io::Cursor::new(jsonl),
+                Author::Human {
+                    name: author.to_string(),
+                },
+            )?),
+            Backend::Remote(r) => r.rt.block_on(r.client.import_memory(jsonl, author)),
+        }
+    }
+}
+
+fn write_err(e: std::io::Error) -> ApiError {
+    OpError::from_error(super::ErrorKind::Internal, &e).into()
+}

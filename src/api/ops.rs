@@ -1,0 +1,303 @@
+//! The control operations, on an open workspace: what each route of the API does and what
+//! the CLI does when no factory runs. Both call these, so the two paths cannot drift apart:
+//! same validation, same order, same messages. Everything here blocks (redb, tantivy).
+
+use std::io::Write;
+
+use jiff::Timestamp;
+
+use super::wire::{
+    Counts, ErrorKind, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch,
+    NewMemory, NewTicket, OpError, StepFound, StepSearch,
+};
+use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
+use crate::store::StoreError;
+use crate::trace::{Format, TraceError};
+use crate::workspace::Workspace;
+
+pub type Result<T, E = OpError> = std::result::Result<T, E>;
+
+/// Step kind names `trace search --kind` accepts (see `StepKind::name`).
+pub const STEP_KINDS: [&str; 11] = [
+    "user",
+    "agent",
+    "thinking",
+    "tool_call",
+    "tool_result",
+    "command",
+    "file_edit",
+    "decision",
+    "error",
+    "lifecycle",
+    "raw",
+];
+
+fn internal(e: impl std::error::Error + 'static) -> OpError {
+    OpError::from_error(ErrorKind::Internal, &e)
+}
+
+fn store_err(e: StoreError) -> OpError {
+    let kind = match &e {
+        StoreError::NotFound { .. } => ErrorKind::NotFound,
+        StoreError::Invalid(_) => ErrorKind::BadRequest,
+        _ => ErrorKind::Internal,
+    };
+    OpError::from_error(kind, &e)
+}
+
+fn trace_err(e: TraceError) -> OpError {
+    let kind = match &e {
+        TraceError::NotFound { .. } | TraceError::RunNotFound(_) => ErrorKind::NotFound,
+        TraceError::IsDirectory { .. } => ErrorKind::BadRequest,
+        _ => ErrorKind::Internal,
+    };
+    OpError::from_error(kind, &e)
+}
+
+fn ticket_not_found(id: TicketId) -> OpError {
+    OpError::not_found(format!(
+        "ticket {id} not found; `shopfloor ticket list` shows the tickets"
+    ))
+}
+
+// ---- workspace ----
+
+pub fn counts(ws: &Workspace) -> Result<Counts> {
+    let tickets = ws.store.tickets().map_err(store_err)?.len();
+    let runs = ws.store.runs().map_err(store_err)?;
+    let memories = ws.store.memory_count().map_err(store_err)?;
+    Ok(Counts {
+        tickets,
+        runs: runs.len(),
+        steps: runs.iter().map(|r| r.steps).sum(),
+        memories,
+    })
+}
+
+// ---- tickets ----
+
+pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
+    if t.title.trim().is_empty() {
+        return Err(OpError::bad_request(
+            "a ticket needs a title: `shopfloor ticket add \"what to do\"`",
+        ));
+    }
+    let now = Timestamp::now();
+    ws.store
+        .add_ticket(Ticket {
+            id: 0,
+            title: t.title,
+            body: t.body,
+            priority: t.priority,
+            agent: t.agent,
+            paths: t.paths,
+            state: TicketState::Queued,
+            created: now,
+            updated: now,
+            runs: vec![],
+        })
+        .map_err(store_err)
+}
+
+/// Tickets in the order the scheduler takes them: priority, then age.
+pub fn tickets(ws: &Workspace, state: Option<TicketState>) -> Result<Vec<Ticket>> {
+    let mut tickets: Vec<Ticket> = ws
+        .store
+        .tickets()
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|t| state.is_none_or(|s| t.state == s))
+        .collect();
+    tickets.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
+    Ok(tickets)
+}
+
+pub fn ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
+    ws.store
+        .ticket(id)
+        .map_err(store_err)?
+        .ok_or_else(|| ticket_not_found(id))
+}
+
+pub fn cancel_ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
+    ws.store
+        .update_ticket(id, |t| {
+            if t.state.is_final() {
+                return Err(StoreError::Invalid(format!(
+                    "ticket {} is already {}; only queued, running or review tickets can be cancelled",
+                    t.id, t.state
+                )));
+            }
+            t.state = TicketState::Cancelled;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => ticket_not_found(id),
+            StoreError::Invalid(m) => OpError::new(ErrorKind::Conflict, m),
+            e => store_err(e),
+        })
+}
+
+// ---- runs and steps ----
+
+pub fn runs(ws: &Workspace) -> Result<Vec<Run>> {
+    ws.store.runs().map_err(store_err)
+}
+
+pub fn run(ws: &Workspace, id: RunId) -> Result<Run> {
+    ws.store
+        .run(id)
+        .map_err(store_err)?
+        .ok_or_else(|| trace_err(TraceError::RunNotFound(id)))
+}
+
+/// Steps `from..to` of a run, as stored (large payloads stay blob references).
+pub fn steps(ws: &Workspace, run_id: RunId, from: u64, to: u64) -> Result<Vec<Step>> {
+    run(ws, run_id)?;
+    ws.store.steps(run_id, from, to).map_err(store_err)
+}
+
+/// One step, whole: its blob payloads brought inline.
+pub fn step(ws: &Workspace, run_id: RunId, seq: u64) -> Result<Step> {
+    let r = run(ws, run_id)?;
+    let mut s = ws
+        .store
+        .step(run_id, seq)
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            OpError::not_found(format!(
+                "run {run_id} has no step {seq}; it has steps 0..{}",
+                r.steps
+            ))
+        })?;
+    ws.store.inline_step(&mut s).map_err(store_err)?;
+    Ok(s)
+}
+
+/// A run as JSONL, one inlined step a line; returns the number of steps written.
+pub fn export(ws: &Workspace, run_id: RunId, out: &mut dyn Write) -> Result<u64> {
+    crate::trace::export_jsonl(&ws.store, run_id, out).map_err(trace_err)
+}
+
+fn detect_format(file: &std::path::Path) -> Result<Format> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(file).map_err(|e| {
+        OpError::from_error(ErrorKind::BadRequest, &e)
+            .with_context(format!("cannot open {}", file.display()))
+    })?;
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(f).split(b'\n').take(20) {
+        let mut l = line.map_err(internal)?;
+        l.truncate(64 << 10);
+        lines.push(l);
+    }
+    Format::detect(lines.iter().map(Vec::as_slice)).ok_or_else(|| {
+        OpError::bad_request(format!(
+            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|jsonl",
+            file.display()
+        ))
+    })
+}
+
+/// Import a trace file as a new run.
+pub fn import_trace(ws: &Workspace, req: ImportTrace) -> Result<ImportedTrace> {
+    let format = match req.format {
+        Some(f) => f.parse::<Format>().map_err(OpError::bad_request)?,
+        None if req.path.is_file() => detect_format(&req.path)?,
+        // Let the importer say what is wrong with the path.
+        None => Format::Jsonl,
+    };
+    let report = ws
+        .import_trace(&req.path, format, req.agent)
+        .map_err(trace_err)?;
+    Ok(ImportedTrace {
+        run: report.run,
+        lines: report.lines,
+        steps: report.steps,
+        raw: report.raw,
+        by_kind: report
+            .by_kind
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
+        warnings: report.warnings,
+        format: format.name().to_string(),
+    })
+}
+
+/// Full-text search over every step, best first; each hit's step as stored.
+pub fn search_steps(ws: &Workspace, q: StepSearch) -> Result<Vec<StepFound>> {
+    if let Some(k) = &q.kind
+        && !STEP_KINDS.contains(&k.as_str())
+    {
+        return Err(OpError::bad_request(format!(
+            "unknown step kind `{k}`; use one of: {}",
+            STEP_KINDS.join(", ")
+        )));
+    }
+    let filter = crate::index::StepFilter {
+        run: q.run,
+        agent: q.agent,
+        kind: q.kind,
+        since: None,
+    };
+    let hits = ws
+        .index()
+        .search_steps(&q.query, &filter, q.limit)
+        .map_err(internal)?;
+    // Equal scores come back in index-segment order, which depends on how the index was
+    // committed (one long-lived writer in a factory, a commit per command without one);
+    // order ties by run and step so the same question gets the same answer either way.
+    let mut hits = hits;
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.run.cmp(&b.run))
+            .then(a.seq.cmp(&b.seq))
+    });
+    let mut found = Vec::with_capacity(hits.len());
+    for h in hits {
+        // The index may hold a step the store lost only if the store was replaced by hand.
+        if let Some(step) = ws.store.step(h.run, h.seq).map_err(store_err)? {
+            found.push(StepFound {
+                score: h.score,
+                step,
+            });
+        }
+    }
+    Ok(found)
+}
+
+// ---- memory ----
+
+fn memory_err(e: crate::memory::MemoryError) -> OpError {
+    let kind = match &e {
+        crate::memory::MemoryError::EmptyText => ErrorKind::BadRequest,
+        _ => ErrorKind::Internal,
+    };
+    OpError::from_error(kind, &e)
+}
+
+pub fn add_memory(ws: &Workspace, m: NewMemory) -> Result<Memory> {
+    let mut new = crate::memory::NewMemory::new(m.kind, m.text, m.author);
+    new.paths = m.paths;
+    new.tags = m.tags;
+    ws.memory.add(new).map_err(memory_err)
+}
+
+pub fn search_memory(ws: &Workspace, q: MemorySearch) -> Result<Vec<MemoryHit>> {
+    let hits = ws.memory.search(&q.into()).map_err(memory_err)?;
+    Ok(hits.into_iter().map(MemoryHit::from).collect())
+}
+
+/// Import memories from JSON Lines; bad lines are reported, good ones imported.
+pub fn import_memory(
+    ws: &Workspace,
+    reader: impl std::io::BufRead,
+    author: Author,
+) -> Result<ImportedMemories> {
+    ws.memory
+        .import_jsonl(reader, author)
+        .map(ImportedMemories::from)
+        .map_err(memory_err)
+}

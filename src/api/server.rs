@@ -1,0 +1,434 @@
+//! The factory's control API: JSON over HTTP on the workspace's Unix socket. Handlers are
+//! thin: they decode, run the operation from `ops` on a blocking thread (redb and tantivy
+//! block), and encode. The factory adds its own routes (run control, MCP at `/mcp`) by
+//! merging them into `router`'s result before `serve_on`.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::UnixListener;
+
+use super::ApiError;
+use super::ops;
+use super::wire::{
+    Health, ImportAuthor, ImportTrace, MemorySearch, NewMemory, NewTicket, OpError, StepRange,
+    StepSearch, TicketQuery,
+};
+use crate::model::Author;
+use crate::workspace::{Workspace, WorkspaceInfo};
+
+/// Largest memory import body accepted: JSON Lines of memories are text, and a million of
+/// them fit well under this; anything bigger is more likely a mistake than an import.
+const MAX_IMPORT_BYTES: usize = 512 << 20;
+
+/// What every handler shares. The factory keeps its own state (scheduler, event stream)
+/// in its own router's state; `extra` is for whatever it wants handlers here to reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ws: Arc<Workspace>,
+    pub extra: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl AppState {
+    pub fn new(ws: Arc<Workspace>) -> AppState {
+        AppState { ws, extra: None }
+    }
+}
+
+impl IntoResponse for OpError {
+    fn into_response(self) -> Response {
+        (self.kind.status(), Json(self.to_body())).into_response()
+    }
+}
+
+/// Run an operation on a blocking thread with the workspace.
+async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, OpError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Workspace) -> Result<T, OpError> + Send + 'static,
+{
+    let ws = state.ws.clone();
+    tokio::task::spawn_blocking(move || f(&ws))
+        .await
+        .map_err(|e| OpError::internal(format!("the request's worker failed: {e}; see the log")))?
+}
+
+// Extractor rejections become our JSON errors, so a malformed request gets the same
+// `{error}` shape as any other failure rather than axum's plain text.
+fn bad_json(r: JsonRejection) -> OpError {
+    OpError::new(
+        super::wire::ErrorKind::from_status(r.status()),
+        format!("malformed request body: {}", r.body_text()),
+    )
+}
+fn bad_path(r: PathRejection) -> OpError {
+    OpError::bad_request(format!("malformed path: {}", r.body_text()))
+}
+fn bad_query(r: QueryRejection) -> OpError {
+    OpError::bad_request(format!("malformed query: {}", r.body_text()))
+}
+
+type Reply<T> = Result<Json<T>, OpError>;
+
+/// The control API's routes, with `state` applied. Merge more routes into the result to
+/// extend it.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/workspace", get(workspace))
+        .route("/v1/tickets", get(list_tickets).post(add_ticket))
+        .route("/v1/tickets/{id}", get(show_ticket))
+        .route("/v1/tickets/{id}/cancel", post(cancel_ticket))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/import", post(import_trace))
+        .route("/v1/runs/{id}", get(show_run))
+        .route("/v1/runs/{id}/steps", get(run_steps))
+        .route("/v1/runs/{id}/steps/{seq}", get(run_step))
+        .route("/v1/runs/{id}/export", get(export_run))
+        .route("/v1/steps/search", post(search_steps))
+        .route("/v1/memory", post(add_memory))
+        .route("/v1/memory/search", post(search_memory))
+        .route(
+            "/v1/memory/import",
+            post(import_memory).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .fallback(|req: Request| async move {
+            OpError::not_found(format!(
+                "no route {} {}; this factory serves /v1/... (is the CLI the same version as the factory?)",
+                req.method(),
+                req.uri().path()
+            ))
+        })
+        .method_not_allowed_fallback(|req: Request| async move {
+            OpError::new(
+                super::wire::ErrorKind::BadRequest,
+                format!("{} is not allowed on {}", req.method(), req.uri().path()),
+            )
+        })
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One debug line a request, to the log file.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(
+        %method, %uri, status = resp.status().as_u16(),
+        ms = start.elapsed().as_secs_f64() * 1e3, "api request"
+    );
+    resp
+}
+
+async fn health(State(s): State<AppState>) -> Json<Health> {
+    Json(Health {
+        workspace: s.ws.info.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+async fn workspace(State(s): State<AppState>) -> Reply<super::wire::Counts> {
+    Ok(Json(blocking(&s, ops::counts).await?))
+}
+
+async fn list_tickets(
+    State(s): State<AppState>,
+    q: Result<Query<TicketQuery>, QueryRejection>,
+) -> Reply<Vec<crate::model::Ticket>> {
+    let Query(q) = q.map_err(bad_query)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::tickets(ws, q.state)).await?,
+    ))
+}
+
+async fn add_ticket(
+    State(s): State<AppState>,
+    body: Result<Json<NewTicket>, JsonRejection>,
+) -> Reply<crate::model::Ticket> {
+    let Json(t) = body.map_err(bad_json)?;
+    Ok(Json(blocking(&s, move |ws| ops::add_ticket(ws, t)).await?))
+}
+
+async fn show_ticket(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<crate::model::Ticket> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    Ok(Json(blocking(&s, move |ws| ops::ticket(ws, id)).await?))
+}
+
+async fn cancel_ticket(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<crate::model::Ticket> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::cancel_ticket(ws, id)).await?,
+    ))
+}
+
+async fn list_runs(State(s): State<AppState>) -> Reply<Vec<crate::model::Run>> {
+    Ok(Json(blocking(&s, ops::runs).await?))
+}
+
+async fn show_run(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<crate::model::Run> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+}
+
+async fn run_steps(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+    range: Result<Query<StepRange>, QueryRejection>,
+) -> Reply<Vec<crate::model::Step>> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let Query(r) = range.map_err(bad_query)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::steps(ws, id, r.from, r.to)).await?,
+    ))
+}
+
+async fn run_step(
+    State(s): State<AppState>,
+    ids: Result<UrlPath<(u64, u64)>, PathRejection>,
+) -> Reply<crate::model::Step> {
+    let UrlPath((id, seq)) = ids.map_err(bad_path)?;
+    Ok(Json(blocking(&s, move |ws| ops::step(ws, id, seq)).await?))
+}
+
+/// A `Write` that hands its bytes to the response body in chunks, so an export streams
+/// from the store to the socket without the run ever being held whole.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 << 10;
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+async fn export_run(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Result<Response, OpError> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    // Answer "not found" with a status while we still can: once the body streams, the
+    // status is sent.
+    blocking(&s, move |ws| ops::run(ws, id)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let ws = s.ws.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
+        if let Err(e) = ops::export(&ws, id, &mut w) {
+            tracing::error!(run = id, error = %e, "export failed mid-stream");
+            // Breaks the body off, so the client sees an incomplete export, never a short
+            // one that looks whole.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(resp)
+}
+
+async fn import_trace(
+    State(s): State<AppState>,
+    body: Result<Json<ImportTrace>, JsonRejection>,
+) -> Reply<super::wire::ImportedTrace> {
+    let Json(req) = body.map_err(bad_json)?;
+    if !req.path.is_absolute() {
+        return Err(OpError::bad_request(format!(
+            "trace path {} is relative; the factory needs an absolute path",
+            req.path.display()
+        )));
+    }
+    Ok(Json(
+        blocking(&s, move |ws| ops::import_trace(ws, req)).await?,
+    ))
+}
+
+async fn search_steps(
+    State(s): State<AppState>,
+    body: Result<Json<StepSearch>, JsonRejection>,
+) -> Reply<Vec<super::wire::StepFound>> {
+    let Json(q) = body.map_err(bad_json)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::search_steps(ws, q)).await?,
+    ))
+}
+
+async fn add_memory(
+    State(s): State<AppState>,
+    body: Result<Json<NewMemory>, JsonRejection>,
+) -> Reply<crate::model::Memory> {
+    let Json(m) = body.map_err(bad_json)?;
+    Ok(Json(blocking(&s, move |ws| ops::add_memory(ws, m)).await?))
+}
+
+async fn search_memory(
+    State(s): State<AppState>,
+    body: Result<Json<MemorySearch>, JsonRejection>,
+) -> Reply<Vec<super::wire::MemoryHit>> {
+    let Json(q) = body.map_err(bad_json)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::search_memory(ws, q)).await?,
+    ))
+}
+
+async fn import_memory(
+    State(s): State<AppState>,
+    author: Result<Query<ImportAuthor>, QueryRejection>,
+    body: Bytes,
+) -> Reply<super::wire::ImportedMemories> {
+    let Query(a) = author.map_err(bad_query)?;
+    let author = Author::Human { name: a.author };
+    Ok(Json(
+        blocking(&s, move |ws| {
+            ops::import_memory(ws, std::io::Cursor::new(body), author)
+        })
+        .await?,
+    ))
+}
+
+/// A bound socket. Its file is removed when the listener (or the server it was handed
+/// to) is done, so a factory that stops cleanly leaves nothing behind.
+pub struct Listener {
+    inner: UnixListener,
+    file: SocketFile,
+}
+
+impl Listener {
+    pub fn path(&self) -> &Path {
+        &self.file.0
+    }
+}
+
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Bind the workspace's socket, readable and writable by its owner only. A socket file
+/// left by a factory that died is removed once nothing answers on it; one that answers is
+/// a factory already running.
+pub async fn bind(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
+    let path = info.socket_path();
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ApiError::Bind {
+                socket: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is in the way; move it aside",
+                ),
+            });
+        }
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(_) => {
+                return Err(ApiError::AlreadyRunning {
+                    workspace: info.name.clone(),
+                    socket: path,
+                });
+            }
+            Err(_) => {
+                tracing::info!(socket = %path.display(), "removing a stale socket");
+                std::fs::remove_file(&path).map_err(|source| ApiError::Bind {
+                    socket: path.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    // Bind under a temporary name, restrict it, then move it into place: the socket is
+    // never reachable at its real path with looser permissions than 0600.
+    let tmp = info
+        .dir
+        .join(format!(".factory.sock.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let bind_err = |source| ApiError::Bind {
+        socket: path.clone(),
+        source,
+    };
+    let inner = UnixListener::bind(&tmp).map_err(bind_err)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(bind_err(e));
+    }
+    Ok(Listener {
+        inner,
+        file: SocketFile(path),
+    })
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves; requests in flight finish.
+pub async fn serve_on(
+    listener: Listener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let Listener { inner, file } = listener;
+    let res = axum::serve(inner, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ApiError::Serve);
+    drop(file);
+    res
+}
+
+/// Bind the workspace's socket and serve the control API until `shutdown` resolves.
+pub async fn serve(
+    ws: Arc<Workspace>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let listener = bind(&ws.info).await?;
+    serve_on(listener, router(AppState::new(ws)), shutdown).await
+}

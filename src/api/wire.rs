@@ -1,0 +1,384 @@
+//! What crosses the socket: request and response bodies, and the error every route answers
+//! with. Core types that already round-trip through serde (tickets, runs, steps, memories)
+//! go as they are; the rest get a copy here whose JSON is field for field what the CLI's
+//! `--json` prints, so a command prints the same bytes whichever side did the work.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Author, Memory, MemoryKind, RunId, Step};
+
+/// What a failed operation was, so the server can pick a status code and the client can
+/// tell "you asked for something that is not there" from "the factory broke".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is malformed or asks for something invalid.
+    BadRequest,
+    NotFound,
+    /// The thing exists but is in a state that forbids the operation.
+    Conflict,
+    /// Anything else: storage, index, I/O.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// For a response whose body is not ours (a proxy, a panic): judge by the status.
+    pub fn from_status(status: StatusCode) -> ErrorKind {
+        match status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::CONFLICT => ErrorKind::Conflict,
+            s if s.is_client_error() => ErrorKind::BadRequest,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The body of every error response: `{"error": "...", "kind": "...", "causes": [...]}`.
+/// `causes` carries the error's source chain so the CLI prints the same "caused by" lines
+/// it would have printed had it done the work itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub kind: ErrorKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<String>,
+}
+
+/// An operation's failure, with its message and the messages of its causes. The same type
+/// comes out of a direct call and out of the client, which is what keeps the CLI's error
+/// output identical on both paths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpError {
+    pub kind: ErrorKind,
+    pub message: String,
+    cause: Option<Box<Cause>>,
+}
+
+/// One link of a source chain, kept as text (it crossed a socket, or may).
+#[derive(Clone, Debug, PartialEq)]
+struct Cause {
+    message: String,
+    next: Option<Box<Cause>>,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|c| c as _)
+    }
+}
+
+fn chain(causes: impl DoubleEndedIterator<Item = String>) -> Option<Box<Cause>> {
+    causes.rev().fold(None, |next, message| {
+        Some(Box::new(Cause { message, next }))
+    })
+}
+
+impl OpError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> OpError {
+        OpError {
+            kind,
+            message: message.into(),
+            cause: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::BadRequest, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::Internal, message)
+    }
+
+    /// Keep an error's message and its whole source chain.
+    pub fn from_error(kind: ErrorKind, e: &(dyn std::error::Error + 'static)) -> OpError {
+        let mut causes = Vec::new();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            causes.push(c.to_string());
+            cur = c.source();
+        }
+        OpError {
+            kind,
+            message: e.to_string(),
+            cause: chain(causes.into_iter()),
+        }
+    }
+
+    /// Put `message` in front, this error becoming its first cause (as anyhow's context).
+    pub fn with_context(self, message: impl Into<String>) -> OpError {
+        OpError {
+            kind: self.kind,
+            message: message.into(),
+            cause: Some(Box::new(Cause {
+                message: self.message,
+                next: self.cause,
+            })),
+        }
+    }
+
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = self.cause.as_deref();
+        while let Some(c) = cur {
+            out.push(c.message.clone());
+            cur = c.next.as_deref();
+        }
+        out
+    }
+
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.message.clone(),
+            kind: self.kind,
+            causes: self.causes(),
+        }
+    }
+
+    pub fn from_body(body: ErrorBody) -> OpError {
+        OpError {
+            kind: body.kind,
+            message: body.error,
+            cause: chain(body.causes.into_iter()),
+        }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
+}
+
+/// `GET /v1/health`: who answers on this socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub workspace: String,
+    pub version: String,
+}
+
+/// `GET /v1/workspace`: what the workspace holds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tickets: usize,
+    pub runs: usize,
+    pub steps: u64,
+    pub memories: u64,
+}
+
+/// `POST /v1/tickets`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewTicket {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// `GET /v1/tickets?state=`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TicketQuery {
+    #[serde(default)]
+    pub state: Option<crate::model::TicketState>,
+}
+
+/// `GET /v1/runs/{id}/steps?from=&to=`: steps `from..to`, clamped to what exists.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRange {
+    #[serde(default)]
+    pub from: u64,
+    #[serde(default = "max_seq")]
+    pub to: u64,
+}
+
+fn max_seq() -> u64 {
+    u64::MAX
+}
+
+/// `POST /v1/runs/import`: a trace file on the factory's machine (the same machine: the
+/// socket is local), so the factory reads it itself instead of having it uploaded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportTrace {
+    /// Absolute: the factory's working directory is not the caller's.
+    pub path: std::path::PathBuf,
+    /// A format name (`codex`, `jsonl`, ...); None detects it from the first lines.
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+/// What a trace import did; the JSON is what `trace import --json` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportedTrace {
+    pub run: RunId,
+    pub lines: u64,
+    pub steps: u64,
+    pub raw: u64,
+    pub by_kind: BTreeMap<String, u64>,
+    pub warnings: Vec<String>,
+    pub format: String,
+}
+
+/// `POST /v1/steps/search`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepSearch {
+    pub query: String,
+    #[serde(default)]
+    pub run: Option<RunId>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// A step kind name: `tool_call`, `command`, ...
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default = "default_step_limit")]
+    pub limit: usize,
+}
+
+fn default_step_limit() -> usize {
+    20
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepFound {
+    pub score: f32,
+    /// As stored.
+    pub step: Step,
+}
+
+/// `POST /v1/memory`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMemory {
+    pub text: String,
+    pub kind: MemoryKind,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Who writes it: the caller's user, not the factory's.
+    pub author: Author,
+}
+
+/// `POST /v1/memory/search`: every field of `memory::RecallQuery`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemorySearch {
+    pub text: String,
+    #[serde(default)]
+    pub limit: usize,
+    #[serde(default)]
+    pub kinds: Vec<MemoryKind>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub run: Option<RunId>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub paths_only: bool,
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    #[serde(default)]
+    pub recent: bool,
+}
+
+impl From<MemorySearch> for crate::memory::RecallQuery {
+    fn from(q: MemorySearch) -> Self {
+        crate::memory::RecallQuery {
+            text: q.text,
+            limit: q.limit,
+            kinds: q.kinds,
+            agent: q.agent,
+            run: q.run,
+            paths: q.paths,
+            paths_only: q.paths_only,
+            since: q.since,
+            recent: q.recent,
+        }
+    }
+}
+
+/// A recalled memory; the JSON is `memory::RecallHit`'s.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryHit {
+    pub memory: Memory,
+    pub score: f32,
+    /// Leg names (`bm25`, `dense`, `path`, `recent`), in a fixed order.
+    pub legs: Vec<String>,
+}
+
+impl From<crate::memory::RecallHit> for MemoryHit {
+    fn from(h: crate::memory::RecallHit) -> Self {
+        MemoryHit {
+            memory: h.memory,
+            score: h.score,
+            legs: h.legs.iter().map(|l| l.name().to_string()).collect(),
+        }
+    }
+}
+
+/// `POST /v1/memory/import?author=`: the summary; the JSON is `memory::ImportSummary`'s.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportedMemories {
+    pub imported: usize,
+    pub errors: Vec<LineError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineError {
+    pub line: u64,
+    pub message: String,
+}
+
+impl From<crate::memory::ImportSummary> for ImportedMemories {
+    fn from(s: crate::memory::ImportSummary) -> Self {
+        ImportedMemories {
+            imported: s.imported,
+            errors: s
+                .errors
+                .into_iter()
+                .map(|e| LineError {
+                    line: e.line,
+                    message: e.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `?author=` of a memory import: the caller's user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportAuthor {
+    pub author: String,
+}
