@@ -33,7 +33,8 @@ struct Server {
 impl Server {
     fn start(env: &Env) -> Server {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            .arg("serve")
+            // Paused: tickets stay queued, so both sides of the comparison see the same.
+            .args(["serve", "--paused"])
             .env("SHOPFLOOR_HOME", env.home.path())
             .env("SHOPFLOOR_LOG", "shopfloor=debug")
             .env_remove("SHOPFLOOR_WORKSPACE")
@@ -351,7 +352,7 @@ fn one_factory_a_workspace_private_socket_stale_socket_cleaned_bad_requests_answ
         "owner-only socket"
     );
 
-    let (code, err) = env.fails(&["serve"]);
+    let (code, err) = env.fails(&["serve", "--paused"]);
     assert_eq!(code, 1);
     assert!(
         err.contains(&format!("a factory already runs for workspace `{WS}`")),

@@ -199,6 +199,31 @@ impl Backend {
         }
     }
 
+    /// Steps `from..to` of a run, as stored.
+    pub fn steps(&self, run: RunId, from: u64, to: u64) -> Result<Vec<Step>, ApiError> {
+        self.with(
+            |ws| ops::steps(ws, run, from, to),
+            async |c| c.steps(run, from, to).await,
+        )
+    }
+
+    /// Stop a live run; only a running factory has any.
+    pub fn kill_run(&self, run: RunId) -> Result<Run, ApiError> {
+        self.with(
+            |ws| {
+                let r = ops::run(ws, run)?;
+                Err(OpError::new(
+                    super::ErrorKind::Conflict,
+                    format!(
+                        "run {run} is {}, and no factory runs workspace `{}`: only a running factory has live runs (`shopfloor serve`)",
+                        r.state, ws.info.name
+                    ),
+                ))
+            },
+            async |c| c.kill_run(run).await,
+        )
+    }
+
     pub fn step(&self, run: RunId, seq: u64) -> Result<Step, ApiError> {
         self.with(
             |ws| ops::step(ws, run, seq),

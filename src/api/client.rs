@@ -189,6 +189,14 @@ impl Client {
         self.post(&format!("/v1/tickets/{id}/cancel"), &()).await
     }
 
+    pub async fn kill_run(&self, id: RunId) -> Result<Run, ApiError> {
+        self.post(&format!("/v1/runs/{id}/kill"), &()).await
+    }
+
+    pub async fn leases(&self) -> Result<Vec<crate::scheduler::leases::Lease>, ApiError> {
+        self.get("/v1/leases").await
+    }
+
     pub async fn runs(&self) -> Result<Vec<Run>, ApiError> {
         self.get("/v1/runs").await
     }

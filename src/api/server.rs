@@ -27,23 +27,31 @@ use super::wire::{
     StepSearch, TicketQuery,
 };
 use crate::model::Author;
+use crate::scheduler::factory::Factory;
 use crate::workspace::{Workspace, WorkspaceInfo};
 
 /// Largest memory import body accepted: JSON Lines of memories are text, and a million of
 /// them fit well under this; anything bigger is more likely a mistake than an import.
 const MAX_IMPORT_BYTES: usize = 512 << 20;
 
-/// What every handler shares. The factory keeps its own state (scheduler, event stream)
-/// in its own router's state; `extra` is for whatever it wants handlers here to reach.
+/// What every handler shares: the workspace, and the factory when one runs it (it is
+/// what stops live runs and starts queued tickets).
 #[derive(Clone)]
 pub struct AppState {
     pub ws: Arc<Workspace>,
-    pub extra: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    pub factory: Option<Arc<Factory>>,
 }
 
 impl AppState {
     pub fn new(ws: Arc<Workspace>) -> AppState {
-        AppState { ws, extra: None }
+        AppState { ws, factory: None }
+    }
+
+    pub fn with_factory(factory: Arc<Factory>) -> AppState {
+        AppState {
+            ws: factory.workspace().clone(),
+            factory: Some(factory),
+        }
     }
 }
 
@@ -94,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/import", post(import_trace))
         .route("/v1/runs/{id}", get(show_run))
+        .route("/v1/runs/{id}/kill", post(kill_run))
+        .route("/v1/leases", get(list_leases))
         .route("/v1/runs/{id}/steps", get(run_steps))
         .route("/v1/runs/{id}/steps/{seq}", get(run_step))
         .route("/v1/runs/{id}/export", get(export_run))
@@ -160,7 +170,11 @@ async fn add_ticket(
     body: Result<Json<NewTicket>, JsonRejection>,
 ) -> Reply<crate::model::Ticket> {
     let Json(t) = body.map_err(bad_json)?;
-    Ok(Json(blocking(&s, move |ws| ops::add_ticket(ws, t)).await?))
+    let added = blocking(&s, move |ws| ops::add_ticket(ws, t)).await?;
+    if let Some(f) = &s.factory {
+        f.wake();
+    }
+    Ok(Json(added))
 }
 
 async fn show_ticket(
@@ -176,9 +190,32 @@ async fn cancel_ticket(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    Ok(Json(
-        blocking(&s, move |ws| ops::cancel_ticket(ws, id)).await?,
-    ))
+    let t = blocking(&s, move |ws| ops::cancel_ticket(ws, id)).await?;
+    // A live run of the ticket stops within a second.
+    if let Some(f) = &s.factory {
+        f.stop_ticket(id);
+    }
+    Ok(Json(t))
+}
+
+async fn kill_run(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<crate::model::Run> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let Some(f) = &s.factory else {
+        return Err(OpError::new(
+            super::wire::ErrorKind::Conflict,
+            format!("run {id} is not running: this server runs no factory"),
+        ));
+    };
+    f.kill_run(id)
+        .map_err(|e| OpError::new(super::wire::ErrorKind::Conflict, e.to_string()))?;
+    Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+}
+
+async fn list_leases(State(s): State<AppState>) -> Json<Vec<crate::scheduler::leases::Lease>> {
+    Json(s.factory.as_ref().map(|f| f.leases()).unwrap_or_default())
 }
 
 async fn list_runs(State(s): State<AppState>) -> Reply<Vec<crate::model::Run>> {

@@ -4,6 +4,7 @@
 mod demo;
 mod memory;
 mod output;
+mod run;
 mod serve;
 mod ticket;
 mod trace;
@@ -51,11 +52,19 @@ enum Command {
     /// Import agent logs as runs; list, show, export and search their steps
     #[command(subcommand)]
     Trace(trace::TraceCmd),
+    /// The factory's runs: list, show, kill, follow their steps
+    #[command(subcommand)]
+    Run(run::RunCmd),
     /// Write and recall the fleet's shared memory
     #[command(subcommand)]
     Memory(memory::MemoryCmd),
-    /// Run the factory headless: hold the workspace and serve its local API on its socket
-    Serve,
+    /// Run the factory headless: run queued tickets, serve the local API on the socket,
+    /// print a line per run state change
+    Serve {
+        /// Hold the workspace and serve the API, but start no runs
+        #[arg(long)]
+        paused: bool,
+    },
     /// A guided tour on a throwaway workspace: no setup, no Docker, no API key
     Demo {
         /// Keep the demo's workspace and repository to explore afterwards
@@ -145,7 +154,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ticket(cmd) => ticket::run(&ctx, cmd),
         Command::Trace(cmd) => trace::run(&ctx, cmd),
         Command::Memory(cmd) => memory::run(&ctx, cmd),
-        Command::Serve => serve::run(&ctx),
+        Command::Run(cmd) => run::run(&ctx, cmd),
+        Command::Serve { paused } => serve::run(&ctx, paused),
         Command::Demo { keep } => demo::run(keep),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Init { repo, force } => init(&ctx, repo, force),

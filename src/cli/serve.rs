@@ -9,11 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use shopfloor::api::backend::{Remote, is_locked};
 use shopfloor::api::{AppState, server};
+use shopfloor::scheduler::factory::{Factory, FactoryConfig, FactoryEvent};
 use shopfloor::workspace::Workspace;
 
 use super::Ctx;
 
-pub fn run(ctx: &Ctx) -> Result<()> {
+pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
+    // A factory outlives whoever reads its log lines: a closed stdout must not kill it.
+    // SAFETY: restoring a standard disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let info = ctx.info()?;
     let name = info.name.clone();
     let ws = match Workspace::open(info.clone()) {
@@ -36,15 +42,75 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let listener = server::bind(&ws.info).await?;
-        println!(
+        // Whoever started us may be waiting for this line.
+        let _ = writeln!(
+            std::io::stdout(),
             "factory for workspace `{name}` listening on {}",
             listener.path().display()
         );
-        // Whoever started us may be waiting for this line.
-        std::io::stdout().flush()?;
+        let _ = std::io::stdout().flush();
         tracing::info!(workspace = %name, socket = %listener.path().display(), "factory listening");
-        let router = server::router(AppState::new(Arc::new(ws)));
-        server::serve_on(listener, router, shutdown_signal()).await?;
+        let cfg = FactoryConfig::from_config(&ws.config);
+        let factory = Factory::start(Arc::new(ws), cfg).await?;
+        factory.set_paused(paused);
+        let _ = writeln!(
+            std::io::stdout(),
+            "sandbox: {}; main: {} in {}{}",
+            factory.sandbox_kind(),
+            factory.main_branch(),
+            factory.clone_path().display(),
+            if paused {
+                " (paused: no runs start)"
+            } else {
+                ""
+            }
+        );
+        let _ = std::io::stdout().flush();
+        // One line per run state change, for whoever watches the terminal.
+        let mut events = factory.subscribe();
+        let printer = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(FactoryEvent::RunState {
+                        run,
+                        ticket,
+                        agent,
+                        state,
+                        sandbox,
+                        detail,
+                    }) => {
+                        let ticket = ticket.map_or("-".into(), |t| t.to_string());
+                        let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(
+                            out,
+                            "run {run} ticket {ticket} {agent} [{sandbox}] {state}{detail}"
+                        );
+                        let _ = out.flush();
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "the event printer fell behind");
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let runner = {
+            let f = factory.clone();
+            tokio::spawn(async move { f.run(stop_rx).await })
+        };
+        let router = server::router(AppState::with_factory(factory.clone()));
+        let served = server::serve_on(listener, router, shutdown_signal()).await;
+        // Stop scheduling, then stop live runs (they are recorded as interrupted and their
+        // tickets requeued), then report.
+        let _ = stop_tx.send(true);
+        if let Ok(Err(e)) = runner.await {
+            tracing::error!(error = %e, "the factory loop ended with an error");
+        }
+        printer.abort();
+        served?;
         tracing::info!(workspace = %name, "factory stopped");
         Ok(())
     })

@@ -66,9 +66,9 @@ impl ContextPack {
     pub fn render(&self) -> String {
         let mut out = String::new();
         if !self.attempts.is_empty() {
-            out.push_str("## Earlier attempts at this ticket failed\n");
+            out.push_str("## Earlier attempts at this ticket failed: learn from them\n");
             for a in &self.attempts {
-                let _ = writeln!(out, "- {a}");
+                let _ = writeln!(out, "- Lesson: {a}");
             }
             out.push('\n');
         }

@@ -46,6 +46,27 @@ pub struct FactoryConfig {
     pub poll: Duration,
 }
 
+impl FactoryConfig {
+    /// The factory's settings from a workspace's `shopfloor.toml`. Relative paths in
+    /// profiles (a fixture scenario) stay relative: they resolve in the run's sandbox,
+    /// which holds the repository's files, on the host and in a container alike.
+    pub fn from_config(c: &crate::config::Config) -> FactoryConfig {
+        let agents = c.agent_profiles();
+        FactoryConfig {
+            concurrency: c.factory.concurrency,
+            max_attempts: c.factory.max_attempts,
+            timeouts: Timeouts {
+                wall: SignedDuration::from_secs(c.factory.timeout_s as i64),
+                quiet: SignedDuration::from_secs(c.factory.quiet_timeout_s as i64),
+            },
+            default_agent: c.factory.default_agent.clone(),
+            agents,
+            sandbox: c.sandbox.clone(),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FactoryError {
     #[error(transparent)]
@@ -111,6 +132,8 @@ pub struct Factory {
     live: Mutex<HashMap<RunId, Live>>,
     leases: Mutex<LeaseTable>,
     wake: Notify,
+    /// While set, no new run starts; live runs go on.
+    paused: std::sync::atomic::AtomicBool,
     /// The workspace's own clone: the factory's source of truth.
     clone: PathBuf,
     main_branch: String,
@@ -139,7 +162,7 @@ impl Factory {
         cfg: FactoryConfig,
     ) -> Result<Arc<Factory>, FactoryError> {
         let sandbox = sandbox::choose(&cfg.sandbox).await?;
-        let reaped = sandbox.reap_orphans(&ws.info.name).await?;
+        let reaped = sandbox.reap_orphans(&sandbox_label(&ws)).await?;
         if reaped > 0 {
             tracing::warn!(reaped, "reaped processes an earlier factory left running");
         }
@@ -157,6 +180,7 @@ impl Factory {
             live: Mutex::new(HashMap::new()),
             leases: Mutex::new(LeaseTable::default()),
             wake: Notify::new(),
+            paused: std::sync::atomic::AtomicBool::new(false),
             clone,
             main_branch,
             exe,
@@ -183,6 +207,17 @@ impl Factory {
 
     pub fn clone_path(&self) -> &Path {
         &self.clone
+    }
+
+    /// Stop or resume starting new runs (live runs are not touched).
+    pub fn set_paused(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Look at the queue now (a ticket was added).
@@ -257,7 +292,9 @@ impl Factory {
             if *shutdown.borrow() {
                 break;
             }
-            if let Err(e) = self.schedule().await {
+            if !self.is_paused()
+                && let Err(e) = self.schedule().await
+            {
                 tracing::error!(error = %e, "scheduling failed; retrying");
             }
             tokio::select! {
@@ -503,6 +540,22 @@ impl Factory {
         let include = self.cfg.sandbox.include.clone();
         let prepared = blocking(move || Ok(sandbox::prepare(&spec, &include)?)).await?;
 
+        // Lease what the ticket says it will touch, so other runs see it; a collision is
+        // told to the agent (and recorded) rather than silently ignored.
+        let lease_conflict = if ticket.paths.is_empty() {
+            None
+        } else {
+            let ttl = self.cfg.timeouts.wall;
+            let held = self.leases.lock().expect("lease lock").acquire(
+                run.id,
+                &agent,
+                &ticket.paths,
+                ttl,
+                now(),
+            );
+            held.err().map(|c| format!("lease not granted: {c}"))
+        };
+
         // The prompt: the ticket plus what the fleet knows and is doing.
         let others = self.activity_except(run.id);
         let ws = self.ws.clone();
@@ -520,6 +573,12 @@ impl Factory {
             Ok(context::prompt(&t2, &pack))
         })
         .await?;
+        let prompt = match &lease_conflict {
+            Some(c) => format!(
+                "{prompt}\nAnother run holds paths this ticket names ({c}). Do not edit them; work around them or stop and say so.\n"
+            ),
+            None => prompt,
+        };
 
         let in_docker = self.sandbox.kind() == BackendKind::Docker;
         let ctx = LaunchContext {
@@ -550,21 +609,6 @@ impl Factory {
             }
             std::fs::write(&p, bytes).map_err(|e| FactoryError::Other(e.to_string()))?;
         }
-        // Lease what the ticket says it will touch, so others see it.
-        if !ticket.paths.is_empty() {
-            let ttl = self.cfg.timeouts.wall;
-            let held = self.leases.lock().expect("lease lock").acquire(
-                run.id,
-                &agent,
-                &ticket.paths,
-                ttl,
-                now(),
-            );
-            if let Err(c) = held {
-                tracing::info!(run = run.id, "lease not granted at start: {c}");
-            }
-        }
-
         let mut process = self
             .sandbox
             .launch(LaunchSpec {
@@ -572,7 +616,7 @@ impl Factory {
                 env: plan.env.clone(),
                 workdir: prepared.dir.clone(),
                 labels: Labels {
-                    workspace: self.ws.info.name.clone(),
+                    workspace: sandbox_label(&self.ws),
                     run: run.id,
                 },
             })
@@ -595,6 +639,15 @@ impl Factory {
         let mut decoder = OutputDecoder::new(plan.decoder);
         let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone());
         let mut pending: Vec<Step> = vec![];
+        if let Some(c) = lease_conflict {
+            tracing::info!(run = run.id, "{c}");
+            pending.push(
+                builder.push(
+                    crate::trace::Draft::new(StepKind::Decision { text: c.into() })
+                        .by(Some("shopfloor".into())),
+                ),
+            );
+        }
         let mut usage = Usage::default();
         let files = self
             .live
@@ -614,13 +667,21 @@ impl Factory {
                 line = process.output.recv() => match line {
                     Some(line) => {
                         last_output = now();
-                        let drafts = match &line {
-                            Output::Stdout(b) => decoder.feed_stdout(b),
-                            Output::Stderr(b) => decoder.feed_stderr(b),
+                        // The sandbox hands over whole lines; the decoder takes a byte
+                        // stream, so each line gets its newline back.
+                        let drafts = match line {
+                            Output::Stdout(mut b) => {
+                                b.push(b'\n');
+                                decoder.feed_stdout(&b)
+                            }
+                            Output::Stderr(mut b) => {
+                                b.push(b'\n');
+                                decoder.feed_stderr(&b)
+                            }
                         };
                         for d in drafts {
                             let step = builder.push(d);
-                            note_step(&step, &mut usage, &files);
+                            note_step(&step, &mut usage, &files, &prepared.dir);
                             pending.push(step);
                         }
                         if pending.len() >= FLUSH_STEPS {
@@ -653,7 +714,7 @@ impl Factory {
         let exit = process.control.wait().await?;
         for d in decoder.finish() {
             let step = builder.push(d);
-            note_step(&step, &mut usage, &files);
+            note_step(&step, &mut usage, &files, &prepared.dir);
             pending.push(step);
         }
         let exited = builder.push(crate::trace::Draft::new(StepKind::Lifecycle {
@@ -755,6 +816,10 @@ impl Factory {
             })?;
             let next2 = next.clone();
             let t = ws.store.update_ticket(ticket.id, move |t| {
+                // A cancel that raced the run's end wins.
+                if t.state == TicketState::Cancelled {
+                    return Ok(());
+                }
                 t.state = match &next2 {
                     Next::Requeue => TicketState::Queued,
                     Next::Review => TicketState::Review,
@@ -805,25 +870,12 @@ impl Factory {
         Ok(())
     }
 
-    /// Cancel a ticket; a live run of it stops within a second.
-    pub fn cancel_ticket(&self, id: TicketId) -> Result<Ticket, FactoryError> {
-        let t = self.ws.store.update_ticket(id, |t| {
-            if t.state.is_final() {
-                return Err(crate::store::StoreError::Invalid(format!(
-                    "ticket {} is already {}; only queued, running or review tickets can be cancelled",
-                    t.id, t.state
-                )));
-            }
-            if t.state != TicketState::Running {
-                t.state = TicketState::Cancelled;
-            }
-            Ok(())
-        })?;
+    /// Stop the live runs of a ticket (it was cancelled) within a second.
+    pub fn stop_ticket(&self, id: TicketId) {
         let live = self.live.lock().expect("live lock");
         for l in live.values().filter(|l| l.ticket == id) {
             let _ = l.stop.send(Stop::Cancel);
         }
-        Ok(t)
     }
 
     /// Stop a live run within a second.
@@ -881,8 +933,16 @@ impl Factory {
     }
 }
 
+/// The label a workspace's sandboxes carry and are reaped by: its name plus a hash of its
+/// data directory, because two shopfloor homes (a demo, a test, a second user) may each
+/// hold a workspace of the same name, and one factory must never reap the other's agents.
+fn sandbox_label(ws: &Workspace) -> String {
+    let hash = blake3::hash(ws.info.dir.as_os_str().as_encoded_bytes());
+    format!("{}-{}", ws.info.name, &hash.to_hex()[..8])
+}
+
 /// Keep a run's running totals from its own steps: tokens and cost, files touched.
-fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>) {
+fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>, workdir: &Path) {
     match &step.kind {
         StepKind::Lifecycle {
             event: Lifecycle::Usage(u),
@@ -898,9 +958,15 @@ fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>) {
             }
         }
         StepKind::FileEdit { path, .. } => {
+            // Agents name files by absolute path in their sandbox; others read repo paths.
+            let rel = Path::new(path)
+                .strip_prefix(workdir)
+                .or_else(|_| Path::new(path).strip_prefix("/workspace"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| path.clone());
             let mut f = files.lock().expect("files lock");
-            if !f.contains(path) {
-                f.push(path.clone());
+            if !f.contains(&rel) {
+                f.push(rel);
             }
         }
         _ => {}

@@ -3,12 +3,12 @@
 //! second way. Leases expire on their own and are released when their run ends.
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::index::filter::{literal_prefix, paths_overlap};
 use crate::model::RunId;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     pub run: RunId,
     pub agent: String,

@@ -1,0 +1,185 @@
+//! `shopfloor run ...`: the factory's runs: list, show, kill, and follow their steps live.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use shopfloor::model::{Run, Step};
+
+use super::Ctx;
+use super::output::{clip, print_json, print_table, when};
+
+#[derive(Subcommand, Debug)]
+pub enum RunCmd {
+    /// List runs: state, agent, ticket, sandbox backend, steps, elapsed
+    List {
+        /// Only live runs
+        #[arg(long)]
+        live: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run
+    Show {
+        run: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a live run (its process tree or container) within a second
+    Kill { run: u64 },
+    /// Print a run's steps; -f keeps following a live run until it ends
+    Logs {
+        run: u64,
+        #[arg(short, long)]
+        follow: bool,
+        /// Start at this step
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// One JSON step a line
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn elapsed(r: &Run) -> String {
+    let end = r.ended.unwrap_or_else(jiff::Timestamp::now);
+    let s = end.duration_since(r.started).as_secs().max(0);
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
+    match cmd {
+        RunCmd::List { live, json } => {
+            let b = ctx.backend()?;
+            let runs: Vec<Run> = b
+                .runs()?
+                .into_iter()
+                .filter(|r| !live || r.state.is_live())
+                .collect();
+            if json {
+                return print_json(&runs);
+            }
+            if runs.is_empty() {
+                println!(
+                    "no runs; `shopfloor serve` runs queued tickets, `shopfloor trace import` imports a log"
+                );
+                return Ok(());
+            }
+            let rows = runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.state.to_string(),
+                        r.agent.clone(),
+                        r.ticket
+                            .map_or("-".into(), |t| format!("{t}#{}", r.attempt)),
+                        r.sandbox.clone().unwrap_or_else(|| "-".into()),
+                        r.steps.to_string(),
+                        elapsed(r),
+                        clip(r.outcome.as_deref().unwrap_or(""), 60),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            print_table(
+                &[
+                    "RUN", "STATE", "AGENT", "TICKET", "SANDBOX", "STEPS", "ELAPSED", "OUTCOME",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        RunCmd::Show { run, json } => {
+            let b = ctx.backend()?;
+            let r = b.run(run)?;
+            if json {
+                return print_json(&r);
+            }
+            println!("run       {}", r.id);
+            println!("state     {}", r.state);
+            println!("agent     {}", r.agent);
+            println!(
+                "ticket    {}",
+                r.ticket
+                    .map_or("-".into(), |t| format!("{t} (attempt {})", r.attempt))
+            );
+            println!("sandbox   {}", r.sandbox.as_deref().unwrap_or("-"));
+            println!("branch    {}", r.branch.as_deref().unwrap_or("-"));
+            println!("started   {}", when(r.started));
+            println!("elapsed   {}", elapsed(&r));
+            println!("steps     {}", r.steps);
+            let u = &r.usage;
+            let cost = u.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+            println!(
+                "usage     {} in / {} out tokens{cost}",
+                u.input_tokens, u.output_tokens
+            );
+            if !r.files_changed.is_empty() {
+                println!("changed   {}", r.files_changed.join(", "));
+            }
+            if let Some(o) = &r.outcome {
+                println!("outcome   {o}");
+            }
+            println!(
+                "`shopfloor run logs {} -f` follows its steps; `shopfloor trace show {}` shows them all",
+                r.id, r.id
+            );
+            Ok(())
+        }
+        RunCmd::Kill { run } => {
+            let b = ctx.backend()?;
+            b.kill_run(run)?;
+            println!("run {run} stopped");
+            Ok(())
+        }
+        RunCmd::Logs {
+            run,
+            follow,
+            from,
+            json,
+        } => {
+            let b = ctx.backend()?;
+            let mut next = from;
+            let mut out = std::io::stdout().lock();
+            loop {
+                let r = b.run(run)?;
+                let steps = b.steps(run, next, next + 1000)?;
+                for s in &steps {
+                    print_step(&mut out, s, json).context("writing to stdout")?;
+                }
+                if let Some(last) = steps.last() {
+                    next = last.seq + 1;
+                    continue;
+                }
+                out.flush()?;
+                if !follow || !r.state.is_live() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+fn print_step(out: &mut impl Write, s: &Step, json: bool) -> std::io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, s)?;
+        return writeln!(out);
+    }
+    let mark = if s.kind.is_error() { "!" } else { " " };
+    writeln!(
+        out,
+        "{:>6} {mark} {} {:<11} {}",
+        s.seq,
+        s.ts.strftime("%H:%M:%S"),
+        s.kind.name(),
+        clip(&s.kind.summary(), 110)
+    )
+}

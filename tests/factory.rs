@@ -1,0 +1,670 @@
+//! The factory end to end: `shopfloor serve` on a real git repository runs real tickets
+//! with the fixture agent through the worktree and Docker sandboxes: a clean success, a
+//! failure retried with the lesson in its next prompt, a hang killed by the no-output
+//! timeout, a cancel, a `kill -9` of the factory mid-run and a clean restart, and two runs
+//! whose leases collide.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+use serde_json::Value;
+
+/// The demo repository with a shopfloor.toml and extra scenarios, committed on main.
+fn factory_env(name: &str, config: &str, scenarios: &[(&str, &str)]) -> Env {
+    let env = Env::new();
+    let root = env.repo.path();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/repo");
+    copy_dir(&demo, root);
+    std::fs::write(root.join("shopfloor.toml"), config).unwrap();
+    for (name, text) in scenarios {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    commit_all(root);
+    env.ok(&["workspace", "create", name]);
+    env
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn commit_all(root: &Path) {
+    let repo = git2::Repository::open(root).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("test", "test@example.com").unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "factory fixture", &tree, &[&head])
+        .unwrap();
+}
+
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(env: &Env) -> Serve {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
+            .args(["serve"])
+            .env("SHOPFLOOR_HOME", env.home.path())
+            .env_remove("SHOPFLOOR_WORKSPACE")
+            .current_dir(env.repo.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Wait for the factory to say where it listens and which sandbox it chose.
+        let mut seen = vec![];
+        while let Some(Ok(line)) = lines.next() {
+            seen.push(line.clone());
+            if line.starts_with("sandbox:") {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|l| l.contains("listening on")),
+            "serve did not start: {seen:?}"
+        );
+        // Keep draining so the factory never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Serve { child }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn kill9(mut self) {
+        unsafe {
+            libc::kill(self.pid(), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    fn stop(mut self) {
+        unsafe {
+            libc::kill(self.pid(), libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.pid(), libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ticket(env: &Env, id: u64) -> Value {
+    env.json(&["ticket", "show", &id.to_string(), "--json"])
+}
+
+fn runs(env: &Env) -> Vec<Value> {
+    env.json(&["run", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_ticket(env: &Env, id: u64, state: &str, timeout: Duration) -> Value {
+    wait_for(&format!("ticket {id} to be {state}"), timeout, || {
+        let t = ticket(env, id);
+        (t["state"] == state).then_some(t)
+    })
+}
+
+fn steps(env: &Env, run: u64) -> Vec<Value> {
+    env.ok(&["run", "logs", &run.to_string(), "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn pid_alive(pid: i32) -> bool {
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+const WORKTREE_CONFIG: &str = r#"
+[factory]
+default_agent = "ok"
+concurrency = 4
+max_attempts = 2
+quiet_timeout_s = 2
+timeout_s = 120
+
+[sandbox]
+backend = "worktree"
+
+[agents.ok]
+adapter = "fixture"
+scenario = "success"
+
+[agents.flaky]
+adapter = "fixture"
+scenario = "fail-then-pass"
+
+[agents.hang]
+adapter = "fixture"
+scenario = "hang"
+
+[agents.slow]
+adapter = "fixture"
+scenario = "slow.toml"
+"#;
+
+const SLOW: &str = r##"
+name = "slow-writer"
+[[step]]
+say = "I will take a while"
+[[step]]
+write = { path = "inventory/stock.py", content = "# being rewritten\n" }
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+sleep_ms = 500
+[[step]]
+say = "still going"
+[[step]]
+say = "done"
+"##;
+
+#[test]
+fn worktree_factory_success_retry_hang_cancel() {
+    let env = factory_env("fac", WORKTREE_CONFIG, &[("slow.toml", SLOW)]);
+    let user_head = git2::Repository::open(env.repo.path())
+        .unwrap()
+        .head()
+        .unwrap()
+        .target()
+        .unwrap();
+    let serve = Serve::start(&env);
+
+    env.ok(&["ticket", "add", "Add Stock.release()"]);
+    env.ok(&[
+        "ticket",
+        "add",
+        "Release must give units back",
+        "--agent",
+        "flaky",
+    ]);
+    env.ok(&["ticket", "add", "Never finishes", "--agent", "hang"]);
+    env.ok(&[
+        "ticket",
+        "add",
+        "Slow rewrite",
+        "--agent",
+        "slow",
+        "--paths",
+        "inventory/**",
+    ]);
+
+    // A clean success: the branch holds the agent's work, the ticket waits for review.
+    let t1 = wait_ticket(&env, 1, "review", Duration::from_secs(30));
+    let run1 = t1["runs"][0].as_u64().unwrap();
+    let r1 = env.json(&["run", "show", &run1.to_string(), "--json"]);
+    assert_eq!(r1["state"], "succeeded");
+    assert_eq!(r1["sandbox"], "worktree");
+    assert_eq!(r1["branch"], "shopfloor/1-1");
+    let changed: Vec<&str> = r1["files_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        changed.contains(&"inventory/stock.py") && changed.contains(&"tests/test_release.py"),
+        "{changed:?}"
+    );
+    let kinds: Vec<String> = steps(&env, run1)
+        .iter()
+        .map(|s| s["type"].as_str().unwrap().to_string())
+        .collect();
+    for k in [
+        "lifecycle",
+        "tool_call",
+        "tool_result",
+        "file_edit",
+        "command",
+        "agent_message",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "run 1 lacks {k}: {kinds:?}");
+    }
+    assert!(
+        r1["usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "tokens recorded: {r1}"
+    );
+    let clone = git2::Repository::open(env.home.path().join("fac/repo")).unwrap();
+    let branch = clone
+        .find_branch("shopfloor/1-1", git2::BranchType::Local)
+        .unwrap();
+    let tree = branch.get().peel_to_tree().unwrap();
+    assert!(
+        tree.get_path(Path::new("tests/test_release.py")).is_ok(),
+        "the agent's new file is committed on its branch"
+    );
+    assert!(
+        !env.home.path().join("fac/worktrees/1-1").exists(),
+        "the worktree is cleaned up"
+    );
+
+    // A failure that retries with the lesson in the next prompt, and passes.
+    let t2 = wait_ticket(&env, 2, "review", Duration::from_secs(30));
+    let runs2: Vec<u64> = t2["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(runs2.len(), 2, "one failure, one retry: {t2}");
+    let first = env.json(&["run", "show", &runs2[0].to_string(), "--json"]);
+    assert_eq!(first["state"], "failed");
+    assert!(
+        first["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1"),
+        "{first}"
+    );
+    let retry_prompt = steps(&env, runs2[1])
+        .into_iter()
+        .find(|s| s["type"] == "user_message")
+        .map(|s| s["text"].as_str().unwrap_or_default().to_string())
+        .unwrap();
+    assert!(
+        retry_prompt.contains("Lesson: attempt 1"),
+        "the failure is in the next prompt: {retry_prompt}"
+    );
+    let lessons = env.json(&[
+        "memory",
+        "search",
+        "Release must give units back",
+        "--kind",
+        "lesson",
+        "--json",
+    ]);
+    assert!(
+        lessons
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["memory"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Attempt 1 failed")),
+        "the failure is saved as a lesson: {lessons}"
+    );
+
+    // A hang killed by the no-output timeout, on both attempts.
+    let t3 = wait_ticket(&env, 3, "failed", Duration::from_secs(30));
+    let last = t3["runs"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    let r3 = env.json(&["run", "show", &last.to_string(), "--json"]);
+    assert!(
+        r3["outcome"].as_str().unwrap().contains("no output for"),
+        "{r3}"
+    );
+
+    // Leases: the slow run holds inventory/**; another run on those paths is told who.
+    let slow_run = wait_for("the slow run to be live", Duration::from_secs(20), || {
+        runs(&env)
+            .into_iter()
+            .find(|r| r["ticket"] == 4 && r["state"] == "running")
+            .map(|r| r["id"].as_u64().unwrap())
+    });
+    env.ok(&[
+        "ticket",
+        "add",
+        "Also touches stock",
+        "--agent",
+        "ok",
+        "--paths",
+        "inventory/stock.py",
+    ]);
+    let t5 = wait_ticket(&env, 5, "review", Duration::from_secs(30));
+    let run5 = t5["runs"][0].as_u64().unwrap();
+    let told = steps(&env, run5)
+        .into_iter()
+        .find(|s| s["type"] == "decision")
+        .expect("a lease decision step");
+    let text = told["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("leased by run {slow_run} (slow)")),
+        "{text}"
+    );
+
+    // Cancel: the slow run stops within a second of `ticket cancel`.
+    let t = Instant::now();
+    env.ok(&["ticket", "cancel", "4"]);
+    wait_for("the slow run to stop", Duration::from_secs(3), || {
+        let r = env.json(&["run", "show", &slow_run.to_string(), "--json"]);
+        (r["state"] == "cancelled").then_some(())
+    });
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(ticket(&env, 4)["state"], "cancelled");
+    let (code, err) = env.fails(&["run", "kill", &slow_run.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not running"), "{err}");
+
+    serve.stop();
+    // The user's checkout never moved and has no stray files.
+    let user = git2::Repository::open(env.repo.path()).unwrap();
+    assert_eq!(user.head().unwrap().target().unwrap(), user_head);
+    assert!(
+        user.statuses(None).unwrap().is_empty(),
+        "the user's working tree is untouched"
+    );
+}
+
+#[test]
+fn kill_dash_nine_mid_run_then_a_clean_restart() {
+    let config = WORKTREE_CONFIG.replace("quiet_timeout_s = 2", "quiet_timeout_s = 60");
+    let env = factory_env("crash", &config, &[]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Hangs until killed", "--agent", "hang"]);
+    let run = wait_for("the run to be live", Duration::from_secs(20), || {
+        runs(&env)
+            .into_iter()
+            .find(|r| r["state"] == "running")
+            .map(|r| r["id"].as_u64().unwrap())
+    });
+    // The agent's own pid, from the run's sandbox label, to see it reaped later.
+    let agent_pid = wait_for("the agent process", Duration::from_secs(5), || {
+        find_labelled_pid("crash-", run)
+    });
+    let acknowledged = wait_for("the run's first steps", Duration::from_secs(5), || {
+        let n = steps(&env, run).len();
+        (n > 0).then_some(n)
+    });
+    serve.kill9();
+    assert!(
+        pid_alive(agent_pid),
+        "the agent outlives a kill -9 of its factory (an orphan)"
+    );
+
+    let serve = Serve::start(&env);
+    wait_for("the orphan to be reaped", Duration::from_secs(5), || {
+        (!pid_alive(agent_pid)).then_some(())
+    });
+    let r = env.json(&["run", "show", &run.to_string(), "--json"]);
+    assert_eq!(r["state"], "interrupted", "{r}");
+    assert!(
+        steps(&env, run).len() >= acknowledged,
+        "acknowledged steps survive kill -9"
+    );
+    assert!(
+        !env.home
+            .path()
+            .join(format!("crash/worktrees/1-{}", r["attempt"]))
+            .exists(),
+        "its sandbox is cleaned"
+    );
+    // The ticket went back to the queue and runs again.
+    let retried = wait_for("the ticket to run again", Duration::from_secs(20), || {
+        runs(&env)
+            .into_iter()
+            .find(|x| x["ticket"] == 1 && x["id"] != run && x["state"] == "running")
+            .map(|x| x["id"].as_u64().unwrap())
+    });
+    env.ok(&["run", "kill", &retried.to_string()]);
+    wait_ticket(&env, 1, "cancelled", Duration::from_secs(5));
+    serve.stop();
+}
+
+/// A process whose environment labels it as this run's sandbox child.
+fn find_labelled_pid(workspace_prefix: &str, run: u64) -> Option<i32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+        let has = |needle: &str| vars.contains(&needle.as_bytes());
+        let ws = format!("SHOPFLOOR_WORKSPACE={workspace_prefix}");
+        if has(&format!("SHOPFLOOR_RUN={run}"))
+            && vars.iter().any(|v| v.starts_with(ws.as_bytes()))
+            && vars.iter().any(|v| v.starts_with(b"SHOPFLOOR_SANDBOX="))
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+const DOCKER_SCENARIO: &str = r#"
+name = "docker-ok"
+[[step]]
+say = "in a container"
+[[step]]
+write = { path = "hello.txt", content = "from the container\n" }
+[[step]]
+run = "cat hello.txt && id -u"
+expect_exit = 0
+[[step]]
+say = "done"
+"#;
+
+#[test]
+fn docker_factory_runs_a_ticket_in_a_container() {
+    let required = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("SHOPFLOOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let image = "shopfloor-test-base:bookworm";
+    let have = Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            !required,
+            "Docker image {image} missing: run scripts/build-test-image.sh"
+        );
+        eprintln!(
+            "skipping: no Docker engine or no {image} (scripts/build-test-image.sh builds it)"
+        );
+        return;
+    }
+    let config = format!(
+        r#"
+[factory]
+default_agent = "box"
+[sandbox]
+backend = "docker"
+image = "{image}"
+[agents.box]
+adapter = "fixture"
+scenario = "docker.toml"
+"#
+    );
+    let env = factory_env("box", &config, &[("docker.toml", DOCKER_SCENARIO)]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Say hello from a container"]);
+    let t = wait_ticket(&env, 1, "review", Duration::from_secs(60));
+    let run = t["runs"][0].as_u64().unwrap();
+    let r = env.json(&["run", "show", &run.to_string(), "--json"]);
+    assert_eq!(r["sandbox"], "docker");
+    let cmd = steps(&env, run)
+        .into_iter()
+        .find(|s| s["type"] == "command")
+        .expect("a command step");
+    let out = cmd["output"].as_str().unwrap();
+    assert!(out.contains("from the container"), "{cmd}");
+    let uid = unsafe { libc::getuid() };
+    assert!(
+        out.contains(&uid.to_string()),
+        "runs as the host user: {out}"
+    );
+    let clone = git2::Repository::open(env.home.path().join("box/repo")).unwrap();
+    let tree = clone
+        .find_branch("shopfloor/1-1", git2::BranchType::Local)
+        .unwrap()
+        .get()
+        .peel_to_tree()
+        .unwrap();
+    assert!(
+        tree.get_path(Path::new("hello.txt")).is_ok(),
+        "the container's work is committed on the branch"
+    );
+    serve.stop();
+}
