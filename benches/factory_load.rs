@@ -26,7 +26,9 @@ fn shopfloor(home: &Path, repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// (user + system CPU seconds of the process itself, resident KiB).
+/// (user + system CPU seconds of the process itself, anonymous resident KiB: the heap,
+/// not the file pages of the store and index it has mapped or read, which the kernel
+/// reclaims at will).
 fn proc_usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name's closing parenthesis; utime and stime are 14 and 15.
@@ -39,7 +41,7 @@ fn proc_usage(pid: u32) -> (f64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with("RssAnon:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -147,7 +149,7 @@ fn main() {
     let warm: Vec<u64> = rss.iter().filter(|(t, _)| *t >= 10).map(|(_, r)| *r).collect();
     if let (Some(min), Some(max)) = (warm.iter().min(), warm.iter().max()) {
         println!(
-            "  factory RSS after warm-up: min {} MiB, max {} MiB, last {} MiB (flat = max close to min)",
+            "  factory anonymous RSS (heap) after warm-up: min {} MiB, max {} MiB, last {} MiB (flat = max close to min)",
             min / 1024,
             max / 1024,
             warm.last().unwrap() / 1024

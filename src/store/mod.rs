@@ -25,6 +25,8 @@ use writer::Writer;
 /// Payloads longer than this go to the blob table, so step records stay small and a seek
 /// into a long run never loads tool output it does not show.
 pub const INLINE_PAYLOAD_MAX: usize = 1024;
+/// The store's in-process page cache.
+const CACHE_BYTES: usize = 128 << 20;
 /// Characters of a blob kept inline as its preview.
 pub const PREVIEW_CHARS: usize = 240;
 
@@ -148,7 +150,10 @@ impl Store {
                 source,
             })?;
         }
-        let db = match Database::create(path) {
+        // redb caches up to 1 GiB by default, so a factory's memory would grow with every
+        // step it writes; the OS page cache already keeps hot pages, so a bounded cache
+        // keeps the factory's memory flat at no visible cost to seeks.
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Locked {
