@@ -11,7 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn shopfloor(home: &Path, repo: &Path, args: &[&str]) -> String {
@@ -22,7 +25,11 @@ fn shopfloor(home: &Path, repo: &Path, args: &[&str]) -> String {
         .current_dir(repo)
         .output()
         .unwrap();
-    assert!(out.status.success(), "shopfloor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "shopfloor {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,14 +64,21 @@ fn main() {
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let git = |args: &[&str]| {
-        let ok = Command::new("git").args(args).current_dir(&repo).status().unwrap().success();
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "git {args:?}");
     };
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(repo.join("README.md"), "load\n").unwrap();
     std::fs::write(
         repo.join("flood.toml"),
-        format!("name = \"flood\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"),
+        format!(
+            "name = \"flood\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -76,7 +90,15 @@ fn main() {
     )
     .unwrap();
     git(&["add", "-A"]);
-    git(&["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"]);
+    git(&[
+        "-c",
+        "user.name=b",
+        "-c",
+        "user.email=b@b",
+        "commit",
+        "-qm",
+        "init",
+    ]);
     shopfloor(&home, &repo, &["workspace", "create", "load"]);
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
@@ -108,7 +130,9 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = serve.id();
-    println!("factory load: {agents} fixture agents x {rate} lines/s x {seconds} s, worktree sandboxes");
+    println!(
+        "factory load: {agents} fixture agents x {rate} lines/s x {seconds} s, worktree sandboxes"
+    );
 
     let start = Instant::now();
     let (cpu0, _) = proc_usage(pid);
@@ -120,12 +144,20 @@ fn main() {
         rss.push((start.elapsed().as_secs(), r));
         let tickets: serde_json::Value =
             serde_json::from_str(&shopfloor(&home, &repo, &["ticket", "list", "--json"])).unwrap();
-        done = tickets.as_array().unwrap().iter().all(|t| t["state"] != "queued" && t["state"] != "running");
-        assert!(start.elapsed() < Duration::from_secs(seconds * 4 + 120), "the load run did not finish");
+        done = tickets
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] != "queued" && t["state"] != "running");
+        assert!(
+            start.elapsed() < Duration::from_secs(seconds * 4 + 120),
+            "the load run did not finish"
+        );
     }
     let wall = start.elapsed().as_secs_f64();
     let (cpu1, _) = proc_usage(pid);
-    let runs: serde_json::Value = serde_json::from_str(&shopfloor(&home, &repo, &["run", "list", "--json"])).unwrap();
+    let runs: serde_json::Value =
+        serde_json::from_str(&shopfloor(&home, &repo, &["run", "list", "--json"])).unwrap();
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     serve.wait().unwrap();
 
@@ -134,7 +166,9 @@ fn main() {
     let mut lost = 0i64;
     let mut states = std::collections::BTreeMap::new();
     for r in runs.as_array().unwrap() {
-        *states.entry(r["state"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *states
+            .entry(r["state"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         let steps = r["steps"].as_u64().unwrap() as i64;
         let expected = flood_lines as i64 + 4;
         lost += (expected - steps).max(0);
@@ -142,11 +176,26 @@ fn main() {
             println!("  run {}: {steps} steps, expected {expected}", r["id"]);
         }
     }
-    let total_steps: u64 = runs.as_array().unwrap().iter().map(|r| r["steps"].as_u64().unwrap()).sum();
+    let total_steps: u64 = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["steps"].as_u64().unwrap())
+        .sum();
     println!("  runs by state: {states:?}");
-    println!("  steps stored: {total_steps} ({:.0} steps/s over {wall:.1} s); lines lost: {lost}", total_steps as f64 / wall);
-    println!("  factory CPU (its own, agents excluded): {:.2} cores (target < 1.0)", (cpu1 - cpu0) / wall);
-    let warm: Vec<u64> = rss.iter().filter(|(t, _)| *t >= 10).map(|(_, r)| *r).collect();
+    println!(
+        "  steps stored: {total_steps} ({:.0} steps/s over {wall:.1} s); lines lost: {lost}",
+        total_steps as f64 / wall
+    );
+    println!(
+        "  factory CPU (its own, agents excluded): {:.2} cores (target < 1.0)",
+        (cpu1 - cpu0) / wall
+    );
+    let warm: Vec<u64> = rss
+        .iter()
+        .filter(|(t, _)| *t >= 10)
+        .map(|(_, r)| *r)
+        .collect();
     if let (Some(min), Some(max)) = (warm.iter().min(), warm.iter().max()) {
         println!(
             "  factory anonymous RSS (heap) after warm-up: min {} MiB, max {} MiB, last {} MiB (flat = max close to min)",
@@ -155,5 +204,8 @@ fn main() {
             warm.last().unwrap() / 1024
         );
     }
-    println!("  rss samples (s, MiB): {:?}", rss.iter().map(|(t, r)| (*t, r / 1024)).collect::<Vec<_>>());
+    println!(
+        "  rss samples (s, MiB): {:?}",
+        rss.iter().map(|(t, r)| (*t, r / 1024)).collect::<Vec<_>>()
+    );
 }

@@ -193,7 +193,7 @@ fn detect_format(file: &std::path::Path) -> Result<Format> {
     }
     Format::detect(lines.iter().map(Vec::as_slice)).ok_or_else(|| {
         OpError::bad_request(format!(
-            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|jsonl",
+            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|gemini|jsonl",
             file.display()
         ))
     })

@@ -19,7 +19,8 @@ pub enum TraceCmd {
     Import {
         file: PathBuf,
         /// claude-code (transcript), claude-stream (-p --output-format stream-json),
-        /// codex (rollout), codex-exec (exec --json) or jsonl (shopfloor's own)
+        /// codex (rollout), codex-exec (exec --json), gemini (--output-format stream-json)
+        /// or jsonl (shopfloor's own)
         /// [default: detected from the first lines]
         #[arg(long, value_parser = parse_format)]
         format: Option<Format>,
