@@ -2,6 +2,8 @@
 //! real git repository holding the demo project: it must really do what it prints, and
 //! what it prints must be Claude Code stream-json that the `claude-stream` importer reads.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,16 +41,8 @@ fn demo_repo() -> tempfile::TempDir {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/repo"),
         dir.path(),
     );
-    let repo = git2::Repository::init(dir.path()).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("test", "test@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "demo", &tree, &[])
-        .unwrap();
+    git2::Repository::init(dir.path()).unwrap();
+    common::commit_all(dir.path(), "demo");
     dir
 }
 

@@ -24,7 +24,7 @@ fn factory_env(name: &str, config: &str, scenarios: &[(&str, &str)]) -> Env {
     for (name, text) in scenarios {
         std::fs::write(root.join(name), text).unwrap();
     }
-    commit_all(root);
+    common::commit_all(root, "factory fixture");
     env.ok(&["workspace", "create", name]);
     env
 }
@@ -40,20 +40,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), dest).unwrap();
         }
     }
-}
-
-fn commit_all(root: &Path) {
-    let repo = git2::Repository::open(root).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("test", "test@example.com").unwrap();
-    let head = repo.head().unwrap().peel_to_commit().unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "factory fixture", &tree, &[&head])
-        .unwrap();
 }
 
 struct Serve {
@@ -188,139 +174,22 @@ adapter = "fixture"
 scenario = "slow.toml"
 "#;
 
-const SLOW: &str = r##"
-name = "slow-writer"
-[[step]]
-say = "I will take a while"
-[[step]]
-write = { path = "inventory/stock.py", content = "# being rewritten\n" }
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-sleep_ms = 500
-[[step]]
-say = "still going"
-[[step]]
-say = "done"
-"##;
+/// Prints every half second for about 15 s: long enough to still run when the test
+/// cancels it, chatty enough to stay under the 2 s no-output limit.
+fn slow_scenario() -> String {
+    let mut s = String::from(
+        "name = \"slow-writer\"\n[[step]]\nsay = \"I will take a while\"\n\
+         [[step]]\nwrite = { path = \"inventory/stock.py\", content = \"# being rewritten\\n\" }\n",
+    );
+    s.push_str(&"[[step]]\nsleep_ms = 500\n[[step]]\nsay = \"still going\"\n".repeat(30));
+    s.push_str("[[step]]\nsay = \"done\"\n");
+    s
+}
 
 #[test]
 fn worktree_factory_success_retry_hang_cancel() {
-    let env = factory_env("fac", WORKTREE_CONFIG, &[("slow.toml", SLOW)]);
+    let slow = slow_scenario();
+    let env = factory_env("fac", WORKTREE_CONFIG, &[("slow.toml", &slow)]);
     let user_head = git2::Repository::open(env.repo.path())
         .unwrap()
         .head()
