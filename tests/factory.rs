@@ -335,6 +335,15 @@ fn worktree_factory_success_retry_hang_cancel() {
             .find(|r| r["ticket"] == 4 && r["state"] == "running")
             .map(|r| r["id"].as_u64().unwrap())
     });
+    let leases = env.json(&["run", "leases", "--json"]);
+    assert!(
+        leases
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["run"] == slow_run && l["path"] == "inventory/**"),
+        "leases are visible to all: {leases}"
+    );
     env.ok(&[
         "ticket",
         "add",

@@ -207,6 +207,11 @@ impl Backend {
         )
     }
 
+    /// Live path leases; only a running factory holds any.
+    pub fn leases(&self) -> Result<Vec<crate::scheduler::leases::Lease>, ApiError> {
+        self.with(|_| Ok(Vec::new()), async |c| c.leases().await)
+    }
+
     /// Stop a live run; only a running factory has any.
     pub fn kill_run(&self, run: RunId) -> Result<Run, ApiError> {
         self.with(

@@ -28,6 +28,11 @@ pub enum RunCmd {
     },
     /// Stop a live run (its process tree or container) within a second
     Kill { run: u64 },
+    /// The paths live runs hold leases on, and until when
+    Leases {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a run's steps; -f keeps following a live run until it ends
     Logs {
         run: u64,
@@ -137,6 +142,29 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
             let b = ctx.backend()?;
             b.kill_run(run)?;
             println!("run {run} stopped");
+            Ok(())
+        }
+        RunCmd::Leases { json } => {
+            let leases = ctx.backend()?.leases()?;
+            if json {
+                return print_json(&leases);
+            }
+            if leases.is_empty() {
+                println!("no leases (only live runs of a running factory hold any)");
+                return Ok(());
+            }
+            let rows = leases
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.run.to_string(),
+                        l.agent.clone(),
+                        when(l.expires),
+                        l.path.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            print_table(&["RUN", "AGENT", "UNTIL", "PATH"], &rows);
             Ok(())
         }
         RunCmd::Logs {
