@@ -70,8 +70,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Semantic { path: PathBuf, message: String },
+    #[error("{path}:{}{message}", line.map(|l| format!("{l}: ")).unwrap_or_else(|| " ".into()))]
+    Semantic {
+        path: PathBuf,
+        /// The line of the offending key, or of its table when the key is not written.
+        line: Option<usize>,
+        message: String,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -97,35 +102,59 @@ impl Config {
     }
 
     /// Checks that need the whole file: values in range, profiles complete, the default
-    /// agent defined. Each error says which key to fix.
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Semantic {
+    /// agent defined. Each error names the key to fix; with the file's `text`, its line.
+    pub fn validate(&self, path: &Path, text: Option<&str>) -> Result<(), ConfigError> {
+        let bad = |table: &str, key: Option<&str>, message: String| ConfigError::Semantic {
             path: path.to_path_buf(),
+            line: text.and_then(|t| key_line(t, table, key)),
             message,
         };
         let f = &self.factory;
         if f.concurrency == 0 {
-            return Err(bad("[factory] concurrency must be at least 1".into()));
-        }
-        if f.max_attempts == 0 {
-            return Err(bad("[factory] max_attempts must be at least 1".into()));
-        }
-        if f.timeout_s == 0 || f.quiet_timeout_s == 0 {
             return Err(bad(
-                "[factory] timeout_s and quiet_timeout_s must be at least 1 (seconds)".into(),
+                "factory",
+                Some("concurrency"),
+                "[factory] concurrency must be at least 1".into(),
             ));
         }
+        if f.max_attempts == 0 {
+            return Err(bad(
+                "factory",
+                Some("max_attempts"),
+                "[factory] max_attempts must be at least 1".into(),
+            ));
+        }
+        for (key, v) in [
+            ("timeout_s", f.timeout_s),
+            ("quiet_timeout_s", f.quiet_timeout_s),
+        ] {
+            if v == 0 {
+                return Err(bad(
+                    "factory",
+                    Some(key),
+                    format!("[factory] {key} must be at least 1 (seconds)"),
+                ));
+            }
+        }
+        self.sandbox
+            .validate()
+            .map_err(|e| bad("sandbox", None, e.to_string()))?;
         let profiles = self.agent_profiles();
         for (name, p) in &profiles {
-            p.validate(name).map_err(|e| bad(e.to_string()))?;
+            p.validate(name)
+                .map_err(|e| bad(&format!("agents.{name}"), None, e.to_string()))?;
         }
         if !profiles.contains_key(&f.default_agent) {
-            return Err(bad(format!(
-                "[factory] default_agent = \"{}\" names no profile; define [agents.{}] or pick one of: {}",
-                f.default_agent,
-                f.default_agent,
-                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(bad(
+                "factory",
+                Some("default_agent"),
+                format!(
+                    "[factory] default_agent = \"{}\" names no profile; define [agents.{}] or pick one of: {}",
+                    f.default_agent,
+                    f.default_agent,
+                    profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         Ok(())
     }
@@ -135,7 +164,7 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let c = Config::parse(&text, path)?;
-                c.validate(path)?;
+                c.validate(path, Some(&text))?;
                 Ok(c)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
@@ -149,14 +178,43 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            // Show the offending line itself: a type error names no key on its own.
+            let source = text.lines().nth(line - 1).unwrap_or("").trim_end();
             ConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message: format!("{} (in `{source}`)", e.message().trim()),
             }
         })
     }
+}
+
+/// The 1-based line of `key` in `[table]` (or of the table's header when `key` is None or
+/// not written there), found by reading the file as lines: enough for the flat tables
+/// shopfloor.toml has.
+fn key_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut in_table = false;
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            in_table = line == header;
+            if in_table {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_table
+            && let Some(k) = key
+            && let Some(rest) = line.strip_prefix(k)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    header_line
 }
 
 /// 1-based line and column of a byte offset.
@@ -190,30 +248,46 @@ mod tests {
     fn the_starter_file_parses_and_validates() {
         let text = include_str!("../assets/shopfloor.toml");
         let c = Config::parse(text, Path::new("shopfloor.toml")).unwrap();
-        c.validate(Path::new("shopfloor.toml")).unwrap();
+        c.validate(Path::new("shopfloor.toml"), Some(text)).unwrap();
         assert_eq!(c.factory.concurrency, 4);
         assert!(c.agents.contains_key("claude"));
     }
 
     #[test]
-    fn semantic_errors_say_which_key() {
-        let c = Config::parse("[factory]\nconcurrency = 0\n", Path::new("s.toml")).unwrap();
-        assert!(
-            c.validate(Path::new("s.toml"))
-                .unwrap_err()
-                .to_string()
-                .contains("concurrency")
-        );
+    fn semantic_errors_name_the_key_and_its_line() {
+        let text = "[memory]\n\n[factory]\nmax_attempts = 2\nconcurrency = 0\n";
+        let c = Config::parse(text, Path::new("s.toml")).unwrap();
+        let e = c
+            .validate(Path::new("s.toml"), Some(text))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml:5: [factory] concurrency"), "{e}");
+
         let c = Config::parse("[factory]\ndefault_agent = \"x\"\n", Path::new("s.toml")).unwrap();
-        let e = c.validate(Path::new("s.toml")).unwrap_err().to_string();
+        let e = c
+            .validate(Path::new("s.toml"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[agents.x]"), "{e}");
-        let c = Config::parse(
-            "[agents.s]\nadapter = \"plain\"\n[factory]\ndefault_agent = \"s\"\n",
-            Path::new("s.toml"),
-        )
-        .unwrap();
-        let e = c.validate(Path::new("s.toml")).unwrap_err().to_string();
-        assert!(e.contains("command"), "{e}");
+
+        let text = "[factory]\ndefault_agent = \"s\"\n\n[agents.s]\nadapter = \"plain\"\n";
+        let c = Config::parse(text, Path::new("s.toml")).unwrap();
+        let e = c
+            .validate(Path::new("s.toml"), Some(text))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("command") && e.starts_with("s.toml:4: "), "{e}");
+
+        let text = "[sandbox]\ncpus = -1.0\n";
+        let c = Config::parse(text, Path::new("s.toml")).unwrap();
+        let e = c
+            .validate(Path::new("s.toml"), Some(text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:1: ") && e.contains("sandbox.cpus"),
+            "{e}"
+        );
     }
 
     #[test]

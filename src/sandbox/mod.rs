@@ -97,7 +97,7 @@ impl SandboxConfig {
         names
     }
 
-    fn validate(&self) -> Result<(), SandboxError> {
+    pub fn validate(&self) -> Result<(), SandboxError> {
         let bad = |what: &str| Err(SandboxError::BadConfig(what.to_string()));
         if !(self.cpus.is_finite() && self.cpus > 0.0) {
             return bad("sandbox.cpus must be a positive number, e.g. 2.0");
