@@ -124,10 +124,26 @@ fn a_broken_shopfloor_toml_is_an_error_naming_its_line() {
     let env = Env::new();
     env.ok(&["workspace", "create", "w"]);
     let cases = [
-        ("[factory]\nconcurency = 2\n", "shopfloor.toml:2:", "concurency"),
-        ("[factory]\nconcurrency = \"two\"\n", "shopfloor.toml:2:", "concurrency"),
-        ("[factory]\ndefault_agent = \"nobody\"\n", "shopfloor.toml:2:", "[agents.nobody]"),
-        ("[agents.x]\nadapter = \"telepathy\"\n", "shopfloor.toml:2:", "telepathy"),
+        (
+            "[factory]\nconcurency = 2\n",
+            "shopfloor.toml:2:",
+            "concurency",
+        ),
+        (
+            "[factory]\nconcurrency = \"two\"\n",
+            "shopfloor.toml:2:",
+            "concurrency",
+        ),
+        (
+            "[factory]\ndefault_agent = \"nobody\"\n",
+            "shopfloor.toml:2:",
+            "[agents.nobody]",
+        ),
+        (
+            "[agents.x]\nadapter = \"telepathy\"\n",
+            "shopfloor.toml:2:",
+            "telepathy",
+        ),
     ];
     for (text, at, names) in cases {
         std::fs::write(env.repo.path().join("shopfloor.toml"), text).unwrap();
@@ -136,6 +152,10 @@ fn a_broken_shopfloor_toml_is_an_error_naming_its_line() {
         assert!(err.contains(at) && err.contains(names), "{text:?} -> {err}");
     }
     // Fixed, the same command works and nothing was lost.
-    std::fs::write(env.repo.path().join("shopfloor.toml"), "[factory]\nconcurrency = 2\n").unwrap();
+    std::fs::write(
+        env.repo.path().join("shopfloor.toml"),
+        "[factory]\nconcurrency = 2\n",
+    )
+    .unwrap();
     env.ok(&["ticket", "list"]);
 }
