@@ -11,6 +11,8 @@ use shopfloor::model::{Author, MemoryKind, StepKind, Ticket, TicketState};
 use shopfloor::trace::{FileContent, Format};
 use shopfloor::workspace::{Home, Workspace};
 
+use super::output::clip;
+
 const REPO: &[(&str, &str)] = &[
     (
         "README.md",
@@ -264,8 +266,4 @@ pub fn run(keep: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn clip(text: &str, max: usize) -> String {
-    super::output::clip(text, max)
 }

@@ -149,7 +149,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             let rows = hits
                 .iter()
                 .map(|h| {
-                    let legs: Vec<&str> = h.legs.iter().map(String::as_str).collect();
+                    let legs: Vec<&str> = h.legs.iter().map(|l| l.name()).collect();
                     let m = &h.memory;
                     let mut text = m.text.clone();
                     if !m.paths.is_empty() {

@@ -143,7 +143,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let home = Home::from_env()?;
     let cwd = std::env::current_dir()?;
-    let _log = output::init_logging(&home, cli.workspace.as_deref());
+    let _log = output::init_logging(&home);
     let ctx = Ctx {
         home,
         workspace: cli.workspace,

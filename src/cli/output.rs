@@ -17,10 +17,7 @@ pub fn print_error(e: &anyhow::Error) {
 
 /// Log to `<home>/logs/shopfloor.log`; level from `SHOPFLOOR_LOG` (default `info`).
 /// Returns the guard that flushes the log on drop; None if the directory is unusable.
-pub fn init_logging(
-    home: &Home,
-    _workspace: Option<&str>,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub fn init_logging(home: &Home) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = home.root().join("logs");
     std::fs::create_dir_all(&dir).ok()?;
     let file = tracing_appender::rolling::never(&dir, "shopfloor.log");
@@ -101,4 +98,17 @@ pub fn clip(text: &str, max: usize) -> String {
         s.push('…');
         s
     }
+}
+
+/// One step as a timeline line: sequence, `!` for errors, time, kind, summary. The run
+/// timeline and `run logs` share it so a step reads the same in both.
+pub fn step_line(s: &shopfloor::model::Step, seq_width: usize, summary_max: usize) -> String {
+    let mark = if s.kind.is_error() { "!" } else { " " };
+    format!(
+        "{:>seq_width$} {mark} {} {:<11} {}",
+        s.seq,
+        s.ts.strftime("%H:%M:%S"),
+        s.kind.name(),
+        clip(&s.kind.summary(), summary_max)
+    )
 }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use shopfloor::model::{Run, Step};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, when};
+use super::output::{clip, print_json, print_table, step_line, when};
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
@@ -201,13 +201,5 @@ fn print_step(out: &mut impl Write, s: &Step, json: bool) -> std::io::Result<()>
         serde_json::to_writer(&mut *out, s)?;
         return writeln!(out);
     }
-    let mark = if s.kind.is_error() { "!" } else { " " };
-    writeln!(
-        out,
-        "{:>6} {mark} {} {:<11} {}",
-        s.seq,
-        s.ts.strftime("%H:%M:%S"),
-        s.kind.name(),
-        clip(&s.kind.summary(), 110)
-    )
+    writeln!(out, "{}", step_line(s, 6, 110))
 }

@@ -11,7 +11,7 @@ use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
 use shopfloor::trace::Format;
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, when};
+use super::output::{clip, print_json, print_table, step_line, when};
 
 #[derive(Subcommand, Debug)]
 pub enum TraceCmd {
@@ -219,15 +219,8 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
     }
     let width = run.steps.max(1).to_string().len();
     backend.for_each_step(run_id, |s| {
-        let mark = if s.kind.is_error() { "!" } else { " " };
         let parent = s.parent.map(|p| format!(" ←{p}")).unwrap_or_default();
-        let time = s.ts.strftime("%H:%M:%S");
-        let line = format!(
-            "{:>width$} {mark} {time} {:<11} {}{parent}",
-            s.seq,
-            s.kind.name(),
-            clip(&s.kind.summary(), 100)
-        );
+        let line = format!("{}{parent}", step_line(&s, width, 100));
         writeln!(out, "{line}")
     })?;
     writeln!(
