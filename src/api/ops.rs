@@ -286,8 +286,7 @@ pub fn add_memory(ws: &Workspace, m: NewMemory) -> Result<Memory> {
 }
 
 pub fn search_memory(ws: &Workspace, q: MemorySearch) -> Result<Vec<MemoryHit>> {
-    let hits = ws.memory.search(&q.into()).map_err(memory_err)?;
-    Ok(hits.into_iter().map(MemoryHit::from).collect())
+    ws.memory.search(&q.into()).map_err(memory_err)
 }
 
 /// Import memories from JSON Lines; bad lines are reported, good ones imported.
@@ -296,8 +295,5 @@ pub fn import_memory(
     reader: impl std::io::BufRead,
     author: Author,
 ) -> Result<ImportedMemories> {
-    ws.memory
-        .import_jsonl(reader, author)
-        .map(ImportedMemories::from)
-        .map_err(memory_err)
+    ws.memory.import_jsonl(reader, author).map_err(memory_err)
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Author, Memory, MemoryKind, RunId, Step};
+use crate::model::{Author, MemoryKind, RunId, Step};
 
 /// What a failed operation was, so the server can pick a status code and the client can
 /// tell "you asked for something that is not there" from "the factory broke".
@@ -329,53 +329,11 @@ impl From<MemorySearch> for crate::memory::RecallQuery {
     }
 }
 
-/// A recalled memory; the JSON is `memory::RecallHit`'s.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MemoryHit {
-    pub memory: Memory,
-    pub score: f32,
-    /// Leg names (`bm25`, `dense`, `path`, `recent`), in a fixed order.
-    pub legs: Vec<String>,
-}
+/// A recalled memory, as the memory bank returns it.
+pub type MemoryHit = crate::memory::RecallHit;
 
-impl From<crate::memory::RecallHit> for MemoryHit {
-    fn from(h: crate::memory::RecallHit) -> Self {
-        MemoryHit {
-            memory: h.memory,
-            score: h.score,
-            legs: h.legs.iter().map(|l| l.name().to_string()).collect(),
-        }
-    }
-}
-
-/// `POST /v1/memory/import?author=`: the summary; the JSON is `memory::ImportSummary`'s.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ImportedMemories {
-    pub imported: usize,
-    pub errors: Vec<LineError>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LineError {
-    pub line: u64,
-    pub message: String,
-}
-
-impl From<crate::memory::ImportSummary> for ImportedMemories {
-    fn from(s: crate::memory::ImportSummary) -> Self {
-        ImportedMemories {
-            imported: s.imported,
-            errors: s
-                .errors
-                .into_iter()
-                .map(|e| LineError {
-                    line: e.line,
-                    message: e.message,
-                })
-                .collect(),
-        }
-    }
-}
+/// `POST /v1/memory/import?author=`: the import's summary.
+pub type ImportedMemories = crate::memory::ImportSummary;
 
 /// `?author=` of a memory import: the caller's user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

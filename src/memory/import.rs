@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use super::{MemoryBank, NewMemory, Result};
 use crate::model::{Author, MemoryKind};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LineError {
     /// From 1.
     pub line: u64,
     pub message: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportSummary {
     pub imported: usize,
     pub errors: Vec<LineError>,

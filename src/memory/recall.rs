@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::index::filter::path_matches;
 use crate::index::schema::normalize_path;
@@ -40,7 +40,7 @@ pub struct RecallQuery {
 }
 
 /// A ranker that contributed to a hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Leg {
     /// BM25 over the text (tantivy).
@@ -64,7 +64,7 @@ impl Leg {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecallHit {
     pub memory: Memory,
     /// Fused RRF score: higher is better; comparable only within one search.
