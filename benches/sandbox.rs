@@ -127,6 +127,7 @@ fn main() {
                     workspace: "bench".into(),
                     run,
                 },
+                socket: None,
             };
             let t = Instant::now();
             let mut p = sb.launch(spec).await.expect("launch");

@@ -22,6 +22,35 @@ pub struct Config {
     /// Secret redaction applied to every step and memory before it is stored.
     pub redact: RedactConfig,
     pub memory: MemoryConfig,
+    pub api: ApiConfig,
+}
+
+/// `[api]`: how agents reach the factory besides its Unix socket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// A loopback `address:port` to also serve the API and MCP on, for containers that
+    /// cannot reach the socket (a run's token is required there). Unset: socket only.
+    pub listen: Option<String>,
+}
+
+impl ApiConfig {
+    /// The TCP address to listen on, if any; only loopback addresses are accepted, since
+    /// the port serves a workspace's memory.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(l) = &self.listen else {
+            return Ok(None);
+        };
+        let addr: std::net::SocketAddr = l.parse().map_err(|_| {
+            format!("[api] listen = \"{l}\" is not an address:port like \"127.0.0.1:7300\"")
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "[api] listen = \"{l}\" is not a loopback address; the API serves the workspace's memory, so only 127.0.0.1 or ::1 is allowed"
+            ));
+        }
+        Ok(Some(addr))
+    }
 }
 
 /// `[factory]`: how many runs, how long, how often to retry.
@@ -136,6 +165,9 @@ impl Config {
                 ));
             }
         }
+        self.api
+            .listen_addr()
+            .map_err(|m| bad("api", Some("listen"), m))?;
         self.sandbox
             .validate()
             .map_err(|e| bad("sandbox", None, e.to_string()))?;

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod index;
+pub mod mcp;
 pub mod memory;
 pub mod mergeq;
 pub mod model;

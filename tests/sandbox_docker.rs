@@ -83,6 +83,7 @@ fn spec(dir: &Path, workspace: &str, run: u64, script: &str) -> LaunchSpec {
             workspace: workspace.into(),
             run,
         },
+        socket: None,
     }
 }
 

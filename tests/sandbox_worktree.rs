@@ -109,6 +109,7 @@ fn launch_spec(dir: &Path, argv: &[&str], run: u64) -> LaunchSpec {
             workspace: "ws-test".into(),
             run,
         },
+        socket: None,
     }
 }
 

@@ -31,6 +31,10 @@
 //! [[step]]
 //! memory_write = { kind = "lesson", text = "..." }  # MCP tool `mcp__shopfloor__memory_write`
 //! [[step]]
+//! memory_search = "why is the pool size 8"     # MCP tool `mcp__shopfloor__memory_search`
+//! [[step]]
+//! lease = ["src/db/**"]                        # MCP tools `lease` / `release`: paths to claim or give back
+//! [[step]]
 //! sleep_ms = 200              # go quiet for a while
 //! [[step]]
 //! flood = { per_second = 1000, seconds = 5 }   # or `lines = 1000`; $SHOPFLOOR_FLOOD_SECONDS overrides `seconds`
@@ -51,9 +55,11 @@
 //! error tool_result and the agent goes on; a command's non-zero exit is an error
 //! tool_result starting `Exit code N`.
 //!
-//! `memory_write` is printed as the MCP tool call; its result says no server is configured
-//! when `$SHOPFLOOR_MCP_URL` is unset. Calling the factory's MCP server arrives with that
-//! server (issue 4); until then the result says the call was not made.
+//! MCP steps (`memory_write`, `memory_search`, `lease`, `release`) are real calls: like
+//! Claude Code, the agent reads `--mcp-config FILE`, spawns the `shopfloor` stdio server it
+//! names (`shopfloor mcp --socket ... --token-file ...`, written by the factory) on first
+//! use, and prints the call and its real result. With no config the result is an error
+//! saying no server is configured, and the agent goes on.
 //!
 //! A scenario path that does not exist but names a built-in (`success`, `hang`, ...; see
 //! [`BUILTIN`]) plays that one, so the binary works anywhere, in a container too.
@@ -65,6 +71,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use super::mcp_client::McpClient;
 use toml::Spanned;
 
 use super::AgentError;
@@ -121,6 +129,9 @@ struct StepSpec {
     run: Option<String>,
     expect_exit: Option<i32>,
     memory_write: Option<MemorySpec>,
+    memory_search: Option<String>,
+    lease: Option<Vec<String>>,
+    release: Option<Vec<String>>,
     sleep_ms: Option<u64>,
     flood: Option<FloodSpec>,
     fail: Option<i32>,
@@ -203,9 +214,10 @@ pub enum Action {
         command: String,
         expect_exit: Option<i32>,
     },
-    MemoryWrite {
-        kind: MemoryKind,
-        text: String,
+    /// A call to a tool of the `shopfloor` MCP server; string arguments may hold `{prompt}`.
+    Mcp {
+        tool: &'static str,
+        args: Value,
     },
     Sleep(Duration),
     Flood {
@@ -347,11 +359,31 @@ impl Scenario {
             if let Some(m) = s.memory_write {
                 actions.push((
                     "memory_write",
-                    Action::MemoryWrite {
-                        kind: m.kind,
-                        text: m.text,
+                    Action::Mcp {
+                        tool: "memory_write",
+                        args: json!({ "kind": m.kind.name(), "text": m.text }),
                     },
                 ));
+            }
+            if let Some(q) = s.memory_search {
+                actions.push((
+                    "memory_search",
+                    Action::Mcp {
+                        tool: "memory_search",
+                        args: json!({ "query": q }),
+                    },
+                ));
+            }
+            for (key, paths) in [("lease", s.lease), ("release", s.release)] {
+                if let Some(p) = paths {
+                    actions.push((
+                        key,
+                        Action::Mcp {
+                            tool: key,
+                            args: json!({ "paths": p }),
+                        },
+                    ));
+                }
             }
             if let Some(ms) = s.sleep_ms {
                 actions.push(("sleep_ms", Action::Sleep(Duration::from_millis(ms))));
@@ -412,7 +444,7 @@ impl Scenario {
             };
             let Some(action) = action else {
                 return Err(bad(
-                    "a step with nothing to do: add one of say, think, read, write, append, replace, run, memory_write, sleep_ms, flood, fail, hang"
+                    "a step with nothing to do: add one of say, think, read, write, append, replace, run, memory_write, memory_search, lease, release, sleep_ms, flood, fail, hang"
                         .into(),
                 ));
             };
@@ -437,6 +469,7 @@ impl Scenario {
 /// a `hang` step never returns.
 pub fn run_fixture_agent(
     scenario: &Path,
+    mcp_config: Option<&Path>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, AgentError> {
@@ -447,7 +480,7 @@ pub fn run_fixture_agent(
         prompt: env("SHOPFLOOR_PROMPT"),
         model: env("SHOPFLOOR_MODEL"),
         run: env("SHOPFLOOR_RUN"),
-        mcp_url: env("SHOPFLOOR_MCP_URL"),
+        mcp_config: mcp_config.map(|p| cwd.join(p)),
         flood_seconds: env("SHOPFLOOR_FLOOD_SECONDS").and_then(|s| s.parse().ok()),
     };
     play(&sc, &cwd, &opts, out, err)
@@ -459,7 +492,8 @@ pub struct Options {
     pub prompt: Option<String>,
     pub model: Option<String>,
     pub run: Option<String>,
-    pub mcp_url: Option<String>,
+    /// Claude Code's `--mcp-config`: where the `shopfloor` MCP server is named.
+    pub mcp_config: Option<PathBuf>,
     pub flood_seconds: Option<f64>,
 }
 
@@ -660,9 +694,11 @@ pub fn play(
         last_text: String::new(),
         started: Instant::now(),
     };
-    let mcp_servers = match &opts.mcp_url {
-        Some(_) => json!([{ "name": "shopfloor", "status": "pending" }]),
-        None => json!([]),
+    let mut mcp = McpClient::new(opts.mcp_config.clone());
+    let mcp_servers = if mcp.configured() {
+        json!([{ "name": "shopfloor", "status": "pending" }])
+    } else {
+        json!([])
     };
     let uuid = a.uuid();
     let init = json!({
@@ -670,7 +706,7 @@ pub fn play(
         "subtype": "init",
         "cwd": a.cwd.display().to_string(),
         "session_id": a.session,
-        "tools": ["Bash", "Read", "Edit", "Write", "mcp__shopfloor__memory_write"],
+        "tools": ["Bash", "Read", "Edit", "Write", "mcp__shopfloor__memory_write", "mcp__shopfloor__memory_search", "mcp__shopfloor__lease", "mcp__shopfloor__release"],
         "mcp_servers": mcp_servers,
         "model": a.model,
         "permissionMode": "bypassPermissions",
@@ -841,20 +877,12 @@ pub fn play(
                     return Ok(1);
                 }
             }
-            Action::MemoryWrite { kind, text } => {
-                let input = json!({ "kind": kind, "text": fill(text) });
-                let url = opts.mcp_url.clone();
-                a.tool("mcp__shopfloor__memory_write", input, || match url {
-                    None => (
-                        "No MCP server `shopfloor` is configured (SHOPFLOOR_MCP_URL is not set); the memory was not written.".into(),
-                        true,
-                        None,
-                    ),
-                    Some(u) => (
-                        format!("The fixture agent does not call MCP servers yet; memory_write was not sent to {u}."),
-                        true,
-                        None,
-                    ),
+            Action::Mcp { tool, args } => {
+                let args = fill_strings(args, &fill);
+                let name = format!("mcp__shopfloor__{tool}");
+                a.tool(&name, args.clone(), || match mcp.call(tool, args) {
+                    Ok((text, is_error)) => (text, is_error, None),
+                    Err(message) => (message, true, None),
                 })?;
             }
             Action::Sleep(d) => std::thread::sleep(*d),
@@ -893,6 +921,20 @@ pub fn play(
     let last = a.last_text.clone();
     a.result(false, &last)?;
     Ok(0)
+}
+
+/// `args` with `fill` applied to every string in it.
+fn fill_strings(args: &Value, fill: &dyn Fn(&str) -> String) -> Value {
+    match args {
+        Value::String(s) => Value::String(fill(s)),
+        Value::Array(v) => Value::Array(v.iter().map(|x| fill_strings(x, fill)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), fill_strings(v, fill)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// `n` assistant lines at `per_second` (0: as fast as possible), paced against the clock

@@ -15,33 +15,36 @@
 //! | adapter | argv |
 //! |---|---|
 //! | `claude-code` | `claude -p --output-format stream-json --verbose [--model M] [--mcp-config .shopfloor/mcp.json] ARGS -- PROMPT` |
-//! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.url="URL" -c mcp_servers.shopfloor.bearer_token_env_var="SHOPFLOOR_TOKEN"] ARGS -- PROMPT` |
+//! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.command="EXE" -c mcp_servers.shopfloor.args=[...]] ARGS -- PROMPT` |
 //! | `gemini` | `gemini --output-format stream-json [--model M] ARGS -p PROMPT` |
 //! | `plain` | `COMMAND ARGS` (prompt in `$SHOPFLOOR_PROMPT` and the file `$SHOPFLOOR_PROMPT_FILE`) |
-//! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO ARGS` (prompt in `$SHOPFLOOR_PROMPT`) |
+//! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO [--mcp-config .shopfloor/mcp.json] ARGS` (prompt in `$SHOPFLOOR_PROMPT`) |
 //!
 //! Why `-- PROMPT` last for Claude and Codex: a prompt starting with `-` would otherwise be
 //! read as a flag, and Claude's `--mcp-config` takes several values, so a prompt right after
 //! it would be swallowed as a second config. Gemini's `-p` takes the prompt as its value.
 //!
-//! Every plan sets `SHOPFLOOR_RUN`, `SHOPFLOOR_PROMPT`, and `SHOPFLOOR_MCP_URL` /
-//! `SHOPFLOOR_TOKEN` when the factory has them; the profile's `env` comes first so the
-//! factory's own variables win over a profile that sets the same names.
+//! Every plan sets `SHOPFLOOR_RUN`, `SHOPFLOOR_PROMPT`, and `SHOPFLOOR_SOCKET` /
+//! `SHOPFLOOR_TOKEN` when the factory serves MCP to the run; the profile's `env` comes
+//! first so the factory's own variables win over a profile that sets the same names.
 //!
-//! Files: per-run files (the prompt, Claude's MCP config with the token) are written under
+//! MCP: an agent reaches the factory through a stdio server its CLI spawns,
+//! `shopfloor mcp --socket SOCKET --token-file .shopfloor/token`, which forwards to the
+//! factory's socket with the run's token. Stdio works in both sandboxes with no network
+//! (a container gets the socket and the binary mounted) and with every CLI. Claude Code
+//! (and the fixture agent) read it from `--mcp-config .shopfloor/mcp.json`; Codex from
+//! `-c mcp_servers.shopfloor.command/args` overrides (values are TOML). Gemini reads MCP
+//! servers only from `settings.json`, which would shadow the project's own, so a Gemini
+//! agent gets the socket and token in its environment only; `shopfloor connect gemini`
+//! configures a project for it.
+//!
+//! Files: per-run files (the prompt, the MCP config, the token) are written under
 //! `.shopfloor/` in the working directory, beside a `.shopfloor/.gitignore` of `*`, so git
 //! ignores them and the token never lands in the branch when leftovers are committed.
-//!
-//! Codex takes no MCP config file: its servers come from `-c key=value` overrides, whose
-//! values are TOML (`mcp_servers.NAME.url` for a streamable HTTP server,
-//! `bearer_token_env_var` for the name of the variable holding the bearer token — Codex
-//! refuses an inline token). Gemini reads MCP servers only from `settings.json`, which would
-//! shadow the project's own, so a Gemini agent gets the server's URL and token in its
-//! environment only (it can reach the factory once the factory writes its settings; see
-//! `connect`, issue 4).
 
 pub mod decode;
 pub mod fixture;
+pub mod mcp_client;
 pub mod profile;
 
 use std::path::{Path, PathBuf};
@@ -82,9 +85,10 @@ pub enum AgentError {
 pub struct LaunchContext {
     /// The sandbox's working directory, as the agent sees it.
     pub workdir: PathBuf,
-    /// The factory's MCP endpoint (`http://.../mcp`), when one serves this run.
-    pub mcp_url: Option<String>,
-    /// The bearer token scoped to this run's workspace.
+    /// The factory's API socket as the agent sees it, when a factory serves MCP to this
+    /// run: the agent's MCP client spawns `shopfloor mcp --socket SOCKET`.
+    pub mcp_socket: Option<PathBuf>,
+    /// The bearer token scoped to this run's workspace and run.
     pub token: Option<String>,
     /// This shopfloor binary, for the fixture agent.
     pub shopfloor_exe: PathBuf,
@@ -133,12 +137,36 @@ pub fn plan(
     env.push(("SHOPFLOOR_RUN".into(), ctx.run.to_string()));
     env.push(("SHOPFLOOR_AGENT".into(), name.to_string()));
     env.push(("SHOPFLOOR_PROMPT".into(), prompt.to_string()));
-    if let Some(url) = &ctx.mcp_url {
-        env.push(("SHOPFLOOR_MCP_URL".into(), url.clone()));
+    if let Some(socket) = &ctx.mcp_socket {
+        env.push(("SHOPFLOOR_SOCKET".into(), socket.display().to_string()));
     }
     if let Some(token) = &ctx.token {
         env.push(("SHOPFLOOR_TOKEN".into(), token.clone()));
     }
+    // The stdio MCP server an agent CLI spawns, and the config file naming it.
+    let mcp_server = ctx.mcp_socket.as_ref().map(|socket| {
+        let mut argv = vec![
+            ctx.shopfloor_exe.display().to_string(),
+            "mcp".to_string(),
+            "--socket".to_string(),
+            socket.display().to_string(),
+        ];
+        if ctx.token.is_some() {
+            // A file, not the environment: an agent CLI may start its MCP servers with a
+            // scrubbed environment (Codex does).
+            argv.push("--token-file".into());
+            argv.push(ctx.workdir.join(dir).join("token").display().to_string());
+        }
+        argv
+    });
+    if let (Some(_), Some(token)) = (&mcp_server, &ctx.token) {
+        files.push((dir.join("token"), format!("{token}\n").into_bytes()));
+    }
+    let mcp_config = |files: &mut Vec<(PathBuf, Vec<u8>)>, argv: &[String]| {
+        let path = dir.join("mcp.json");
+        files.push((path.clone(), claude_mcp_config(argv)));
+        path.display().to_string()
+    };
     let exe = |default: &str| profile.command.clone().unwrap_or_else(|| default.into());
     let model_args = || {
         profile
@@ -147,7 +175,6 @@ pub fn plan(
             .flat_map(|m| ["--model".to_string(), m.clone()])
             .collect::<Vec<_>>()
     };
-    let mut ignore_file = false;
     let (argv, decoder) = match profile.adapter {
         Adapter::ClaudeCode => {
             let mut argv = vec![
@@ -158,12 +185,9 @@ pub fn plan(
                 "--verbose".into(),
             ];
             argv.extend(model_args());
-            if let Some(url) = &ctx.mcp_url {
-                let path = dir.join("mcp.json");
-                files.push((path.clone(), claude_mcp_config(url, ctx.token.as_deref())));
-                ignore_file = true;
+            if let Some(server) = &mcp_server {
                 argv.push("--mcp-config".into());
-                argv.push(path.display().to_string());
+                argv.push(mcp_config(&mut files, server));
             }
             argv.extend(profile.args.iter().cloned());
             argv.push("--".into());
@@ -173,16 +197,22 @@ pub fn plan(
         Adapter::Codex => {
             let mut argv = vec![exe("codex"), "exec".into(), "--json".into()];
             argv.extend(model_args());
-            if let Some(url) = &ctx.mcp_url {
+            if let Some(server) = &mcp_server {
                 argv.push("-c".into());
-                argv.push(format!("mcp_servers.shopfloor.url={}", toml_string(url)));
-                if ctx.token.is_some() {
-                    argv.push("-c".into());
-                    argv.push(format!(
-                        "mcp_servers.shopfloor.bearer_token_env_var={}",
-                        toml_string("SHOPFLOOR_TOKEN")
-                    ));
-                }
+                argv.push(format!(
+                    "mcp_servers.shopfloor.command={}",
+                    toml_string(&server[0])
+                ));
+                argv.push("-c".into());
+                argv.push(format!(
+                    "mcp_servers.shopfloor.args={}",
+                    toml::Value::Array(
+                        server[1..]
+                            .iter()
+                            .map(|a| toml::Value::String(a.clone()))
+                            .collect()
+                    )
+                ));
             }
             argv.extend(profile.args.iter().cloned());
             argv.push("--".into());
@@ -210,7 +240,6 @@ pub fn plan(
         Adapter::Plain => {
             let path = dir.join("prompt.md");
             files.push((path.clone(), prompt.as_bytes().to_vec()));
-            ignore_file = true;
             env.push((
                 "SHOPFLOOR_PROMPT_FILE".into(),
                 ctx.workdir.join(&path).display().to_string(),
@@ -242,11 +271,16 @@ pub fn plan(
                 "fixture-agent".into(),
                 scenario.display().to_string(),
             ];
+            // Like Claude Code, it reaches MCP servers through a config file.
+            if let Some(server) = &mcp_server {
+                argv.push("--mcp-config".into());
+                argv.push(mcp_config(&mut files, server));
+            }
             argv.extend(profile.args.iter().cloned());
             (argv, DecoderKind::ClaudeStream)
         }
     };
-    if ignore_file {
+    if !files.is_empty() {
         files.insert(0, (dir.join(".gitignore"), b"*\n".to_vec()));
     }
     Ok(LaunchPlan {
@@ -257,13 +291,14 @@ pub fn plan(
     })
 }
 
-/// Claude Code's `--mcp-config` file pointing at this factory's MCP server.
-fn claude_mcp_config(url: &str, token: Option<&str>) -> Vec<u8> {
-    let mut server = serde_json::json!({ "type": "http", "url": url });
-    if let Some(t) = token {
-        server["headers"] = serde_json::json!({ "Authorization": format!("Bearer {t}") });
-    }
-    let config = serde_json::json!({ "mcpServers": { "shopfloor": server } });
+/// Claude Code's `--mcp-config` file naming the stdio server to spawn (the fixture agent
+/// reads the same file).
+fn claude_mcp_config(argv: &[String]) -> Vec<u8> {
+    let config = serde_json::json!({ "mcpServers": { "shopfloor": {
+        "type": "stdio",
+        "command": argv[0],
+        "args": argv[1..],
+    } } });
     let mut bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
     bytes.push(b'\n');
     bytes
@@ -281,7 +316,7 @@ mod tests {
     fn ctx(mcp: bool) -> LaunchContext {
         LaunchContext {
             workdir: "/sb/t7".into(),
-            mcp_url: mcp.then(|| "http://127.0.0.1:7300/mcp".to_string()),
+            mcp_socket: mcp.then(|| PathBuf::from("/data/ws/factory.sock")),
             token: mcp.then(|| "tok-123".to_string()),
             shopfloor_exe: "/usr/bin/shopfloor".into(),
             run: 42,
@@ -296,8 +331,8 @@ mod tests {
         assert_eq!(p.env_var("SHOPFLOOR_RUN"), Some("42"));
         assert_eq!(p.env_var("SHOPFLOOR_PROMPT"), Some("fix it"));
         assert_eq!(
-            p.env_var("SHOPFLOOR_MCP_URL"),
-            mcp.then_some("http://127.0.0.1:7300/mcp")
+            p.env_var("SHOPFLOOR_SOCKET"),
+            mcp.then_some("/data/ws/factory.sock")
         );
         assert_eq!(p.env_var("SHOPFLOOR_TOKEN"), mcp.then_some("tok-123"));
     }
@@ -328,16 +363,20 @@ mod tests {
         );
         assert_eq!(p.decoder, DecoderKind::ClaudeStream);
         check_common(&p, true);
-        assert_eq!(p.files.len(), 2);
+        assert_eq!(p.files.len(), 3);
         assert_eq!(
             p.files[0],
             (".shopfloor/.gitignore".into(), b"*\n".to_vec())
         );
-        assert_eq!(p.files[1].0, PathBuf::from(".shopfloor/mcp.json"));
-        let cfg: serde_json::Value = serde_json::from_slice(&p.files[1].1).unwrap();
+        assert_eq!(
+            p.files[1],
+            (".shopfloor/token".into(), b"tok-123\n".to_vec())
+        );
+        assert_eq!(p.files[2].0, PathBuf::from(".shopfloor/mcp.json"));
+        let cfg: serde_json::Value = serde_json::from_slice(&p.files[2].1).unwrap();
         assert_eq!(
             cfg,
-            serde_json::json!({"mcpServers":{"shopfloor":{"type":"http","url":"http://127.0.0.1:7300/mcp","headers":{"Authorization":"Bearer tok-123"}}}})
+            serde_json::json!({"mcpServers":{"shopfloor":{"type":"stdio","command":"/usr/bin/shopfloor","args":["mcp","--socket","/data/ws/factory.sock","--token-file","/sb/t7/.shopfloor/token"]}}})
         );
 
         let p = plan(
@@ -376,15 +415,19 @@ mod tests {
                 "exec",
                 "--json",
                 "-c",
-                "mcp_servers.shopfloor.url=\"http://127.0.0.1:7300/mcp\"",
+                "mcp_servers.shopfloor.command=\"/usr/bin/shopfloor\"",
                 "-c",
-                "mcp_servers.shopfloor.bearer_token_env_var=\"SHOPFLOOR_TOKEN\"",
+                "mcp_servers.shopfloor.args=[\"mcp\", \"--socket\", \"/data/ws/factory.sock\", \"--token-file\", \"/sb/t7/.shopfloor/token\"]",
                 "--full-auto",
                 "--",
                 "fix it"
             ]
         );
-        assert!(p.files.is_empty(), "the token stays in the environment");
+        assert_eq!(
+            p.files[1],
+            (".shopfloor/token".into(), b"tok-123\n".to_vec()),
+            "the token is in a file the MCP server reads, not on the command line"
+        );
         assert_eq!(p.decoder, DecoderKind::CodexExec);
         check_common(&p, true);
     }
@@ -454,6 +497,18 @@ mod tests {
         assert_eq!(p.decoder, DecoderKind::ClaudeStream);
         assert!(p.files.is_empty());
         check_common(&p, false);
+        let p = plan("fake", &prof, "fix it", &ctx(true)).unwrap();
+        assert_eq!(
+            strs(&p.argv),
+            [
+                "/usr/bin/shopfloor",
+                "fixture-agent",
+                "assets/scenarios/success.toml",
+                "--mcp-config",
+                ".shopfloor/mcp.json"
+            ]
+        );
+        check_common(&p, true);
     }
 
     #[test]

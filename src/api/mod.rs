@@ -29,9 +29,14 @@
 //! | `POST /v1/memory` | write a memory |
 //! | `POST /v1/memory/search` | hybrid recall, every `RecallQuery` field |
 //! | `POST /v1/memory/import?author=` | import a JSON Lines body |
+//! | `/mcp` | MCP, streamable HTTP (stateless, JSON answers): see `crate::mcp` |
+//!
+//! Callers: a person on the socket needs no token (the socket is 0600); a run's agent
+//! presents its token and reaches only `/mcp` and `/v1/health` (see `auth`).
 //!
 //! Errors are `{"error": "...", "kind": "...", "causes": [...]}` with a 4xx/5xx status.
 
+pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod ops;
@@ -78,4 +83,6 @@ pub enum ApiError {
     Serve(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenError),
 }

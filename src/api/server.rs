@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use tokio::net::UnixListener;
 
 use super::ApiError;
+use super::auth::{Gate, Tokens, Transport, authorize};
 use super::ops;
 use super::wire::{
     Health, ImportAuthor, ImportTrace, MemorySearch, NewMemory, NewTicket, OpError, StepRange,
@@ -52,6 +53,14 @@ impl AppState {
             ws: factory.workspace().clone(),
             factory: Some(factory),
         }
+    }
+
+    /// The auth layer's view: the workspace and its run tokens.
+    pub fn gate(&self) -> Result<Gate, ApiError> {
+        Ok(Gate {
+            ws: self.ws.clone(),
+            tokens: Tokens::open(&self.ws.info)?,
+        })
     }
 }
 
@@ -90,10 +99,13 @@ fn bad_query(r: QueryRejection) -> OpError {
 
 type Reply<T> = Result<Json<T>, OpError>;
 
-/// The control API's routes, with `state` applied. Merge more routes into the result to
-/// extend it.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The control API's routes and MCP at `/mcp`, with `state` applied, behind the auth
+/// layer. Serve it with `serve_on` (the socket) or `serve_tcp_on` (loopback TCP), which
+/// tell the auth layer which one a request came in on.
+pub fn router(state: AppState) -> Result<Router, ApiError> {
+    let gate = state.gate()?;
+    let mcp = crate::mcp::http_service(state.clone());
+    Ok(Router::new()
         .route("/v1/health", get(health))
         .route("/v1/workspace", get(workspace))
         .route("/v1/tickets", get(list_tickets).post(add_ticket))
@@ -127,8 +139,10 @@ pub fn router(state: AppState) -> Router {
                 format!("{} is not allowed on {}", req.method(), req.uri().path()),
             )
         })
+        .route_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(gate, authorize))
         .layer(middleware::from_fn(log_request))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// One debug line a request, to the log file.
@@ -453,6 +467,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let Listener { inner, file } = listener;
+    let router = router.layer(axum::Extension(Transport::Unix));
     let res = axum::serve(inner, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -467,5 +482,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let listener = bind(&ws.info).await?;
-    serve_on(listener, router(AppState::new(ws)), shutdown).await
+    serve_on(listener, router(AppState::new(ws))?, shutdown).await
+}
+
+/// Bind the optional loopback TCP port (`[api] listen`), for sandboxes that cannot reach
+/// the socket. Every request on it needs a run's token.
+pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ApiError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Bind {
+            socket: PathBuf::from(addr.to_string()),
+            source,
+        })
+}
+
+/// Serve `router` on a loopback TCP listener until `shutdown` resolves.
+pub async fn serve_tcp_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let router = router.layer(axum::Extension(Transport::Tcp));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ApiError::Serve)
 }

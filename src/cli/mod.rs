@@ -76,6 +76,20 @@ enum Command {
     FixtureAgent {
         /// A scenario file (see assets/scenarios/), or a built-in's name such as `success`
         scenario: PathBuf,
+        /// An MCP config file naming the `shopfloor` server to call (Claude Code's format)
+        #[arg(long, value_name = "FILE")]
+        mcp_config: Option<PathBuf>,
+    },
+    /// Serve the fleet's memory and traces as MCP tools on stdin/stdout, for agent CLIs
+    /// that spawn their MCP servers (forwards to the running factory, or opens the store)
+    Mcp {
+        /// Only talk to the factory on this socket (inside a sandbox, where no workspace
+        /// is set up)
+        #[arg(long, value_name = "PATH", env = "SHOPFLOOR_SOCKET")]
+        socket: Option<PathBuf>,
+        /// Read the run's token from this file [default: $SHOPFLOOR_TOKEN]
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
     },
     /// Write a commented starter shopfloor.toml at the repository root
     Init {
@@ -133,13 +147,28 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     // An agent process, not a user command: no workspace, no logging, its own exit code.
-    if let Command::FixtureAgent { scenario } = &cli.command {
+    if let Command::FixtureAgent {
+        scenario,
+        mcp_config,
+    } = &cli.command
+    {
         let code = shopfloor::agent::run_fixture_agent(
             scenario,
+            mcp_config.as_deref(),
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )?;
         std::process::exit(code);
+    }
+    // Inside a sandbox: only the socket is known, and stdout is the protocol.
+    if let Command::Mcp {
+        socket: Some(socket),
+        token_file,
+    } = &cli.command
+    {
+        let token = mcp_token(token_file.as_deref())?;
+        shopfloor::mcp::stdio::serve(shopfloor::mcp::stdio::Target::Socket(socket.clone()), token)?;
+        return Ok(());
     }
     let home = Home::from_env()?;
     let cwd = std::env::current_dir()?;
@@ -158,6 +187,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve { paused } => serve::run(&ctx, paused),
         Command::Demo { keep } => demo::run(keep),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
+        Command::Mcp { token_file, .. } => {
+            let token = mcp_token(token_file.as_deref())?;
+            let target = shopfloor::mcp::stdio::Target::Workspace(ctx.info()?);
+            shopfloor::mcp::stdio::serve(target, token)?;
+            Ok(())
+        }
         Command::Init { repo, force } => init(&ctx, repo, force),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -168,6 +203,20 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// A run's token for `shopfloor mcp`: from `--token-file`, else `$SHOPFLOOR_TOKEN`.
+fn mcp_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
+    match file {
+        Some(f) => {
+            let t = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", f.display()))?;
+            Ok(Some(t.trim().to_string()))
+        }
+        None => Ok(std::env::var("SHOPFLOOR_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())),
     }
 }
 

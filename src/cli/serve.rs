@@ -50,9 +50,27 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
         );
         let _ = std::io::stdout().flush();
         tracing::info!(workspace = %name, socket = %listener.path().display(), "factory listening");
+        let tcp_addr = ws
+            .config
+            .api
+            .listen_addr()
+            .map_err(|m| anyhow::anyhow!("{}: {m}", ws.info.config_path().display()))?;
+        let tcp = match tcp_addr {
+            Some(addr) => {
+                let l = server::bind_tcp(addr).await?;
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "also listening on http://{} (a run's token required)",
+                    l.local_addr().map_or(addr, |a| a)
+                );
+                Some(l)
+            }
+            None => None,
+        };
         let cfg = FactoryConfig::from_config(&ws.config);
         let factory = Factory::start(Arc::new(ws), cfg).await?;
         factory.set_paused(paused);
+        factory.serve_mcp_on(listener.path().to_path_buf());
         let _ = writeln!(
             std::io::stdout(),
             "sandbox: {}; main: {} in {}{}",
@@ -101,8 +119,29 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
             let f = factory.clone();
             tokio::spawn(async move { f.run(stop_rx).await })
         };
-        let router = server::router(AppState::with_factory(factory.clone()));
-        let served = server::serve_on(listener, router, shutdown_signal()).await;
+        let router = server::router(AppState::with_factory(factory.clone()))?;
+        // One signal stops both listeners.
+        let (down_tx, down_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = down_tx.send(true);
+        });
+        let down = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|d| *d).await;
+        };
+        let tcp_served = tcp.map(|l| {
+            tokio::spawn(server::serve_tcp_on(
+                l,
+                router.clone(),
+                down(down_rx.clone()),
+            ))
+        });
+        let served = server::serve_on(listener, router, down(down_rx)).await;
+        if let Some(t) = tcp_served
+            && let Ok(Err(e)) = t.await
+        {
+            tracing::error!(error = %e, "the TCP listener failed");
+        }
         // Stop scheduling, then stop live runs (they are recorded as interrupted and their
         // tickets requeued), then report.
         let _ = stop_tx.send(true);

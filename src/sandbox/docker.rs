@@ -36,6 +36,8 @@ pub const WORKSPACE_MOUNT: &str = "/workspace";
 /// Where the shopfloor binary appears inside the container, so agents can run
 /// `shopfloor mcp` without the image shipping it.
 pub const BINARY_MOUNT: &str = "/usr/local/bin/shopfloor";
+/// Where a container finds the factory's API socket (for `shopfloor mcp --socket`).
+pub const SOCKET_MOUNT: &str = "/run/shopfloor/factory.sock";
 /// How long `auto` waits for an engine to answer before choosing the worktree backend.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Host-specific variables that mean nothing inside the image: the image's PATH and a
@@ -101,7 +103,7 @@ impl DockerSandbox {
         self
     }
 
-    fn mounts(&self, workdir: &Path) -> Vec<Mount> {
+    fn mounts(&self, workdir: &Path, socket: Option<&Path>) -> Vec<Mount> {
         let bind = |source: &Path, target: &Path, read_only: bool| Mount {
             source: Some(source.to_string_lossy().into_owned()),
             target: Some(target.to_string_lossy().into_owned()),
@@ -112,6 +114,9 @@ impl DockerSandbox {
         let mut mounts = vec![bind(workdir, Path::new(WORKSPACE_MOUNT), false)];
         if let Some(bin) = &self.binary {
             mounts.push(bind(bin, Path::new(BINARY_MOUNT), true));
+        }
+        if let Some(sock) = socket {
+            mounts.push(bind(sock, Path::new(SOCKET_MOUNT), false));
         }
         mounts.extend(
             git_mounts(workdir)
@@ -193,7 +198,7 @@ impl Sandbox for DockerSandbox {
             open_stdin: Some(false),
             tty: Some(false),
             host_config: Some(HostConfig {
-                mounts: Some(self.mounts(&workdir)),
+                mounts: Some(self.mounts(&workdir, spec.socket.as_deref())),
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 readonly_rootfs: Some(true),

@@ -203,6 +203,9 @@ pub struct LaunchSpec {
     /// The prepared worktree.
     pub workdir: PathBuf,
     pub labels: Labels,
+    /// The factory's API socket, for the agent's MCP client. A worktree agent reaches it
+    /// where it is; a container gets it bind-mounted at [`docker::SOCKET_MOUNT`].
+    pub socket: Option<PathBuf>,
 }
 
 /// One line of a process's output, without its newline. A line longer than
@@ -339,6 +342,7 @@ mod tests {
                 workspace: "w".into(),
                 run: 7,
             },
+            socket: None,
         };
         let env = build_env(&names, &["HOME"], &spec, BackendKind::Worktree);
         assert!(env.iter().any(|(k, v)| k == ENV_RUN && v == "7"));

@@ -5,6 +5,8 @@
 //! prompt. Decisions come from `decide`; this module only carries them out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use super::context::{self, Activity};
 use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
+use crate::api::auth::Tokens;
 use crate::memory::NewMemory;
 use crate::model::{
     Author, Lifecycle, MemoryKind, Run, RunId, RunState, Step, StepKind, StepRef, Ticket, TicketId,
@@ -75,6 +78,8 @@ pub enum FactoryError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    #[error(transparent)]
+    Tokens(#[from] crate::api::auth::TokenError),
     #[error("{0}")]
     Other(String),
 }
@@ -124,6 +129,16 @@ struct Live {
     files: Arc<Mutex<Vec<String>>>,
 }
 
+/// A run in flight, as others see it (the `wip` MCP tool).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wip {
+    pub run: RunId,
+    pub ticket: TicketId,
+    pub agent: String,
+    pub title: String,
+    pub files: Vec<String>,
+}
+
 pub struct Factory {
     ws: Arc<Workspace>,
     cfg: FactoryConfig,
@@ -138,6 +153,10 @@ pub struct Factory {
     clone: PathBuf,
     main_branch: String,
     exe: PathBuf,
+    /// Issues each run its token.
+    tokens: Tokens,
+    /// The API socket, once `serve` listens on it: runs then get MCP.
+    api_socket: Mutex<Option<PathBuf>>,
 }
 
 fn now() -> Timestamp {
@@ -172,6 +191,7 @@ impl Factory {
         };
         let (events, _) = broadcast::channel(4096);
         let exe = std::env::current_exe().map_err(|e| FactoryError::Other(e.to_string()))?;
+        let tokens = Tokens::open(&ws.info)?;
         let f = Arc::new(Factory {
             ws,
             cfg,
@@ -184,9 +204,22 @@ impl Factory {
             clone,
             main_branch,
             exe,
+            tokens,
+            api_socket: Mutex::new(None),
         });
         f.recover().await?;
         Ok(f)
+    }
+
+    /// The API (with MCP) now answers on `socket`: runs started from here on get an MCP
+    /// server and a token.
+    pub fn serve_mcp_on(&self, socket: PathBuf) {
+        *self.api_socket.lock().expect("socket lock") = Some(socket);
+    }
+
+    /// The token a run presents to the API.
+    pub fn token_for(&self, run: RunId) -> String {
+        self.tokens.issue(run)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<FactoryEvent> {
@@ -581,14 +614,21 @@ impl Factory {
         };
 
         let in_docker = self.sandbox.kind() == BackendKind::Docker;
+        let api_socket = self.api_socket.lock().expect("socket lock").clone();
         let ctx = LaunchContext {
             workdir: if in_docker {
                 PathBuf::from("/workspace")
             } else {
                 prepared.dir.clone()
             },
-            mcp_url: None,
-            token: None,
+            mcp_socket: api_socket.as_ref().map(|s| {
+                if in_docker {
+                    PathBuf::from(crate::sandbox::docker::SOCKET_MOUNT)
+                } else {
+                    s.clone()
+                }
+            }),
+            token: api_socket.as_ref().map(|_| self.tokens.issue(run.id)),
             shopfloor_exe: if in_docker {
                 PathBuf::from("/usr/local/bin/shopfloor")
             } else {
@@ -607,7 +647,15 @@ impl Factory {
             if let Some(dir) = p.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| FactoryError::Other(e.to_string()))?;
             }
-            std::fs::write(&p, bytes).map_err(|e| FactoryError::Other(e.to_string()))?;
+            // Owner-only: the MCP config and the token are the run's credentials.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&p)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(|e| FactoryError::Other(format!("writing {}: {e}", p.display())))?;
         }
         let mut process = self
             .sandbox
@@ -619,6 +667,7 @@ impl Factory {
                     workspace: sandbox_label(&self.ws),
                     run: run.id,
                 },
+                socket: api_socket.clone(),
             })
             .await?;
         let ws = self.ws.clone();
@@ -917,6 +966,25 @@ impl Factory {
 
     pub fn leases(&self) -> Vec<Lease> {
         self.leases.lock().expect("lease lock").live(now())
+    }
+
+    /// Runs in flight with their tickets and the files they have touched so far, by id.
+    pub fn wip(&self) -> Vec<Wip> {
+        let mut v: Vec<Wip> = self
+            .live
+            .lock()
+            .expect("live lock")
+            .iter()
+            .map(|(id, l)| Wip {
+                run: *id,
+                ticket: l.ticket,
+                agent: l.agent.clone(),
+                title: l.title.clone(),
+                files: l.files.lock().expect("files lock").clone(),
+            })
+            .collect();
+        v.sort_by_key(|w| w.run);
+        v
     }
 
     /// Runs in flight, by id.

@@ -1,0 +1,134 @@
+//! The MCP server proper: `tools/list` and `tools/call` over a workspace (and its factory
+//! when one runs). The factory serves it at `/mcp` (streamable HTTP, stateless: every
+//! request stands alone, so hundreds of sessions cost nothing between calls), and
+//! `shopfloor mcp` serves it over stdio when no factory runs.
+
+use std::sync::Arc;
+
+use rmcp::ErrorData as McpError;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use super::{exec, tools};
+use crate::api::auth::Caller;
+use crate::api::server::AppState;
+
+/// What the server tells a client about itself at `initialize`.
+pub const INSTRUCTIONS: &str = "shopfloor's shared memory and traces for this repository. \
+Before changing code, memory_search for decisions, lessons and conventions about it, and wip \
+to see what other agents are changing; lease paths before editing shared ones and release them \
+when done. When you learn something the next agent should know, memory_write it. trace_search \
+finds what past runs did; trace_step shows one step whole.";
+
+pub fn server_info() -> ServerConfig {
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        .with_server_info(
+            Implementation::new("shopfloor", env!("CARGO_PKG_VERSION")).with_title("shopfloor"),
+        )
+        .with_instructions(INSTRUCTIONS)
+}
+
+/// Serves the tools on a workspace. Over HTTP the caller comes with each request (the
+/// auth layer puts it there); over stdio it is fixed when the server starts.
+#[derive(Clone)]
+pub struct McpService {
+    state: AppState,
+    caller: Option<Caller>,
+}
+
+impl McpService {
+    /// For HTTP: the caller is read from each request.
+    pub fn new(state: AppState) -> McpService {
+        McpService {
+            state,
+            caller: None,
+        }
+    }
+
+    /// For one local client: every call acts as `caller`.
+    pub fn for_caller(state: AppState, caller: Caller) -> McpService {
+        McpService {
+            state,
+            caller: Some(caller),
+        }
+    }
+
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+        if let Some(c) = &self.caller {
+            return Ok(c.clone());
+        }
+        ctx.extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>().cloned())
+            .ok_or_else(|| {
+                // The auth layer always sets it; reaching here means a route bypassed it.
+                McpError::invalid_request("this request carries no caller; refused", None)
+            })
+    }
+}
+
+/// Check and run one call for `caller` on a blocking thread; a tool's own failure is an
+/// error result the model reads, bad arguments are an MCP error.
+pub async fn call(
+    state: AppState,
+    caller: Caller,
+    request: CallToolRequestParams,
+) -> Result<CallToolResult, McpError> {
+    let call = tools::parse(&request.name, request.arguments)
+        .map_err(|m| McpError::invalid_params(m, None))?;
+    let name = request.name.to_string();
+    let done = tokio::task::spawn_blocking(move || exec::run(&state, &caller, call))
+        .await
+        .map_err(|e| {
+            McpError::internal_error(format!("{name} failed: {e}; see the factory's log"), None)
+        })?;
+    Ok(match done {
+        Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+        Err(exec::Failure(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+    })
+}
+
+impl ServerHandler for McpService {
+    fn get_info(&self) -> ServerConfig {
+        server_info()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(tools::definitions()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let caller = self.caller(&context)?;
+        call(self.state.clone(), caller, request)
+            .await
+            .map(CallToolResponse::Complete)
+    }
+}
+
+/// The `/mcp` endpoint: stateless streamable HTTP answering plain JSON, behind the
+/// API's auth layer (which puts the caller on each request).
+pub fn http_service(state: AppState) -> StreamableHttpService<McpService, NeverSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true);
+    let service = McpService::new(state);
+    StreamableHttpService::new(
+        move || Ok(service.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}

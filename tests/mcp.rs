@@ -1,0 +1,601 @@
+//! MCP end to end, with rmcp's own client: `shopfloor mcp` over stdio (forwarding to a
+//! running factory, and serving the store itself when none runs), the factory's `/mcp`
+//! over streamable HTTP on its Unix socket and on loopback TCP, run tokens scoped to their
+//! workspace (refusals audited), argument checks, and a fixture agent whose memory calls
+//! go through the factory.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Env, fixtures};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, UnixSocketHttpClient};
+use serde_json::{Value, json};
+use shopfloor::api::auth::Tokens;
+use shopfloor::workspace::Home;
+
+type Client = RunningService<RoleClient, ()>;
+
+const TOOLS: [&str; 8] = [
+    "lease",
+    "memory_search",
+    "memory_write",
+    "release",
+    "ticket_get",
+    "trace_search",
+    "trace_step",
+    "wip",
+];
+
+fn workspace(name: &str, config: Option<&str>) -> Env {
+    let env = Env::new();
+    if let Some(c) = config {
+        std::fs::write(env.repo.path().join("shopfloor.toml"), c).unwrap();
+        common::commit_all(env.repo.path(), "config");
+    }
+    env.ok(&["workspace", "create", name]);
+    env
+}
+
+fn socket(env: &Env, ws: &str) -> PathBuf {
+    env.home.path().join(ws).join("factory.sock")
+}
+
+/// A running `shopfloor serve`; SIGTERM and reaped on drop. Keeps the lines it printed
+/// before the sandbox line (where it listens).
+struct Serve {
+    child: Child,
+    banner: Vec<String>,
+}
+
+impl Serve {
+    fn start(env: &Env, paused: bool) -> Serve {
+        let mut args = vec!["serve"];
+        if paused {
+            args.push("--paused");
+        }
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
+            .args(&args)
+            .env("SHOPFLOOR_HOME", env.home.path())
+            .env_remove("SHOPFLOOR_WORKSPACE")
+            .current_dir(env.repo.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = vec![];
+        while let Some(Ok(line)) = lines.next() {
+            let done = line.starts_with("sandbox:");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        assert!(
+            banner.iter().any(|l| l.contains("listening on")),
+            "serve did not start: {banner:?}"
+        );
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Serve { child, banner }
+    }
+
+    /// The loopback TCP address, when `[api] listen` is set.
+    fn tcp(&self) -> Option<String> {
+        self.banner.iter().find_map(|l| {
+            l.strip_prefix("also listening on ")
+                .map(|r| r.split(' ').next().unwrap().to_string())
+        })
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGTERM);
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `shopfloor mcp -w WS` as a child process, the way an agent CLI spawns it.
+async fn stdio_client(env: &Env, ws: &str, token: Option<&str>) -> Client {
+    let mut cmd = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("shopfloor"));
+    cmd.args(["mcp", "-w", ws])
+        .env("SHOPFLOOR_HOME", env.home.path())
+        .env_remove("SHOPFLOOR_TOKEN")
+        .env_remove("SHOPFLOOR_SOCKET")
+        .stderr(Stdio::inherit());
+    if let Some(t) = token {
+        cmd.env("SHOPFLOOR_TOKEN", t);
+    }
+    ().serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap()
+}
+
+fn unix_transport(
+    sock: &Path,
+    token: Option<&str>,
+) -> StreamableHttpClientTransport<UnixSocketHttpClient> {
+    let uri = "http://localhost/mcp";
+    let mut config = StreamableHttpClientTransportConfig::with_uri(uri);
+    if let Some(t) = token {
+        config = config.auth_header(t.to_string());
+    }
+    StreamableHttpClientTransport::with_client(
+        UnixSocketHttpClient::new(&sock.to_string_lossy(), uri),
+        config,
+    )
+}
+
+async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    c.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool} failed: {e}"))
+}
+
+/// The text of a successful call.
+async fn text(c: &Client, tool: &str, args: Value) -> String {
+    let r = call(c, tool, args).await;
+    let t = result_text(&r);
+    assert_ne!(r.is_error, Some(true), "{tool} gave an error result: {t}");
+    t
+}
+
+fn result_text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The MCP error a call with bad arguments gets.
+async fn mcp_error(c: &Client, tool: &str, args: Value) -> String {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    match c
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+    {
+        Ok(r) => panic!("{tool} should be refused, got {}", result_text(&r)),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Status line and body of a raw HTTP request on a Unix socket.
+fn raw_http(sock: &Path, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, out)
+}
+
+fn token(env: &Env, ws: &str, run: u64) -> String {
+    let info = Home::at(env.home.path().to_path_buf()).get(ws).unwrap();
+    Tokens::open(&info).unwrap().issue(run)
+}
+
+fn audit_refusals(env: &Env, ws: &str) -> Vec<String> {
+    let info = Home::at(env.home.path().to_path_buf()).get(ws).unwrap();
+    let ws = shopfloor::workspace::Workspace::open(info).unwrap();
+    ws.store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "api.refused")
+        .map(|e| format!("{} {}", e.actor, e.detail))
+        .collect()
+}
+
+const API_CONFIG: &str = "[sandbox]\nbackend = \"worktree\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_and_http_sessions_share_memory_through_the_factory() {
+    let env = workspace("alpha", Some(API_CONFIG));
+    // A run to hold a token: an imported Codex session (run 1, agent `codex`).
+    let rollout = fixtures().join("codex/rollout-cli-0.77.0.jsonl");
+    env.ok(&["trace", "import", rollout.to_str().unwrap()]);
+    env.ok(&["ticket", "add", "Tune the db pool", "--paths", "src/db/**"]);
+    let serve = Serve::start(&env, true);
+    let sock = socket(&env, "alpha");
+
+    // Session 1: stdio, forwarded to the factory.
+    let one = stdio_client(&env, "alpha", None).await;
+    let info = one.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "shopfloor");
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap()
+            .contains("memory_search")
+    );
+    let tools = one.list_all_tools().await.unwrap();
+    let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, TOOLS.into_iter().collect());
+    for t in &tools {
+        assert_eq!(t.input_schema["type"], "object", "{}", t.name);
+        assert!(t.description.as_ref().unwrap().len() > 20);
+    }
+    let saved = text(
+        &one,
+        "memory_write",
+        json!({"kind": "decision", "text": "The db pool size is 8 because the database allows 10 connections and migrations need 2.", "paths": ["src/db/**"], "tags": ["db"]}),
+    )
+    .await;
+    assert!(
+        saved.starts_with("Saved memory m1 (decision) as human:"),
+        "{saved}"
+    );
+
+    // Session 2: streamable HTTP straight to /mcp on the socket, recalls it.
+    let two: Client = ().serve(unix_transport(&sock, None)).await.unwrap();
+    let hits = text(
+        &two,
+        "memory_search",
+        json!({"query": "why is the pool size 8", "paths": ["src/db/pool.rs"], "since": "1h"}),
+    )
+    .await;
+    assert!(hits.starts_with("1 memory for"), "{hits}");
+    assert!(hits.contains("[m1] decision"), "{hits}");
+    assert!(hits.contains("paths: src/db/**"), "{hits}");
+    assert!(hits.contains("migrations need 2"), "{hits}");
+    let none = text(
+        &two,
+        "memory_search",
+        json!({"query": "pool", "kinds": ["lesson"]}),
+    )
+    .await;
+    assert!(none.starts_with("No memories match"), "{none}");
+
+    // Traces: short hits with ids, then the whole step.
+    let found = text(
+        &two,
+        "trace_search",
+        json!({"query": "Hello codex", "agent": "codex"}),
+    )
+    .await;
+    let first = found.lines().nth(1).unwrap();
+    assert!(first.starts_with("[run 1 step "), "{found}");
+    let step: u64 = first["[run 1 step ".len()..]
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let whole = text(&two, "trace_step", json!({"run": 1, "step": step})).await;
+    assert!(whole.contains("Hello codex"), "{whole}");
+    let missing = call(&two, "trace_step", json!({"run": 1, "step": 999})).await;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(result_text(&missing).contains("has no step 999"));
+
+    let ticket = text(&one, "ticket_get", json!({"id": 1})).await;
+    assert!(ticket.contains("Tune the db pool"), "{ticket}");
+    assert!(ticket.contains("paths: src/db/**"), "{ticket}");
+    let wip = text(&one, "wip", json!({})).await;
+    assert_eq!(wip.trim(), "No run is in progress.");
+    let lease = call(&one, "lease", json!({"paths": ["src/db/**"]})).await;
+    assert_eq!(
+        lease.is_error,
+        Some(true),
+        "a person has no run to lease for"
+    );
+    assert!(result_text(&lease).contains("leases belong to runs"));
+
+    // Bad arguments are MCP errors, and the session goes on.
+    for (tool, args, says) in [
+        (
+            "memory_search",
+            json!({"query": "x", "bogus": 1}),
+            "unknown field `bogus`",
+        ),
+        (
+            "memory_search",
+            json!({"query": "q".repeat(5000)}),
+            "at most 2000",
+        ),
+        (
+            "memory_write",
+            json!({"kind": "lesson", "text": "t", "paths": ["../../etc/passwd"]}),
+            "climbs out",
+        ),
+        (
+            "memory_write",
+            json!({"kind": "lesson", "text": "t", "paths": ["/etc/passwd"]}),
+            "repository-relative",
+        ),
+        (
+            "memory_write",
+            json!({"kind": "lesson", "text": "x".repeat(20_000)}),
+            "at most 16000",
+        ),
+        (
+            "trace_step",
+            json!({"run": "one", "step": 0}),
+            "bad arguments",
+        ),
+        ("no_such_tool", json!({}), "the tools are"),
+    ] {
+        let e = mcp_error(&one, tool, args).await;
+        assert!(e.contains(says), "{tool}: {e}");
+    }
+    assert!(
+        text(&one, "memory_search", json!({"query": "pool"}))
+            .await
+            .contains("[m1]")
+    );
+
+    // A run's token: attributed writes through stdio, and TCP, which needs a token.
+    let run_token = token(&env, "alpha", 1);
+    let agent = stdio_client(&env, "alpha", Some(&run_token)).await;
+    let saved = text(
+        &agent,
+        "memory_write",
+        json!({"kind": "lesson", "text": "Run the db tests with --test-threads 1; they share one database.", "paths": ["tests/db/**"]}),
+    )
+    .await;
+    assert!(saved.contains("as agent:codex"), "{saved}");
+    let listed = env.json(&["memory", "search", "test threads database", "--json"]);
+    let m = &listed[0]["memory"];
+    assert_eq!(
+        m["author"],
+        json!({"by": "agent", "name": "codex"}),
+        "{listed}"
+    );
+    assert_eq!(m["source"]["run"], 1, "{listed}");
+
+    let tcp = serve.tcp().expect("the TCP listener is announced");
+    let url = format!("{tcp}/mcp");
+    let anonymous = ().serve(StreamableHttpClientTransport::from_uri(url.clone())).await;
+    assert!(anonymous.is_err(), "TCP without a token is refused");
+    let over_tcp: Client = ()
+        .serve(StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url).auth_header(run_token.clone()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(over_tcp.list_all_tools().await.unwrap().len(), TOOLS.len());
+    assert!(
+        text(&over_tcp, "memory_search", json!({"query": "test threads"}))
+            .await
+            .contains("[m2] lesson")
+    );
+
+    // A run's token opens MCP only, not the control API.
+    let (status, _) = raw_http(&sock, "GET", "/v1/tickets", Some(&run_token));
+    assert_eq!(status, 403);
+    let (status, _) = raw_http(&sock, "GET", "/v1/tickets", None);
+    assert_eq!(status, 200, "a person on the socket needs no token");
+
+    for c in [one, two, agent, over_tcp] {
+        let _ = c.cancel().await;
+    }
+    serve.stop();
+    let refused = audit_refusals(&env, "alpha");
+    assert!(
+        refused.iter().any(|r| r.contains("no token on tcp")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("run:1:codex GET /v1/tickets")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_one_workspace_gets_nothing_from_another() {
+    let a = workspace("ws-a", None);
+    let b = workspace("ws-b", None);
+    let rollout = fixtures().join("codex/rollout-cli-0.77.0.jsonl");
+    // Both have a run 1: the number alone must not be enough.
+    a.ok(&["trace", "import", rollout.to_str().unwrap()]);
+    b.ok(&["trace", "import", rollout.to_str().unwrap()]);
+    let serve_a = Serve::start(&a, true);
+    let serve_b = Serve::start(&b, true);
+    let a_token = token(&a, "ws-a", 1);
+    let b_token = token(&b, "ws-b", 1);
+    assert_ne!(a_token, b_token);
+
+    // A's token on A: fine.
+    let ok: Client = ().serve(unix_transport(&socket(&a, "ws-a"), Some(&a_token))).await.unwrap();
+    assert!(text(&ok, "wip", json!({})).await.contains("No run"));
+    let _ = ok.cancel().await;
+
+    // A's token on B: refused at the door, exactly like a made-up token.
+    let sock_b = socket(&b, "ws-b");
+    for t in [a_token.as_str(), "sf_1_0000", "garbage"] {
+        let refused = ().serve(unix_transport(&sock_b, Some(t))).await;
+        assert!(refused.is_err(), "B accepted {t}");
+    }
+    let (s1, body1) = raw_http(&sock_b, "POST", "/mcp", Some(&a_token));
+    let (s2, body2) = raw_http(&sock_b, "POST", "/mcp", Some("sf_1_0000"));
+    assert_eq!((s1, s2), (401, 401));
+    let body = |b: &str| b.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    assert_eq!(
+        body(&body1),
+        body(&body2),
+        "nothing tells A's token from garbage"
+    );
+
+    // Through `shopfloor mcp` too: the stdio server says the factory refused.
+    let via_stdio = stdio_client(&b, "ws-b", Some(&a_token)).await;
+    let e = mcp_error(&via_stdio, "memory_search", json!({"query": "anything"})).await;
+    assert!(e.contains("refused"), "{e}");
+    let _ = via_stdio.cancel().await;
+
+    serve_a.stop();
+    serve_b.stop();
+    let refused = audit_refusals(&b, "ws-b");
+    assert!(refused.len() >= 4, "{refused:?}");
+    assert!(
+        refused.iter().all(|r| r.starts_with("unknown ")),
+        "{refused:?}"
+    );
+    assert!(audit_refusals(&a, "ws-a").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_factory_the_stdio_server_serves_the_store_then_lets_a_factory_start() {
+    let env = workspace("solo", None);
+    let c = stdio_client(&env, "solo", None).await;
+    let saved = text(
+        &c,
+        "memory_write",
+        json!({"kind": "convention", "text": "Errors are one line on stderr and exit code 1.", "paths": ["src/cli/**"]}),
+    )
+    .await;
+    assert!(saved.contains("m1"), "{saved}");
+    assert!(
+        text(&c, "memory_search", json!({"query": "stderr exit code"}))
+            .await
+            .contains("[m1] convention")
+    );
+    let wip = text(&c, "wip", json!({})).await;
+    assert!(wip.contains("No factory runs"), "{wip}");
+
+    // Idle, the store is let go: a factory can start, and the same session now goes to it.
+    std::thread::sleep(Duration::from_secs(7));
+    let serve = Serve::start(&env, true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(socket(&env, "solo")).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wip = text(&c, "wip", json!({})).await;
+    assert_eq!(
+        wip.trim(),
+        "No run is in progress.",
+        "answered by the factory"
+    );
+    assert!(
+        text(&c, "memory_search", json!({"query": "stderr exit code"}))
+            .await
+            .contains("[m1]")
+    );
+    let _ = c.cancel().await;
+    serve.stop();
+}
+
+/// A fixture agent run by the factory: it searches memory, leases, writes a lesson and
+/// releases, all through `shopfloor mcp` spawned from its MCP config.
+const REMEMBERS: &str = r#"
+name = "remembers"
+[[step]]
+memory_search = "how are files written here"
+[[step]]
+lease = ["notes/**"]
+[[step]]
+write = { path = "notes/today.md", content = "written by a fixture agent\n" }
+[[step]]
+memory_write = { kind = "lesson", text = "Notes go under notes/ as markdown ({prompt})." }
+[[step]]
+release = ["notes/**"]
+[[step]]
+say = "done"
+"#;
+
+#[test]
+fn a_factory_run_uses_the_memory_over_mcp() {
+    let env = Env::new();
+    let root = env.repo.path();
+    std::fs::write(root.join("remembers.toml"), REMEMBERS).unwrap();
+    std::fs::write(
+        root.join("shopfloor.toml"),
+        "[factory]\ndefault_agent = \"rem\"\nquiet_timeout_s = 30\n\n[sandbox]\nbackend = \"worktree\"\n\n[agents.rem]\nadapter = \"fixture\"\nscenario = \"remembers.toml\"\n",
+    )
+    .unwrap();
+    common::commit_all(root, "fixture agent");
+    env.ok(&["workspace", "create", "fac"]);
+    env.ok(&[
+        "memory",
+        "add",
+        "--kind",
+        "convention",
+        "Files are written with a trailing newline.",
+    ]);
+    env.ok(&["ticket", "add", "Write today's notes"]);
+    let serve = Serve::start(&env, false);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let runs = env.json(&["run", "list", "--json"]);
+        if let Some(r) = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["state"] != "running" && r["state"] != "preparing")
+        {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "the run never finished: {runs}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let id = run["id"].as_u64().unwrap();
+    let shown = env.ok(&["trace", "export", &id.to_string()]);
+    assert!(shown.contains("mcp__shopfloor__memory_search"), "{shown}");
+    assert!(
+        shown.contains("trailing newline"),
+        "the search result came back: {shown}"
+    );
+    assert!(
+        shown.contains(&format!("Leased to run {id}: notes/**")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Saved memory m2 (lesson) as agent:rem"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("Released 1 lease of run {id}")),
+        "{shown}"
+    );
+    serve.stop();
+    let found = env.json(&["memory", "search", "where do notes go", "--json"]);
+    let m = &found[0]["memory"];
+    assert_eq!(
+        m["author"],
+        json!({"by": "agent", "name": "rem"}),
+        "{found}"
+    );
+    assert_eq!(m["source"]["run"], id, "{found}");
+    assert!(
+        m["text"].as_str().unwrap().contains("Write today's notes"),
+        "{found}"
+    );
+}
