@@ -9,7 +9,7 @@ use super::client::Client;
 use super::ops;
 use super::wire::{
     Counts, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch, NewMemory,
-    NewTicket, StepFound, StepSearch,
+    NewTicket, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use super::{ApiError, OpError};
 use crate::index::IndexError;
@@ -288,6 +288,14 @@ impl Backend {
             )?),
             Backend::Remote(r) => r.rt.block_on(r.client.import_memory(jsonl, author)),
         }
+    }
+
+    /// Bring the run recording an interactive session up to date with its transcript.
+    pub fn sync_session(&self, req: SyncSession) -> Result<SyncedSession, ApiError> {
+        self.with(
+            |ws| ops::sync_session(ws, req.clone()),
+            async |c| c.sync_session(&req).await,
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 use super::wire::{
     Counts, ErrorBody, ErrorKind, Health, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit,
-    MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch,
+    MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use crate::model::{Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 
@@ -270,5 +270,9 @@ impl Client {
             Some((Bytes::from(jsonl), "application/x-ndjson")),
         )
         .await
+    }
+
+    pub async fn sync_session(&self, req: &SyncSession) -> Result<SyncedSession, ApiError> {
+        self.post("/v1/sessions/sync", req).await
     }
 }

@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/steps/{seq}", get(run_step))
         .route("/v1/runs/{id}/export", get(export_run))
         .route("/v1/steps/search", post(search_steps))
+        .route("/v1/sessions/sync", post(sync_session))
         .route("/v1/memory", post(add_memory))
         .route("/v1/memory/search", post(search_memory))
         .route(
@@ -468,4 +469,14 @@ pub async fn serve(
 ) -> Result<(), ApiError> {
     let listener = bind(&ws.info).await?;
     serve_on(listener, router(AppState::new(ws)), shutdown).await
+}
+
+async fn sync_session(
+    State(s): State<AppState>,
+    body: Result<Json<super::wire::SyncSession>, JsonRejection>,
+) -> Reply<super::wire::SyncedSession> {
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::sync_session(ws, req)).await?,
+    ))
 }
