@@ -1,7 +1,9 @@
 //! The command line: a thin view over the core. Errors become one clear line on stderr and
 //! exit code 1; usage errors are clap's (exit code 2).
 
+mod connect;
 mod demo;
+mod hook;
 mod memory;
 mod output;
 mod run;
@@ -91,6 +93,16 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+    /// Point an agent client (Claude Code, Codex, Cursor, Gemini CLI) at this workspace's
+    /// MCP server by merging an entry into its config
+    Connect(connect::ConnectArgs),
+    /// What Claude Code's hooks run (`connect claude-code --hooks` installs them): record
+    /// the session from the hook's JSON on stdin into the workspace's traces. Always exits 0
+    Hook {
+        /// The agent whose hook payload is on stdin
+        #[arg(value_enum)]
+        agent: hook::HookAgent,
+    },
 }
 
 /// What every command gets: where workspaces live and which one was asked for.
@@ -141,6 +153,11 @@ fn run(cli: Cli) -> Result<()> {
         )?;
         std::process::exit(code);
     }
+    // A hook must not fail the session it observes: it handles its own errors and logging.
+    if let Command::Hook { agent } = cli.command {
+        hook::run(cli.workspace, agent);
+        return Ok(());
+    }
     let home = Home::from_env()?;
     let cwd = std::env::current_dir()?;
     let _log = output::init_logging(&home);
@@ -159,6 +176,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => demo::run(keep),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Init { repo, force } => init(&ctx, repo, force),
+        Command::Connect(args) => connect::run(&ctx, args),
+        Command::Hook { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
