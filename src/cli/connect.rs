@@ -61,7 +61,15 @@ pub struct ConnectArgs {
 /// The running binary, by a path that stays valid from any directory.
 fn current_exe() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("cannot tell where this shopfloor binary is")?;
-    Ok(exe.canonicalize().unwrap_or(exe))
+    if let Ok(real) = exe.canonicalize() {
+        return Ok(real);
+    }
+    // Linux names a binary replaced while it runs (an upgrade) `<path> (deleted)`; the
+    // path itself is what the client should start.
+    let text = exe.display().to_string();
+    Ok(text
+        .strip_suffix(" (deleted)")
+        .map_or(exe, std::path::PathBuf::from))
 }
 
 pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
