@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod api;
 pub mod config;
+pub mod connect;
 pub mod index;
 pub mod mcp;
 pub mod memory;

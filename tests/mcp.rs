@@ -410,6 +410,11 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
         refused.iter().any(|r| r.contains("no token on tcp")),
         "{refused:?}"
     );
+    let shown = env.ok(&["audit"]);
+    assert!(
+        shown.contains("api.refused") && shown.contains("run:1:codex"),
+        "{shown}"
+    );
     assert!(
         refused
             .iter()

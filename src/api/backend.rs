@@ -9,7 +9,7 @@ use super::client::Client;
 use super::ops;
 use super::wire::{
     Counts, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch, NewMemory,
-    NewTicket, StepFound, StepSearch,
+    NewTicket, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use super::{ApiError, OpError};
 use crate::index::IndexError;
@@ -207,6 +207,11 @@ impl Backend {
         )
     }
 
+    /// The audit log, oldest first.
+    pub fn audit(&self) -> Result<Vec<crate::model::AuditEvent>, ApiError> {
+        self.with(ops::audit, async |c| c.audit().await)
+    }
+
     /// Live path leases; only a running factory holds any.
     pub fn leases(&self) -> Result<Vec<crate::scheduler::leases::Lease>, ApiError> {
         self.with(|_| Ok(Vec::new()), async |c| c.leases().await)
@@ -288,6 +293,14 @@ impl Backend {
             )?),
             Backend::Remote(r) => r.rt.block_on(r.client.import_memory(jsonl, author)),
         }
+    }
+
+    /// Bring the run recording an interactive session up to date with its transcript.
+    pub fn sync_session(&self, req: SyncSession) -> Result<SyncedSession, ApiError> {
+        self.with(
+            |ws| ops::sync_session(ws, req.clone()),
+            async |c| c.sync_session(&req).await,
+        )
     }
 }
 

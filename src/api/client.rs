@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 use super::wire::{
     Counts, ErrorBody, ErrorKind, Health, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit,
-    MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch,
+    MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use crate::model::{Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 
@@ -193,6 +193,10 @@ impl Client {
         self.post(&format!("/v1/runs/{id}/kill"), &()).await
     }
 
+    pub async fn audit(&self) -> Result<Vec<crate::model::AuditEvent>, ApiError> {
+        self.get("/v1/audit").await
+    }
+
     pub async fn leases(&self) -> Result<Vec<crate::scheduler::leases::Lease>, ApiError> {
         self.get("/v1/leases").await
     }
@@ -270,5 +274,9 @@ impl Client {
             Some((Bytes::from(jsonl), "application/x-ndjson")),
         )
         .await
+    }
+
+    pub async fn sync_session(&self, req: &SyncSession) -> Result<SyncedSession, ApiError> {
+        self.post("/v1/sessions/sync", req).await
     }
 }

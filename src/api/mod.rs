@@ -29,6 +29,8 @@
 //! | `POST /v1/memory` | write a memory |
 //! | `POST /v1/memory/search` | hybrid recall, every `RecallQuery` field |
 //! | `POST /v1/memory/import?author=` | import a JSON Lines body |
+//! | `GET /v1/audit` | the audit log, oldest first |
+//! | `POST /v1/sessions/sync` | record a hand-run Claude Code session (its hook's payload) |
 //! | `/mcp` | MCP, streamable HTTP (stateless, JSON answers): see `crate::mcp` |
 //!
 //! Callers: a person on the socket needs no token (the socket is 0600); a run's agent

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::wire::{
     Counts, ErrorKind, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch,
-    NewMemory, NewTicket, OpError, StepFound, StepSearch,
+    NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
@@ -296,4 +296,236 @@ pub fn import_memory(
     author: Author,
 ) -> Result<ImportedMemories> {
     ws.memory.import_jsonl(reader, author).map_err(memory_err)
+}
+
+// ---- interactive sessions ----
+
+/// Session syncs are serialized: two hooks of one session firing together must not both
+/// append the same steps (the store would refuse the second, but as an error).
+static SESSION_SYNC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The `source` of the run recording Claude Code session `id`, which is how the session's
+/// later events find it again.
+fn session_source_prefix(id: &str) -> String {
+    format!("claude-code session {id}: ")
+}
+
+/// Bring the run that records a Claude Code session up to date with its transcript. The
+/// first event creates the run; later ones append the steps not stored yet; `Stop` and
+/// `SessionEnd` mark it finished, any later event (the user went on) live again.
+///
+/// The transcript is append-only and its parser is deterministic and line by line, so the
+/// steps of a longer transcript extend those of a shorter one: the whole file is parsed
+/// again (tool results need their calls, wherever they are) and only the steps beyond the
+/// run's count are appended. Only complete lines are read, so a line Claude Code is still
+/// writing waits for the next event.
+pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
+    use crate::model::{Lifecycle, Payload, RunState, StepKind, Usage};
+    use crate::trace::{Draft, Format, TraceBuilder};
+    use std::io::BufRead;
+
+    let id = req.session_id.trim();
+    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(OpError::bad_request(format!(
+            "`{}` is not a session id",
+            req.session_id.escape_debug()
+        )));
+    }
+    if !req.transcript.is_absolute() {
+        return Err(OpError::bad_request(format!(
+            "transcript path {} is relative; pass an absolute path",
+            req.transcript.display()
+        )));
+    }
+    let file = std::fs::File::open(&req.transcript).map_err(|e| {
+        OpError::from_error(ErrorKind::BadRequest, &e).with_context(format!(
+            "cannot read the transcript of session {id} at {}",
+            req.transcript.display()
+        ))
+    })?;
+    let finished = matches!(req.event.as_str(), "Stop" | "SessionEnd");
+    let _one_at_a_time = SESSION_SYNC.lock().unwrap_or_else(|p| p.into_inner());
+
+    let prefix = session_source_prefix(id);
+    let existing = ws
+        .store
+        .runs()
+        .map_err(store_err)?
+        .into_iter()
+        .find(|r| r.source.starts_with(&prefix));
+    let created = existing.is_none();
+    let run = match existing {
+        Some(r) => r,
+        None => ws
+            .store
+            .create_run(Run {
+                id: 0,
+                ticket: None,
+                agent: Format::ClaudeCode.default_agent().to_string(),
+                state: RunState::Imported,
+                started: Timestamp::now(),
+                ended: None,
+                steps: 0,
+                source: format!("{prefix}{}", req.transcript.display()),
+                attempt: 0,
+                branch: None,
+                usage: Usage::default(),
+                files_changed: Vec::new(),
+                sandbox: None,
+                outcome: None,
+            })
+            .map_err(store_err)?,
+    };
+    let stored = run.steps;
+
+    let mut parser = crate::trace::parser(Format::ClaudeCode);
+    let mut builder = TraceBuilder::new(
+        run.id,
+        0,
+        Format::ClaudeCode.default_agent(),
+        ws.redactor.clone(),
+    );
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (mut lines, mut total) = (0u64, 0u64);
+    let (mut usage, mut files) = (Usage::default(), Vec::<String>::new());
+    let (mut first_ts, mut last_ts) = (None, None);
+    let mut batch: Vec<Step> = Vec::new();
+    let mut appended = 0u64;
+    let mut warnings = Vec::new();
+    let mut buf = Vec::new();
+    let mut drafts: Vec<Draft> = Vec::new();
+    let index = ws.index();
+    let store_batch = |batch: &mut Vec<Step>, appended: &mut u64| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let steps = std::mem::take(batch);
+        ws.store
+            .append_steps(run.id, steps.clone())
+            .map_err(store_err)?;
+        *appended += steps.len() as u64;
+        if let Err(e) = index.add_steps(&steps) {
+            tracing::error!(run = run.id, error = %e, "indexing session steps failed");
+        }
+        Ok(())
+    };
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            OpError::from_error(ErrorKind::Internal, &e)
+                .with_context(format!("reading {}", req.transcript.display()))
+        })?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            break;
+        }
+        lines += 1;
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        drafts.clear();
+        if buf.len() > crate::trace::MAX_LINE_BYTES {
+            drafts.push(Draft::new(StepKind::Raw {
+                line: Some(lines),
+                reason: crate::trace::import::problem(
+                    lines,
+                    format!(
+                        "line of {} bytes is over the parse limit; kept unparsed",
+                        buf.len()
+                    ),
+                ),
+                data: Payload::Text(String::from_utf8_lossy(&buf).into_owned()),
+            }));
+        } else {
+            parser.feed(lines, &buf, &mut drafts);
+        }
+        // No `parser.finish()`: whatever it would flush at the end of this read is not the
+        // end of the session, and steps emitted there would not be a prefix of the next
+        // read's. (Claude Code's parser has nothing pending anyway.)
+        for d in drafts.drain(..) {
+            let step = builder.push(d);
+            total += 1;
+            first_ts.get_or_insert(step.ts);
+            last_ts = Some(step.ts);
+            match &step.kind {
+                StepKind::Lifecycle {
+                    event: Lifecycle::Usage(u),
+                } => {
+                    usage.input_tokens += u.input_tokens;
+                    usage.output_tokens += u.output_tokens;
+                    usage.cache_read_tokens += u.cache_read_tokens;
+                    if let Some(c) = u.cost_usd {
+                        usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
+                    }
+                }
+                StepKind::FileEdit { path, .. } if !files.contains(path) => {
+                    files.push(path.clone())
+                }
+                _ => {}
+            }
+            if step.seq >= stored {
+                batch.push(step);
+                if batch.len() >= crate::trace::BATCH_STEPS {
+                    store_batch(&mut batch, &mut appended)?;
+                }
+            }
+        }
+    }
+    store_batch(&mut batch, &mut appended)?;
+    if let Err(e) = index.flush() {
+        warnings.push(format!(
+            "the steps are stored but not searchable: {e}; remove {} to rebuild the index on the next open",
+            ws.info.index_dir().display()
+        ));
+    }
+    if total < stored {
+        warnings.push(format!(
+            "the transcript now yields {total} steps but run {} already holds {stored}: it was rewritten or truncated; nothing appended",
+            run.id
+        ));
+    }
+    let state = if finished {
+        RunState::Succeeded
+    } else {
+        RunState::Imported
+    };
+    let event = req.event.clone();
+    let updated = ws
+        .store
+        .update_run(run.id, move |r| {
+            if let Some(t) = first_ts {
+                r.started = t;
+            }
+            r.ended = if finished { last_ts } else { None };
+            r.state = state;
+            r.usage = usage.clone();
+            r.files_changed = files.clone();
+            r.outcome = Some(if finished {
+                format!("an interactive Claude Code session; its last turn ended ({event})")
+            } else {
+                format!("an interactive Claude Code session, recorded as it goes ({event})")
+            });
+        })
+        .map_err(store_err)?;
+    tracing::info!(
+        run = updated.id, session = id, created, appended, steps = updated.steps,
+        event = %req.event, "synced a Claude Code session"
+    );
+    Ok(SyncedSession {
+        run: updated.id,
+        created,
+        appended,
+        steps: updated.steps,
+        lines,
+        state: updated.state,
+        warnings,
+    })
+}
+
+/// The audit log, oldest first: refused API calls now, queue actions later.
+pub fn audit(ws: &Workspace) -> Result<Vec<crate::model::AuditEvent>> {
+    ws.store.audit_log().map_err(store_err)
 }

@@ -116,10 +116,12 @@ pub fn router(state: AppState) -> Result<Router, ApiError> {
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/kill", post(kill_run))
         .route("/v1/leases", get(list_leases))
+        .route("/v1/audit", get(audit_log))
         .route("/v1/runs/{id}/steps", get(run_steps))
         .route("/v1/runs/{id}/steps/{seq}", get(run_step))
         .route("/v1/runs/{id}/export", get(export_run))
         .route("/v1/steps/search", post(search_steps))
+        .route("/v1/sessions/sync", post(sync_session))
         .route("/v1/memory", post(add_memory))
         .route("/v1/memory/search", post(search_memory))
         .route(
@@ -226,6 +228,10 @@ async fn kill_run(
     f.kill_run(id)
         .map_err(|e| OpError::new(super::wire::ErrorKind::Conflict, e.to_string()))?;
     Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+}
+
+async fn audit_log(State(s): State<AppState>) -> Reply<Vec<crate::model::AuditEvent>> {
+    Ok(Json(blocking(&s, ops::audit).await?))
 }
 
 async fn list_leases(State(s): State<AppState>) -> Json<Vec<crate::scheduler::leases::Lease>> {
@@ -507,4 +513,14 @@ pub async fn serve_tcp_on(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ApiError::Serve)
+}
+
+async fn sync_session(
+    State(s): State<AppState>,
+    body: Result<Json<super::wire::SyncSession>, JsonRejection>,
+) -> Reply<super::wire::SyncedSession> {
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::sync_session(ws, req)).await?,
+    ))
 }

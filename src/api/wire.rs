@@ -340,3 +340,33 @@ pub type ImportedMemories = crate::memory::ImportSummary;
 pub struct ImportAuthor {
     pub author: String,
 }
+
+/// `POST /v1/sessions/sync`: bring the run recording an interactive agent session up to
+/// date with its transcript (sent by `shopfloor hook claude-code`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncSession {
+    /// The agent's own session id: one run per session.
+    pub session_id: String,
+    /// The session's transcript (Claude Code's JSONL); absolute, read by whoever serves.
+    pub transcript: std::path::PathBuf,
+    /// The hook event that fired (`PostToolUse`, `Stop`, ...); `Stop` and `SessionEnd`
+    /// mark the run finished.
+    pub event: String,
+}
+
+/// What a session sync did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncedSession {
+    pub run: RunId,
+    /// This sync created the run (the session's first event).
+    pub created: bool,
+    /// Steps this sync appended.
+    pub appended: u64,
+    /// The run's steps now.
+    pub steps: u64,
+    /// Complete transcript lines read (a line still being written waits for the next sync).
+    pub lines: u64,
+    pub state: crate::model::RunState,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}

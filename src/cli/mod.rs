@@ -1,7 +1,9 @@
 //! The command line: a thin view over the core. Errors become one clear line on stderr and
 //! exit code 1; usage errors are clap's (exit code 2).
 
+mod connect;
 mod demo;
+mod hook;
 mod memory;
 mod output;
 mod run;
@@ -100,10 +102,25 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The audit log: refused API calls (and, with the merge queue, its actions), oldest first
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
+    },
+    /// Point an agent client (Claude Code, Codex, Cursor, Gemini CLI) at this workspace's
+    /// MCP server by merging an entry into its config
+    Connect(connect::ConnectArgs),
+    /// What Claude Code's hooks run (`connect claude-code --hooks` installs them): record
+    /// the session from the hook's JSON on stdin into the workspace's traces. Always exits 0
+    Hook {
+        /// The agent whose hook payload is on stdin
+        #[arg(value_enum)]
+        agent: hook::HookAgent,
     },
 }
 
@@ -170,6 +187,11 @@ fn run(cli: Cli) -> Result<()> {
         shopfloor::mcp::stdio::serve(shopfloor::mcp::stdio::Target::Socket(socket.clone()), token)?;
         return Ok(());
     }
+    // A hook must not fail the session it observes: it handles its own errors and logging.
+    if let Command::Hook { agent } = cli.command {
+        hook::run(cli.workspace, agent);
+        return Ok(());
+    }
     let home = Home::from_env()?;
     let cwd = std::env::current_dir()?;
     let _log = output::init_logging(&home);
@@ -194,6 +216,31 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Init { repo, force } => init(&ctx, repo, force),
+        Command::Connect(args) => connect::run(&ctx, args),
+        Command::Hook { .. } => unreachable!("handled before the workspace is resolved"),
+        Command::Audit { json } => {
+            let events = ctx.backend()?.audit()?;
+            if json {
+                return output::print_json(&events);
+            }
+            if events.is_empty() {
+                println!("the audit log is empty");
+                return Ok(());
+            }
+            let rows = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        e.detail.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            output::print_table(&["WHEN (UTC)", "WHO", "ACTION", "DETAIL"], &rows);
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
