@@ -23,6 +23,31 @@ pub struct Config {
     pub redact: RedactConfig,
     pub memory: MemoryConfig,
     pub api: ApiConfig,
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`: what a change may touch and how big it may be before it lands.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Ordered `ACTION GLOB` lines (`approve`, `deny`, `allow`), gitignore-style globs;
+    /// for each changed path the last matching line decides.
+    pub paths: Vec<String>,
+    /// Added plus deleted lines over the whole diff above which a human must approve;
+    /// 0 means no limit.
+    pub max_changed_lines: u64,
+    /// Checks that must be green before landing; "test" is the `[test]` command.
+    pub required_checks: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            paths: vec![],
+            max_changed_lines: 0,
+            required_checks: vec!["test".into()],
+        }
+    }
 }
 
 /// `[api]`: how agents reach the factory besides its Unix socket.
@@ -171,6 +196,19 @@ impl Config {
         self.sandbox
             .validate()
             .map_err(|e| bad("sandbox", None, e.to_string()))?;
+        crate::policy::Policy::from_config(&self.policy).map_err(|e| {
+            let line = match &e {
+                crate::policy::PolicyError::Rule { line, .. } => {
+                    text.and_then(|t| array_item_line(t, "policy", "paths", *line))
+                }
+                _ => text.and_then(|t| key_line(t, "policy", Some("required_checks"))),
+            };
+            ConfigError::Semantic {
+                path: path.to_path_buf(),
+                line,
+                message: e.to_string(),
+            }
+        })?;
         let profiles = self.agent_profiles();
         for (name, p) in &profiles {
             p.validate(name)
@@ -249,6 +287,55 @@ fn key_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
     header_line
 }
 
+/// The 1-based line of the `n`th (1-based) string in the array `key = [...]` of `[table]`,
+/// found by counting string literals from the key's line; falls back to the key's line.
+fn array_item_line(text: &str, table: &str, key: &str, n: usize) -> Option<usize> {
+    let start = key_line(text, table, Some(key))?;
+    let mut seen = 0;
+    for (i, raw) in text.lines().enumerate().skip(start - 1) {
+        let mut rest = if i + 1 == start {
+            raw.split_once('=').map_or("", |(_, v)| v)
+        } else {
+            raw
+        };
+        // Count the strings opened on this line; a `#` outside one ends the line.
+        while let Some(pos) = rest.find(['"', '\'', '#', ']']) {
+            let c = rest.as_bytes()[pos];
+            if c == b']' {
+                return Some(start);
+            }
+            if c == b'#' {
+                break;
+            }
+            seen += 1;
+            if seen == n {
+                return Some(i + 1);
+            }
+            let after = &rest[pos + 1..];
+            let close = if c == b'"' {
+                // Skip escaped quotes in a basic string.
+                let mut end = None;
+                let mut esc = false;
+                for (j, ch) in after.char_indices() {
+                    match ch {
+                        '\\' if !esc => esc = true,
+                        '"' if !esc => {
+                            end = Some(j);
+                            break;
+                        }
+                        _ => esc = false,
+                    }
+                }
+                end
+            } else {
+                after.find('\'')
+            };
+            rest = close.map_or("", |j| &after[j + 1..]);
+        }
+    }
+    Some(start)
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -320,6 +407,33 @@ mod tests {
             e.starts_with("s.toml:1: ") && e.contains("sandbox.cpus"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_policy_line_names_its_line_in_the_file() {
+        let check = |text: &str, want: &str, has: &str| {
+            let c = Config::parse(text, Path::new("s.toml")).unwrap();
+            let e = c
+                .validate(Path::new("s.toml"), Some(text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want) && e.contains(has), "{e}");
+        };
+        let text = "[factory]\n\n[policy]\nmax_changed_lines = 10\npaths = [\n  \"approve migrations/**\",  # why\n  # a comment, \"quoted\"\n  \"deny x\", \"frob y\",\n]\n";
+        check(
+            text,
+            "s.toml:8: ",
+            "[policy] paths entry 3 (`frob y`): unknown action `frob`",
+        );
+        let text = "[policy]\npaths = [\"approve \\\"a\\\"\", \"deny [x\"]\n";
+        check(text, "s.toml:2: ", "entry 2 (`deny [x`): bad glob");
+        let text = "[policy]\npaths = [\n\"allow a\",\n\"deny\"]\n";
+        check(text, "s.toml:4: ", "no glob after `deny`");
+        let text = "[policy]\npaths = []\nrequired_checks = [\"lint\"]\n";
+        check(text, "s.toml:3: ", "unknown check `lint`");
+        let c = Config::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.policy.required_checks, ["test"]);
+        assert_eq!(c.policy.max_changed_lines, 0);
     }
 
     #[test]

@@ -606,9 +606,24 @@ pub struct QueueEntry {
 /// The policy's judgement of a diff.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// False when a denied path is touched: the change never lands, approved or not.
     pub allowed: bool,
+    /// An allowed change that a human must approve first (gated paths or too many lines).
     pub needs_human: bool,
+    /// One sentence per finding, naming the rule that decided it.
     pub reasons: Vec<String>,
+    /// The changed paths a `deny` line decided.
+    #[serde(default)]
+    pub denied: Vec<String>,
+    /// The changed paths an `approve` line decided.
+    #[serde(default)]
+    pub gated: Vec<String>,
+    /// Added plus deleted lines over the whole diff (binary files count none).
+    #[serde(default)]
+    pub changed_lines: u64,
+    /// Changed files (a rename is one).
+    #[serde(default)]
+    pub files: u64,
 }
 
 /// A human's sign-off, pinned to the exact commit it approves.
