@@ -24,6 +24,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub api: ApiConfig,
     pub policy: PolicyConfig,
+    /// `[merge]`: how the merge queue lands branches.
+    pub merge: crate::mergeq::MergeConfig,
 }
 
 /// `[policy]`: what a change may touch and how big it may be before it lands.
@@ -189,6 +191,20 @@ impl Config {
                     format!("[factory] {key} must be at least 1 (seconds)"),
                 ));
             }
+        }
+        if self.merge.batch_size == 0 {
+            return Err(bad(
+                "merge",
+                Some("batch_size"),
+                "[merge] batch_size must be at least 1".into(),
+            ));
+        }
+        if self.merge.test_timeout_s == 0 {
+            return Err(bad(
+                "merge",
+                Some("test_timeout_s"),
+                "[merge] test_timeout_s must be at least 1 (seconds)".into(),
+            ));
         }
         self.api
             .listen_addr()

@@ -587,6 +587,19 @@ pub enum QueueState {
     Rejected,
 }
 
+impl QueueState {
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueState::Queued => "queued",
+            QueueState::Testing => "testing",
+            QueueState::AwaitingApproval => "awaiting-approval",
+            QueueState::Merged => "merged",
+            QueueState::Bounced => "bounced",
+            QueueState::Rejected => "rejected",
+        }
+    }
+}
+
 /// A branch waiting to land on main.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -601,6 +614,45 @@ pub struct QueueEntry {
     pub enqueued: Timestamp,
     #[serde(default)]
     pub verdict: Option<Verdict>,
+    /// Why it is where it is, in words (a conflict's paths, a failed test, a denial).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The commit that was tested and would land (a merge of the branch onto `base`).
+    #[serde(default)]
+    pub candidate: Option<String>,
+    /// The main it was merged onto and tested on.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Every test run of it, oldest first (flaky retries and batches included).
+    #[serde(default)]
+    pub tests: Vec<TestRecord>,
+    /// A human's sign-off, pinned to the branch head it approved.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// The commit main moved to when it landed.
+    #[serde(default)]
+    pub landed: Option<String>,
+    #[serde(default)]
+    pub updated: Option<Timestamp>,
+}
+
+/// One run of the test command on a candidate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestRecord {
+    pub commit: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    pub seconds: f64,
+    /// The output's tail.
+    #[serde(default)]
+    pub log: String,
+    /// The entries tested together in this run (one for serial).
+    #[serde(default)]
+    pub batch: Vec<QueueEntryId>,
+    /// 0 for the first try; flaky retries count up.
+    #[serde(default)]
+    pub retry: u32,
 }
 
 /// The policy's judgement of a diff.

@@ -207,6 +207,45 @@ impl Backend {
         )
     }
 
+    pub fn queue(&self) -> Result<super::wire::QueueView, ApiError> {
+        self.with(ops::queue, async |c| c.queue().await)
+    }
+
+    pub fn queue_entry(&self, id: u64) -> Result<super::wire::QueueDetail, ApiError> {
+        self.with(
+            |ws| ops::queue_entry(ws, id),
+            async |c| c.queue_entry(id).await,
+        )
+    }
+
+    /// `verb`: approve, reject or bump.
+    pub fn queue_act(
+        &self,
+        id: u64,
+        verb: &str,
+        a: super::wire::QueueAction,
+    ) -> Result<crate::model::QueueEntry, ApiError> {
+        self.with(
+            |ws| match verb {
+                "approve" => ops::queue_approve(ws, id, a.clone()),
+                "reject" => ops::queue_reject(ws, id, a.clone()),
+                _ => ops::queue_bump(ws, id, a.clone()),
+            },
+            async |c| c.queue_act(id, verb, &a).await,
+        )
+    }
+
+    pub fn queue_pause(
+        &self,
+        paused: bool,
+        a: super::wire::QueueAction,
+    ) -> Result<super::wire::QueueView, ApiError> {
+        self.with(
+            |ws| ops::queue_pause(ws, paused, a.clone()),
+            async |c| c.queue_pause(paused, &a).await,
+        )
+    }
+
     /// The audit log, oldest first.
     pub fn audit(&self) -> Result<Vec<crate::model::AuditEvent>, ApiError> {
         self.with(ops::audit, async |c| c.audit().await)

@@ -193,6 +193,33 @@ impl Client {
         self.post(&format!("/v1/runs/{id}/kill"), &()).await
     }
 
+    pub async fn queue(&self) -> Result<super::wire::QueueView, ApiError> {
+        self.get("/v1/queue").await
+    }
+
+    pub async fn queue_entry(&self, id: u64) -> Result<super::wire::QueueDetail, ApiError> {
+        self.get(&format!("/v1/queue/{id}")).await
+    }
+
+    /// `verb`: approve, reject or bump.
+    pub async fn queue_act(
+        &self,
+        id: u64,
+        verb: &str,
+        a: &super::wire::QueueAction,
+    ) -> Result<crate::model::QueueEntry, ApiError> {
+        self.post(&format!("/v1/queue/{id}/{verb}"), a).await
+    }
+
+    pub async fn queue_pause(
+        &self,
+        paused: bool,
+        a: &super::wire::QueueAction,
+    ) -> Result<super::wire::QueueView, ApiError> {
+        let verb = if paused { "pause" } else { "resume" };
+        self.post(&format!("/v1/queue/{verb}"), a).await
+    }
+
     pub async fn audit(&self) -> Result<Vec<crate::model::AuditEvent>, ApiError> {
         self.get("/v1/audit").await
     }

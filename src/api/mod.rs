@@ -29,6 +29,10 @@
 //! | `POST /v1/memory` | write a memory |
 //! | `POST /v1/memory/search` | hybrid recall, every `RecallQuery` field |
 //! | `POST /v1/memory/import?author=` | import a JSON Lines body |
+//! | `GET /v1/queue` | the merge queue in landing order, and whether it is paused |
+//! | `GET /v1/queue/{id}` | one entry with its diff stat and ticket title |
+//! | `POST /v1/queue/{id}/approve` / `reject` / `bump` | `{by, note}`: a human's action |
+//! | `POST /v1/queue/pause` / `resume` | `{by}` |
 //! | `GET /v1/audit` | the audit log, oldest first |
 //! | `POST /v1/sessions/sync` | record a hand-run Claude Code session (its hook's payload) |
 //! | `/mcp` | MCP, streamable HTTP (stateless, JSON answers): see `crate::mcp` |

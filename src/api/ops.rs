@@ -8,7 +8,8 @@ use jiff::Timestamp;
 
 use super::wire::{
     Counts, ErrorKind, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch,
-    NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
+    NewMemory, NewTicket, OpError, QueueAction, QueueDetail, QueueView, StepFound, StepSearch,
+    SyncSession, SyncedSession,
 };
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
@@ -528,4 +529,79 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
 /// The audit log, oldest first: refused API calls now, queue actions later.
 pub fn audit(ws: &Workspace) -> Result<Vec<crate::model::AuditEvent>> {
     ws.store.audit_log().map_err(store_err)
+}
+
+fn queue_err(e: crate::mergeq::QueueError) -> OpError {
+    let kind = match &e {
+        crate::mergeq::QueueError::NoEntry(_) => ErrorKind::NotFound,
+        crate::mergeq::QueueError::Invalid(_) => ErrorKind::Conflict,
+        _ => ErrorKind::Internal,
+    };
+    OpError::from_error(kind, &e)
+}
+
+/// The queue, in landing order (waiting and finished entries after the queued ones).
+pub fn queue(ws: &Workspace) -> Result<QueueView> {
+    let entries = crate::mergeq::ordered(ws.store.queue_entries().map_err(store_err)?);
+    Ok(QueueView {
+        paused: crate::mergeq::is_paused(&ws.info),
+        entries,
+    })
+}
+
+/// One entry with its diff stat.
+pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<QueueDetail> {
+    let entry = ws
+        .store
+        .queue_entry(id)
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            OpError::not_found(format!(
+                "queue entry {id} does not exist; `shopfloor queue list` shows the queue"
+            ))
+        })?;
+    let (files, changed_lines) = crate::mergeq::entry_diff(ws, &entry).unwrap_or_default();
+    let title = entry
+        .ticket
+        .and_then(|t| ws.store.ticket(t).ok().flatten())
+        .map(|t| t.title);
+    Ok(QueueDetail {
+        entry,
+        files,
+        changed_lines,
+        title,
+    })
+}
+
+pub fn queue_approve(
+    ws: &Workspace,
+    id: crate::model::QueueEntryId,
+    a: QueueAction,
+) -> Result<crate::model::QueueEntry> {
+    crate::mergeq::approve(ws, id, &a.by, a.note).map_err(queue_err)
+}
+
+pub fn queue_reject(
+    ws: &Workspace,
+    id: crate::model::QueueEntryId,
+    a: QueueAction,
+) -> Result<crate::model::QueueEntry> {
+    let reason = a
+        .note
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| OpError::bad_request("a rejection needs a reason (--reason)"))?;
+    crate::mergeq::reject(ws, id, &a.by, &reason).map_err(queue_err)
+}
+
+pub fn queue_bump(
+    ws: &Workspace,
+    id: crate::model::QueueEntryId,
+    a: QueueAction,
+) -> Result<crate::model::QueueEntry> {
+    crate::mergeq::bump(ws, id, &a.by).map_err(queue_err)
+}
+
+pub fn queue_pause(ws: &Workspace, paused: bool, a: QueueAction) -> Result<QueueView> {
+    crate::mergeq::set_paused(ws, paused, &a.by).map_err(queue_err)?;
+    queue(ws)
 }

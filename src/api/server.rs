@@ -117,6 +117,11 @@ pub fn router(state: AppState) -> Result<Router, ApiError> {
         .route("/v1/runs/{id}/kill", post(kill_run))
         .route("/v1/leases", get(list_leases))
         .route("/v1/audit", get(audit_log))
+        .route("/v1/queue", get(queue_list))
+        .route("/v1/queue/pause", post(queue_pause))
+        .route("/v1/queue/resume", post(queue_resume))
+        .route("/v1/queue/{id}", get(queue_show))
+        .route("/v1/queue/{id}/{verb}", post(queue_act))
         .route("/v1/runs/{id}/steps", get(run_steps))
         .route("/v1/runs/{id}/steps/{seq}", get(run_step))
         .route("/v1/runs/{id}/export", get(export_run))
@@ -228,6 +233,64 @@ async fn kill_run(
     f.kill_run(id)
         .map_err(|e| OpError::new(super::wire::ErrorKind::Conflict, e.to_string()))?;
     Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+}
+
+async fn queue_list(State(s): State<AppState>) -> Reply<super::wire::QueueView> {
+    Ok(Json(blocking(&s, ops::queue).await?))
+}
+
+async fn queue_show(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<super::wire::QueueDetail> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::queue_entry(ws, id)).await?,
+    ))
+}
+
+async fn queue_act(
+    State(s): State<AppState>,
+    path: Result<UrlPath<(u64, String)>, PathRejection>,
+    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
+) -> Reply<crate::model::QueueEntry> {
+    let UrlPath((id, verb)) = path.map_err(bad_path)?;
+    let Json(a) = body.map_err(bad_json)?;
+    let e = blocking(&s, move |ws| match verb.as_str() {
+        "approve" => ops::queue_approve(ws, id, a),
+        "reject" => ops::queue_reject(ws, id, a),
+        "bump" => ops::queue_bump(ws, id, a),
+        other => Err(OpError::not_found(format!(
+            "no queue action `{other}`; use approve, reject or bump"
+        ))),
+    })
+    .await?;
+    if let Some(f) = &s.factory {
+        f.wake_queue();
+    }
+    Ok(Json(e))
+}
+
+async fn queue_pause(
+    State(s): State<AppState>,
+    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
+) -> Reply<super::wire::QueueView> {
+    let Json(a) = body.map_err(bad_json)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::queue_pause(ws, true, a)).await?,
+    ))
+}
+
+async fn queue_resume(
+    State(s): State<AppState>,
+    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
+) -> Reply<super::wire::QueueView> {
+    let Json(a) = body.map_err(bad_json)?;
+    let v = blocking(&s, move |ws| ops::queue_pause(ws, false, a)).await?;
+    if let Some(f) = &s.factory {
+        f.wake_queue();
+    }
+    Ok(Json(v))
 }
 
 async fn audit_log(State(s): State<AppState>) -> Reply<Vec<crate::model::AuditEvent>> {

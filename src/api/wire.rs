@@ -370,3 +370,30 @@ pub struct SyncedSession {
     #[serde(default)]
     pub warnings: Vec<String>,
 }
+
+/// `POST /v1/queue/{id}/approve`, `/reject`, `/bump`: who acts, and why.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueAction {
+    pub by: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `GET /v1/queue/{id}`: an entry with what a reviewer needs beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueDetail {
+    pub entry: crate::model::QueueEntry,
+    /// Files the candidate changes against the main it was (or would be) merged onto.
+    pub files: Vec<String>,
+    pub changed_lines: u64,
+    /// The ticket's title, when there is a ticket.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `GET /v1/queue`: the entries in queue order, and whether the queue is paused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub paused: bool,
+    pub entries: Vec<crate::model::QueueEntry>,
+}

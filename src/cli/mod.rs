@@ -6,6 +6,7 @@ mod demo;
 mod hook;
 mod memory;
 mod output;
+mod queue;
 mod run;
 mod serve;
 mod ticket;
@@ -60,6 +61,9 @@ enum Command {
     /// Write and recall the fleet's shared memory
     #[command(subcommand)]
     Memory(memory::MemoryCmd),
+    /// The merge queue: list, show, approve, reject, bump, pause, resume
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
     /// Run the factory headless: run queued tickets, serve the local API on the socket,
     /// print a line per run state change
     Serve {
@@ -205,6 +209,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ticket(cmd) => ticket::run(&ctx, cmd),
         Command::Trace(cmd) => trace::run(&ctx, cmd),
         Command::Memory(cmd) => memory::run(&ctx, cmd),
+        Command::Queue(cmd) => queue::run(&ctx, cmd),
         Command::Run(cmd) => run::run(&ctx, cmd),
         Command::Serve { paused } => serve::run(&ctx, paused),
         Command::Demo { keep } => demo::run(keep),

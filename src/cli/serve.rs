@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async move {
+    let done = rt.block_on(async move {
         let listener = server::bind(&ws.info).await?;
         // Whoever started us may be waiting for this line.
         let _ = writeln!(
@@ -152,7 +152,11 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
         served?;
         tracing::info!(workspace = %name, "factory stopped");
         Ok(())
-    })
+    });
+    // Work on blocking threads (a merge queue test run) is not waited for: what it leaves
+    // half done, the next start recovers.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    done
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

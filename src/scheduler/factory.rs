@@ -22,8 +22,8 @@ use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
 use crate::api::auth::Tokens;
 use crate::memory::NewMemory;
 use crate::model::{
-    Author, Lifecycle, MemoryKind, Run, RunId, RunState, Step, StepKind, StepRef, Ticket, TicketId,
-    TicketState, Usage,
+    Author, Lifecycle, MemoryKind, QueueEntryId, QueueState, Run, RunId, RunState, Step, StepKind,
+    StepRef, Ticket, TicketId, TicketState, Usage,
 };
 use crate::sandbox::{self, BackendKind, Labels, LaunchSpec, Output, PrepareSpec, Sandbox};
 use crate::trace::TraceBuilder;
@@ -107,6 +107,13 @@ pub enum FactoryEvent {
         ticket: TicketId,
         state: TicketState,
     },
+    /// A merge queue turn that did something.
+    Queue {
+        landed: Vec<QueueEntryId>,
+        bounced: Vec<QueueEntryId>,
+        rejected: Vec<QueueEntryId>,
+        waiting: Vec<QueueEntryId>,
+    },
 }
 
 /// Why a live run is asked to stop.
@@ -157,6 +164,11 @@ pub struct Factory {
     tokens: Tokens,
     /// The API socket, once `serve` listens on it: runs then get MCP.
     api_socket: Mutex<Option<PathBuf>>,
+    /// The policy gate the merge queue judges candidates with.
+    judge: Arc<dyn crate::mergeq::Judge>,
+    queue_wake: Notify,
+    /// One merge queue turn at a time.
+    queue_turn: Mutex<()>,
 }
 
 fn now() -> Timestamp {
@@ -192,6 +204,10 @@ impl Factory {
         let (events, _) = broadcast::channel(4096);
         let exe = std::env::current_exe().map_err(|e| FactoryError::Other(e.to_string()))?;
         let tokens = Tokens::open(&ws.info)?;
+        let judge: Arc<dyn crate::mergeq::Judge> = Arc::new(
+            crate::policy::Policy::from_config(&ws.config.policy)
+                .map_err(|e| FactoryError::Other(format!("[policy]: {e}")))?,
+        );
         let f = Arc::new(Factory {
             ws,
             cfg,
@@ -206,9 +222,88 @@ impl Factory {
             exe,
             tokens,
             api_socket: Mutex::new(None),
+            judge,
+            queue_wake: Notify::new(),
+            queue_turn: Mutex::new(()),
         });
         f.recover().await?;
         Ok(f)
+    }
+
+    /// Look at the merge queue now (an approval, a resume, a new entry).
+    pub fn wake_queue(&self) {
+        self.queue_wake.notify_one();
+    }
+
+    /// The merge queue's loop: one turn at a time on a blocking thread, until shutdown.
+    async fn queue_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        {
+            let f = self.clone();
+            let recovered = blocking(move || {
+                f.merge_queue(|q| q.recover().map_err(|e| FactoryError::Other(e.to_string())))
+            })
+            .await;
+            if let Err(e) = recovered {
+                tracing::error!(error = %e, "the merge queue could not recover");
+            }
+        }
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let mut busy = false;
+            if !crate::mergeq::is_paused(&self.ws.info) {
+                let f = self.clone();
+                match blocking(move || {
+                    f.merge_queue(|q| q.turn().map_err(|e| FactoryError::Other(e.to_string())))
+                })
+                .await
+                {
+                    Ok(turn) => {
+                        busy = !turn.is_idle();
+                        if busy {
+                            tracing::info!(?turn, "merge queue turn");
+                            self.emit(FactoryEvent::Queue {
+                                landed: turn.landed.clone(),
+                                bounced: turn.bounced.clone(),
+                                rejected: turn.rejected.clone(),
+                                waiting: turn.waiting.clone(),
+                            });
+                        }
+                        if !turn.bounced.is_empty() {
+                            // A bounced ticket is queued again: schedule it.
+                            self.wake();
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "merge queue turn failed"),
+                }
+            }
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = self.queue_wake.notified() => {}
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Run `f` with the merge queue over the factory's clone (blocking).
+    fn merge_queue<T>(
+        &self,
+        f: impl FnOnce(&crate::mergeq::MergeQueue<'_>) -> Result<T, FactoryError>,
+    ) -> Result<T, FactoryError> {
+        let _one = self.queue_turn.lock().expect("queue lock");
+        let q = crate::mergeq::MergeQueue::new(
+            &self.ws,
+            self.clone.clone(),
+            self.main_branch.clone(),
+            self.ws.config.merge.clone(),
+            self.ws.config.test.command.clone(),
+            &*self.judge,
+        );
+        f(&q)
     }
 
     /// The API (with MCP) now answers on `socket`: runs started from here on get an MCP
@@ -321,6 +416,7 @@ impl Factory {
         self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), FactoryError> {
+        let queue = tokio::spawn(self.clone().queue_loop(shutdown.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -336,6 +432,9 @@ impl Factory {
                 _ = shutdown.changed() => {}
             }
         }
+        // A turn in progress finishes on its own thread; the next start recovers what a
+        // stop in the middle of it leaves.
+        queue.abort();
         let stops: Vec<watch::Sender<Stop>> = self
             .live
             .lock()
@@ -600,6 +699,19 @@ impl Factory {
                 .filter_map(|r| ws.store.run(*r).ok().flatten())
                 .filter(|r| matches!(r.state, RunState::Failed | RunState::Interrupted))
                 .filter_map(|r| r.outcome.map(|o| format!("attempt {}: {o}", r.attempt)))
+                .chain(
+                    // Attempts the merge queue sent back: a conflict with the new main,
+                    // or tests that broke once merged.
+                    ws.store
+                        .queue_entries()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|e| e.ticket == Some(t2.id) && e.state == QueueState::Bounced)
+                        .filter_map(|e| {
+                            e.reason
+                                .map(|r| format!("the merge queue bounced `{}`: {r}", e.branch))
+                        }),
+                )
                 .collect();
             let pack = context::build(&ws.memory, &t2, others, attempts)
                 .map_err(|e| FactoryError::Other(format!("building the context pack: {e}")))?;
@@ -907,9 +1019,22 @@ impl Factory {
         })
         .await?;
         if matches!(next, Next::Review) {
-            // The merge queue takes the branch from here (issue 5); until it lands the
-            // ticket waits in review with its branch in the workspace's clone.
-            tracing::info!(run = r.id, branch = ?r.branch, "ready for the merge queue");
+            // The merge queue takes the branch from here; the ticket waits in review.
+            let (ws, clone, run) = (self.ws.clone(), self.clone.clone(), r.clone());
+            let queued = blocking(move || {
+                let repo = git2::Repository::open(&clone)?;
+                crate::mergeq::enqueue_run(&ws, &repo, &run)
+                    .map_err(|e| FactoryError::Other(e.to_string()))
+            })
+            .await;
+            match queued {
+                Ok(Some(e)) => {
+                    tracing::info!(run = r.id, entry = e.id, branch = %e.branch, "queued to land");
+                    self.wake_queue();
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(run = r.id, error = %e, "could not queue the branch"),
+            }
         }
         self.emit_run(&r, r.outcome.clone());
         self.emit(FactoryEvent::TicketState {

@@ -1,0 +1,230 @@
+//! `shopfloor queue`: the merge queue, and a human's part in it.
+
+use anyhow::Result;
+use clap::Subcommand;
+use shopfloor::api::wire::QueueAction;
+use shopfloor::model::{QueueEntry, QueueState};
+
+use super::Ctx;
+use super::output::{print_json, print_table, when};
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// The queue in landing order; entries waiting for a human are marked
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry: diff stat, policy verdict, test runs and their log, the run to replay
+    Show {
+        entry: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an entry's current branch head (a new commit on the branch voids it)
+    Approve {
+        entry: u64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject an entry: it never lands, and its ticket fails with the reason
+    Reject {
+        entry: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Move an entry to the front
+    Bump { entry: u64 },
+    /// Stop landing (entries stay queued)
+    Pause,
+    /// Land again
+    Resume,
+}
+
+fn me() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "human".into())
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(10)]
+}
+
+fn state(e: &QueueEntry) -> String {
+    match e.state {
+        QueueState::AwaitingApproval => "AWAITING APPROVAL".into(),
+        s => s.name().to_string(),
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
+    let b = ctx.backend()?;
+    let act = |note: Option<String>| QueueAction { by: me(), note };
+    match cmd {
+        QueueCmd::List { json } => {
+            let v = b.queue()?;
+            if json {
+                return print_json(&v);
+            }
+            if v.paused {
+                println!("the queue is paused (`shopfloor queue resume` lands again)");
+            }
+            if v.entries.is_empty() {
+                println!("the queue is empty");
+                return Ok(());
+            }
+            let waiting = v
+                .entries
+                .iter()
+                .filter(|e| e.state == QueueState::AwaitingApproval)
+                .count();
+            let rows = v
+                .entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.id.to_string(),
+                        state(e),
+                        e.priority.to_string(),
+                        e.ticket.map_or("-".into(), |t| t.to_string()),
+                        e.branch.clone(),
+                        short(&e.head).to_string(),
+                        e.reason
+                            .as_deref()
+                            .and_then(|r| r.lines().next())
+                            .unwrap_or("")
+                            .to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            print_table(
+                &["ENTRY", "STATE", "PRIO", "TICKET", "BRANCH", "HEAD", "WHY"],
+                &rows,
+            );
+            if waiting > 0 {
+                println!(
+                    "{waiting} waiting for a human: `shopfloor queue show ENTRY`, then `queue approve` or `queue reject`"
+                );
+            }
+            Ok(())
+        }
+        QueueCmd::Show { entry, json } => {
+            let d = b.queue_entry(entry)?;
+            if json {
+                return print_json(&d);
+            }
+            let e = &d.entry;
+            println!("entry {} · {} · priority {}", e.id, state(e), e.priority);
+            if let Some(t) = &d.title {
+                println!("ticket {}: {t}", e.ticket.unwrap_or_default());
+            }
+            println!("branch {} at {}", e.branch, short(&e.head));
+            println!("queued {}", when(e.enqueued));
+            if let Some(r) = &e.reason {
+                println!("why: {r}");
+            }
+            println!(
+                "diff: {} files, {} changed lines",
+                d.files.len(),
+                d.changed_lines
+            );
+            for f in &d.files {
+                println!("  {f}");
+            }
+            match &e.verdict {
+                Some(v) => {
+                    let word = if !v.allowed {
+                        "rejected"
+                    } else if v.needs_human {
+                        "needs approval"
+                    } else {
+                        "allowed"
+                    };
+                    println!("policy: {word}");
+                    for r in &v.reasons {
+                        println!("  {r}");
+                    }
+                }
+                None => println!("policy: not judged yet"),
+            }
+            match &e.approval {
+                Some(a) if a.commit == e.head => println!(
+                    "approved by {} at {}{}",
+                    a.by,
+                    short(&a.commit),
+                    a.note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                ),
+                Some(a) => println!(
+                    "approval by {} is void: it was for {}, the branch is now at {}",
+                    a.by,
+                    short(&a.commit),
+                    short(&e.head)
+                ),
+                None => {}
+            }
+            for (i, t) in e.tests.iter().enumerate() {
+                println!(
+                    "test run {}: {} on {} in {:.1} s{}{}",
+                    i + 1,
+                    if t.ok { "green" } else { "red" },
+                    short(&t.commit),
+                    t.seconds,
+                    if t.batch.len() > 1 {
+                        format!(" (batch of {})", t.batch.len())
+                    } else {
+                        String::new()
+                    },
+                    if t.retry > 0 {
+                        format!(" (flaky retry {})", t.retry)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if let Some(t) = e.tests.last() {
+                println!("--- last test log ---\n{}", t.log.trim_end());
+            }
+            if let Some(r) = e.run {
+                println!("trace: shopfloor trace show {r}");
+            }
+            Ok(())
+        }
+        QueueCmd::Approve { entry, note } => {
+            let e = b.queue_act(entry, "approve", act(note))?;
+            println!(
+                "entry {} approved at {}; it lands once green on the current main",
+                e.id,
+                short(&e.head)
+            );
+            Ok(())
+        }
+        QueueCmd::Reject { entry, reason } => {
+            let e = b.queue_act(entry, "reject", act(Some(reason)))?;
+            println!("entry {} rejected", e.id);
+            Ok(())
+        }
+        QueueCmd::Bump { entry } => {
+            let e = b.queue_act(entry, "bump", act(None))?;
+            println!(
+                "entry {} moved to the front (priority {})",
+                e.id, e.priority
+            );
+            Ok(())
+        }
+        QueueCmd::Pause => {
+            b.queue_pause(true, act(None))?;
+            println!("the queue is paused: nothing lands until `shopfloor queue resume`");
+            Ok(())
+        }
+        QueueCmd::Resume => {
+            b.queue_pause(false, act(None))?;
+            println!("the queue lands again");
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! The merge queue, the only writer of main. Arrives with issue 5.

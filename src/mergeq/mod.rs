@@ -1,0 +1,1060 @@
+//! The merge queue: the only writer of main.
+//!
+//! Agents finish on branches in the workspace's clone; each finished run becomes a queue
+//! entry. For the entry at the head (priority, then arrival), the queue merges main and
+//! the branch in memory (git2, no working tree), bounces a conflict back to its ticket
+//! with the paths, judges the diff with the policy, checks the merged commit out into a
+//! directory of its own and runs the test command there, and only then moves
+//! `refs/heads/<main>` with a compare-and-swap on the main it tested against. A lost race
+//! (another factory, a hand-run `git`) leaves main as the winner left it and the entry is
+//! rebuilt on the new main. An entry whose diff needs a human waits, tested, for an
+//! approval pinned to its branch head; a new commit on the branch voids it.
+//!
+//! `mode = "batch"` tests up to `batch_size` entries merged together; green lands them
+//! all, red bisects over prefixes of the batch to find the first entry that breaks it,
+//! lands the green prefix, bounces the culprit and queues the rest again.
+//!
+//! Invariants (each has a test): main never points at a commit whose tests failed or
+//! whose gate was not satisfied; two writers racing cannot both win; an approval of X does
+//! not land Y; a denied path never lands; a kill at any moment leaves main at the old or
+//! the new commit, and `recover` makes the queue consistent again.
+
+pub mod git;
+mod test_run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use git2::{Oid, Repository};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::memory::NewMemory;
+use crate::model::{
+    Approval, AuditEvent, Author, MemoryKind, QueueEntry, QueueEntryId, QueueState, Run,
+    TestRecord, TicketState, Verdict,
+};
+use crate::workspace::Workspace;
+use git::Merged;
+
+/// `[merge]` in shopfloor.toml.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MergeConfig {
+    /// `serial` (one entry at a time) or `batch`.
+    pub mode: Mode,
+    /// Entries tested together in batch mode.
+    pub batch_size: usize,
+    /// Times a red test run is tried again before it counts (flaky tests); each is recorded.
+    pub flaky_retries: u32,
+    /// Seconds a test run may take.
+    pub test_timeout_s: u64,
+    /// A remote of the factory's clone to push main to after each landing.
+    pub push: Option<String>,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            mode: Mode::Serial,
+            batch_size: 8,
+            flaky_retries: 0,
+            test_timeout_s: 1800,
+            push: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Serial,
+    Batch,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("queue entry {0} does not exist; `shopfloor queue list` shows the queue")]
+    NoEntry(QueueEntryId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the policy could not judge the change: {0}")]
+    Policy(String),
+}
+
+type Result<T> = std::result::Result<T, QueueError>;
+
+/// Judges a change from main to a candidate: the policy gate.
+pub trait Judge: Send + Sync {
+    fn judge(
+        &self,
+        repo: &Repository,
+        base: Oid,
+        candidate: Oid,
+    ) -> std::result::Result<Verdict, String>;
+}
+
+/// What one turn of the queue did, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Turn {
+    pub landed: Vec<QueueEntryId>,
+    pub bounced: Vec<QueueEntryId>,
+    pub rejected: Vec<QueueEntryId>,
+    pub waiting: Vec<QueueEntryId>,
+    pub test_runs: usize,
+}
+
+impl Turn {
+    pub fn is_idle(&self) -> bool {
+        *self == Turn::default()
+    }
+}
+
+pub struct MergeQueue<'a> {
+    ws: &'a Workspace,
+    repo_path: PathBuf,
+    main: String,
+    cfg: MergeConfig,
+    test_command: Option<String>,
+    judge: &'a dyn Judge,
+    /// Where candidates are checked out to be tested.
+    scratch: PathBuf,
+}
+
+/// Queue-wide switches that live as long as the factory.
+#[derive(Default)]
+pub struct QueueControl {
+    paused: AtomicBool,
+    /// One turn at a time.
+    pub turn: Mutex<()>,
+}
+
+impl QueueControl {
+    pub fn set_paused(&self, p: bool) {
+        self.paused.store(p, Ordering::SeqCst);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
+
+fn hex(o: Oid) -> String {
+    o.to_string()
+}
+
+fn oid(s: &str) -> Result<Oid> {
+    Oid::from_str(s).map_err(QueueError::from)
+}
+
+/// Queue order: priority (higher first), then arrival.
+pub fn ordered(mut entries: Vec<QueueEntry>) -> Vec<QueueEntry> {
+    entries.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    entries
+}
+
+pub fn audit(ws: &Workspace, actor: &str, action: &str, detail: String) {
+    let e = AuditEvent {
+        ts: Timestamp::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        detail,
+    };
+    if let Err(err) = ws.store.append_audit(e) {
+        tracing::error!(error = %err, "could not write the audit log");
+    }
+}
+
+/// Add a finished run's branch to the queue (once per run).
+pub fn enqueue_run(ws: &Workspace, repo: &Repository, run: &Run) -> Result<Option<QueueEntry>> {
+    let Some(branch) = &run.branch else {
+        return Ok(None);
+    };
+    if ws
+        .store
+        .queue_entries()?
+        .iter()
+        .any(|e| e.run == Some(run.id))
+    {
+        return Ok(None);
+    }
+    let head = repo.refname_to_id(&format!("refs/heads/{branch}"))?;
+    let priority = match run.ticket {
+        Some(t) => ws.store.ticket(t)?.map_or(0, |t| t.priority),
+        None => 0,
+    };
+    let e = ws.store.put_queue_entry(QueueEntry {
+        id: 0,
+        ticket: run.ticket,
+        run: Some(run.id),
+        branch: branch.clone(),
+        head: hex(head),
+        priority,
+        state: QueueState::Queued,
+        enqueued: Timestamp::now(),
+        verdict: None,
+        reason: None,
+        candidate: None,
+        base: None,
+        tests: Vec::new(),
+        approval: None,
+        landed: None,
+        updated: Some(Timestamp::now()),
+    })?;
+    audit(
+        ws,
+        "factory",
+        "queue.enqueued",
+        format!("entry {} branch {} run {}", e.id, e.branch, run.id),
+    );
+    Ok(Some(e))
+}
+
+/// A human approves `id`, pinned to the branch head the entry holds now.
+pub fn approve(
+    ws: &Workspace,
+    id: QueueEntryId,
+    by: &str,
+    note: Option<String>,
+) -> Result<QueueEntry> {
+    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
+    if matches!(
+        e.state,
+        QueueState::Merged | QueueState::Rejected | QueueState::Bounced
+    ) {
+        return Err(QueueError::Invalid(format!(
+            "entry {id} is {}; only a queued or waiting entry can be approved",
+            e.state.name()
+        )));
+    }
+    let approval = Approval {
+        entry: id,
+        commit: e.head.clone(),
+        by: by.to_string(),
+        note: note.clone(),
+        ts: Timestamp::now(),
+    };
+    let e = update(ws, id, |e| {
+        e.approval = Some(approval.clone());
+        if e.state == QueueState::AwaitingApproval {
+            e.state = QueueState::Queued;
+        }
+        Ok(())
+    })?;
+    audit(
+        ws,
+        &format!("human:{by}"),
+        "queue.approved",
+        format!(
+            "entry {id} at {}{}",
+            short(&e.head),
+            note.as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        ),
+    );
+    if let Some(n) = note {
+        remember(
+            ws,
+            &e,
+            MemoryKind::Decision,
+            format!("{by} approved `{}` for landing: {n}", e.branch),
+            Vec::new(),
+            Author::Human {
+                name: by.to_string(),
+            },
+        );
+    }
+    Ok(e)
+}
+
+/// A human rejects `id` with a reason: it never lands.
+pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Result<QueueEntry> {
+    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
+    if e.state == QueueState::Merged {
+        return Err(QueueError::Invalid(format!(
+            "entry {id} has already landed"
+        )));
+    }
+    let e = update(ws, id, |e| {
+        e.state = QueueState::Rejected;
+        e.reason = Some(format!("rejected by {by}: {reason}"));
+        Ok(())
+    })?;
+    if let Some(t) = e.ticket {
+        ws.store.update_ticket(t, |t| {
+            t.state = TicketState::Failed;
+            t.updated = Timestamp::now();
+            Ok(())
+        })?;
+    }
+    audit(
+        ws,
+        &format!("human:{by}"),
+        "queue.rejected",
+        format!("entry {id}: {reason}"),
+    );
+    remember(
+        ws,
+        &e,
+        MemoryKind::Lesson,
+        format!("{by} rejected `{}`: {reason}", e.branch),
+        Vec::new(),
+        Author::Human {
+            name: by.to_string(),
+        },
+    );
+    Ok(e)
+}
+
+/// Move `id` ahead of every other entry.
+pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
+    let top = ws
+        .store
+        .queue_entries()?
+        .iter()
+        .map(|e| e.priority)
+        .max()
+        .unwrap_or(0);
+    let e = update(ws, id, |e| {
+        e.priority = top + 1;
+        Ok(())
+    })?;
+    audit(
+        ws,
+        &format!("human:{by}"),
+        "queue.bumped",
+        format!("entry {id} to priority {}", e.priority),
+    );
+    Ok(e)
+}
+
+fn update(
+    ws: &Workspace,
+    id: QueueEntryId,
+    f: impl FnOnce(&mut QueueEntry) -> Result<()>,
+) -> Result<QueueEntry> {
+    let mut e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
+    f(&mut e)?;
+    e.updated = Some(Timestamp::now());
+    Ok(ws.store.put_queue_entry(e)?)
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(10)]
+}
+
+/// Landings, bounces and rejections become memories on the paths involved, so the next
+/// agent on those paths finds them in its context pack.
+fn remember(
+    ws: &Workspace,
+    e: &QueueEntry,
+    kind: MemoryKind,
+    text: String,
+    paths: Vec<String>,
+    author: Author,
+) {
+    let mut m = NewMemory::new(kind, text, author);
+    m.paths = paths;
+    m.tags = vec!["merge-queue".into()];
+    if let Some(r) = e.run {
+        m.source = Some(crate::model::StepRef { run: r, step: 0 });
+    }
+    if let Err(err) = ws.memory.add(m) {
+        tracing::error!(entry = e.id, error = %err, "could not write the queue's memory");
+    }
+}
+
+impl<'a> MergeQueue<'a> {
+    pub fn new(
+        ws: &'a Workspace,
+        repo_path: PathBuf,
+        main: String,
+        cfg: MergeConfig,
+        test_command: Option<String>,
+        judge: &'a dyn Judge,
+    ) -> MergeQueue<'a> {
+        let scratch = ws.info.dir.join("queue");
+        MergeQueue {
+            ws,
+            repo_path,
+            main,
+            cfg,
+            test_command,
+            judge,
+            scratch,
+        }
+    }
+
+    fn repo(&self) -> Result<Repository> {
+        Ok(Repository::open(&self.repo_path)?)
+    }
+
+    fn main_oid(&self, repo: &Repository) -> Result<Oid> {
+        Ok(repo.refname_to_id(&format!("refs/heads/{}", self.main))?)
+    }
+
+    /// After a crash: an entry caught mid-test is queued again, unless its candidate is
+    /// already in main (the crash fell between moving main and recording it).
+    pub fn recover(&self) -> Result<()> {
+        let repo = self.repo()?;
+        let main = self.main_oid(&repo)?;
+        for e in self.ws.store.queue_entries()? {
+            if e.state != QueueState::Testing {
+                continue;
+            }
+            let landed = match e.candidate.as_deref().map(oid).transpose()? {
+                Some(c) => c == main || repo.graph_descendant_of(main, c).unwrap_or(false),
+                None => false,
+            };
+            if landed {
+                self.finish_landed(&repo, e.id, main)?;
+            } else {
+                update(self.ws, e.id, |e| {
+                    e.state = QueueState::Queued;
+                    e.reason = Some("the factory stopped while it was tested; queued again".into());
+                    Ok(())
+                })?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        Ok(())
+    }
+
+    /// One turn: the head entry (serial) or a batch. Idle when nothing is queued.
+    pub fn turn(&self) -> Result<Turn> {
+        let repo = self.repo()?;
+        let mut turn = Turn::default();
+        let queued: Vec<QueueEntry> = ordered(self.ws.store.queue_entries()?)
+            .into_iter()
+            .filter(|e| e.state == QueueState::Queued)
+            .collect();
+        if queued.is_empty() {
+            return Ok(turn);
+        }
+        // Refresh each entry's branch head: a new commit voids an approval.
+        let mut ready = Vec::new();
+        for e in queued {
+            let e = self.refresh_head(&repo, e)?;
+            ready.push(e);
+        }
+        match self.cfg.mode {
+            Mode::Serial => self.serial(&repo, &ready[0], &mut turn)?,
+            Mode::Batch => {
+                let batch: Vec<QueueEntry> =
+                    ready.into_iter().take(self.cfg.batch_size.max(1)).collect();
+                self.batch(&repo, batch, &mut turn)?;
+            }
+        }
+        Ok(turn)
+    }
+
+    fn refresh_head(&self, repo: &Repository, e: QueueEntry) -> Result<QueueEntry> {
+        let head = match repo.refname_to_id(&format!("refs/heads/{}", e.branch)) {
+            Ok(h) => hex(h),
+            Err(_) => return Ok(e),
+        };
+        if head == e.head {
+            return Ok(e);
+        }
+        let id = e.id;
+        update(self.ws, id, |e| {
+            e.head = head.clone();
+            if e.approval.as_ref().is_some_and(|a| a.commit != head) {
+                e.reason =
+                    Some("the branch changed after it was approved: the approval is void".into());
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether `e` holds a human approval for exactly its current head.
+    fn approved(e: &QueueEntry) -> bool {
+        e.approval.as_ref().is_some_and(|a| a.commit == e.head)
+    }
+
+    fn serial(&self, repo: &Repository, e: &QueueEntry, turn: &mut Turn) -> Result<()> {
+        let base = self.main_oid(repo)?;
+        let Some(candidate) = self.merge_or_bounce(repo, e, base, turn)? else {
+            return Ok(());
+        };
+        let verdict = self
+            .judge
+            .judge(repo, base, candidate)
+            .map_err(QueueError::Policy)?;
+        if !self.gate_allows(e, &verdict, turn)? {
+            return Ok(());
+        }
+        self.set_testing(e.id, base, candidate, &verdict)?;
+        let record = self.test(repo, candidate, &[e.id], turn)?;
+        let ok = record.ok;
+        update(self.ws, e.id, |x| {
+            x.tests.push(record.clone());
+            Ok(())
+        })?;
+        if !ok {
+            self.bounce(
+                e.id,
+                format!(
+                    "the tests failed on {} (merged onto main {}):\n{}",
+                    short(&hex(candidate)),
+                    short(&hex(base)),
+                    tail(&record.log, 2000)
+                ),
+                Vec::new(),
+                turn,
+            )?;
+            return Ok(());
+        }
+        if verdict.needs_human
+            && !Self::approved(
+                &self
+                    .ws
+                    .store
+                    .queue_entry(e.id)?
+                    .ok_or(QueueError::NoEntry(e.id))?,
+            )
+        {
+            update(self.ws, e.id, |x| {
+                x.state = QueueState::AwaitingApproval;
+                x.reason = Some(format!(
+                    "tested green; waiting for a human: {}",
+                    verdict.reasons.join("; ")
+                ));
+                Ok(())
+            })?;
+            turn.waiting.push(e.id);
+            return Ok(());
+        }
+        self.land(repo, &[e.id], base, candidate, turn)
+    }
+
+    /// Merge the entry onto `base`; a conflict bounces it. Returns the candidate.
+    fn merge_or_bounce(
+        &self,
+        repo: &Repository,
+        e: &QueueEntry,
+        base: Oid,
+        turn: &mut Turn,
+    ) -> Result<Option<Oid>> {
+        let message = format!(
+            "Merge {}{}",
+            e.branch,
+            e.ticket
+                .map(|t| format!(" (ticket {t})"))
+                .unwrap_or_default()
+        );
+        match git::merge(repo, base, oid(&e.head)?, &message)? {
+            Merged::Clean { commit } => Ok(Some(commit)),
+            Merged::AlreadyIn => {
+                self.finish_landed(repo, e.id, base)?;
+                turn.landed.push(e.id);
+                Ok(None)
+            }
+            Merged::Conflict { paths } => {
+                self.bounce(
+                    e.id,
+                    format!(
+                        "merge conflict with main {} in {}; rebuild the change on the new main",
+                        short(&hex(base)),
+                        paths.join(", ")
+                    ),
+                    paths,
+                    turn,
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Apply the policy's verdict: a denial rejects; otherwise go on (a needed approval
+    /// is checked after the tests, so the human approves a green candidate).
+    fn gate_allows(&self, e: &QueueEntry, verdict: &Verdict, turn: &mut Turn) -> Result<bool> {
+        if verdict.allowed {
+            return Ok(true);
+        }
+        let reason = format!("the policy rejects it: {}", verdict.reasons.join("; "));
+        let v = verdict.clone();
+        let r = reason.clone();
+        let entry = update(self.ws, e.id, |x| {
+            x.state = QueueState::Rejected;
+            x.verdict = Some(v);
+            x.reason = Some(r);
+            Ok(())
+        })?;
+        if let Some(t) = entry.ticket {
+            self.ws.store.update_ticket(t, |t| {
+                t.state = TicketState::Failed;
+                t.updated = Timestamp::now();
+                Ok(())
+            })?;
+        }
+        audit(
+            self.ws,
+            "merge-queue",
+            "queue.rejected",
+            format!("entry {}: {reason}", e.id),
+        );
+        remember(
+            self.ws,
+            &entry,
+            MemoryKind::Lesson,
+            format!(
+                "`{}` was rejected by the merge queue: {reason}",
+                entry.branch
+            ),
+            verdict.denied.clone(),
+            Author::Agent {
+                name: "merge-queue".into(),
+            },
+        );
+        turn.rejected.push(e.id);
+        Ok(false)
+    }
+
+    fn set_testing(
+        &self,
+        id: QueueEntryId,
+        base: Oid,
+        candidate: Oid,
+        verdict: &Verdict,
+    ) -> Result<()> {
+        let v = verdict.clone();
+        update(self.ws, id, |x| {
+            x.state = QueueState::Testing;
+            x.base = Some(hex(base));
+            x.candidate = Some(hex(candidate));
+            x.verdict = Some(v);
+            x.reason = None;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Run the test command on `candidate`, with the configured flaky retries.
+    fn test(
+        &self,
+        repo: &Repository,
+        candidate: Oid,
+        batch: &[QueueEntryId],
+        turn: &mut Turn,
+    ) -> Result<TestRecord> {
+        let dir = self.scratch.join(hex(candidate));
+        let _ = std::fs::remove_dir_all(&dir);
+        git::checkout(repo, candidate, &dir)?;
+        let mut retry = 0;
+        let record = loop {
+            turn.test_runs += 1;
+            let out = test_run::run(
+                self.test_command.as_deref(),
+                &dir,
+                Duration::from_secs(self.cfg.test_timeout_s),
+            );
+            let record = TestRecord {
+                commit: hex(candidate),
+                ok: out.ok,
+                exit_code: out.exit_code,
+                seconds: out.seconds,
+                log: out.log,
+                batch: batch.to_vec(),
+                retry,
+            };
+            if record.ok || retry >= self.cfg.flaky_retries {
+                break record;
+            }
+            // Recorded, then tried again: a flaky test is visible in the entry's history.
+            for id in batch {
+                let r = record.clone();
+                update(self.ws, *id, |x| {
+                    x.tests.push(r);
+                    Ok(())
+                })?;
+            }
+            retry += 1;
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(record)
+    }
+
+    fn bounce(
+        &self,
+        id: QueueEntryId,
+        reason: String,
+        paths: Vec<String>,
+        turn: &mut Turn,
+    ) -> Result<()> {
+        let r = reason.clone();
+        let e = update(self.ws, id, |x| {
+            x.state = QueueState::Bounced;
+            x.reason = Some(r);
+            Ok(())
+        })?;
+        if let Some(t) = e.ticket {
+            // Back to its ticket: the scheduler runs it again on the new main, with this
+            // reason in the prompt, until its attempts are spent.
+            let max = self.ws.config.factory.max_attempts as usize;
+            self.ws.store.update_ticket(t, move |t| {
+                if t.state == TicketState::Review {
+                    t.state = if t.runs.len() >= max {
+                        TicketState::Failed
+                    } else {
+                        TicketState::Queued
+                    };
+                }
+                t.updated = Timestamp::now();
+                Ok(())
+            })?;
+        }
+        audit(
+            self.ws,
+            "merge-queue",
+            "queue.bounced",
+            format!("entry {id}: {}", first_line(&reason)),
+        );
+        remember(
+            self.ws,
+            &e,
+            MemoryKind::Lesson,
+            format!("`{}` bounced from the merge queue: {reason}", e.branch),
+            paths,
+            Author::Agent {
+                name: "merge-queue".into(),
+            },
+        );
+        turn.bounced.push(id);
+        Ok(())
+    }
+
+    /// Move main to `candidate` if it is still at `base`; record the landing.
+    fn land(
+        &self,
+        repo: &Repository,
+        ids: &[QueueEntryId],
+        base: Oid,
+        candidate: Oid,
+        turn: &mut Turn,
+    ) -> Result<()> {
+        let moved = git::compare_and_swap(
+            repo,
+            &self.main,
+            base,
+            candidate,
+            &format!("merge queue: land entries {ids:?}"),
+        )?;
+        if !moved {
+            // Someone else moved main: rebuild on the new main next turn.
+            for id in ids {
+                update(self.ws, *id, |x| {
+                    x.state = QueueState::Queued;
+                    x.reason =
+                        Some("main moved while it was tested; rebuilt on the new main".into());
+                    Ok(())
+                })?;
+            }
+            audit(
+                self.ws,
+                "merge-queue",
+                "queue.raced",
+                format!(
+                    "entries {ids:?}: main moved from {} before landing",
+                    short(&hex(base))
+                ),
+            );
+            return Ok(());
+        }
+        for id in ids {
+            self.finish_landed(repo, *id, candidate)?;
+            turn.landed.push(*id);
+        }
+        if let Some(remote) = &self.cfg.push {
+            self.push(repo, remote)?;
+        }
+        Ok(())
+    }
+
+    fn finish_landed(&self, repo: &Repository, id: QueueEntryId, main: Oid) -> Result<()> {
+        let e = update(self.ws, id, |x| {
+            x.state = QueueState::Merged;
+            x.landed = Some(hex(main));
+            x.reason = None;
+            Ok(())
+        })?;
+        if let Some(t) = e.ticket {
+            self.ws.store.update_ticket(t, |t| {
+                t.state = TicketState::Merged;
+                t.updated = Timestamp::now();
+                Ok(())
+            })?;
+        }
+        let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
+            (Some(b), Some(c)) => git::diff_stat(repo, oid(b)?, oid(c)?).unwrap_or_default(),
+            _ => (Vec::new(), 0),
+        };
+        audit(
+            self.ws,
+            "merge-queue",
+            "queue.merged",
+            format!("entry {id} {} -> main {}", e.branch, short(&hex(main))),
+        );
+        let title = e
+            .ticket
+            .and_then(|t| self.ws.store.ticket(t).ok().flatten())
+            .map(|t| t.title)
+            .unwrap_or_else(|| e.branch.clone());
+        let approved = e
+            .approval
+            .as_ref()
+            .map(|a| {
+                format!(
+                    "; approved by {}{}",
+                    a.by,
+                    a.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        remember(
+            self.ws,
+            &e,
+            MemoryKind::Decision,
+            format!(
+                "Landed on main: {title} (`{}`, {} files, {lines} lines){approved}",
+                e.branch,
+                paths.len()
+            ),
+            paths,
+            Author::Agent {
+                name: "merge-queue".into(),
+            },
+        );
+        Ok(())
+    }
+
+    fn push(&self, repo: &Repository, remote: &str) -> Result<()> {
+        let mut r = repo.find_remote(remote).map_err(|e| {
+            QueueError::Invalid(format!(
+                "[merge] push = \"{remote}\": no such remote in the factory's clone: {e}"
+            ))
+        })?;
+        let spec = format!("refs/heads/{0}:refs/heads/{0}", self.main);
+        let mut refused = None;
+        let mut cbs = git2::RemoteCallbacks::new();
+        cbs.push_update_reference(|name, status| {
+            if let Some(s) = status {
+                refused = Some(format!("{name}: {s}"));
+            }
+            Ok(())
+        });
+        let mut opts = git2::PushOptions::new();
+        opts.remote_callbacks(cbs);
+        let pushed = r.push(&[&spec], Some(&mut opts));
+        drop(opts);
+        if let Err(e) = pushed {
+            audit(self.ws, "merge-queue", "queue.push_failed", e.to_string());
+            return Err(QueueError::Invalid(format!(
+                "pushing main to `{remote}` failed: {e}; main landed in the factory's clone and will be pushed after the next landing"
+            )));
+        }
+        if let Some(why) = refused {
+            audit(self.ws, "merge-queue", "queue.push_refused", why.clone());
+            return Err(QueueError::Invalid(format!(
+                "`{remote}` refused the push of main ({why}); main landed in the factory's clone; pull and resolve, then the next landing pushes again"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Batch mode: merge the entries in order onto main, test the whole; on red, bisect
+    /// over prefixes for the first entry that breaks it.
+    fn batch(&self, repo: &Repository, entries: Vec<QueueEntry>, turn: &mut Turn) -> Result<()> {
+        let base = self.main_oid(repo)?;
+        // Merge in order; a conflict bounces that entry and the rest go on without it.
+        let mut members: Vec<(QueueEntry, Oid, Verdict)> = Vec::new();
+        let mut tip = base;
+        for e in entries {
+            let Some(candidate) = self.merge_or_bounce(repo, &e, tip, turn)? else {
+                continue;
+            };
+            // Each entry is judged on its own diff from the main it builds on.
+            let own_base = tip;
+            let verdict = self
+                .judge
+                .judge(repo, own_base, candidate)
+                .map_err(QueueError::Policy)?;
+            if !self.gate_allows(&e, &verdict, turn)? {
+                continue;
+            }
+            if verdict.needs_human && !Self::approved(&e) {
+                // Tested alone, later, in serial: a human waits on it, not the batch.
+                if turn.landed.is_empty() && members.is_empty() {
+                    return self.serial(repo, &e, turn);
+                }
+                continue;
+            }
+            self.set_testing(e.id, own_base, candidate, &verdict)?;
+            members.push((e, candidate, verdict));
+            tip = candidate;
+        }
+        if members.is_empty() {
+            return Ok(());
+        }
+        // Find the longest green prefix: the whole batch first, then bisect.
+        let ids: Vec<QueueEntryId> = members.iter().map(|m| m.0.id).collect();
+        let mut results: Vec<Option<bool>> = vec![None; members.len()];
+        let mut record_for = |k: usize, this: &Self, turn: &mut Turn| -> Result<bool> {
+            if let Some(r) = results[k] {
+                return Ok(r);
+            }
+            let record = this.test(repo, members[k].1, &ids[..=k], turn)?;
+            for id in &ids[..=k] {
+                let r = record.clone();
+                update(this.ws, *id, |x| {
+                    x.tests.push(r);
+                    Ok(())
+                })?;
+            }
+            results[k] = Some(record.ok);
+            Ok(record.ok)
+        };
+        let last = members.len() - 1;
+        let (green, culprit) = if record_for(last, self, turn)? {
+            (Some(last), None)
+        } else {
+            // Invariant: prefix `lo` (exclusive) is green or empty, prefix `hi` is red.
+            let (mut lo, mut hi) = (0usize, last);
+            let mut green = None;
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if record_for(mid, self, turn)? {
+                    green = Some(mid);
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            (green, Some(lo))
+        };
+        if let Some(g) = green {
+            let landing: Vec<QueueEntryId> = ids[..=g].to_vec();
+            self.land(repo, &landing, base, members[g].1, turn)?;
+        }
+        if let Some(c) = culprit {
+            let log = self
+                .ws
+                .store
+                .queue_entry(ids[c])?
+                .and_then(|e| e.tests.last().map(|t| t.log.clone()))
+                .unwrap_or_default();
+            self.bounce(
+                ids[c],
+                format!(
+                    "it breaks the tests (found by bisecting a batch of {}):\n{}",
+                    ids.len(),
+                    tail(&log, 2000)
+                ),
+                Vec::new(),
+                turn,
+            )?;
+            // The rest were tested only with the culprit in: queue them again.
+            for id in &ids[c + 1..] {
+                update(self.ws, *id, |x| {
+                    x.state = QueueState::Queued;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    s.chars().skip(n - max).collect()
+}
+
+/// The factory's clone and its main, for queue commands run without a factory.
+pub fn clone_of(ws: &Workspace) -> PathBuf {
+    ws.info.dir.join("repo")
+}
+
+/// Whether `path` holds a repository (the clone exists once a factory has run).
+pub fn has_clone(path: &Path) -> bool {
+    Repository::open(path).is_ok()
+}
+
+/// The marker file that pauses the queue: it outlives the factory, and a command works on
+/// it with or without one running.
+fn pause_file(info: &crate::workspace::WorkspaceInfo) -> PathBuf {
+    info.dir.join("queue.paused")
+}
+
+pub fn is_paused(info: &crate::workspace::WorkspaceInfo) -> bool {
+    pause_file(info).exists()
+}
+
+pub fn set_paused(ws: &Workspace, paused: bool, by: &str) -> Result<()> {
+    let f = pause_file(&ws.info);
+    let done = if paused {
+        std::fs::write(&f, format!("paused by {by} at {}\n", Timestamp::now()))
+    } else {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    };
+    done.map_err(|e| QueueError::Invalid(format!("cannot write {}: {e}", f.display())))?;
+    audit(
+        ws,
+        &format!("human:{by}"),
+        if paused {
+            "queue.paused"
+        } else {
+            "queue.resumed"
+        },
+        String::new(),
+    );
+    Ok(())
+}
+
+/// Files and changed lines of an entry: its candidate against the main it was tested on,
+/// or, before that, its branch against the clone's main.
+pub fn entry_diff(ws: &Workspace, e: &QueueEntry) -> Result<(Vec<String>, u64)> {
+    let repo = Repository::open(clone_of(ws))?;
+    if let (Some(b), Some(c)) = (e.base.as_deref(), e.candidate.as_deref()) {
+        return Ok(git::diff_stat(&repo, oid(b)?, oid(c)?)?);
+    }
+    let head = oid(&e.head)?;
+    let main = repo
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| QueueError::Invalid("the clone has no main".into()))?;
+    let base = repo.merge_base(main, head)?;
+    Ok(git::diff_stat(&repo, base, head)?)
+}
+
+impl Judge for crate::policy::Policy {
+    fn judge(
+        &self,
+        repo: &Repository,
+        base: Oid,
+        candidate: Oid,
+    ) -> std::result::Result<Verdict, String> {
+        self.evaluate(repo, base, candidate)
+            .map_err(|e| e.to_string())
+    }
+}
