@@ -128,10 +128,12 @@ fn runs(env: &Env) -> Vec<Value> {
         .clone()
 }
 
+/// Wait for a ticket's state; "review" also accepts "merged", since the merge queue may
+/// land a finished branch (no `[test]` command here) before the test looks.
 fn wait_ticket(env: &Env, id: u64, state: &str, timeout: Duration) -> Value {
     wait_for(&format!("ticket {id} to be {state}"), timeout, || {
         let t = ticket(env, id);
-        (t["state"] == state).then_some(t)
+        (t["state"] == state || (state == "review" && t["state"] == "merged")).then_some(t)
     })
 }
 
