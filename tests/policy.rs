@@ -287,6 +287,19 @@ fn a_branch_behind_main_is_judged_on_its_merge_and_conflicts_are_named() {
 #[test]
 fn errors_are_one_clear_line() {
     let env = policy_env();
+    let main = git2::Repository::open(env.repo.path())
+        .unwrap()
+        .head()
+        .unwrap()
+        .shorthand()
+        .unwrap()
+        .to_string();
+    let (code, err) = env.fails(&["policy", "check", &main]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("`{main}` is what it would merge into")),
+        "{err}"
+    );
     let (code, err) = env.fails(&["policy", "check", "nope"]);
     assert_eq!(code, 1);
     assert!(

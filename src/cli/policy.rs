@@ -58,6 +58,13 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
     let (clone, main) = shopfloor::scheduler::factory::ensure_clone_of(&info)
         .context("refreshing the workspace's clone of your repository")?;
     let repo = git2::Repository::open(&clone)?;
+    if base.is_none() && branch == main {
+        // The factory takes the branch checked out in the user's repository for main.
+        anyhow::bail!(
+            "`{branch}` is what it would merge into (the branch checked out in {}); pass --base with the branch it should land on",
+            info.repo.display()
+        );
+    }
     let base = base.unwrap_or(main);
     let base_commit = resolve(&repo, &info.repo, &base)?;
     let branch_commit = resolve(&repo, &info.repo, &branch)?;
