@@ -6,6 +6,7 @@ mod demo;
 mod hook;
 mod memory;
 mod output;
+mod policy;
 mod queue;
 mod run;
 mod serve;
@@ -126,6 +127,9 @@ enum Command {
         #[arg(value_enum)]
         agent: hook::HookAgent,
     },
+    /// What the `[policy]` of shopfloor.toml says of a branch before it lands
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
 }
 
 /// What every command gets: where workspaces live and which one was asked for.
@@ -246,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
             output::print_table(&["WHEN (UTC)", "WHO", "ACTION", "DETAIL"], &rows);
             Ok(())
         }
+        Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1170,8 +1170,16 @@ fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>, wo
 /// the user's repository: new commits on their main fast-forward ours, never the reverse,
 /// and the user's checkout is only read. Returns the clone's path and its main branch.
 pub fn ensure_clone(ws: &Workspace) -> Result<(PathBuf, String), FactoryError> {
-    let dest = ws.info.dir.join("repo");
-    let user = git2::Repository::open(&ws.info.repo)?;
+    ensure_clone_of(&ws.info)
+}
+
+/// [`ensure_clone`] without opening the workspace's store, for readers such as
+/// `shopfloor policy check` that must work while the factory holds it.
+pub fn ensure_clone_of(
+    info: &crate::workspace::WorkspaceInfo,
+) -> Result<(PathBuf, String), FactoryError> {
+    let dest = info.dir.join("repo");
+    let user = git2::Repository::open(&info.repo)?;
     let main = match user.head() {
         Ok(h) if h.is_branch() => h.shorthand().unwrap_or("main").to_string(),
         _ => "main".to_string(),
@@ -1179,7 +1187,7 @@ pub fn ensure_clone(ws: &Workspace) -> Result<(PathBuf, String), FactoryError> {
     let repo = if dest.join(".git").exists() || dest.join("HEAD").exists() {
         git2::Repository::open(&dest)?
     } else {
-        let url = ws.info.repo.to_string_lossy().to_string();
+        let url = info.repo.to_string_lossy().to_string();
         git2::build::RepoBuilder::new().clone(&url, &dest)?
     };
     // Fetch the user's branches into origin/*.
