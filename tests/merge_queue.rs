@@ -465,3 +465,28 @@ fn flaky_tests_are_retried_a_bounded_number_of_times_and_recorded() {
     assert!(!tests[0].ok && tests[0].retry == 0);
     assert!(tests[1].ok && tests[1].retry == 1);
 }
+
+#[test]
+fn with_tests_required_and_no_test_command_nothing_lands_untested() {
+    let (_env, ws, repo, main) = setup("");
+    let policy = Policy::from_config(&ws.config.policy).unwrap();
+    let path = repo.path().parent().unwrap().to_path_buf();
+    let q = MergeQueue::new(
+        &ws,
+        path,
+        main.clone(),
+        MergeConfig::default(),
+        None,
+        &policy,
+    );
+    let start = main_oid(&repo, &main);
+    branch(&repo, &main, "untested", &[("u.txt", "u\n")]);
+    let e = enqueue(&ws, &repo, "untested");
+    assert_eq!(q.turn().unwrap().waiting, vec![e.id]);
+    assert_eq!(main_oid(&repo, &main), start, "nothing lands untested");
+    let waiting = entry(&ws, e.id);
+    assert_eq!(waiting.state, QueueState::AwaitingApproval);
+    assert!(waiting.reason.unwrap().contains("no [test] command"));
+    mergeq::approve(&ws, e.id, "bob", Some("landing untested on purpose".into())).unwrap();
+    assert_eq!(q.turn().unwrap().landed, vec![e.id]);
+}

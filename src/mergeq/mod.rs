@@ -98,6 +98,10 @@ pub trait Judge: Send + Sync {
         base: Oid,
         candidate: Oid,
     ) -> std::result::Result<Verdict, String>;
+    /// Whether the `[test]` command must be green before anything lands.
+    fn requires_tests(&self) -> bool {
+        true
+    }
 }
 
 /// What one turn of the queue did, for logs and tests.
@@ -473,6 +477,15 @@ impl<'a> MergeQueue<'a> {
         })
     }
 
+    /// The policy requires tests, and there is no command to run them.
+    fn untestable(&self) -> bool {
+        self.judge.requires_tests()
+            && self
+                .test_command
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+    }
+
     /// Whether `e` holds a human approval for exactly its current head.
     fn approved(e: &QueueEntry) -> bool {
         e.approval.as_ref().is_some_and(|a| a.commit == e.head)
@@ -488,6 +501,26 @@ impl<'a> MergeQueue<'a> {
             .judge(repo, base, candidate)
             .map_err(QueueError::Policy)?;
         if !self.gate_allows(e, &verdict, turn)? {
+            return Ok(());
+        }
+        if self.untestable()
+            && !Self::approved(
+                &self
+                    .ws
+                    .store
+                    .queue_entry(e.id)?
+                    .ok_or(QueueError::NoEntry(e.id))?,
+            )
+        {
+            // The gate requires green tests that cannot run: a human decides.
+            let v = verdict.clone();
+            update(self.ws, e.id, |x| {
+                x.state = QueueState::AwaitingApproval;
+                x.verdict = Some(v);
+                x.reason = Some("the policy requires the `test` check, but no [test] command is configured: configure one, or approve to land it untested".into());
+                Ok(())
+            })?;
+            turn.waiting.push(e.id);
             return Ok(());
         }
         self.set_testing(e.id, base, candidate, &verdict)?;
@@ -874,6 +907,10 @@ impl<'a> MergeQueue<'a> {
     /// Batch mode: merge the entries in order onto main, test the whole; on red, bisect
     /// over prefixes for the first entry that breaks it.
     fn batch(&self, repo: &Repository, entries: Vec<QueueEntry>, turn: &mut Turn) -> Result<()> {
+        if self.untestable() {
+            // Nothing to batch: each entry waits for a human, one at a time.
+            return self.serial(repo, &entries[0], turn);
+        }
         let base = self.main_oid(repo)?;
         // Merge in order; a conflict bounces that entry and the rest go on without it.
         let mut members: Vec<(QueueEntry, Oid, Verdict)> = Vec::new();
@@ -1056,5 +1093,9 @@ impl Judge for crate::policy::Policy {
     ) -> std::result::Result<Verdict, String> {
         self.evaluate(repo, base, candidate)
             .map_err(|e| e.to_string())
+    }
+
+    fn requires_tests(&self) -> bool {
+        self.required_checks().iter().any(|c| c == "test")
     }
 }
