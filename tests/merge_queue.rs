@@ -490,3 +490,66 @@ fn with_tests_required_and_no_test_command_nothing_lands_untested() {
     mergeq::approve(&ws, e.id, "bob", Some("landing untested on purpose".into())).unwrap();
     assert_eq!(q.turn().unwrap().landed, vec![e.id]);
 }
+
+#[test]
+fn push_sends_main_after_each_landing_and_a_refusal_is_a_clear_error() {
+    let (env, ws, repo, main) = setup("");
+    let policy = Policy::from_config(&ws.config.policy).unwrap();
+    let mirror_dir = env.home.path().join("mirror.git");
+    let mirror = Repository::init_bare(&mirror_dir).unwrap();
+    repo.remote("mirror", mirror_dir.to_str().unwrap()).unwrap();
+    let cfg = MergeConfig {
+        push: Some("mirror".into()),
+        ..MergeConfig::default()
+    };
+    let path = repo.path().parent().unwrap().to_path_buf();
+    let q = MergeQueue::new(
+        &ws,
+        path,
+        main.clone(),
+        cfg,
+        ws.config.test.command.clone(),
+        &policy,
+    );
+    branch(&repo, &main, "one", &[("one.txt", "1\n")]);
+    let e = enqueue(&ws, &repo, "one");
+    assert_eq!(q.turn().unwrap().landed, vec![e.id]);
+    let landed = main_oid(&repo, &main);
+    assert_eq!(
+        mirror.refname_to_id(&format!("refs/heads/{main}")).unwrap(),
+        landed
+    );
+
+    // The mirror's main moves elsewhere: the next push is not a fast-forward, and refused.
+    let elsewhere = branch(&repo, &main, "elsewhere", &[("x.txt", "x\n")]);
+    let other = branch_from(&repo, elsewhere, "elsewhere2", &[("y.txt", "y\n")]);
+    let mut r = repo.find_remote("mirror").unwrap();
+    r.push(&["+refs/heads/elsewhere2:refs/heads/elsewhere2"], None)
+        .unwrap();
+    mirror
+        .reference(&format!("refs/heads/{main}"), other, true, "diverge")
+        .unwrap();
+    branch(&repo, &main, "two", &[("two.txt", "2\n")]);
+    let two = enqueue(&ws, &repo, "two");
+    let err = q.turn().unwrap_err().to_string();
+    assert!(
+        err.contains("mirror") && (err.contains("refused") || err.contains("failed")),
+        "{err}"
+    );
+    assert_eq!(
+        entry(&ws, two.id).state,
+        QueueState::Merged,
+        "main landed in the clone all the same"
+    );
+    let audit: Vec<String> = ws
+        .store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert!(
+        audit.iter().any(|a| a.starts_with("queue.push_")),
+        "{audit:?}"
+    );
+}

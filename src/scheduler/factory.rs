@@ -255,6 +255,17 @@ impl Factory {
             if !crate::mergeq::is_paused(&self.ws.info) {
                 let f = self.clone();
                 match blocking(move || {
+                    // New commits on the user's main reach ours first, so candidates are
+                    // built on the main people see.
+                    let waiting = f
+                        .ws
+                        .store
+                        .queue_entries()?
+                        .iter()
+                        .any(|e| e.state == QueueState::Queued);
+                    if waiting && let Err(e) = ensure_clone_of(&f.ws.info) {
+                        tracing::warn!(error = %e, "could not refresh the clone from the user's repository");
+                    }
                     f.merge_queue(|q| q.turn().map_err(|e| FactoryError::Other(e.to_string())))
                 })
                 .await
