@@ -553,3 +553,41 @@ fn push_sends_main_after_each_landing_and_a_refusal_is_a_clear_error() {
         "{audit:?}"
     );
 }
+
+#[test]
+fn recover_after_a_kill_between_moving_main_and_recording_it() {
+    // The worst moment: main already moved to the candidate, the entry still says testing.
+    let (_env, ws, repo, main) = setup("");
+    let policy = Policy::from_config(&ws.config.policy).unwrap();
+    let q = queue(&ws, &repo, &main, MergeConfig::default(), &policy);
+    let base = main_oid(&repo, &main);
+    let tip = branch(&repo, &main, "done", &[("done.txt", "d\n")]);
+    let landed = enqueue(&ws, &repo, "done");
+    branch(&repo, &main, "pending", &[("p.txt", "p\n")]);
+    let pending = enqueue(&ws, &repo, "pending");
+    for (id, candidate) in [(landed.id, tip), (pending.id, base)] {
+        let mut e = entry(&ws, id);
+        e.state = QueueState::Testing;
+        e.base = Some(base.to_string());
+        e.candidate = Some(candidate.to_string());
+        ws.store.put_queue_entry(e).unwrap();
+    }
+    // Only the first one's candidate reached main before the kill.
+    repo.reference(
+        &format!("refs/heads/{main}"),
+        tip,
+        true,
+        "landed before the kill",
+    )
+    .unwrap();
+    let pending_candidate = branch(&repo, &main, "pending-candidate", &[("q.txt", "q\n")]);
+    let mut e = entry(&ws, pending.id);
+    e.candidate = Some(pending_candidate.to_string());
+    ws.store.put_queue_entry(e).unwrap();
+
+    q.recover().unwrap();
+    assert_eq!(entry(&ws, landed.id).state, QueueState::Merged);
+    assert_eq!(entry(&ws, pending.id).state, QueueState::Queued);
+    assert_eq!(main_oid(&repo, &main), tip, "recovery never moves main");
+    assert_eq!(q.turn().unwrap().landed, vec![pending.id]);
+}
