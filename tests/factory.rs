@@ -481,6 +481,8 @@ write = { path = "hello.txt", content = "from the container\n" }
 run = "cat hello.txt && id -u"
 expect_exit = 0
 [[step]]
+memory_write = { kind = "note", text = "Written over MCP from inside a container with no network." }
+[[step]]
 say = "done"
 "#;
 
@@ -534,6 +536,25 @@ scenario = "docker.toml"
     assert!(
         out.contains(&uid.to_string()),
         "runs as the host user: {out}"
+    );
+    // MCP works with `network = "none"`: the socket is mounted, `shopfloor mcp` forwards.
+    let saved = steps(&env, run)
+        .into_iter()
+        .find(|s| {
+            s["type"] == "tool_result"
+                && s["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("Saved memory"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the container's memory_write reached the factory: {:?}",
+                steps(&env, run)
+            )
+        });
+    assert!(
+        saved["output"].as_str().unwrap().contains("as agent:box"),
+        "{saved}"
     );
     let clone = git2::Repository::open(env.home.path().join("box/repo")).unwrap();
     let tree = clone
