@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::serve::{Serve, wait_for_socket};
 use common::{Env, fixtures};
 
 const WS: &str = "ws";
@@ -25,76 +24,22 @@ fn socket(env: &Env) -> PathBuf {
     env.home.path().join(WS).join("factory.sock")
 }
 
-/// A running `shopfloor serve`; SIGTERM and reaped on drop.
-struct Server {
-    child: Child,
-}
+/// `shopfloor serve --paused` (tickets stay queued, so both sides of the comparison see
+/// the same), checked to say where it listens, with its socket answering.
+struct Server;
 
 impl Server {
-    fn start(env: &Env) -> Server {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            // Paused: tickets stay queued, so both sides of the comparison see the same.
-            .args(["serve", "--paused"])
-            .env("SHOPFLOOR_HOME", env.home.path())
-            .env("SHOPFLOOR_LOG", "shopfloor=debug")
-            .env_remove("SHOPFLOOR_WORKSPACE")
-            .current_dir(env.repo.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The server prints its line once the socket is bound; EOF means it died.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if line.is_empty() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("serve did not start: {err}");
-        }
+    fn start(env: &Env) -> Serve {
+        let s = Serve::paused(env);
         assert!(
-            line.starts_with(&format!("factory for workspace `{WS}` listening on ")),
-            "{line}"
+            s.banner[0].starts_with(&format!("factory for workspace `{WS}` listening on ")),
+            "{:?}",
+            s.banner
         );
         let sock = socket(env);
-        assert!(
-            line.trim_end().ends_with(&sock.display().to_string()),
-            "{line}"
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while UnixStream::connect(&sock).is_err() {
-            assert!(Instant::now() < deadline, "the socket never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// SIGTERM and wait; the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal(libc::SIGTERM);
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.signal(libc::SIGTERM);
-            let _ = self.child.wait();
-        }
+        assert_eq!(s.socket(), sock.display().to_string());
+        wait_for_socket(&sock);
+        s
     }
 }
 

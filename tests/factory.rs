@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
+use common::serve::Serve;
 use serde_json::Value;
 
 /// The demo repository with a shopfloor.toml and extra scenarios, committed on main.
@@ -39,70 +39,6 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(e.path(), dest).unwrap();
         }
-    }
-}
-
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(env: &Env) -> Serve {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            .args(["serve"])
-            .env("SHOPFLOOR_HOME", env.home.path())
-            .env_remove("SHOPFLOOR_WORKSPACE")
-            .current_dir(env.repo.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        // Wait for the factory to say where it listens and which sandbox it chose.
-        let mut seen = vec![];
-        while let Some(Ok(line)) = lines.next() {
-            seen.push(line.clone());
-            if line.starts_with("sandbox:") {
-                break;
-            }
-        }
-        assert!(
-            seen.iter().any(|l| l.contains("listening on")),
-            "serve did not start: {seen:?}"
-        );
-        // Keep draining so the factory never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Serve { child }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn kill9(mut self) {
-        unsafe {
-            libc::kill(self.pid(), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-        std::mem::forget(self);
-    }
-
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.pid(), libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.pid(), libc::SIGTERM);
-        }
-        let _ = self.child.wait();
     }
 }
 

@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::serve::{Serve, wait_for_socket};
 use common::{Env, fixtures};
 use serde_json::{Value, json};
 
@@ -272,61 +270,18 @@ fn a_session_becomes_one_run_with_no_factory() {
     assert!(!hits.trim().is_empty(), "{hits}");
 }
 
-/// A running `shopfloor serve --paused`; SIGTERM and reaped on drop.
-struct Server(Child);
-
-impl Server {
-    fn start(env: &Env) -> Server {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            .args(["serve", "--paused"])
-            .env("SHOPFLOOR_HOME", env.home.path())
-            .env_remove("SHOPFLOOR_WORKSPACE")
-            .current_dir(env.repo.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if line.is_empty() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("serve did not start: {err}");
-        }
-        let sock = env.home.path().join(WS).join("factory.sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while UnixStream::connect(&sock).is_err() {
-            assert!(Instant::now() < deadline, "the socket never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(self.0.id() as i32, libc::SIGTERM);
-            }
-            let _ = self.0.wait();
-        }
-    }
+/// A running `shopfloor serve --paused` whose socket answers.
+fn serve_paused(env: &Env) -> Serve {
+    let s = Serve::paused(env);
+    wait_for_socket(&env.home.path().join(WS).join("factory.sock"));
+    s
 }
 
 #[test]
 fn a_session_becomes_one_run_through_a_running_factory() {
     let env = setup();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&env);
+    let server = serve_paused(&env);
     // The factory holds the store's lock, so the hook can only have succeeded (no stderr,
     // checked inside) by going through its socket.
     let run = record_session(&env, dir.path(), "c2fc3a3f-remote");

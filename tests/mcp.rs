@@ -7,12 +7,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::serve::Serve;
 use common::{Env, fixtures};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -48,74 +49,6 @@ fn workspace(name: &str, config: Option<&str>) -> Env {
 
 fn socket(env: &Env, ws: &str) -> PathBuf {
     env.home.path().join(ws).join("factory.sock")
-}
-
-/// A running `shopfloor serve`; SIGTERM and reaped on drop. Keeps the lines it printed
-/// before the sandbox line (where it listens).
-struct Serve {
-    child: Child,
-    banner: Vec<String>,
-}
-
-impl Serve {
-    fn start(env: &Env, paused: bool) -> Serve {
-        let mut args = vec!["serve"];
-        if paused {
-            args.push("--paused");
-        }
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            .args(&args)
-            .env("SHOPFLOOR_HOME", env.home.path())
-            .env_remove("SHOPFLOOR_WORKSPACE")
-            .current_dir(env.repo.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut banner = vec![];
-        while let Some(Ok(line)) = lines.next() {
-            let done = line.starts_with("sandbox:");
-            banner.push(line);
-            if done {
-                break;
-            }
-        }
-        assert!(
-            banner.iter().any(|l| l.contains("listening on")),
-            "serve did not start: {banner:?}"
-        );
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Serve { child, banner }
-    }
-
-    /// The loopback TCP address, when `[api] listen` is set.
-    fn tcp(&self) -> Option<String> {
-        self.banner.iter().find_map(|l| {
-            l.strip_prefix("also listening on ")
-                .map(|r| r.split(' ').next().unwrap().to_string())
-        })
-    }
-
-    fn stop(mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// `shopfloor mcp -w WS` as a child process, the way an agent CLI spawns it.
@@ -231,7 +164,7 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
     let rollout = fixtures().join("codex/rollout-cli-0.77.0.jsonl");
     env.ok(&["trace", "import", rollout.to_str().unwrap()]);
     env.ok(&["ticket", "add", "Tune the db pool", "--paths", "src/db/**"]);
-    let serve = Serve::start(&env, true);
+    let serve = Serve::paused(&env);
     let sock = socket(&env, "alpha");
 
     // Session 1: stdio, forwarded to the factory.
@@ -431,8 +364,8 @@ async fn a_token_from_one_workspace_gets_nothing_from_another() {
     // Both have a run 1: the number alone must not be enough.
     a.ok(&["trace", "import", rollout.to_str().unwrap()]);
     b.ok(&["trace", "import", rollout.to_str().unwrap()]);
-    let serve_a = Serve::start(&a, true);
-    let serve_b = Serve::start(&b, true);
+    let serve_a = Serve::paused(&a);
+    let serve_b = Serve::paused(&b);
     let a_token = token(&a, "ws-a", 1);
     let b_token = token(&b, "ws-b", 1);
     assert_ne!(a_token, b_token);
@@ -496,7 +429,7 @@ async fn with_no_factory_the_stdio_server_serves_the_store_then_lets_a_factory_s
 
     // Idle, the store is let go: a factory can start, and the same session now goes to it.
     std::thread::sleep(Duration::from_secs(7));
-    let serve = Serve::start(&env, true);
+    let serve = Serve::paused(&env);
     let deadline = Instant::now() + Duration::from_secs(20);
     while UnixStream::connect(socket(&env, "solo")).is_err() {
         assert!(Instant::now() < deadline);
@@ -555,7 +488,7 @@ fn a_factory_run_uses_the_memory_over_mcp() {
         "Files are written with a trailing newline.",
     ]);
     env.ok(&["ticket", "add", "Write today's notes"]);
-    let serve = Serve::start(&env, false);
+    let serve = Serve::start(&env);
     let deadline = Instant::now() + Duration::from_secs(90);
     let run = loop {
         let runs = env.json(&["run", "list", "--json"]);

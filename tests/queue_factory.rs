@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
+use common::serve::Serve;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -49,46 +48,6 @@ fn setup(check: &str) -> Env {
     common::commit_all(root, "project");
     env.ok(&["workspace", "create", "qf"]);
     env
-}
-
-struct Serve(Child);
-
-impl Serve {
-    fn start(env: &Env) -> Serve {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
-            .arg("serve")
-            .env("SHOPFLOOR_HOME", env.home.path())
-            .env_remove("SHOPFLOOR_WORKSPACE")
-            .current_dir(env.repo.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            if line.unwrap().starts_with("sandbox:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Serve(child)
-    }
-
-    fn kill(&mut self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.0.id() as i32, sig);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.kill(libc::SIGTERM);
-        }
-    }
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -190,13 +149,13 @@ fn a_gated_branch_waits_for_approval_then_lands_on_the_factorys_main() {
 fn kill_dash_nine_while_testing_leaves_main_whole_and_the_queue_recovers() {
     // Slow tests, so the factory is killed mid-test.
     let env = setup("sleep 3\n");
-    let mut serve = Serve::start(&env);
+    let serve = Serve::start(&env);
     env.ok(&["ticket", "add", "Add a feature"]);
     wait_for("the entry to be tested", Duration::from_secs(60), || {
         entries(&env).into_iter().find(|e| e["state"] == "testing")
     });
     let (before, repo) = clone_main(&env);
-    serve.kill(libc::SIGKILL);
+    serve.kill9();
     std::thread::sleep(Duration::from_millis(200));
     let (now, _) = clone_main(&env);
     assert_eq!(now, before, "killed mid-test: main is at the old commit");

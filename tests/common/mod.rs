@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the real binary: a temp shopfloor home and a real git repo.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
