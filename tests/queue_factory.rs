@@ -162,14 +162,24 @@ fn kill_dash_nine_while_testing_leaves_main_whole_and_the_queue_recovers() {
     assert!(!has_file(&repo, now, "feature.txt"));
 
     let _again = Serve::start(&env);
-    wait_for(
-        "the ticket to land after the restart",
-        Duration::from_secs(60),
-        || {
-            let t = env.json(&["ticket", "show", "1", "--json"]);
-            (t["state"] == "merged").then_some(())
-        },
-    );
+    let start = Instant::now();
+    loop {
+        let t = env.json(&["ticket", "show", "1", "--json"]);
+        if t["state"] == "merged" {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let log = std::fs::read_to_string(env.home.path().join("logs/shopfloor.log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "the ticket did not land after the restart: {t}\nqueue: {}\nlog, newest first:\n{}",
+                env.ok(&["queue", "list", "--json"]),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let all = entries(&env);
     assert_eq!(all.len(), 1, "one entry for the one run: {all:?}");
     assert_eq!(all[0]["state"], "merged");

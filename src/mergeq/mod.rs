@@ -436,7 +436,10 @@ impl<'a> MergeQueue<'a> {
         let mut turn = Turn::default();
         let queued: Vec<QueueEntry> = ordered(self.ws.store.queue_entries()?)
             .into_iter()
-            .filter(|e| e.state == QueueState::Queued)
+            // Turns never overlap, so an entry still `testing` when one starts was left by
+            // a factory that died mid-turn: take it again (a landing that did reach main
+            // is found as already in it), whether or not `recover` ran.
+            .filter(|e| matches!(e.state, QueueState::Queued | QueueState::Testing))
             .collect();
         if queued.is_empty() {
             return Ok(turn);

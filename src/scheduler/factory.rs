@@ -262,7 +262,7 @@ impl Factory {
                         .store
                         .queue_entries()?
                         .iter()
-                        .any(|e| e.state == QueueState::Queued);
+                        .any(|e| matches!(e.state, QueueState::Queued | QueueState::Testing));
                     if waiting && let Err(e) = ensure_clone_of(&f.ws.info) {
                         tracing::warn!(error = %e, "could not refresh the clone from the user's repository");
                     }
