@@ -157,8 +157,20 @@ fn oid(s: &str) -> Result<Oid> {
 }
 
 /// Queue order: priority (higher first), then arrival.
+/// Entries still to land come first, in that order; finished ones (merged, bounced,
+/// rejected) after them, newest first.
 pub fn ordered(mut entries: Vec<QueueEntry>) -> Vec<QueueEntry> {
-    entries.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    let finished = |e: &QueueEntry| {
+        matches!(
+            e.state,
+            QueueState::Merged | QueueState::Bounced | QueueState::Rejected
+        )
+    };
+    entries.sort_by(|a, b| match (finished(a), finished(b)) {
+        (false, false) => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
+        (true, true) => b.id.cmp(&a.id),
+        (fa, fb) => fa.cmp(&fb),
+    });
     entries
 }
 
@@ -318,6 +330,16 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
 
 /// Move `id` ahead of every other entry.
 pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
+    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
+    if matches!(
+        e.state,
+        QueueState::Merged | QueueState::Bounced | QueueState::Rejected
+    ) {
+        return Err(QueueError::Invalid(format!(
+            "entry {id} is {}; only an entry still to land can be bumped",
+            e.state.name()
+        )));
+    }
     let top = ws
         .store
         .queue_entries()?
@@ -1100,5 +1122,47 @@ impl Judge for crate::policy::Policy {
 
     fn requires_tests(&self) -> bool {
         self.required_checks().iter().any(|c| c == "test")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(id: QueueEntryId, priority: i32, state: QueueState) -> QueueEntry {
+        QueueEntry {
+            id,
+            ticket: None,
+            run: None,
+            branch: format!("b{id}"),
+            head: String::new(),
+            priority,
+            state,
+            enqueued: Timestamp::UNIX_EPOCH,
+            verdict: None,
+            reason: None,
+            candidate: None,
+            base: None,
+            tests: vec![],
+            approval: None,
+            landed: None,
+            updated: None,
+        }
+    }
+
+    #[test]
+    fn the_queue_lists_what_is_left_to_land_first_by_priority_then_arrival() {
+        let order: Vec<QueueEntryId> = ordered(vec![
+            e(1, 0, QueueState::Merged),
+            e(2, 0, QueueState::Queued),
+            e(3, 5, QueueState::AwaitingApproval),
+            e(4, 0, QueueState::Bounced),
+            e(5, 0, QueueState::Testing),
+            e(6, 5, QueueState::Queued),
+        ])
+        .iter()
+        .map(|e| e.id)
+        .collect();
+        assert_eq!(order, vec![3, 6, 2, 5, 4, 1]);
     }
 }
