@@ -1,7 +1,9 @@
 //! The control room (issue 6): a ratatui view over the factory's API and event stream.
-//! What is here so far is its data: `theme` (semantic slots from `themes/*.toml`) and
-//! `keymap` (bindings from `assets/keymap.toml`), both patched by the user's own files and
-//! both tolerant of broken ones. The screens arrive with the rest of issue 6.
+//! What is here so far: `theme` (semantic slots from `themes/*.toml`) and `keymap`
+//! (bindings from `assets/keymap.toml`), both patched by the user's own files and both
+//! tolerant of broken ones; and `scrollback`, a pane's bounded, ANSI-parsed output. The
+//! screens arrive with the rest of issue 6.
 
 pub mod keymap;
+pub mod scrollback;
 pub mod theme;
