@@ -4,6 +4,7 @@
 //! tolerant of broken ones; and `scrollback`, a pane's bounded, ANSI-parsed output. The
 //! screens arrive with the rest of issue 6.
 
+pub mod help;
 pub mod keymap;
 pub mod scrollback;
 pub mod theme;
