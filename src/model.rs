@@ -238,6 +238,19 @@ pub struct Usage {
     pub turns: Option<u64>,
 }
 
+impl Usage {
+    /// Add another report's tokens and cost. Turns are left to the caller: some reports
+    /// carry a running total, others a count to add.
+    pub fn add_spend(&mut self, u: &Usage) {
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.cache_read_tokens += u.cache_read_tokens;
+        if let Some(c) = u.cost_usd {
+            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + c);
+        }
+    }
+}
+
 impl StepKind {
     /// A short stable name for the kind, used in tables, filters and the index.
     pub fn name(&self) -> &'static str {
@@ -588,6 +601,14 @@ pub enum QueueState {
 }
 
 impl QueueState {
+    /// Landed, bounced or rejected: nothing more happens to the entry.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            QueueState::Merged | QueueState::Bounced | QueueState::Rejected
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             QueueState::Queued => "queued",

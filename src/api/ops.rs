@@ -455,12 +455,7 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
                 StepKind::Lifecycle {
                     event: Lifecycle::Usage(u),
                 } => {
-                    usage.input_tokens += u.input_tokens;
-                    usage.output_tokens += u.output_tokens;
-                    usage.cache_read_tokens += u.cache_read_tokens;
-                    if let Some(c) = u.cost_usd {
-                        usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
-                    }
+                    usage.add_spend(u);
                 }
                 StepKind::FileEdit { path, .. } if !files.contains(path) => {
                     files.push(path.clone())

@@ -160,17 +160,13 @@ fn oid(s: &str) -> Result<Oid> {
 /// Entries still to land come first, in that order; finished ones (merged, bounced,
 /// rejected) after them, newest first.
 pub fn ordered(mut entries: Vec<QueueEntry>) -> Vec<QueueEntry> {
-    let finished = |e: &QueueEntry| {
-        matches!(
-            e.state,
-            QueueState::Merged | QueueState::Bounced | QueueState::Rejected
-        )
-    };
-    entries.sort_by(|a, b| match (finished(a), finished(b)) {
-        (false, false) => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
-        (true, true) => b.id.cmp(&a.id),
-        (fa, fb) => fa.cmp(&fb),
-    });
+    entries.sort_by(
+        |a, b| match (a.state.is_finished(), b.state.is_finished()) {
+            (false, false) => b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)),
+            (true, true) => b.id.cmp(&a.id),
+            (fa, fb) => fa.cmp(&fb),
+        },
+    );
     entries
 }
 
@@ -239,10 +235,7 @@ pub fn approve(
     note: Option<String>,
 ) -> Result<QueueEntry> {
     let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    if matches!(
-        e.state,
-        QueueState::Merged | QueueState::Rejected | QueueState::Bounced
-    ) {
+    if e.state.is_finished() {
         return Err(QueueError::Invalid(format!(
             "entry {id} is {}; only a queued or waiting entry can be approved",
             e.state.name()
@@ -331,10 +324,7 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
 /// Move `id` ahead of every other entry.
 pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
     let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    if matches!(
-        e.state,
-        QueueState::Merged | QueueState::Bounced | QueueState::Rejected
-    ) {
+    if e.state.is_finished() {
         return Err(QueueError::Invalid(format!(
             "entry {id} is {}; only an entry still to land can be bumped",
             e.state.name()

@@ -1151,12 +1151,7 @@ fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>, wo
         StepKind::Lifecycle {
             event: Lifecycle::Usage(u),
         } => {
-            usage.input_tokens += u.input_tokens;
-            usage.output_tokens += u.output_tokens;
-            usage.cache_read_tokens += u.cache_read_tokens;
-            if let Some(c) = u.cost_usd {
-                usage.cost_usd = Some(usage.cost_usd.unwrap_or(0.0) + c);
-            }
+            usage.add_spend(u);
             if u.turns.is_some() {
                 usage.turns = u.turns;
             }

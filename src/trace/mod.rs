@@ -181,12 +181,7 @@ impl Tally {
                 event: Lifecycle::Usage(u),
             } => {
                 let t = &mut self.usage;
-                t.input_tokens += u.input_tokens;
-                t.output_tokens += u.output_tokens;
-                t.cache_read_tokens += u.cache_read_tokens;
-                if let Some(c) = u.cost_usd {
-                    t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
-                }
+                t.add_spend(u);
                 if let Some(n) = u.turns {
                     t.turns = Some(t.turns.unwrap_or(0) + n);
                 }
