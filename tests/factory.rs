@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 use common::serve::Serve;
+use common::wait_for;
 use serde_json::Value;
 
 /// The demo repository with a shopfloor.toml and extra scenarios, committed on main.
@@ -39,17 +40,6 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(e.path(), dest).unwrap();
         }
-    }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 use common::serve::Serve;
+use common::wait_for;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -48,17 +49,6 @@ fn setup(check: &str) -> Env {
     common::commit_all(root, "project");
     env.ok(&["workspace", "create", "qf"]);
     env
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn entries(env: &Env) -> Vec<Value> {

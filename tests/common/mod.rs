@@ -94,3 +94,19 @@ pub fn commit_all(root: &Path, message: &str) {
     repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
         .unwrap();
 }
+
+/// Poll `f` every 100 ms until it gives a value; fail naming `what` after `timeout`.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
