@@ -189,6 +189,67 @@ impl Client {
         self.post(&format!("/v1/tickets/{id}/cancel"), &()).await
     }
 
+    pub async fn set_priority(&self, id: TicketId, priority: i32) -> Result<Ticket, ApiError> {
+        self.post(
+            &format!("/v1/tickets/{id}/priority"),
+            &super::wire::NewPriority { priority },
+        )
+        .await
+    }
+
+    /// Retry a run's ticket (a live run is stopped first); returns the ticket.
+    pub async fn retry_run(&self, id: RunId) -> Result<Ticket, ApiError> {
+        self.post(&format!("/v1/runs/{id}/retry"), &()).await
+    }
+
+    pub async fn status(&self) -> Result<super::wire::FactoryStatus, ApiError> {
+        self.get("/v1/status").await
+    }
+
+    /// The outline of steps `from..to` of a run.
+    pub async fn outline(
+        &self,
+        run: RunId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<super::wire::OutlineRow>, ApiError> {
+        self.get(&format!("/v1/runs/{run}/outline?from={from}&to={to}"))
+            .await
+    }
+
+    /// Follow the factory's events, handing each to `on_event` until it returns false or
+    /// the factory ends the stream (it stopped). A line this version cannot read is
+    /// skipped: a newer factory may know events this client does not.
+    pub async fn follow_events(
+        &self,
+        mut on_event: impl FnMut(crate::scheduler::factory::FactoryEvent) -> bool,
+    ) -> Result<(), ApiError> {
+        let mut resp = self.send(Method::GET, "/v1/events", None).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(self.failure(resp).await);
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = resp.body_mut().frame().await {
+            let frame = frame.map_err(|e| self.transport(e))?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            buf.extend_from_slice(data);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                match serde_json::from_slice(&line[..line.len() - 1]) {
+                    Ok(event) => {
+                        if !on_event(event) {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "skipped an event line"),
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn kill_run(&self, id: RunId) -> Result<Run, ApiError> {
         self.post(&format!("/v1/runs/{id}/kill"), &()).await
     }

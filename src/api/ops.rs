@@ -132,11 +132,99 @@ pub fn cancel_ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
             t.state = TicketState::Cancelled;
             Ok(())
         })
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => ticket_not_found(id),
-            StoreError::Invalid(m) => OpError::new(ErrorKind::Conflict, m),
-            e => store_err(e),
+        .map_err(|e| ticket_update_err(id, e))
+}
+
+/// The factory at a glance. Without a factory (the CLI on an idle workspace), nothing runs
+/// and main's head is read from the workspace's clone, if it has one yet.
+pub fn status(
+    ws: &Workspace,
+    factory: Option<&crate::scheduler::factory::Factory>,
+) -> Result<super::wire::FactoryStatus> {
+    use crate::model::QueueState;
+    let tickets_queued = ws
+        .store
+        .tickets()
+        .map_err(store_err)?
+        .iter()
+        .filter(|t| t.state == TicketState::Queued)
+        .count();
+    let entries = ws.store.queue_entries().map_err(store_err)?;
+    let queue_len = entries.iter().filter(|e| !e.state.is_finished()).count();
+    let waiting = entries
+        .iter()
+        .filter(|e| e.state == QueueState::AwaitingApproval)
+        .count();
+    let clone = crate::mergeq::clone_of(ws);
+    let (main_branch, main_head) = match git2::Repository::open(&clone) {
+        Ok(repo) => match repo.head() {
+            Ok(h) => (
+                h.shorthand().unwrap_or("main").to_string(),
+                h.target().map(|o| o.to_string()),
+            ),
+            Err(_) => (String::new(), None),
+        },
+        Err(_) => (String::new(), None),
+    };
+    let mut address = ws.info.socket_path().display().to_string();
+    if let Ok(Some(tcp)) = ws.config.api.listen_addr() {
+        address.push_str(&format!(" + http://{tcp}"));
+    }
+    Ok(super::wire::FactoryStatus {
+        workspace: ws.info.name.clone(),
+        main_branch: factory.map_or(main_branch, |f| f.main_branch().to_string()),
+        main_head,
+        running: factory.map_or(0, |f| f.live_runs().len()),
+        limit: ws.config.factory.concurrency,
+        tickets_queued,
+        queue_len,
+        waiting,
+        paused: factory.is_some_and(|f| f.is_paused()),
+        queue_paused: crate::mergeq::is_paused(&ws.info),
+        address,
+        sandbox: factory.map(|f| f.sandbox_kind().to_string()),
+    })
+}
+
+/// Give a ticket a new priority (higher runs first); a finished ticket keeps its own.
+pub fn set_priority(ws: &Workspace, id: TicketId, priority: i32) -> Result<Ticket> {
+    ws.store
+        .update_ticket(id, move |t| {
+            if t.state.is_final() {
+                return Err(StoreError::Invalid(format!(
+                    "ticket {} is already {}; a priority only matters before it lands",
+                    t.id, t.state
+                )));
+            }
+            t.priority = priority;
+            Ok(())
         })
+        .map_err(|e| ticket_update_err(id, e))
+}
+
+/// Queue a failed or cancelled ticket again: the next run gets the lessons its earlier
+/// attempts left. A ticket still queued, running or in review is not retried twice.
+pub fn retry_ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
+    ws.store
+        .update_ticket(id, |t| {
+            if !matches!(t.state, TicketState::Failed | TicketState::Cancelled) {
+                return Err(StoreError::Invalid(format!(
+                    "ticket {} is {}; only a failed or cancelled ticket is retried (kill its run first)",
+                    t.id, t.state
+                )));
+            }
+            t.state = TicketState::Queued;
+            Ok(())
+        })
+        .map_err(|e| ticket_update_err(id, e))
+}
+
+fn ticket_update_err(id: TicketId, e: StoreError) -> OpError {
+    match e {
+        StoreError::NotFound { .. } => ticket_not_found(id),
+        StoreError::Invalid(m) => OpError::new(ErrorKind::Conflict, m),
+        e => store_err(e),
+    }
 }
 
 // ---- runs and steps ----
@@ -156,6 +244,40 @@ pub fn run(ws: &Workspace, id: RunId) -> Result<Run> {
 pub fn steps(ws: &Workspace, run_id: RunId, from: u64, to: u64) -> Result<Vec<Step>> {
     run(ws, run_id)?;
     ws.store.steps(run_id, from, to).map_err(store_err)
+}
+
+/// The outline of steps `from..to`: kind, error flag and a clipped summary, no payloads.
+pub fn outline(
+    ws: &Workspace,
+    run_id: RunId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<super::wire::OutlineRow>> {
+    run(ws, run_id)?;
+    let mut rows = Vec::new();
+    ws.store
+        .for_each_step_in(run_id, from, to, |s| {
+            let mut summary = s.kind.summary();
+            if summary.len() > 160 {
+                let mut cut = 157;
+                while !summary.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                summary.truncate(cut);
+                summary.push_str("...");
+            }
+            rows.push(super::wire::OutlineRow {
+                seq: s.seq,
+                kind: s.kind.name().to_string(),
+                error: s.kind.is_error(),
+                parent: s.parent,
+                summary,
+                ts: s.ts,
+            });
+            Ok(())
+        })
+        .map_err(store_err)?;
+    Ok(rows)
 }
 
 /// One step, whole: its blob payloads brought inline.
@@ -556,6 +678,9 @@ pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<Que
             ))
         })?;
     let (files, changed_lines) = crate::mergeq::entry_diff(ws, &entry).unwrap_or_default();
+    // A branch gone from the clone leaves the stat empty and the patch saying why.
+    let patch = crate::mergeq::entry_patch(ws, &entry, super::wire::PATCH_LIMIT)
+        .unwrap_or_else(|e| format!("(no diff: {e})\n"));
     let title = entry
         .ticket
         .and_then(|t| ws.store.ticket(t).ok().flatten())
@@ -565,6 +690,7 @@ pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<Que
         files,
         changed_lines,
         title,
+        patch,
     })
 }
 

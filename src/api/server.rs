@@ -41,18 +41,32 @@ const MAX_IMPORT_BYTES: usize = 512 << 20;
 pub struct AppState {
     pub ws: Arc<Workspace>,
     pub factory: Option<Arc<Factory>>,
+    /// Turns true when the server shuts down: it ends the event streams, which a graceful
+    /// shutdown would otherwise wait on forever.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
     pub fn new(ws: Arc<Workspace>) -> AppState {
-        AppState { ws, factory: None }
+        AppState {
+            ws,
+            factory: None,
+            closing: tokio::sync::watch::channel(false).1,
+        }
     }
 
     pub fn with_factory(factory: Arc<Factory>) -> AppState {
         AppState {
             ws: factory.workspace().clone(),
             factory: Some(factory),
+            closing: tokio::sync::watch::channel(false).1,
         }
+    }
+
+    /// End event streams when `closing` turns true.
+    pub fn closing_on(mut self, closing: tokio::sync::watch::Receiver<bool>) -> AppState {
+        self.closing = closing;
+        self
     }
 
     /// The auth layer's view: the workspace and its run tokens.
@@ -111,10 +125,15 @@ pub fn router(state: AppState) -> Result<Router, ApiError> {
         .route("/v1/tickets", get(list_tickets).post(add_ticket))
         .route("/v1/tickets/{id}", get(show_ticket))
         .route("/v1/tickets/{id}/cancel", post(cancel_ticket))
+        .route("/v1/tickets/{id}/priority", post(set_priority))
+        .route("/v1/status", get(status))
+        .route("/v1/events", get(events))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/import", post(import_trace))
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/kill", post(kill_run))
+        .route("/v1/runs/{id}/retry", post(retry_run))
+        .route("/v1/runs/{id}/outline", get(run_outline))
         .route("/v1/leases", get(list_leases))
         .route("/v1/audit", get(audit_log))
         .route("/v1/queue", get(queue_list))
@@ -217,6 +236,98 @@ async fn cancel_ticket(
         f.stop_ticket(id);
     }
     Ok(Json(t))
+}
+
+async fn set_priority(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+    body: Result<Json<super::wire::NewPriority>, JsonRejection>,
+) -> Reply<crate::model::Ticket> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let Json(p) = body.map_err(bad_json)?;
+    let t = blocking(&s, move |ws| ops::set_priority(ws, id, p.priority)).await?;
+    if let Some(f) = &s.factory {
+        f.wake();
+    }
+    Ok(Json(t))
+}
+
+/// Retry a run's ticket: a live run is stopped and its ticket queued again at once; a
+/// failed or cancelled one is queued again.
+async fn retry_run(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<crate::model::Ticket> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let run = blocking(&s, move |ws| ops::run(ws, id)).await?;
+    let Some(ticket) = run.ticket else {
+        return Err(OpError::new(
+            super::wire::ErrorKind::Conflict,
+            format!("run {id} was imported, not started for a ticket: there is nothing to retry"),
+        ));
+    };
+    if let Some(f) = &s.factory
+        && f.retry_run(id)
+    {
+        return Ok(Json(blocking(&s, move |ws| ops::ticket(ws, ticket)).await?));
+    }
+    let t = blocking(&s, move |ws| ops::retry_ticket(ws, ticket)).await?;
+    if let Some(f) = &s.factory {
+        f.wake();
+    }
+    Ok(Json(t))
+}
+
+async fn status(State(s): State<AppState>) -> Reply<super::wire::FactoryStatus> {
+    let factory = s.factory.clone();
+    Ok(Json(
+        blocking(&s, move |ws| ops::status(ws, factory.as_deref())).await?,
+    ))
+}
+
+/// The factory's events as JSON Lines, one event a line, for as long as the client
+/// listens. A client that falls behind gets a `resync` line: reload, some were missed.
+async fn events(State(s): State<AppState>) -> Result<Response, OpError> {
+    let Some(f) = &s.factory else {
+        return Err(OpError::new(
+            super::wire::ErrorKind::Conflict,
+            "no factory runs here, so there are no events; start one with `shopfloor serve`",
+        ));
+    };
+    let rx = f.subscribe();
+    let closing = s.closing.clone();
+    let stream = futures_util::stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let event = tokio::select! {
+            e = rx.recv() => match e {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => crate::scheduler::factory::FactoryEvent::Resync { missed: n },
+                Err(RecvError::Closed) => return None,
+            },
+            _ = closing.wait_for(|c| *c) => return None,
+        };
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(Bytes::from(line)), (rx, closing)))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(resp)
+}
+
+async fn run_outline(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+    range: Result<Query<StepRange>, QueryRejection>,
+) -> Reply<Vec<super::wire::OutlineRow>> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    let Query(r) = range.map_err(bad_query)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::outline(ws, id, r.from, r.to)).await?,
+    ))
 }
 
 async fn kill_run(

@@ -389,10 +389,66 @@ pub struct QueueDetail {
     /// The ticket's title, when there is a ticket.
     #[serde(default)]
     pub title: Option<String>,
+    /// The unified diff of the same span as `files`, cut at `PATCH_LIMIT` bytes.
+    #[serde(default)]
+    pub patch: String,
+}
+
+/// The most diff text a queue entry's detail carries.
+pub const PATCH_LIMIT: usize = 1 << 20;
+
+/// `GET /v1/status`: the factory at a glance, what the control room's status bar shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FactoryStatus {
+    pub workspace: String,
+    /// The factory's main branch and its head in the factory's clone.
+    pub main_branch: String,
+    #[serde(default)]
+    pub main_head: Option<String>,
+    /// Runs in flight, and how many may be.
+    pub running: usize,
+    pub limit: usize,
+    /// Tickets waiting for an agent.
+    pub tickets_queued: usize,
+    /// Merge queue entries not yet landed, bounced or rejected.
+    pub queue_len: usize,
+    /// ... of which waiting for a human's approval.
+    pub waiting: usize,
+    /// No new runs start (`serve --paused`).
+    pub paused: bool,
+    pub queue_paused: bool,
+    /// Where the factory answers: its socket, and its TCP address when it has one.
+    pub address: String,
+    /// `worktree` or `docker`, when a factory runs.
+    #[serde(default)]
+    pub sandbox: Option<String>,
+}
+
+/// One row of `GET /v1/runs/{id}/outline`: what a timeline needs of a step, without its
+/// payloads, so a 100,000-step run's outline is a few megabytes and one request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutlineRow {
+    pub seq: u64,
+    /// `StepKind::name`.
+    pub kind: String,
+    /// `StepKind::is_error`.
+    #[serde(default)]
+    pub error: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// The step's one-line summary, clipped.
+    pub summary: String,
+    pub ts: Timestamp,
+}
+
+/// `POST /v1/tickets/{id}/priority`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewPriority {
+    pub priority: i32,
 }
 
 /// `GET /v1/queue`: the entries in queue order, and whether the queue is paused.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueView {
     pub paused: bool,
     pub entries: Vec<crate::model::QueueEntry>,

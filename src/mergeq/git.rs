@@ -91,6 +91,37 @@ pub fn compare_and_swap(
     }
 }
 
+/// The unified diff between two commits, as `git diff` prints it, cut at `limit` bytes
+/// (a reviewer reads a diff; a multi-megabyte generated file is noted, not shipped).
+pub fn diff_patch(
+    repo: &Repository,
+    from: Oid,
+    to: Oid,
+    limit: usize,
+) -> Result<String, git2::Error> {
+    let a = repo.find_commit(from)?.tree()?;
+    let b = repo.find_commit(to)?.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+    let mut out = String::new();
+    let mut cut = false;
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if out.len() >= limit {
+            cut = true;
+            return false;
+        }
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            out.push(line.origin());
+        }
+        out.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })
+    .or_else(|e| if cut { Ok(()) } else { Err(e) })?;
+    if cut {
+        out.push_str("\n[diff cut: larger than the control room shows; `git diff` has it all]\n");
+    }
+    Ok(out)
+}
+
 /// Files and changed lines between two commits: (paths, added + deleted lines).
 pub fn diff_stat(repo: &Repository, from: Oid, to: Oid) -> Result<(Vec<String>, u64), git2::Error> {
     let a = repo.find_commit(from)?.tree()?;

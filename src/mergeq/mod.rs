@@ -1086,8 +1086,22 @@ pub fn set_paused(ws: &Workspace, paused: bool, by: &str) -> Result<()> {
 /// or, before that, its branch against the clone's main.
 pub fn entry_diff(ws: &Workspace, e: &QueueEntry) -> Result<(Vec<String>, u64)> {
     let repo = Repository::open(clone_of(ws))?;
+    let (from, to) = entry_span(&repo, e)?;
+    Ok(git::diff_stat(&repo, from, to)?)
+}
+
+/// The entry's whole diff, the same span `entry_diff` counts, cut at `limit` bytes.
+pub fn entry_patch(ws: &Workspace, e: &QueueEntry, limit: usize) -> Result<String> {
+    let repo = Repository::open(clone_of(ws))?;
+    let (from, to) = entry_span(&repo, e)?;
+    Ok(git::diff_patch(&repo, from, to, limit)?)
+}
+
+/// What an entry changes: its candidate against the base it was merged onto, or, before
+/// it was merged, its head against where it forked from main.
+fn entry_span(repo: &Repository, e: &QueueEntry) -> Result<(Oid, Oid)> {
     if let (Some(b), Some(c)) = (e.base.as_deref(), e.candidate.as_deref()) {
-        return Ok(git::diff_stat(&repo, oid(b)?, oid(c)?)?);
+        return Ok((oid(b)?, oid(c)?));
     }
     let head = oid(&e.head)?;
     let main = repo
@@ -1096,7 +1110,7 @@ pub fn entry_diff(ws: &Workspace, e: &QueueEntry) -> Result<(Vec<String>, u64)> 
         .and_then(|h| h.target())
         .ok_or_else(|| QueueError::Invalid("the clone has no main".into()))?;
     let base = repo.merge_base(main, head)?;
-    Ok(git::diff_stat(&repo, base, head)?)
+    Ok((base, head))
 }
 
 impl Judge for crate::policy::Policy {

@@ -122,6 +122,8 @@ pub enum Outcome {
     Cancelled,
     /// The factory stopped; the ticket goes back to the queue as it was.
     Interrupted,
+    /// A human stopped it for a fresh attempt: the ticket goes back to the queue.
+    Restarted,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -147,7 +149,7 @@ pub fn after_exit(outcome: &Outcome, attempt: u32, max_attempts: u32) -> Next {
     match outcome {
         Outcome::Succeeded => Next::Review,
         Outcome::Cancelled => Next::Cancel,
-        Outcome::Interrupted => Next::Requeue,
+        Outcome::Interrupted | Outcome::Restarted => Next::Requeue,
         Outcome::Failed { why } | Outcome::TimedOut { why } => {
             if attempt < max_attempts {
                 Next::Retry {

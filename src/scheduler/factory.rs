@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::context::{self, Activity};
@@ -85,7 +85,7 @@ pub enum FactoryError {
 }
 
 /// What the factory tells its watchers (the TUI, `serve`'s log lines, `run logs -f`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum FactoryEvent {
     RunState {
@@ -114,6 +114,9 @@ pub enum FactoryEvent {
         rejected: Vec<QueueEntryId>,
         waiting: Vec<QueueEntryId>,
     },
+    /// Not from the factory: an event stream that fell behind says so, and how far; its
+    /// reader reloads what it shows.
+    Resync { missed: u64 },
 }
 
 /// Why a live run is asked to stop.
@@ -122,6 +125,9 @@ enum Stop {
     No,
     /// A person cancelled the ticket or killed the run.
     Cancel,
+    /// A person asked for a fresh attempt: the run is interrupted and its ticket queued
+    /// again at once.
+    Retry,
     /// The factory is shutting down: the run is interrupted and its ticket requeued, the
     /// same state a crash leaves, so the next start treats both alike.
     Shutdown,
@@ -878,7 +884,11 @@ impl Factory {
                     let why = *stop.borrow();
                     if why != Stop::No {
                         process.control.kill().await?;
-                        stopped = Some(if why == Stop::Shutdown { Outcome::Interrupted } else { Outcome::Cancelled });
+                        stopped = Some(match why {
+                            Stop::Cancel => Outcome::Cancelled,
+                            Stop::Retry => Outcome::Restarted,
+                            _ => Outcome::Interrupted,
+                        });
                     }
                 }
             }
@@ -978,6 +988,10 @@ impl Factory {
                     RunState::Interrupted,
                     "the factory shut down while it ran".into(),
                 ),
+                Outcome::Restarted => (
+                    RunState::Interrupted,
+                    "stopped by a person for a fresh attempt".into(),
+                ),
             };
             let r = ws.store.update_run(run.id, move |r| {
                 r.state = state;
@@ -1074,6 +1088,18 @@ impl Factory {
             None => Err(FactoryError::Other(format!(
                 "run {id} is not running; `shopfloor run list` shows the live runs"
             ))),
+        }
+    }
+
+    /// Stop a live run for a retry: its ticket is queued again. False if it is not live.
+    pub fn retry_run(&self, id: RunId) -> bool {
+        let live = self.live.lock().expect("live lock");
+        match live.get(&id) {
+            Some(l) => {
+                let _ = l.stop.send(Stop::Retry);
+                true
+            }
+            None => false,
         }
     }
 

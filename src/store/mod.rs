@@ -350,10 +350,21 @@ impl Store {
     }
 
     /// Visit every step of a run in order without holding them all in memory.
-    pub fn for_each_step(&self, run: RunId, mut f: impl FnMut(Step) -> Result<()>) -> Result<()> {
+    pub fn for_each_step(&self, run: RunId, f: impl FnMut(Step) -> Result<()>) -> Result<()> {
+        self.for_each_step_in(run, 0, u64::MAX, f)
+    }
+
+    /// Visit steps `from..to` of a run (clamped to what exists) in order, one at a time.
+    pub fn for_each_step_in(
+        &self,
+        run: RunId,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(Step) -> Result<()>,
+    ) -> Result<()> {
         let tx = self.read()?;
         let t = tx.open_table(STEPS)?;
-        for row in t.range((run, 0)..=(run, u64::MAX))? {
+        for row in t.range((run, from)..(run, to.max(from)))? {
             let (_, v) = row?;
             f(decode("steps", v.value())?)?;
         }
