@@ -12,6 +12,7 @@ mod run;
 mod serve;
 mod ticket;
 mod trace;
+mod up;
 mod workspace;
 
 use std::path::PathBuf;
@@ -72,11 +73,31 @@ enum Command {
         #[arg(long)]
         paused: bool,
     },
+    /// The control room: the factory and its TUI in one process, or the TUI on the
+    /// factory `serve` already runs
+    Up {
+        /// Only open the control room on a running `serve`; never start a factory
+        #[arg(long)]
+        attach: bool,
+        /// Start the factory paused: no runs start until it is resumed
+        #[arg(long, conflicts_with = "attach")]
+        paused: bool,
+        /// A theme: dark, light, high-contrast, or one of yours [env: SHOPFLOOR_THEME]
+        #[arg(long)]
+        theme: Option<String>,
+    },
     /// A guided tour on a throwaway workspace: no setup, no Docker, no API key
     Demo {
         /// Keep the demo's workspace and repository to explore afterwards
         #[arg(long)]
         keep: bool,
+        /// Run it to the end without the control room (approving the gated entry as the
+        /// demo's reviewer) and print a summary
+        #[arg(long)]
+        headless: bool,
+        /// Make the demo in this new or empty directory, and keep it
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Play a fixture agent scenario: a fake agent that prints Claude Code stream-json
     /// while really editing files and running commands in the current directory
@@ -216,7 +237,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Queue(cmd) => queue::run(&ctx, cmd),
         Command::Run(cmd) => run::run(&ctx, cmd),
         Command::Serve { paused } => serve::run(&ctx, paused),
-        Command::Demo { keep } => demo::run(keep),
+        Command::Up {
+            attach,
+            paused,
+            theme,
+        } => up::run(&ctx, attach, paused, theme),
+        Command::Demo {
+            keep,
+            headless,
+            dir,
+        } => demo::run(keep, headless, dir),
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Mcp { token_file, .. } => {
             let token = mcp_token(token_file.as_deref())?;

@@ -4,6 +4,7 @@
 //! locked and go through the socket instead.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,8 +12,151 @@ use shopfloor::api::backend::{Remote, is_locked};
 use shopfloor::api::{AppState, server};
 use shopfloor::scheduler::factory::{Factory, FactoryConfig, FactoryEvent};
 use shopfloor::workspace::Workspace;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::Ctx;
+
+/// Open the workspace for a factory: its store and index locks are ours from here on.
+/// A workspace a running factory holds is an `AlreadyRunning` error.
+pub fn open(ctx: &Ctx) -> Result<Workspace> {
+    let info = ctx.info()?;
+    let name = info.name.clone();
+    match Workspace::open(info.clone()) {
+        Ok(ws) => Ok(ws),
+        // Say "a factory runs" when one answers, rather than "the store is locked".
+        Err(e) if is_locked(&e) && Remote::connect(&info).is_ok() => {
+            Err(shopfloor::api::ApiError::AlreadyRunning {
+                workspace: name,
+                socket: info.socket_path(),
+            }
+            .into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("opening workspace `{name}`"))),
+    }
+}
+
+/// A factory serving its API: what `serve` and `up` run.
+pub struct Running {
+    pub factory: Arc<Factory>,
+    pub socket: PathBuf,
+    down_tx: watch::Sender<bool>,
+    stop_tx: watch::Sender<bool>,
+    served: JoinHandle<Result<(), shopfloor::api::ApiError>>,
+    tcp_served: Option<JoinHandle<Result<(), shopfloor::api::ApiError>>>,
+    runner: JoinHandle<Result<(), shopfloor::scheduler::factory::FactoryError>>,
+}
+
+/// Start the factory on `ws` and serve its API on the socket (and TCP when configured);
+/// `say` gets the lines a person starting it wants to read.
+pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Running> {
+    let name = ws.info.name.clone();
+    let listener = server::bind(&ws.info).await?;
+    let socket = listener.path().to_path_buf();
+    say(&format!(
+        "factory for workspace `{name}` listening on {}",
+        socket.display()
+    ));
+    tracing::info!(workspace = %name, socket = %socket.display(), "factory listening");
+    let tcp_addr = ws
+        .config
+        .api
+        .listen_addr()
+        .map_err(|m| anyhow::anyhow!("{}: {m}", ws.info.config_path().display()))?;
+    let tcp = match tcp_addr {
+        Some(addr) => {
+            let l = server::bind_tcp(addr).await?;
+            say(&format!(
+                "also listening on http://{} (a run's token required)",
+                l.local_addr().map_or(addr, |a| a)
+            ));
+            Some(l)
+        }
+        None => None,
+    };
+    let cfg = FactoryConfig::from_config(&ws.config);
+    let factory = Factory::start(Arc::new(ws), cfg).await?;
+    factory.set_paused(paused);
+    factory.serve_mcp_on(socket.clone());
+    say(&format!(
+        "sandbox: {}; main: {} in {}{}",
+        factory.sandbox_kind(),
+        factory.main_branch(),
+        factory.clone_path().display(),
+        if paused {
+            " (paused: no runs start)"
+        } else {
+            ""
+        }
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = {
+        let f = factory.clone();
+        tokio::spawn(async move { f.run(stop_rx).await })
+    };
+    // One signal stops both listeners and ends the event streams.
+    let (down_tx, down_rx) = watch::channel(false);
+    let router =
+        server::router(AppState::with_factory(factory.clone()).closing_on(down_rx.clone()))?;
+    let down = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|d| *d).await;
+    };
+    let tcp_served = tcp.map(|l| {
+        tokio::spawn(server::serve_tcp_on(
+            l,
+            router.clone(),
+            down(down_rx.clone()),
+        ))
+    });
+    let served = tokio::spawn(server::serve_on(listener, router, down(down_rx)));
+    Ok(Running {
+        factory,
+        socket,
+        down_tx,
+        stop_tx,
+        served,
+        tcp_served,
+        runner,
+    })
+}
+
+impl Running {
+    /// Stop listening, then stop scheduling and live runs (recorded as interrupted, their
+    /// tickets requeued), then report.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.down_tx.send(true);
+        let served = self.served.await;
+        if let Some(t) = self.tcp_served
+            && let Ok(Err(e)) = t.await
+        {
+            tracing::error!(error = %e, "the TCP listener failed");
+        }
+        let _ = self.stop_tx.send(true);
+        if let Ok(Err(e)) = self.runner.await {
+            tracing::error!(error = %e, "the factory loop ended with an error");
+        }
+        match served {
+            Ok(r) => r?,
+            Err(e) => tracing::error!(error = %e, "the API server task failed"),
+        }
+        Ok(())
+    }
+}
+
+fn print_line(line: &str) {
+    // Whoever started us may be waiting for these lines.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A multi-threaded runtime for a factory.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
 
 pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
     // A factory outlives whoever reads its log lines: a closed stdout must not kill it.
@@ -20,72 +164,13 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let info = ctx.info()?;
-    let name = info.name.clone();
-    let ws = match Workspace::open(info.clone()) {
-        Ok(ws) => ws,
-        // Say "a factory runs" when one answers, rather than "the store is locked".
-        Err(e) if is_locked(&e) && Remote::connect(&info).is_ok() => {
-            return Err(shopfloor::api::ApiError::AlreadyRunning {
-                workspace: name,
-                socket: info.socket_path(),
-            }
-            .into());
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("opening workspace `{name}`")));
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let ws = open(ctx)?;
+    let name = ws.info.name.clone();
+    let rt = runtime()?;
     let done = rt.block_on(async move {
-        let listener = server::bind(&ws.info).await?;
-        // Whoever started us may be waiting for this line.
-        let _ = writeln!(
-            std::io::stdout(),
-            "factory for workspace `{name}` listening on {}",
-            listener.path().display()
-        );
-        let _ = std::io::stdout().flush();
-        tracing::info!(workspace = %name, socket = %listener.path().display(), "factory listening");
-        let tcp_addr = ws
-            .config
-            .api
-            .listen_addr()
-            .map_err(|m| anyhow::anyhow!("{}: {m}", ws.info.config_path().display()))?;
-        let tcp = match tcp_addr {
-            Some(addr) => {
-                let l = server::bind_tcp(addr).await?;
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "also listening on http://{} (a run's token required)",
-                    l.local_addr().map_or(addr, |a| a)
-                );
-                Some(l)
-            }
-            None => None,
-        };
-        let cfg = FactoryConfig::from_config(&ws.config);
-        let factory = Factory::start(Arc::new(ws), cfg).await?;
-        factory.set_paused(paused);
-        factory.serve_mcp_on(listener.path().to_path_buf());
-        let _ = writeln!(
-            std::io::stdout(),
-            "sandbox: {}; main: {} in {}{}",
-            factory.sandbox_kind(),
-            factory.main_branch(),
-            factory.clone_path().display(),
-            if paused {
-                " (paused: no runs start)"
-            } else {
-                ""
-            }
-        );
-        let _ = std::io::stdout().flush();
+        let running = start(ws, paused, &print_line).await?;
         // One line per run state change, for whoever watches the terminal.
-        let mut events = factory.subscribe();
+        let mut events = running.factory.subscribe();
         let printer = tokio::spawn(async move {
             loop {
                 match events.recv().await {
@@ -99,12 +184,9 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
                     }) => {
                         let ticket = ticket.map_or("-".into(), |t| t.to_string());
                         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(
-                            out,
+                        print_line(&format!(
                             "run {run} ticket {ticket} {agent} [{sandbox}] {state}{detail}"
-                        );
-                        let _ = out.flush();
+                        ));
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -114,42 +196,10 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
                 }
             }
         });
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let runner = {
-            let f = factory.clone();
-            tokio::spawn(async move { f.run(stop_rx).await })
-        };
-        let router = server::router(AppState::with_factory(factory.clone()))?;
-        // One signal stops both listeners.
-        let (down_tx, down_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = down_tx.send(true);
-        });
-        let down = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|d| *d).await;
-        };
-        let tcp_served = tcp.map(|l| {
-            tokio::spawn(server::serve_tcp_on(
-                l,
-                router.clone(),
-                down(down_rx.clone()),
-            ))
-        });
-        let served = server::serve_on(listener, router, down(down_rx)).await;
-        if let Some(t) = tcp_served
-            && let Ok(Err(e)) = t.await
-        {
-            tracing::error!(error = %e, "the TCP listener failed");
-        }
-        // Stop scheduling, then stop live runs (they are recorded as interrupted and their
-        // tickets requeued), then report.
-        let _ = stop_tx.send(true);
-        if let Ok(Err(e)) = runner.await {
-            tracing::error!(error = %e, "the factory loop ended with an error");
-        }
+        shutdown_signal().await;
+        let stopped = running.stop().await;
         printer.abort();
-        served?;
+        stopped?;
         tracing::info!(workspace = %name, "factory stopped");
         Ok(())
     });
@@ -160,7 +210,7 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -1,0 +1,465 @@
+//! The fleet screen's panes: one per run worth watching (live ones first, then the latest
+//! finished), each a bounded scrollback of the run's steps coloured by kind, and the flags
+//! that tell a supervisor an agent needs them: waiting for input, or gone quiet.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::scrollback::Scrollback;
+use super::theme::Theme;
+use crate::model::{Lifecycle, Run, RunId, RunState, Step, StepKind, Usage};
+
+/// Lines each pane keeps: enough to scroll back through a zoomed pane, bounded so 16
+/// agents streaming for hours hold steady memory.
+pub const SCROLLBACK_LINES: usize = 2_000;
+/// Most panes on the grid.
+pub const MAX_PANES: usize = 16;
+/// A live agent silent this long is flagged quiet.
+pub const QUIET_AFTER_S: i64 = 30;
+/// ... and one whose last words ask something, silent this long, waiting for input.
+pub const WAITING_AFTER_S: i64 = 3;
+/// Finished runs stay on the grid this long, so a failure can be seen and retried.
+pub const KEEP_FINISHED_S: i64 = 600;
+
+/// Why a pane wants attention, besides its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Its last output asks a question or for a key, and nothing came since.
+    Waiting,
+    /// No output for this many seconds.
+    Quiet(i64),
+}
+
+pub struct Pane {
+    pub run: Run,
+    pub lines: Scrollback,
+    /// Steps already taken into `lines`: the next fetch starts here.
+    pub loaded: u64,
+    /// Steps the run has, as the last event said.
+    pub known: u64,
+    pub fetching: bool,
+    pub last_output: Option<Timestamp>,
+    /// The last line of agent text, for the waiting-for-input check.
+    pub last_text: String,
+    /// Spend reported by the run's usage steps so far.
+    pub usage: Usage,
+    /// Lines up from the tail, when zoomed.
+    pub scroll: usize,
+}
+
+impl Pane {
+    pub fn new(run: Run) -> Pane {
+        Pane {
+            known: run.steps,
+            run,
+            lines: Scrollback::new(SCROLLBACK_LINES),
+            loaded: 0,
+            fetching: false,
+            last_output: None,
+            last_text: String::new(),
+            usage: Usage::default(),
+            scroll: 0,
+        }
+    }
+
+    /// Take a batch of the run's steps (in order, from `loaded`).
+    pub fn take_steps(&mut self, steps: &[Step], theme: &Theme) {
+        for s in steps {
+            if s.seq < self.loaded {
+                continue;
+            }
+            self.loaded = s.seq + 1;
+            self.known = self.known.max(self.loaded);
+            self.last_output = Some(s.ts);
+            push_step(&mut self.lines, s, theme);
+            match &s.kind {
+                StepKind::AgentMessage { text } | StepKind::UserMessage { text } => {
+                    self.last_text = last_line(text.preview()).to_string();
+                }
+                StepKind::Command { output, .. } => {
+                    self.last_text = last_line(output.preview()).to_string();
+                }
+                StepKind::Lifecycle {
+                    event: Lifecycle::Usage(u),
+                } => self.usage.add_spend(u),
+                StepKind::Lifecycle { .. } => {}
+                _ => self.last_text.clear(),
+            }
+        }
+    }
+
+    /// What the pane flags at `now`; only live runs wait or go quiet.
+    pub fn flag(&self, now: Timestamp) -> Option<Flag> {
+        if !self.run.state.is_live() {
+            return None;
+        }
+        let since = self.last_output.unwrap_or(self.run.started);
+        let silent = now.duration_since(since).as_secs();
+        if silent >= WAITING_AFTER_S && asks_for_input(&self.last_text) {
+            return Some(Flag::Waiting);
+        }
+        (silent >= QUIET_AFTER_S).then_some(Flag::Quiet(silent))
+    }
+
+    /// Tokens and cost: the run's own totals once it has them, else what its steps said.
+    pub fn spend(&self) -> &Usage {
+        if self.run.usage.input_tokens + self.run.usage.output_tokens > 0 {
+            &self.run.usage
+        } else {
+            &self.usage
+        }
+    }
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// Whether an agent's last line reads as a prompt for a person: a question, a `[y/N]`, a
+/// "press enter".
+pub fn asks_for_input(line: &str) -> bool {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)(\?\s*$|\[y/n\]|\(y/n\)|\[yes/no\]|press (enter|any key|return)|waiting for (your )?input|continue\?)",
+        )
+        .expect("the prompt pattern compiles")
+    });
+    re.is_match(line)
+}
+
+/// The theme slot of a step kind.
+pub fn step_slot(kind: &StepKind) -> &'static str {
+    if kind.is_error() {
+        return "step.error";
+    }
+    match kind {
+        StepKind::UserMessage { .. } => "step.user",
+        StepKind::AgentMessage { .. } => "step.agent",
+        StepKind::Thinking { .. } => "step.thinking",
+        StepKind::ToolCall { .. } | StepKind::ToolResult { .. } => "step.tool",
+        StepKind::Command { .. } => "step.command",
+        StepKind::FileEdit { .. } => "step.edit",
+        StepKind::Decision { .. } => "step.decision",
+        StepKind::Error { .. } => "step.error",
+        StepKind::Lifecycle { .. } | StepKind::Raw { .. } => "step.lifecycle",
+    }
+}
+
+/// The slot for a kind name as the outline carries it.
+pub fn slot_of_name(kind: &str, error: bool) -> &'static str {
+    if error {
+        return "step.error";
+    }
+    match kind {
+        "user" => "step.user",
+        "agent" => "step.agent",
+        "thinking" => "step.thinking",
+        "tool_call" | "tool_result" => "step.tool",
+        "command" => "step.command",
+        "file_edit" => "step.edit",
+        "decision" => "step.decision",
+        "error" => "step.error",
+        _ => "step.lifecycle",
+    }
+}
+
+/// A symbol per kind, so the kinds stay apart without colour.
+pub fn kind_symbol(kind: &str, error: bool) -> &'static str {
+    if error {
+        return "✗";
+    }
+    match kind {
+        "user" => "»",
+        "agent" => "•",
+        "thinking" => "…",
+        "tool_call" => "⚙",
+        "tool_result" => "←",
+        "command" => "$",
+        "file_edit" => "✎",
+        "decision" => "◆",
+        "error" => "✗",
+        "lifecycle" => "○",
+        _ => "?",
+    }
+}
+
+/// A step's symbol and summary as one label; a command's summary starts with its own `$`.
+pub fn labelled(kind: &str, error: bool, summary: &str) -> String {
+    let sym = kind_symbol(kind, error);
+    if summary.starts_with(sym) {
+        summary.to_string()
+    } else {
+        format!("{sym} {summary}")
+    }
+}
+
+/// A step as pane lines: a symbol and its summary, and for messages and commands the
+/// text itself (with its ANSI colours), a few lines of it.
+fn push_step(sb: &mut Scrollback, s: &Step, theme: &Theme) {
+    let style = theme.style(step_slot(&s.kind));
+    let sym = kind_symbol(s.kind.name(), s.kind.is_error());
+    match &s.kind {
+        StepKind::AgentMessage { text } | StepKind::UserMessage { text } => {
+            let body = tail_lines(text.preview(), 6);
+            sb.push(&format!("{sym} {body}"), style);
+        }
+        StepKind::Command {
+            argv,
+            exit_code,
+            output,
+        } => {
+            let code = exit_code.map(|c| format!(" -> {c}")).unwrap_or_default();
+            sb.push(&format!("{sym} {}{code}", argv.join(" ")), style);
+            let out = tail_lines(output.preview(), 4);
+            if !out.is_empty() {
+                sb.push(&out, theme.style("ui.muted"));
+            }
+        }
+        _ => sb.push(
+            &labelled(s.kind.name(), s.kind.is_error(), &s.kind.summary()),
+            style,
+        ),
+    }
+}
+
+fn tail_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    let mut out = lines[start..].join("\n");
+    if start > 0 {
+        out.insert_str(0, &format!("[{start} lines up]\n"));
+    }
+    out
+}
+
+/// The runs the grid shows: live ones, then the latest finished within `KEEP_FINISHED_S`,
+/// at most `MAX_PANES`, by id.
+pub fn pick_runs(runs: &[Run], now: Timestamp) -> Vec<RunId> {
+    let mut live: Vec<&Run> = runs.iter().filter(|r| r.state.is_live()).collect();
+    live.sort_by_key(|r| r.id);
+    let mut done: Vec<&Run> = runs
+        .iter()
+        .filter(|r| {
+            !r.state.is_live()
+                && r.ticket.is_some()
+                && r.ended
+                    .is_some_and(|e| now.duration_since(e).as_secs() < KEEP_FINISHED_S)
+        })
+        .collect();
+    done.sort_by_key(|r| std::cmp::Reverse(r.id));
+    live.into_iter()
+        .chain(done)
+        .take(MAX_PANES)
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Rows and columns for `n` panes in `area`: as square as the cells allow (a terminal
+/// cell is about twice as tall as wide).
+pub fn grid(n: usize, area: Rect) -> Vec<Rect> {
+    if n == 0 {
+        return vec![];
+    }
+    let cols = match n {
+        1 => 1,
+        2 => 2,
+        3..=4 => 2,
+        5..=6 => 3,
+        7..=9 => 3,
+        _ => 4,
+    };
+    let cols = if area.width < 80 { cols.min(2) } else { cols };
+    let rows = n.div_ceil(cols);
+    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+    let mut out = Vec::with_capacity(n);
+    for (r, row) in row_areas.iter().enumerate() {
+        let in_row = (n - r * cols).min(cols);
+        let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*row);
+        out.extend(cells.iter().take(in_row).copied());
+    }
+    out
+}
+
+/// The pane's state word, its slot and symbol.
+pub fn state_badge(p: &Pane, now: Timestamp) -> (String, &'static str) {
+    match p.flag(now) {
+        Some(Flag::Waiting) => ("⚑ waiting for input".into(), "agent.waiting"),
+        Some(Flag::Quiet(s)) => (format!("⏸ quiet {s}s"), "agent.quiet"),
+        None => match p.run.state {
+            RunState::Running => ("▶ running".into(), "agent.running"),
+            RunState::Preparing => ("◌ preparing".into(), "agent.running"),
+            RunState::Succeeded => ("✓ done".into(), "agent.done"),
+            RunState::Failed => ("✗ failed".into(), "agent.failed"),
+            s => (format!("■ {}", s.name()), "agent.done"),
+        },
+    }
+}
+
+pub fn elapsed(run: &Run, now: Timestamp) -> String {
+    let end = run.ended.unwrap_or(now);
+    let s = end.duration_since(run.started).as_secs().max(0);
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+pub fn spend_text(u: &Usage) -> String {
+    let tokens = u.input_tokens + u.output_tokens;
+    let tokens = if tokens >= 10_000 {
+        format!("{:.1}k tok", tokens as f64 / 1000.0)
+    } else {
+        format!("{tokens} tok")
+    };
+    match u.cost_usd {
+        Some(c) => format!("{tokens} ${c:.2}"),
+        None => tokens,
+    }
+}
+
+pub struct FleetView<'a> {
+    pub panes: &'a [RunId],
+    pub by_run: &'a HashMap<RunId, Pane>,
+    pub selected: usize,
+    pub zoomed: bool,
+    pub titles: &'a HashMap<u64, String>,
+    pub now: Timestamp,
+    pub theme: &'a Theme,
+}
+
+impl FleetView<'_> {
+    pub fn render(&self, frame: &mut Frame, area: Rect) {
+        let t = self.theme;
+        if self.panes.is_empty() {
+            let p = Paragraph::new(vec![
+                Line::from(""),
+                Line::from(Span::styled("  No agent is running.", t.style("ui.title"))),
+                Line::from(Span::styled(
+                    "  Add a ticket on the Tickets screen (2, then n) and the factory starts one.",
+                    t.style("ui.muted"),
+                )),
+            ])
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(t.style("ui.border"))
+                    .title(" Fleet "),
+            );
+            frame.render_widget(p, area);
+            return;
+        }
+        if self.zoomed {
+            if let Some(p) = self
+                .panes
+                .get(self.selected)
+                .and_then(|r| self.by_run.get(r))
+            {
+                self.pane(frame, area, p, true, true);
+            }
+            return;
+        }
+        for (i, cell) in grid(self.panes.len(), area).into_iter().enumerate() {
+            if let Some(p) = self.by_run.get(&self.panes[i]) {
+                self.pane(frame, cell, p, i == self.selected, false);
+            }
+        }
+    }
+
+    fn pane(&self, frame: &mut Frame, area: Rect, p: &Pane, focus: bool, zoomed: bool) {
+        let t = self.theme;
+        let (badge, slot) = state_badge(p, self.now);
+        let ticket = p
+            .run
+            .ticket
+            .map(|id| {
+                let title = self.titles.get(&id).map(String::as_str).unwrap_or("");
+                format!("#{id} {title}")
+            })
+            .unwrap_or_default();
+        let border = if focus {
+            t.style("ui.border.focus")
+        } else {
+            t.style("ui.border")
+        };
+        let sel = if focus { "▶ " } else { "" };
+        let title = Line::from(vec![
+            Span::styled(format!(" {sel}run {} ", p.run.id), t.style("ui.title")),
+            Span::styled(format!("{} ", p.run.agent), Style::default()),
+            Span::styled(format!("{badge} "), t.style(slot)),
+        ]);
+        let sub = Line::from(vec![Span::styled(
+            format!(
+                " {} · {} · {} ",
+                elapsed(&p.run, self.now),
+                spend_text(p.spend()),
+                ticket
+            ),
+            t.style("ui.muted"),
+        )]);
+        let mut block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(border)
+            .title(title)
+            .title_bottom(sub);
+        if zoomed && p.scroll > 0 {
+            block = block.title_top(
+                Line::from(Span::styled(
+                    format!(" {} lines up ", p.scroll),
+                    t.style("ui.muted"),
+                ))
+                .right_aligned(),
+            );
+        }
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let scroll = if zoomed { p.scroll } else { 0 };
+        let lines = p.lines.window(inner.height as usize, scroll);
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_for_a_person_are_recognised() {
+        for l in [
+            "Shall I also update the docs?",
+            "Overwrite the file? [y/N]",
+            "Press Enter to continue",
+            "waiting for input",
+        ] {
+            assert!(asks_for_input(l), "{l}");
+        }
+        for l in ["Running the tests.", "exit 0", "what? no: done."] {
+            assert!(!asks_for_input(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn the_grid_holds_every_pane_inside_the_area() {
+        let area = Rect::new(0, 0, 200, 58);
+        for n in 1..=MAX_PANES {
+            let cells = grid(n, area);
+            assert_eq!(cells.len(), n);
+            for c in cells {
+                assert!(c.right() <= area.right() && c.bottom() <= area.bottom());
+                assert!(c.width >= 40 && c.height >= 14, "{n}: {c:?}");
+            }
+        }
+    }
+}
