@@ -366,19 +366,3 @@ fn memory_add_import_and_hybrid_search() {
     assert_eq!(code, 2);
     assert!(err.contains("use one of"), "{err}");
 }
-
-#[test]
-fn the_demo_runs_headless_with_no_setup() {
-    let env = Env::new();
-    let out = env.ok(&["demo"]);
-    for expected in [
-        "created workspace `demo`",
-        "ticket 3 queued",
-        "trace import",
-        "memory search",
-        "bm25",
-        "trace search",
-    ] {
-        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
-    }
-}

@@ -1,22 +1,35 @@
-//! `shopfloor demo`: a scripted tour on a throwaway workspace, with nothing to set up.
-//! It copies a small sample repository (compiled into the binary), queues tickets, imports
-//! two agent traces, loads memories, and shows recall, trace search and replay, printing
-//! the command a user would type for each step.
+//! `shopfloor demo`: a real factory on a throwaway workspace, with nothing to set up (no
+//! Docker, no API key). It copies a small sample repository (compiled into the binary)
+//! with three fixture agents, queues a ticket for each, and opens the control room while
+//! they work in parallel: two edit the same file, one of them breaks a test and is bounced
+//! by the merge queue, then retried with the bounce as its lesson; the third touches paths
+//! the policy gates, so its entry waits for a human. `--headless` runs it to the end
+//! without a terminal (approving the gated entry as the demo's reviewer) and prints what
+//! happened.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use shopfloor::memory::{NewMemory, RecallQuery};
-use shopfloor::model::{Author, MemoryKind, StepKind, Ticket, TicketState};
-use shopfloor::trace::{FileContent, Format};
+use anyhow::{Context, Result, bail};
+use shopfloor::api::Client;
+use shopfloor::api::wire::{MemorySearch, NewTicket, QueueAction};
+use shopfloor::model::{Author, MemoryKind, QueueState, TicketState};
+use shopfloor::scheduler::factory::FactoryEvent;
+use shopfloor::trace::Format;
+use shopfloor::tui::runtime::{self, Options};
 use shopfloor::workspace::{Home, Workspace};
 
-use super::output::clip;
+use super::serve;
 
 const REPO: &[(&str, &str)] = &[
     (
         "README.md",
         include_str!("../../assets/demo/repo/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../assets/demo/repo/.gitignore"),
     ),
     (
         "inventory/__init__.py",
@@ -30,18 +43,80 @@ const REPO: &[(&str, &str)] = &[
         "tests/test_stock.py",
         include_str!("../../assets/demo/repo/tests/test_stock.py"),
     ),
+    (
+        "agents/release.toml",
+        include_str!("../../assets/demo/agents/release.toml"),
+    ),
+    (
+        "agents/simplify.toml",
+        include_str!("../../assets/demo/agents/simplify.toml"),
+    ),
+    (
+        "agents/ci.toml",
+        include_str!("../../assets/demo/agents/ci.toml"),
+    ),
+    ("shopfloor.toml", CONFIG),
 ];
+
+/// The demo's factory: three fixture agents, the sample's tests as the merge queue's
+/// check, and CI config and migrations gated for a human.
+const CONFIG: &str = r#"# The demo's factory (see `shopfloor init` for every key).
+[factory]
+concurrency = 3
+max_attempts = 2
+default_agent = "release"
+quiet_timeout_s = 120
+
+[sandbox]
+backend = "worktree"
+
+[test]
+command = "python3 -m unittest discover -s tests"
+
+[policy]
+paths = ["approve .github/**", "approve migrations/**"]
+
+[agents.release]
+adapter = "fixture"
+scenario = "agents/release.toml"
+
+[agents.simplify]
+adapter = "fixture"
+scenario = "agents/simplify.toml"
+
+[agents.ci]
+adapter = "fixture"
+scenario = "agents/ci.toml"
+"#;
+
 const CLAUDE_TRACE: &str = include_str!("../../assets/demo/traces/claude-release.stream.jsonl");
 const CODEX_TRACE: &str = include_str!("../../assets/demo/traces/codex-oversell.exec.jsonl");
 const MEMORIES: &str = include_str!("../../assets/demo/memories.jsonl");
 
-fn say(cmd: &str) {
-    println!("\n\x1b[1m$ shopfloor {cmd}\x1b[0m");
-}
+/// The tickets: (title, body, priority, agent).
+const TICKETS: &[(&str, &str, i32, &str)] = &[
+    (
+        "Add Stock.release() to give reserved units back",
+        "release(sku, qty) is the inverse of reserve(); validate qty like receive().",
+        2,
+        "release",
+    ),
+    (
+        "Simplify Stock.reserve()",
+        "reserve() reads awkwardly; make it simpler without changing what it guarantees.",
+        1,
+        "simplify",
+    ),
+    (
+        "Run CI on Python 3.12 and add the reservations migration",
+        "Bump the CI workflow's Python and add migrations/0002_reservations.sql.",
+        0,
+        "ci",
+    ),
+];
 
-fn plain_say(cmd: &str) {
-    println!("\n$ shopfloor {cmd}");
-}
+/// How long the headless demo waits for the factory before it gives up.
+const HEADLESS_LIMIT: Duration = Duration::from_secs(240);
 
 fn make_repo(dir: &Path) -> Result<()> {
     for (path, text) in REPO {
@@ -66,62 +141,36 @@ fn make_repo(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn run(keep: bool) -> Result<()> {
-    let color = std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let say = if color { say } else { plain_say };
-    let root = tempfile::Builder::new()
-        .prefix("shopfloor-demo-")
-        .tempdir()?;
-    let home = Home::at(root.path().join("home"));
-    let repo = root.path().join("inventory");
-    make_repo(&repo).context("making the sample repository")?;
+/// Where the demo lives: a temporary directory, or `dir` when given (kept).
+enum Place {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
 
-    println!("shopfloor demo: a throwaway workspace on a copy of a small sample repository");
-    println!("repository: {}", repo.display());
-
-    say("workspace create demo --repo inventory");
-    let info = home.create("demo", &repo)?;
-    println!("created workspace `demo`, data in {}", info.dir.display());
-    let ws = Workspace::open(info)?;
-
-    say("ticket add ... (three tickets)");
-    let now = jiff::Timestamp::now();
-    for (title, prio, paths) in [
-        (
-            "Add Stock.release() to return reserved units",
-            2,
-            vec!["inventory/stock.py"],
-        ),
-        (
-            "Fix: reserve() must never oversell",
-            5,
-            vec!["inventory/stock.py", "tests/**"],
-        ),
-        ("Document the public API in README.md", 0, vec!["README.md"]),
-    ] {
-        let t = ws.store.add_ticket(Ticket {
-            id: 0,
-            title: title.into(),
-            body: String::new(),
-            priority: prio,
-            agent: None,
-            paths: paths.into_iter().map(String::from).collect(),
-            state: TicketState::Queued,
-            created: now,
-            updated: now,
-            runs: vec![],
-        })?;
-        println!(
-            "ticket {} queued (priority {}): {}",
-            t.id, t.priority, t.title
-        );
+impl Place {
+    fn path(&self) -> &Path {
+        match self {
+            Place::Temp(t) => t.path(),
+            Place::Kept(p) => p,
+        }
     }
+}
 
-    say("trace import claude-release.stream.jsonl --format claude-stream");
-    let traces = root.path().join("traces");
+/// Make the sample repository, the workspace, its history (two imported agent traces and
+/// the team's memories, so replay and recall have something from the start) and the
+/// tickets. Returns the workspace, opened.
+fn prepare(root: &Path, say: &dyn Fn(&str)) -> Result<Workspace> {
+    let home = Home::at(root.join("home"));
+    let repo = root.join("inventory");
+    make_repo(&repo).context("making the sample repository")?;
+    let info = home.create("demo", &repo)?;
+    say(&format!(
+        "demo workspace on a copy of the sample repository: {}",
+        repo.display()
+    ));
+    let ws = Workspace::open(info)?;
+    let traces = root.join("traces");
     std::fs::create_dir_all(&traces)?;
-    let mut runs = vec![];
     for (name, text, format) in [
         (
             "claude-release.stream.jsonl",
@@ -132,138 +181,279 @@ pub fn run(keep: bool) -> Result<()> {
     ] {
         let path = traces.join(name);
         std::fs::write(&path, text)?;
-        let r = ws.import_trace(&path, format, None)?;
-        let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!(
-            "run {} from {name} ({}): {} steps [{}]",
-            r.run,
-            format.name(),
-            r.steps,
-            kinds.join(", ")
-        );
-        runs.push(r.run);
+        ws.import_trace(&path, format, None)?;
     }
-
-    say(&format!("trace show {}", runs[0]));
-    ws.store.for_each_step(runs[0], |s| {
-        let mark = if s.kind.is_error() { "!" } else { " " };
-        println!(
-            "{:>3} {mark} {:<11} {}",
-            s.seq,
-            s.kind.name(),
-            clip(&s.kind.summary(), 90)
-        );
-        Ok(())
-    })?;
-
-    say(&format!(
-        "trace show {} --step N   (replay: the file as it was at that step)",
-        runs[0]
-    ));
-    let mut edit_step = None;
-    ws.store.for_each_step(runs[0], |s| {
-        if matches!(s.kind, StepKind::FileEdit { .. }) && edit_step.is_none() {
-            edit_step = Some(s.seq);
-        }
-        Ok(())
-    })?;
-    if let Some(seq) = edit_step {
-        for (path, state) in shopfloor::trace::files_at(&ws.store, runs[0], seq)? {
-            println!("at step {seq}, {path} (last edited at step {}):", state.seq);
-            if let FileContent::Known(text) = state.content {
-                for line in text
-                    .lines()
-                    .rev()
-                    .take(6)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                {
-                    println!("    {line}");
-                }
-            }
-        }
-    }
-
-    say("memory import memories.jsonl");
-    let summary = ws.memory.import_jsonl(
+    ws.memory.import_jsonl(
         std::io::Cursor::new(MEMORIES),
         Author::Human {
             name: "demo".into(),
         },
     )?;
-    println!("imported {} memories", summary.imported);
-    let lesson = ws.memory.add(NewMemory {
-        paths: vec!["inventory/stock.py".into()],
-        ..NewMemory::new(
-            MemoryKind::Lesson,
-            "A codex run failed test_never_oversells: reserve() compared against the wrong level. Check levels before subtracting.",
-            Author::Agent { name: "codex".into() },
+    for (title, body, priority, agent) in TICKETS {
+        let t = shopfloor::api::ops::add_ticket(
+            &ws,
+            NewTicket {
+                title: title.to_string(),
+                body: body.to_string(),
+                priority: *priority,
+                agent: Some(agent.to_string()),
+                paths: vec![],
+            },
         )
-    })?;
-    println!("memory {} added by agent codex (lesson)", lesson.id);
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        say(&format!("ticket {} for agent `{agent}`: {}", t.id, t.title));
+    }
+    Ok(ws)
+}
 
-    for (query, paths) in [
-        ("how do I run the test suite?", vec![]),
-        ("can stock go below zero", vec![]),
-        (
-            "what should I know before editing",
-            vec!["inventory/stock.py".to_string()],
+pub fn run(keep: bool, headless: bool, dir: Option<PathBuf>) -> Result<()> {
+    let interactive = !headless && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if !headless && !interactive {
+        bail!(
+            "the demo opens the control room, which needs a terminal; `shopfloor demo --headless` runs it to the end and prints a summary"
+        );
+    }
+    let place = match dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
+                bail!(
+                    "{} is not empty; give --dir a new or empty directory",
+                    d.display()
+                );
+            }
+            std::fs::create_dir_all(&d)?;
+            Place::Kept(d.canonicalize()?)
+        }
+        None => Place::Temp(
+            tempfile::Builder::new()
+                .prefix("shopfloor-demo-")
+                .tempdir()?,
         ),
-    ] {
-        let shown = if paths.is_empty() {
-            format!("memory search \"{query}\"")
+    };
+    let root = place.path().to_path_buf();
+    let quiet = |_: &str| {};
+    let print = |l: &str| println!("{l}");
+    let ws = prepare(&root, if interactive { &quiet } else { &print })?;
+    let rt = serve::runtime()?;
+    let result = rt.block_on(async {
+        let say: &dyn Fn(&str) = if interactive {
+            &|l: &str| tracing::info!("{l}")
         } else {
-            format!("memory search \"{query}\" --paths {}", paths.join(","))
+            &print
         };
-        say(&shown);
-        let hits = ws.memory.search(&RecallQuery {
-            text: query.into(),
-            limit: 3,
-            paths,
-            ..Default::default()
-        })?;
-        for h in hits {
-            let legs: Vec<&str> = h.legs.iter().map(|l| l.name()).collect();
+        let running = serve::start(ws, false, say).await?;
+        let client = Client::new(running.socket.clone());
+        let shown = if interactive {
+            runtime::run(
+                client.clone(),
+                Options::from_env(),
+                serve::shutdown_signal(),
+            )
+            .await
+        } else {
+            headless_run(&running, &client).await
+        };
+        let summary = if shown.is_ok() {
+            summary(&client).await
+        } else {
+            Ok(String::new())
+        };
+        let stopped = running.stop().await;
+        shown?;
+        stopped?;
+        summary
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let summary = result?;
+    print!("{summary}");
+    let kept = match place {
+        Place::Kept(p) => Some(p),
+        Place::Temp(t) if keep => Some(t.keep()),
+        Place::Temp(_) => None,
+    };
+    match kept {
+        Some(p) => {
+            println!("\nkept the demo in {}", p.display());
             println!(
-                "  [{}] {:<12} {:<16} {}",
-                h.memory.id,
-                h.memory.kind,
-                legs.join("+"),
-                clip(&h.memory.text, 80)
+                "explore it: SHOPFLOOR_HOME={} shopfloor -w demo up",
+                p.join("home").display()
             );
         }
-    }
-
-    say("trace search \"unittest failed\"   (one query over the whole fleet)");
-    let hits = ws
-        .index()
-        .search_steps("unittest failed", &Default::default(), 5)?;
-    for h in hits {
-        if let Some(s) = ws.store.step(h.run, h.seq)? {
-            println!(
-                "  run {} step {:<3} {:<11} {}",
-                s.run,
-                s.seq,
-                s.kind.name(),
-                clip(&s.kind.summary(), 80)
-            );
-        }
-    }
-
-    drop(ws);
-    println!();
-    if keep {
-        let kept = root.keep();
-        println!("kept the demo in {}", kept.display());
-        println!(
-            "explore it: SHOPFLOOR_HOME={} shopfloor -w demo trace list",
-            kept.join("home").display()
-        );
-    } else {
-        println!(
-            "done; the demo workspace was removed (`shopfloor demo --keep` keeps it to explore)"
-        );
+        None => println!(
+            "\nthe demo workspace was removed (`shopfloor demo --keep` keeps it to explore)"
+        ),
     }
     Ok(())
+}
+
+/// Follow the factory until every ticket settled, approve the gated entry as the demo's
+/// reviewer, and wait for it to land.
+async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
+    let mut events = running.factory.subscribe();
+    let started = Instant::now();
+    let mut approved = std::collections::BTreeSet::new();
+    loop {
+        if started.elapsed() > HEADLESS_LIMIT {
+            bail!(
+                "the demo did not finish within {}s; the factory's log says why (SHOPFLOOR_LOG=debug for more)",
+                HEADLESS_LIMIT.as_secs()
+            );
+        }
+        let tickets = client.tickets(None).await?;
+        let queue = client.queue().await?;
+        let waiting: Vec<_> = queue
+            .entries
+            .iter()
+            .filter(|e| e.state == QueueState::AwaitingApproval)
+            .collect();
+        let busy = tickets
+            .iter()
+            .any(|t| matches!(t.state, TicketState::Queued | TicketState::Running))
+            || queue
+                .entries
+                .iter()
+                .any(|e| matches!(e.state, QueueState::Queued | QueueState::Testing));
+        if !busy && tickets.iter().all(|t| t.state.is_final()) {
+            return Ok(());
+        }
+        if !busy && let Some(e) = waiting.iter().find(|e| !approved.contains(&e.id)) {
+            let why = e
+                .verdict
+                .as_ref()
+                .map(|v| v.reasons.join("; "))
+                .unwrap_or_default();
+            println!("entry {} `{}` waits for a human: {why}", e.id, e.branch);
+            println!(
+                "approving it as the demo's reviewer (in the control room: 4, select it, a, y)"
+            );
+            client
+                .queue_act(
+                    e.id,
+                    "approve",
+                    &QueueAction {
+                        by: "demo-reviewer".into(),
+                        note: Some("approved by `shopfloor demo --headless`".into()),
+                    },
+                )
+                .await?;
+            approved.insert(e.id);
+            continue;
+        }
+        if !busy && waiting.is_empty() && tickets.iter().all(|t| t.state != TicketState::Running) {
+            // Review tickets whose entries all finished: nothing more will happen.
+            let open = tickets.iter().any(|t| t.state == TicketState::Review);
+            if !open {
+                return Ok(());
+            }
+        }
+        // Print what happens while waiting for the next change.
+        match tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+            Ok(Ok(FactoryEvent::RunState {
+                run,
+                ticket,
+                agent,
+                state,
+                detail,
+                ..
+            })) => {
+                let ticket = ticket.map_or("-".into(), |t| t.to_string());
+                let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+                println!("run {run} (ticket {ticket}, {agent}) {state}{detail}");
+            }
+            Ok(Ok(FactoryEvent::Queue {
+                landed,
+                bounced,
+                rejected,
+                waiting,
+            })) => {
+                for (what, ids) in [
+                    ("landed on main", landed),
+                    ("bounced", bounced),
+                    ("rejected", rejected),
+                    ("waits for approval", waiting),
+                ] {
+                    for id in ids {
+                        let e = client.queue_entry(id).await?;
+                        let why = e.entry.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                        println!("merge queue: entry {id} `{}` {what}{why}", e.entry.branch);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What happened, from the API: tickets and their attempts, the queue, the lessons, main.
+async fn summary(client: &Client) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let tickets = client.tickets(None).await?;
+    let runs = client.runs().await?;
+    let queue = client.queue().await?;
+    let status = client.status().await?;
+    writeln!(out, "\nsummary")?;
+    for t in &tickets {
+        let attempts: Vec<String> = runs
+            .iter()
+            .filter(|r| r.ticket == Some(t.id))
+            .map(|r| format!("run {} {}", r.id, r.state))
+            .collect();
+        writeln!(
+            out,
+            "  ticket {} {:<9} {} [{}]",
+            t.id,
+            t.state.name(),
+            t.title,
+            attempts.join(", ")
+        )?;
+    }
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &queue.entries {
+        *by_state.entry(e.state.name()).or_default() += 1;
+        let why = e
+            .reason
+            .as_deref()
+            .map(|r| format!(": {}", r.lines().next().unwrap_or("")))
+            .unwrap_or_default();
+        let by = e
+            .approval
+            .as_ref()
+            .map(|a| format!(" (approved by {})", a.by))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  queue entry {} {:<17} {}{by}{why}",
+            e.id,
+            e.state.name(),
+            e.branch
+        )?;
+    }
+    let lessons = client
+        .search_memory(&MemorySearch {
+            text: "bounced merge queue".into(),
+            limit: 3,
+            kinds: vec![MemoryKind::Lesson],
+            recent: false,
+            ..Default::default()
+        })
+        .await?;
+    for h in lessons.iter().filter(|h| h.memory.text.contains("bounced")) {
+        writeln!(
+            out,
+            "  lesson {}: {}",
+            h.memory.id,
+            h.memory.text.lines().next().unwrap_or("")
+        )?;
+    }
+    writeln!(
+        out,
+        "  main is at {} ({} landed)",
+        status
+            .main_head
+            .as_deref()
+            .map_or("-", |h| &h[..h.len().min(10)]),
+        by_state.get("merged").copied().unwrap_or(0)
+    )?;
+    Ok(out)
 }

@@ -1,0 +1,340 @@
+//! The control room under load (issue 6), run with `cargo bench --bench tui`.
+//!
+//! 1. Frame render: 16 live panes, each with a full scrollback of ANSI-coloured agent
+//!    output, drawn at 200x60 on ratatui's TestBackend; printed beside a peer measured in
+//!    the same run: the same grid drawn as 16 plain bordered paragraphs of the same text
+//!    (what any ratatui app pays for the cells alone). Target: under 8 ms a frame.
+//! 2. Factory plus control room: `shopfloor up` in a real pseudo-terminal (tmux) with 16
+//!    fixture agents streaming for TUI_SECONDS (300 by default), its CPU in cores and its
+//!    resident memory over time; beside it, the peer: `shopfloor serve` (the factory
+//!    alone) on the same load for a fifth of the time. Target: under 0.5 core, flat.
+//!    TUI_RATE sets each agent's lines a second (20: a busy real agent).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::widgets::{Block, Borders, Paragraph};
+use shopfloor::model::{Run, RunState, Step, StepKind, Usage};
+use shopfloor::tui::app::{App, Msg};
+use shopfloor::tui::keymap::Keymap;
+use shopfloor::tui::theme::Theme;
+
+mod procstat;
+use procstat::proc_usage;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn run(id: u64, now: Timestamp) -> Run {
+    Run {
+        id,
+        ticket: Some(id),
+        agent: format!("agent-{id}"),
+        state: RunState::Running,
+        started: now - jiff::SignedDuration::from_secs(90),
+        ended: None,
+        steps: 0,
+        source: "bench".into(),
+        attempt: 1,
+        branch: None,
+        usage: Usage::default(),
+        files_changed: vec![],
+        sandbox: None,
+        outcome: None,
+    }
+}
+
+fn step(run: u64, seq: u64, now: Timestamp) -> Step {
+    let kind = match seq % 4 {
+        0 => StepKind::AgentMessage {
+            text: format!(
+                "\x1b[1mthinking\x1b[0m about step {seq}: \x1b[32mall good\x1b[0m, moving on"
+            )
+            .into(),
+        },
+        1 => StepKind::ToolCall {
+            call_id: None,
+            name: "Read".into(),
+            input: format!("{{\"file_path\":\"src/module_{seq}.rs\"}}").into(),
+        },
+        2 => StepKind::Command {
+            argv: vec!["cargo".into(), "test".into()],
+            exit_code: Some((seq % 7 == 2) as i32),
+            output: "\x1b[32mtest a ... ok\x1b[0m\n\x1b[31mtest b ... FAILED\x1b[0m".into(),
+        },
+        _ => StepKind::FileEdit {
+            path: format!("src/module_{seq}.rs"),
+            before: None,
+            after: None,
+            patch: "+fn x() {}".into(),
+        },
+    };
+    Step {
+        run,
+        seq,
+        ts: now,
+        agent: format!("agent-{run}"),
+        parent: None,
+        kind,
+    }
+}
+
+fn render_bench() {
+    let now = Timestamp::now();
+    let theme = Theme::load("dark", None, false).0;
+    let mut app = App::new(Keymap::builtin(), theme, "bench".into(), now);
+    let runs: Vec<Run> = (1..=16).map(|i| run(i, now)).collect();
+    app.update(Msg::Runs(runs));
+    // Fill every scrollback to its bound.
+    for r in 1..=16u64 {
+        let steps: Vec<Step> = (0..1_000).map(|s| step(r, s, now)).collect();
+        app.update(Msg::PaneSteps { run: r, steps });
+    }
+    let lines: usize = app.fleet.by_run.values().map(|p| p.lines.len()).sum();
+    let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let frames = 300;
+    let mut ours = vec![];
+    for i in 0..frames {
+        // A new step on one pane per frame, as when agents stream.
+        let r = (i % 16) as u64 + 1;
+        app.update(Msg::PaneSteps {
+            run: r,
+            steps: vec![step(r, 1_000 + i as u64, now)],
+        });
+        let t = Instant::now();
+        term.draw(|f| shopfloor::tui::view::draw(f, &app)).unwrap();
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // The peer: the same grid, the same text, as plain paragraphs.
+    let texts: Vec<String> = (1..=16u64)
+        .map(|r| {
+            (0..60)
+                .map(|s| format!("step {s} of agent-{r}: thinking about it, all good\n"))
+                .collect()
+        })
+        .collect();
+    let mut peer = vec![];
+    let mut term2 = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    for _ in 0..frames {
+        let t = Instant::now();
+        term2
+            .draw(|f| {
+                let cells = shopfloor::tui::fleet::grid(16, f.area());
+                for (c, text) in cells.into_iter().zip(&texts) {
+                    f.render_widget(
+                        Paragraph::new(text.as_str()).block(Block::default().borders(Borders::ALL)),
+                        c,
+                    );
+                }
+            })
+            .unwrap();
+        peer.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "frame render, 16 panes at 200x60 ({lines} scrollback lines held, bounded at {} a pane):",
+        shopfloor::tui::fleet::SCROLLBACK_LINES
+    );
+    println!(
+        "  control room: p50 {:.3} ms, p99 {:.3} ms (target < 8 ms)",
+        percentile(&mut ours.clone(), 0.5),
+        percentile(&mut ours, 0.99)
+    );
+    println!(
+        "  peer, plain paragraphs: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&mut peer.clone(), 0.5),
+        percentile(&mut peer, 0.99)
+    );
+}
+
+fn setup(
+    dir: &Path,
+    agents: u64,
+    rate: u64,
+    seconds: u64,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let home = dir.join("home");
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "load\n").unwrap();
+    std::fs::write(
+        repo.join("stream.toml"),
+        format!(
+            "name = \"stream\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("shopfloor.toml"),
+        format!(
+            "[factory]\nconcurrency = {agents}\ndefault_agent = \"stream\"\nquiet_timeout_s = 60\n\
+             [sandbox]\nbackend = \"worktree\"\n[test]\ncommand = \"true\"\n\
+             [agents.stream]\nadapter = \"fixture\"\nscenario = \"stream.toml\"\n"
+        ),
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=b",
+        "-c",
+        "user.email=b@b",
+        "commit",
+        "-qm",
+        "init",
+    ]);
+    let sf = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
+            .args(args)
+            .env("SHOPFLOOR_HOME", &home)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sf(&["workspace", "create", "load"]);
+    for i in 0..agents {
+        sf(&["ticket", "add", &format!("stream {i}")]);
+    }
+    (home, repo)
+}
+
+/// Watch `pid` for `seconds`: (cores, RSS KiB samples after warm-up).
+fn watch(pid: u32, seconds: u64) -> (f64, Vec<u64>) {
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu0, _) = proc_usage(pid);
+    let t0 = Instant::now();
+    let mut rss = vec![];
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(5));
+        rss.push(proc_usage(pid).1);
+    }
+    let (cpu1, _) = proc_usage(pid);
+    ((cpu1 - cpu0) / t0.elapsed().as_secs_f64(), rss)
+}
+
+fn pid_of(pattern: &str) -> u32 {
+    for _ in 0..100 {
+        let out = Command::new("pgrep")
+            .args(["-n", "-f", pattern])
+            .output()
+            .unwrap();
+        if let Ok(p) = String::from_utf8_lossy(&out.stdout).trim().parse() {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no process matches {pattern}");
+}
+
+fn load_bench() {
+    let agents = env_u64("TUI_AGENTS", 16);
+    let rate = env_u64("TUI_RATE", 20);
+    let seconds = env_u64("TUI_SECONDS", 300);
+    let peer_seconds = (seconds / 5).max(30);
+    println!(
+        "factory + control room: {agents} fixture agents x {rate} lines/s, worktree sandboxes"
+    );
+    // The control room, in a real terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let (home, repo) = setup(dir.path(), agents, rate, seconds + 30);
+    let sock = format!("shopfloor-bench-{}", std::process::id());
+    let cmd = format!(
+        "cd {} && SHOPFLOOR_HOME={} {} up",
+        repo.display(),
+        home.display(),
+        env!("CARGO_BIN_EXE_shopfloor")
+    );
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "b",
+        "-x",
+        "200",
+        "-y",
+        "60",
+        &cmd,
+    ]);
+    let pid = pid_of(&format!("{} up", env!("CARGO_BIN_EXE_shopfloor")));
+    let (cores, rss) = watch(pid, seconds);
+    let screen =
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "b"]).stdout).into_owned();
+    tmux(&["send-keys", "-t", "b", "q"]);
+    std::thread::sleep(Duration::from_secs(3));
+    tmux(&["kill-server"]);
+    assert!(
+        screen.contains("agents"),
+        "the control room was on screen:\n{screen}"
+    );
+    println!(
+        "  `shopfloor up` (factory + control room), {seconds} s: {cores:.3} cores (target < 0.5); anonymous RSS first {} KiB, last {} KiB, max {} KiB",
+        rss.first().unwrap_or(&0),
+        rss.last().unwrap_or(&0),
+        rss.iter().max().unwrap_or(&0)
+    );
+    // The peer: the factory alone on the same load.
+    let dir = tempfile::tempdir().unwrap();
+    let (home, repo) = setup(dir.path(), agents, rate, peer_seconds + 30);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
+        .arg("serve")
+        .env("SHOPFLOOR_HOME", &home)
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (peer_cores, peer_rss) = watch(serve.id(), peer_seconds);
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    serve.wait().unwrap();
+    println!(
+        "  peer, `shopfloor serve` (factory alone), {peer_seconds} s: {peer_cores:.3} cores; anonymous RSS last {} KiB",
+        peer_rss.last().unwrap_or(&0)
+    );
+    println!(
+        "  the control room's share: {:.3} cores",
+        (cores - peer_cores).max(0.0)
+    );
+}
+
+fn main() {
+    render_bench();
+    if std::env::var_os("TUI_SKIP_LOAD").is_none() {
+        load_bench();
+    }
+}

@@ -1,0 +1,185 @@
+//! `shopfloor demo`, the real binary end to end: headless to the end, and in a real
+//! pseudo-terminal (tmux) where a person approves the gated entry in the control room and
+//! sees main move.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shopfloor")
+}
+
+fn main_head(root: &Path) -> Option<git2::Oid> {
+    let repo = git2::Repository::open(root.join("home/demo/repo")).ok()?;
+    repo.head().ok()?.target()
+}
+
+fn file_on_main(root: &Path, path: &str) -> Option<String> {
+    let repo = git2::Repository::open(root.join("home/demo/repo")).ok()?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    let entry = tree.get_path(Path::new(path)).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    Some(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
+#[test]
+fn the_headless_demo_bounces_retries_with_the_lesson_and_lands_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo");
+    let out = Command::new(bin())
+        .args(["demo", "--headless", "--dir"])
+        .arg(&root)
+        .env("SHOPFLOOR_HOME", dir.path().join("unused-home"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "bounced: the tests failed",
+        "waits for a human",
+        "approving it as the demo's reviewer",
+        "landed on main",
+        "ticket 1 merged",
+        "ticket 2 merged",
+        "ticket 3 merged",
+        "(approved by demo-reviewer)",
+        "lesson",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The retry kept the check the first attempt dropped, and every change is on main.
+    let stock = file_on_main(&root, "inventory/stock.py").unwrap();
+    assert!(stock.contains("def release"), "{stock}");
+    assert!(stock.contains("raise OutOfStock"), "{stock}");
+    assert!(file_on_main(&root, "migrations/0002_reservations.sql").is_some());
+    assert!(file_on_main(&root, ".github/workflows/ci.yml").is_some());
+}
+
+/// A tmux server of the test's own, so nothing else's sessions are touched.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs (apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "demo"])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "demo", keys]);
+    }
+
+    /// Wait for the screen to satisfy `ok`; on timeout, fail with the screen.
+    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("waited {secs}s for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn in_the_control_room_a_person_approves_the_gated_entry_and_main_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo");
+    let tmux = Tmux {
+        socket: format!("shopfloor-test-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "env -u NO_COLOR TERM=xterm-256color {} demo --dir {}; echo DEMO-EXIT=$?; sleep 600",
+        bin(),
+        root.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "-x",
+        "160",
+        "-y",
+        "45",
+        &cmd,
+    ]);
+    // The control room opens on live panes, and the gated entry comes to wait.
+    tmux.wait("the control room", 60, |s| s.contains("1 Fleet"));
+    tmux.wait("an approval waiting", 180, |s| {
+        s.contains("waiting for approval")
+    });
+    let before = main_head(&root).expect("the factory's clone has a main");
+    tmux.keys("4");
+    let mut screen = tmux.wait("the merge queue", 20, |s| s.contains("merge queue"));
+    for _ in 0..12 {
+        if screen.lines().any(|l| l.contains("▶ ⚑ awaiting-approval")) {
+            break;
+        }
+        // Move toward the waiting entry: the selection follows its entry as the queue
+        // reorders, so it may be above or below.
+        let row = |pat: &str| screen.lines().position(|l| l.contains(pat));
+        let key = match (row("▶ "), row("⚑ awaiting-approval")) {
+            (Some(sel), Some(w)) if w < sel => "k",
+            _ => "j",
+        };
+        tmux.keys(key);
+        std::thread::sleep(Duration::from_millis(300));
+        screen = tmux.screen();
+    }
+    assert!(
+        screen.lines().any(|l| l.contains("▶ ⚑ awaiting-approval")),
+        "the waiting entry is selected:\n{screen}"
+    );
+    tmux.keys("a");
+    tmux.wait("the confirmation", 10, |s| s.contains("confirm"));
+    tmux.keys("y");
+    // Main moves: the gated change lands on the factory's main.
+    let start = Instant::now();
+    while file_on_main(&root, "migrations/0002_reservations.sql").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "main did not get the approved change; the screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_ne!(main_head(&root), Some(before));
+    tmux.wait("the landing on screen", 30, |s| {
+        s.contains("✓ merged") && !s.contains("waiting for approval")
+    });
+    // Quit: the terminal is given back and the demo prints its summary.
+    tmux.keys("q");
+    let s = tmux.wait("the demo to exit", 60, |s| s.contains("DEMO-EXIT="));
+    assert!(s.contains("DEMO-EXIT=0"), "{s}");
+    assert!(s.contains("summary"), "{s}");
+    assert!(s.contains("approved by"), "{s}");
+}
