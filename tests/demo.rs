@@ -6,6 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::tmux::Tmux;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shopfloor")
 }
@@ -63,75 +66,17 @@ fn the_headless_demo_bounces_retries_with_the_lesson_and_lands_everything() {
     assert!(file_on_main(&root, ".github/workflows/ci.yml").is_some());
 }
 
-/// A tmux server of the test's own, so nothing else's sessions are touched.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs (apt-get install tmux)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "demo"])
-    }
-
-    fn keys(&self, keys: &str) {
-        self.run(&["send-keys", "-t", "demo", keys]);
-    }
-
-    /// Wait for the screen to satisfy `ok`; on timeout, fail with the screen.
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                panic!("waited {secs}s for {what}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
-
 #[test]
 fn in_the_control_room_a_person_approves_the_gated_entry_and_main_moves() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
-    let tmux = Tmux {
-        socket: format!("shopfloor-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("demo");
     let cmd = format!(
         "env -u NO_COLOR TERM=xterm-256color {} demo --dir {}; echo DEMO-EXIT=$?; sleep 600",
         bin(),
         root.display()
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "demo",
-        "-x",
-        "160",
-        "-y",
-        "45",
-        &cmd,
-    ]);
+    tmux.start(&cmd, 160, 45);
     // The control room opens on live panes, and the gated entry comes to wait.
     tmux.wait("the control room", 60, |s| s.contains("1 Fleet"));
     tmux.wait("an approval waiting", 180, |s| {

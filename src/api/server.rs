@@ -212,6 +212,7 @@ async fn add_ticket(
     let Json(t) = body.map_err(bad_json)?;
     let added = blocking(&s, move |ws| ops::add_ticket(ws, t)).await?;
     if let Some(f) = &s.factory {
+        f.ticket_changed(&added);
         f.wake();
     }
     Ok(Json(added))
@@ -234,6 +235,7 @@ async fn cancel_ticket(
     // A live run of the ticket stops within a second.
     if let Some(f) = &s.factory {
         f.stop_ticket(id);
+        f.ticket_changed(&t);
     }
     Ok(Json(t))
 }
@@ -247,6 +249,7 @@ async fn set_priority(
     let Json(p) = body.map_err(bad_json)?;
     let t = blocking(&s, move |ws| ops::set_priority(ws, id, p.priority)).await?;
     if let Some(f) = &s.factory {
+        f.ticket_changed(&t);
         f.wake();
     }
     Ok(Json(t))
@@ -273,6 +276,7 @@ async fn retry_run(
     }
     let t = blocking(&s, move |ws| ops::retry_ticket(ws, ticket)).await?;
     if let Some(f) = &s.factory {
+        f.ticket_changed(&t);
         f.wake();
     }
     Ok(Json(t))
@@ -377,6 +381,7 @@ async fn queue_act(
     })
     .await?;
     if let Some(f) = &s.factory {
+        f.queue_changed();
         f.wake_queue();
     }
     Ok(Json(e))

@@ -12,15 +12,6 @@ use super::Ctx;
 use super::serve;
 
 pub fn run(ctx: &Ctx, attach: bool, paused: bool, theme: Option<String>) -> Result<()> {
-    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        bail!(
-            "the control room needs a terminal, and stdout is not one; `shopfloor serve` runs the factory without it"
-        );
-    }
-    let mut opts = Options::from_env();
-    if let Some(t) = theme {
-        opts.theme = t;
-    }
     let info = ctx.info()?;
     let socket = info.socket_path();
     let running_elsewhere = Remote::connect(&info).is_ok();
@@ -30,6 +21,15 @@ pub fn run(ctx: &Ctx, attach: bool, paused: bool, theme: Option<String>) -> Resu
             socket.display(),
             info.name
         );
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!(
+            "the control room needs a terminal, and stdout is not one; `shopfloor serve` runs the factory without it"
+        );
+    }
+    let mut opts = Options::from_env();
+    if let Some(t) = theme {
+        opts.theme = t;
     }
     let rt = serve::runtime()?;
     let done = rt.block_on(async move {

@@ -370,6 +370,24 @@ impl Factory {
         self.wake.notify_one();
     }
 
+    /// Tell watchers a ticket changed outside a run (added, cancelled, reprioritised).
+    pub fn ticket_changed(&self, t: &Ticket) {
+        self.emit(FactoryEvent::TicketState {
+            ticket: t.id,
+            state: t.state,
+        });
+    }
+
+    /// Tell watchers the merge queue changed outside a turn (an approval, a bump).
+    pub fn queue_changed(&self) {
+        self.emit(FactoryEvent::Queue {
+            landed: vec![],
+            bounced: vec![],
+            rejected: vec![],
+            waiting: vec![],
+        });
+    }
+
     fn emit(&self, e: FactoryEvent) {
         let _ = self.events.send(e);
     }

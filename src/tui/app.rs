@@ -461,6 +461,9 @@ impl App {
                 }
             }
             Msg::Connected => {
+                if !self.connected && self.flash.as_ref().is_some_and(|f| f.error) {
+                    self.say("the factory answers again");
+                }
                 self.connected = true;
                 self.reload_all(&mut fx);
             }

@@ -211,7 +211,12 @@ fn push_step(sb: &mut Scrollback, s: &Step, theme: &Theme) {
     let style = theme.style(step_slot(&s.kind));
     let sym = kind_symbol(s.kind.name(), s.kind.is_error());
     match &s.kind {
-        StepKind::AgentMessage { text } | StepKind::UserMessage { text } => {
+        // The prompt is long and the same every run: its first lines say which it is.
+        StepKind::UserMessage { text } => {
+            let body = head_lines(text.preview(), 2);
+            sb.push(&format!("{sym} {body}"), style);
+        }
+        StepKind::AgentMessage { text } => {
             let body = tail_lines(text.preview(), 6);
             sb.push(&format!("{sym} {body}"), style);
         }
@@ -239,7 +244,16 @@ fn tail_lines(s: &str, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     let mut out = lines[start..].join("\n");
     if start > 0 {
-        out.insert_str(0, &format!("[{start} lines up]\n"));
+        out.insert_str(0, &format!("⋯ {start} lines above\n"));
+    }
+    out
+}
+
+fn head_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = lines[..n.min(lines.len())].join("\n");
+    if lines.len() > n {
+        out.push_str(&format!("\n⋯ {} more lines", lines.len() - n));
     }
     out
 }

@@ -366,6 +366,8 @@ pub async fn run(
             }
         }
         let mut quit = false;
+        // Elapsed times and ages are read against the time the batch is handled.
+        app.now = jiff::Timestamp::now();
         for m in msgs {
             if let Msg::Key(k) = &m
                 && k.code == KeyCode::Char('z')

@@ -1,0 +1,71 @@
+//! `shopfloor up` as the real binary: attached to a running `serve`, in a real terminal
+//! (tmux), following the factory's events; and the errors when it cannot run.
+
+mod common;
+
+use common::Env;
+use common::serve::Serve;
+use common::tmux::Tmux;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shopfloor")
+}
+
+#[test]
+fn up_attaches_to_serve_follows_its_events_and_gives_the_terminal_back() {
+    let env = Env::new();
+    env.ok(&["workspace", "create", "att"]);
+    // Paused: tickets stay queued, so the board shows what the CLI adds.
+    let serve = Serve::paused(&env);
+    let tmux = Tmux::new("up");
+    let cmd = format!(
+        "cd {} && env SHOPFLOOR_HOME={} {} up; echo UP-EXIT=$?; sleep 600",
+        env.repo.path().display(),
+        env.home.path().display(),
+        bin()
+    );
+    tmux.start(&cmd, 140, 40);
+    tmux.wait("the status bar", 30, |s| s.contains(" att │ main"));
+    tmux.keys("2");
+    tmux.wait("the ticket board", 10, |s| s.contains("queued (0)"));
+    // A ticket added from the CLI reaches the board through the event stream.
+    env.ok(&["ticket", "add", "Write the changelog", "--priority", "3"]);
+    tmux.wait("the new ticket", 20, |s| {
+        s.contains("queued (1)") && s.contains("#1 Write the change")
+    });
+    // `p` sets its priority through the API.
+    tmux.keys("p");
+    tmux.wait("the priority prompt", 10, |s| {
+        s.contains("Priority of ticket 1")
+    });
+    tmux.keys("BSpace");
+    tmux.keys("9");
+    tmux.keys("Enter");
+    tmux.wait("the new priority", 20, |s| s.contains("p9"));
+    let t = env.json(&["ticket", "show", "1", "--json"]);
+    assert_eq!(t["priority"], 9, "{t}");
+    // The help overlay is the live keymap of the screen.
+    tmux.keys("?");
+    tmux.wait("the help", 10, |s| s.contains("change its priority"));
+    tmux.keys("Escape");
+    tmux.keys("q");
+    let s = tmux.wait("up to exit", 30, |s| s.contains("UP-EXIT="));
+    assert!(s.contains("UP-EXIT=0"), "{s}");
+    // Attached, quitting the control room leaves the factory running.
+    env.ok(&["ticket", "list"]);
+    assert!(serve.stop().success());
+}
+
+#[test]
+fn up_says_what_to_do_when_it_cannot_run() {
+    let env = Env::new();
+    env.ok(&["workspace", "create", "lone"]);
+    let (code, err) = env.fails(&["up", "--attach"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no factory answers"), "{err}");
+    assert!(err.contains("shopfloor serve"), "{err}");
+    // Without a terminal, `up` says so rather than drawing into a pipe.
+    let (code, err) = env.fails(&["up"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("needs a terminal"), "{err}");
+}
