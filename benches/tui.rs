@@ -7,8 +7,9 @@
 //! 2. Factory plus control room: `shopfloor up` in a real pseudo-terminal (tmux) with 16
 //!    fixture agents streaming for TUI_SECONDS (300 by default), its CPU in cores and its
 //!    resident memory over time; beside it, the peer: `shopfloor serve` (the factory
-//!    alone) on the same load for a fifth of the time. Target: under 0.5 core, flat.
-//!    TUI_RATE sets each agent's lines a second (20: a busy real agent).
+//!    alone) on the same load for half the time. Target: under 0.5 core, flat.
+//!    TUI_RATE sets each agent's lines a second (20: a busy real agent); TUI_SKIP_RENDER
+//!    and TUI_SKIP_LOAD run one half.
 
 use std::path::Path;
 use std::process::Command;
@@ -226,7 +227,7 @@ fn setup(
     (home, repo)
 }
 
-/// Watch `pid` for `seconds`: (cores, RSS KiB samples after warm-up).
+/// Watch `pid` for `seconds`: (cores, RSS KiB sampled every 5 s).
 fn watch(pid: u32, seconds: u64) -> (f64, Vec<u64>) {
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
@@ -239,6 +240,16 @@ fn watch(pid: u32, seconds: u64) -> (f64, Vec<u64>) {
     }
     let (cpu1, _) = proc_usage(pid);
     ((cpu1 - cpu0) / t0.elapsed().as_secs_f64(), rss)
+}
+
+/// Every sixth 5-second sample (one per 30 s), in MiB.
+fn series(rss: &[u64]) -> String {
+    rss.iter()
+        .skip(5)
+        .step_by(6)
+        .map(|k| format!("{}", k / 1024))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn pid_of(pattern: &str) -> u32 {
@@ -259,7 +270,7 @@ fn load_bench() {
     let agents = env_u64("TUI_AGENTS", 16);
     let rate = env_u64("TUI_RATE", 20);
     let seconds = env_u64("TUI_SECONDS", 300);
-    let peer_seconds = (seconds / 5).max(30);
+    let peer_seconds = (seconds / 2).max(30);
     println!(
         "factory + control room: {agents} fixture agents x {rate} lines/s, worktree sandboxes"
     );
@@ -304,11 +315,9 @@ fn load_bench() {
         "the control room was on screen:\n{screen}"
     );
     println!(
-        "  `shopfloor up` (factory + control room), {seconds} s: {cores:.3} cores (target < 0.5); anonymous RSS first {} KiB, last {} KiB, max {} KiB",
-        rss.first().unwrap_or(&0),
-        rss.last().unwrap_or(&0),
-        rss.iter().max().unwrap_or(&0)
+        "  `shopfloor up` (factory + control room), {seconds} s: {cores:.3} cores (target < 0.5)"
     );
+    println!("    anonymous RSS every 30 s, MiB: {}", series(&rss));
     // The peer: the factory alone on the same load.
     let dir = tempfile::tempdir().unwrap();
     let (home, repo) = setup(dir.path(), agents, rate, peer_seconds + 30);
@@ -322,10 +331,8 @@ fn load_bench() {
     let (peer_cores, peer_rss) = watch(serve.id(), peer_seconds);
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     serve.wait().unwrap();
-    println!(
-        "  peer, `shopfloor serve` (factory alone), {peer_seconds} s: {peer_cores:.3} cores; anonymous RSS last {} KiB",
-        peer_rss.last().unwrap_or(&0)
-    );
+    println!("  peer, `shopfloor serve` (factory alone), {peer_seconds} s: {peer_cores:.3} cores");
+    println!("    anonymous RSS every 30 s, MiB: {}", series(&peer_rss));
     println!(
         "  the control room's share: {:.3} cores",
         (cores - peer_cores).max(0.0)
@@ -333,7 +340,9 @@ fn load_bench() {
 }
 
 fn main() {
-    render_bench();
+    if std::env::var_os("TUI_SKIP_RENDER").is_none() {
+        render_bench();
+    }
     if std::env::var_os("TUI_SKIP_LOAD").is_none() {
         load_bench();
     }

@@ -69,3 +69,35 @@ fn up_says_what_to_do_when_it_cannot_run() {
     assert_eq!(code, 1);
     assert!(err.contains("needs a terminal"), "{err}");
 }
+
+#[test]
+fn ctrl_z_gives_the_shell_back_and_fg_resumes_the_control_room() {
+    let env = Env::new();
+    env.ok(&["workspace", "create", "sus"]);
+    let serve = Serve::paused(&env);
+    let tmux = Tmux::new("sus");
+    // An interactive shell, so there is job control to stop and resume the program.
+    tmux.start("env PS1='$ ' bash --norc --noprofile -i", 120, 30);
+    tmux.wait("the shell", 10, |s| s.contains('$'));
+    let line = format!(
+        "cd {} && SHOPFLOOR_HOME={} {} up --attach",
+        env.repo.path().display(),
+        env.home.path().display(),
+        bin()
+    );
+    tmux.keys(&line);
+    tmux.keys("Enter");
+    tmux.wait("the control room", 30, |s| s.contains(" sus │ main"));
+    tmux.keys("C-z");
+    tmux.wait("the shell back, the program stopped", 10, |s| {
+        s.contains("Stopped") && !s.contains(" sus │ main")
+    });
+    tmux.keys("fg");
+    tmux.keys("Enter");
+    tmux.wait("the control room again", 10, |s| s.contains(" sus │ main"));
+    tmux.keys("q");
+    tmux.wait("the shell after quitting", 10, |s| {
+        !s.contains(" sus │ main") && s.trim_end().ends_with('$')
+    });
+    assert!(serve.stop().success());
+}

@@ -165,6 +165,9 @@ pub struct LoadArgs {
 pub const OUTLINE_CHUNK: u64 = 25_000;
 /// Whole steps kept for replay's detail pane.
 const STEP_CACHE: usize = 256;
+/// A pane asks for its new steps at most this often: 16 agents each flushing steps 20
+/// times a second become at most 80 small requests a second, not 320.
+pub const PANE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_millis(200);
 /// Playback speeds, steps a second.
 pub const SPEEDS: [u32; 7] = [1, 2, 5, 10, 25, 50, 100];
 
@@ -430,6 +433,9 @@ impl App {
                 1000 / SPEEDS[self.replay.speed.min(SPEEDS.len() - 1)] as u64,
             ));
         }
+        if self.fleet.by_run.values().any(|p| p.due) {
+            return Some(PANE_EVERY.unsigned_abs());
+        }
         let live = self.fleet.by_run.values().any(|p| p.run.state.is_live());
         (self.screen == Screen::Fleet && live).then(|| std::time::Duration::from_secs(1))
     }
@@ -451,6 +457,16 @@ impl App {
             Msg::Paste(text) => self.paste(&text, &mut fx),
             Msg::Tick(now) => {
                 self.now = now;
+                let due: Vec<RunId> = self
+                    .fleet
+                    .by_run
+                    .iter()
+                    .filter(|(_, p)| p.due)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for run in due {
+                    self.pane_fetch(run, &mut fx);
+                }
                 if self.screen == Screen::Replay
                     && self.replay.playing
                     && !self.replay_move(Move::NextStep, &mut fx)
@@ -532,9 +548,8 @@ impl App {
                 if let Some(p) = self.fleet.by_run.get_mut(&run) {
                     p.take_steps(&steps, &self.theme);
                     p.fetching = false;
-                    if again || p.loaded < p.known {
-                        self.pane_fetch(run, &mut fx);
-                    }
+                    // More arrived meanwhile: fetched on the next tick, not at once.
+                    p.due = again || p.loaded < p.known;
                 }
             }
             Msg::Outline { run, from, rows } => self.outline(run, from, rows, &mut fx),
@@ -666,12 +681,23 @@ impl App {
     }
 
     fn pane_fetch(&mut self, run: RunId, fx: &mut Vec<Effect>) {
+        let now = self.now;
         let Some(p) = self.fleet.by_run.get_mut(&run) else {
             return;
         };
         if p.loaded >= p.known && p.loaded > 0 {
+            p.due = false;
             return;
         }
+        let recent = p
+            .fetched_at
+            .is_some_and(|t| now.duration_since(t) < PANE_EVERY);
+        if p.fetching || recent {
+            p.due = true;
+            return;
+        }
+        p.due = false;
+        p.fetched_at = Some(now);
         // A pane shows the tail: a run joined late starts near its end, not at step 0.
         let from = if p.loaded == 0 {
             p.known.saturating_sub(200)

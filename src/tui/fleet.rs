@@ -45,6 +45,10 @@ pub struct Pane {
     /// Steps the run has, as the last event said.
     pub known: u64,
     pub fetching: bool,
+    /// When the last fetch went out; with `due`, what paces a streaming pane's fetches.
+    pub fetched_at: Option<Timestamp>,
+    /// Steps are waiting to be fetched at the next tick.
+    pub due: bool,
     pub last_output: Option<Timestamp>,
     /// The last line of agent text, for the waiting-for-input check.
     pub last_text: String,
@@ -62,6 +66,8 @@ impl Pane {
             lines: Scrollback::new(SCROLLBACK_LINES),
             loaded: 0,
             fetching: false,
+            fetched_at: None,
+            due: false,
             last_output: None,
             last_text: String::new(),
             usage: Usage::default(),
