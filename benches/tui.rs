@@ -4,7 +4,9 @@
 //!    output, drawn at 200x60 on ratatui's TestBackend; printed beside a peer measured in
 //!    the same run: the same grid drawn as 16 plain bordered paragraphs of the same text
 //!    (what any ratatui app pays for the cells alone). Target: under 8 ms a frame.
-//! 2. Factory plus control room: `shopfloor up` in a real pseudo-terminal (tmux) with 16
+//! 2. Replay of a 100,000-step run through a real `serve`: the outline in the control
+//!    room's chunks, a step's detail, and the replay keys over the held outline.
+//! 3. Factory plus control room: `shopfloor up` in a real pseudo-terminal (tmux) with 16
 //!    fixture agents streaming for TUI_SECONDS (300 by default), its CPU in cores and its
 //!    resident memory over time; beside it, the peer: `shopfloor serve` (the factory
 //!    alone) on the same load for half the time. Target: under 0.5 core, flat.
@@ -160,6 +162,21 @@ fn render_bench() {
     );
 }
 
+/// `shopfloor ARGS` in `repo` with `home`, which must succeed.
+fn shopfloor(home: &Path, repo: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
+        .args(args)
+        .env("SHOPFLOOR_HOME", home)
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shopfloor {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn setup(
     dir: &Path,
     agents: u64,
@@ -207,19 +224,7 @@ fn setup(
         "-qm",
         "init",
     ]);
-    let sf = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
-            .args(args)
-            .env("SHOPFLOOR_HOME", &home)
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sf = |args: &[&str]| shopfloor(&home, &repo, args);
     sf(&["workspace", "create", "load"]);
     for i in 0..agents {
         sf(&["ticket", "add", &format!("stream {i}")]);
@@ -337,11 +342,167 @@ fn load_bench() {
         "  the control room's share: {:.3} cores",
         (cores - peer_cores).max(0.0)
     );
+    // The control room as a process of its own (`up --attach` on a `serve`), so its own
+    // memory is seen apart from the factory's caches.
+    let dir = tempfile::tempdir().unwrap();
+    let (home, repo) = setup(dir.path(), agents, rate, peer_seconds + 30);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
+        .arg("serve")
+        .env("SHOPFLOOR_HOME", &home)
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let cmd = format!(
+        "cd {} && SHOPFLOOR_HOME={} {} up --attach",
+        repo.display(),
+        home.display(),
+        env!("CARGO_BIN_EXE_shopfloor")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "b",
+        "-x",
+        "200",
+        "-y",
+        "60",
+        &cmd,
+    ]);
+    let tui = pid_of(&format!("{} up --attach", env!("CARGO_BIN_EXE_shopfloor")));
+    let serve_pid = serve.id();
+    let watcher = std::thread::spawn(move || watch(serve_pid, peer_seconds));
+    let (tui_cores, tui_rss) = watch(tui, peer_seconds);
+    let (serve_cores, _) = watcher.join().unwrap();
+    tmux(&["send-keys", "-t", "b", "q"]);
+    std::thread::sleep(Duration::from_secs(2));
+    tmux(&["kill-server"]);
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    serve.wait().unwrap();
+    println!(
+        "  attached: `up --attach` {tui_cores:.3} cores + `serve` {serve_cores:.3} cores = {:.3}, {peer_seconds} s",
+        tui_cores + serve_cores
+    );
+    println!(
+        "    the control room's own anonymous RSS every 30 s, MiB: {}",
+        series(&tui_rss)
+    );
+}
+
+/// Replay of a 100,000-step run through the real API: the outline a timeline needs, in
+/// the control room's chunks, a step's detail, and the jumps over the outline.
+fn replay_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, repo) = setup(dir.path(), 1, 1, 1);
+    let now = Timestamp::now();
+    let trace = dir.path().join("long.jsonl");
+    let mut text = String::new();
+    for seq in 0..100_000u64 {
+        text.push_str(&serde_json::to_string(&step(1, seq, now)).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(&trace, text).unwrap();
+    let sf = |args: &[&str]| shopfloor(&home, &repo, args);
+    sf(&[
+        "trace",
+        "import",
+        trace.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
+        .args(["serve", "--paused"])
+        .env("SHOPFLOOR_HOME", &home)
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = home.join("load/factory.sock");
+    let start = Instant::now();
+    while !socket.exists() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = shopfloor::api::Client::new(&socket);
+    let (first, whole, rows, mut detail) = rt.block_on(async {
+        let start = Instant::now();
+        let mut rows = vec![];
+        let mut first = Duration::ZERO;
+        loop {
+            let from = rows.len() as u64;
+            let chunk = client
+                .outline(1, from, from + shopfloor::tui::app::OUTLINE_CHUNK)
+                .await
+                .unwrap();
+            if from == 0 {
+                first = start.elapsed();
+            }
+            let n = chunk.len() as u64;
+            rows.extend(chunk);
+            if n < shopfloor::tui::app::OUTLINE_CHUNK {
+                break;
+            }
+        }
+        let whole = start.elapsed();
+        let mut detail = vec![];
+        for seq in (0..100_000u64).step_by(997) {
+            let t = Instant::now();
+            client.step(1, seq).await.unwrap();
+            detail.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        (first, whole, rows, detail)
+    });
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    serve.wait().unwrap();
+    // The jumps, on an app holding the outline.
+    let theme = Theme::load("dark", None, false).0;
+    let mut app = App::new(Keymap::builtin(), theme, "bench".into(), now);
+    app.open_replay(1, None, &mut vec![]);
+    for chunk in rows.chunks(shopfloor::tui::app::OUTLINE_CHUNK as usize) {
+        app.update(Msg::Outline {
+            run: 1,
+            from: chunk[0].seq,
+            rows: chunk.to_vec(),
+        });
+    }
+    let keys = ["G", "g", "g", "K", "e", "J", "k", "j"];
+    let mut jumps = vec![];
+    for _ in 0..50 {
+        for k in keys {
+            let t = Instant::now();
+            app.update(Msg::Key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char(k.chars().next().unwrap()),
+                crossterm::event::KeyModifiers::NONE,
+            )));
+            jumps.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!("replay of a 100,000-step run through the API:");
+    println!(
+        "  outline: first {} rows in {:.0} ms, all {} in {:.0} ms",
+        shopfloor::tui::app::OUTLINE_CHUNK,
+        first.as_secs_f64() * 1000.0,
+        rows.len(),
+        whole.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  a step's detail: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&mut detail.clone(), 0.5),
+        percentile(&mut detail, 0.99)
+    );
+    println!(
+        "  a key (G, gg, K, e, J, j, k) over the held outline: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&mut jumps.clone(), 0.5),
+        percentile(&mut jumps, 0.99)
+    );
 }
 
 fn main() {
     if std::env::var_os("TUI_SKIP_RENDER").is_none() {
         render_bench();
+        replay_bench();
     }
     if std::env::var_os("TUI_SKIP_LOAD").is_none() {
         load_bench();
