@@ -64,6 +64,35 @@ fn the_headless_demo_bounces_retries_with_the_lesson_and_lands_everything() {
     assert!(stock.contains("raise OutOfStock"), "{stock}");
     assert!(file_on_main(&root, "migrations/0002_reservations.sql").is_some());
     assert!(file_on_main(&root, ".github/workflows/ci.yml").is_some());
+    // The queue keeps what a reviewer saw: the gated entry's diff, file by file.
+    let home = shopfloor::workspace::Home::at(root.join("home"));
+    let ws =
+        shopfloor::workspace::Workspace::open(home.resolve(Some("demo"), &root).unwrap()).unwrap();
+    let view = shopfloor::api::ops::queue(&ws).unwrap();
+    let gated = view
+        .entries
+        .iter()
+        .find(|e| e.approval.is_some())
+        .expect("the approved entry");
+    let detail = shopfloor::api::ops::queue_entry(&ws, gated.id).unwrap();
+    assert!(
+        detail
+            .patch
+            .contains("+++ b/migrations/0002_reservations.sql"),
+        "{}",
+        detail.patch
+    );
+    let files: Vec<String> = shopfloor::tui::app::split_patch(&detail.patch)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ".github/workflows/ci.yml",
+            "migrations/0002_reservations.sql"
+        ]
+    );
 }
 
 #[test]

@@ -199,6 +199,11 @@ fn serve(app: &mut App, ws: &Workspace, mut fx: Vec<Effect>) {
                     s.run = run;
                     Msg::Step(Box::new(s))
                 }
+                Effect::FileAt { run, seq, path } => Msg::FileAt {
+                    run,
+                    seq,
+                    file: ops::file_at(ws, 1, seq, &path).map_err(|e| e.to_string()),
+                },
                 Effect::SearchMemory { generation, query } => Msg::Memories {
                     generation,
                     hits: ops::search_memory(ws, query).unwrap(),
@@ -256,7 +261,15 @@ fn every_screen_snapshots() {
     serve(&mut app, &f.ws, fx);
     snapshot("replay_edit", &app);
     let fx = type_keys(&mut app, "f");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::FileAt { .. })),
+        "the file view asks for the file rebuilt at the step: {fx:?}"
+    );
     serve(&mut app, &f.ws, fx);
+    let seq = app.replay.at_seq().unwrap();
+    let rebuilt = app.replay.files.get(&seq).unwrap().as_ref().unwrap();
+    assert_eq!(rebuilt.state, "known");
+    assert!(rebuilt.content.as_ref().unwrap().contains("class Stock"));
     snapshot("replay_file_at_step", &app);
     type_keys(&mut app, "4");
     snapshot("queue", &app);

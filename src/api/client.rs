@@ -206,6 +206,17 @@ impl Client {
         self.get("/v1/status").await
     }
 
+    /// `path` as it was after step `seq` of a run.
+    pub async fn file_at(
+        &self,
+        run: RunId,
+        seq: u64,
+        path: &str,
+    ) -> Result<super::wire::FileAtStep, ApiError> {
+        self.get(&format!("/v1/runs/{run}/files/{seq}?path={}", encode(path)))
+            .await
+    }
+
     /// The outline of steps `from..to` of a run.
     pub async fn outline(
         &self,

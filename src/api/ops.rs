@@ -280,6 +280,33 @@ pub fn outline(
     Ok(rows)
 }
 
+/// `path` as it was after step `seq` of a run.
+pub fn file_at(
+    ws: &Workspace,
+    run_id: RunId,
+    seq: u64,
+    path: &str,
+) -> Result<super::wire::FileAtStep> {
+    use crate::trace::FileContent;
+    let files = crate::trace::files_at(&ws.store, run_id, seq).map_err(trace_err)?;
+    let f = files.get(path).ok_or_else(|| {
+        OpError::not_found(format!(
+            "run {run_id} has not edited {path} at or before step {seq}; `shopfloor trace show {run_id}` lists its edits"
+        ))
+    })?;
+    let (state, content) = match &f.content {
+        FileContent::Known(t) => ("known", Some(t.clone())),
+        FileContent::Deleted => ("deleted", None),
+        FileContent::Unknown => ("unknown", None),
+    };
+    Ok(super::wire::FileAtStep {
+        path: path.to_string(),
+        edited_at: f.seq,
+        state: state.into(),
+        content,
+    })
+}
+
 /// One step, whole: its blob payloads brought inline.
 pub fn step(ws: &Workspace, run_id: RunId, seq: u64) -> Result<Step> {
     let r = run(ws, run_id)?;

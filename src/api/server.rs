@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Result<Router, ApiError> {
         .route("/v1/runs/{id}/kill", post(kill_run))
         .route("/v1/runs/{id}/retry", post(retry_run))
         .route("/v1/runs/{id}/outline", get(run_outline))
+        .route("/v1/runs/{id}/files/{seq}", get(run_file_at))
         .route("/v1/leases", get(list_leases))
         .route("/v1/audit", get(audit_log))
         .route("/v1/queue", get(queue_list))
@@ -320,6 +321,18 @@ async fn events(State(s): State<AppState>) -> Result<Response, OpError> {
         HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(resp)
+}
+
+async fn run_file_at(
+    State(s): State<AppState>,
+    ids: Result<UrlPath<(u64, u64)>, PathRejection>,
+    q: Result<Query<super::wire::PathQuery>, QueryRejection>,
+) -> Reply<super::wire::FileAtStep> {
+    let UrlPath((id, seq)) = ids.map_err(bad_path)?;
+    let Query(q) = q.map_err(bad_query)?;
+    Ok(Json(
+        blocking(&s, move |ws| ops::file_at(ws, id, seq, &q.path)).await?,
+    ))
 }
 
 async fn run_outline(

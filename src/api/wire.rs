@@ -441,6 +441,26 @@ pub struct OutlineRow {
     pub ts: Timestamp,
 }
 
+/// `GET /v1/runs/{id}/files/{seq}?path=`: a file as it was after step `seq` of a run,
+/// rebuilt from the run's edits up to there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileAtStep {
+    pub path: String,
+    /// The step of the file's last edit at or before the asked one.
+    pub edited_at: u64,
+    /// `known` (with `content`), `deleted`, or `unknown` (the trace has only a patch with
+    /// nothing to apply it to).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// `?path=` of `GET /v1/runs/{id}/files/{seq}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PathQuery {
+    pub path: String,
+}
+
 /// `POST /v1/tickets/{id}/priority`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewPriority {

@@ -97,6 +97,12 @@ pub enum Msg {
     },
     /// A whole step, for replay's detail.
     Step(Box<Step>),
+    /// A file as it was after a step, for replay's file view.
+    FileAt {
+        run: RunId,
+        seq: u64,
+        file: Result<crate::api::wire::FileAtStep, String>,
+    },
     RunHits {
         run: RunId,
         query: String,
@@ -133,6 +139,11 @@ pub enum Load {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Load(Load, LoadArgs),
+    FileAt {
+        run: RunId,
+        seq: u64,
+        path: String,
+    },
     SearchRun {
         run: RunId,
         query: String,
@@ -232,6 +243,9 @@ pub struct ReplayState {
     pub scroll: u16,
     /// The step to select once the outline reaches it (a jump from memory).
     pub pending_jump: Option<u64>,
+    /// Files as they were after a step (by the step), or why not.
+    pub files: HashMap<u64, Result<crate::api::wire::FileAtStep, String>>,
+    file_loading: Option<u64>,
 }
 
 impl ReplayState {
@@ -561,6 +575,16 @@ impl App {
                     self.want_step(&mut fx);
                 }
             }
+            Msg::FileAt { run, seq, file } => {
+                if self.replay.run == Some(run) {
+                    self.replay.file_loading = None;
+                    if self.replay.files.len() > STEP_CACHE {
+                        self.replay.files.clear();
+                    }
+                    self.replay.files.insert(seq, file);
+                    self.want_step(&mut fx);
+                }
+            }
             Msg::RunHits { run, query, seqs } => {
                 if self.replay.run == Some(run) && self.replay.search == query {
                     self.replay.hits = seqs;
@@ -773,6 +797,22 @@ impl App {
                 self.load(Load::Step(run, s), LoadArgs::default(), fx);
                 return;
             }
+        }
+        // The file view of an edit: the file rebuilt from the run's edits up to here.
+        if self.replay.show_file
+            && !self.replay.files.contains_key(&seq)
+            && self.replay.file_loading.is_none()
+            && let Some(Step {
+                kind: crate::model::StepKind::FileEdit { path, .. },
+                ..
+            }) = self.replay.steps.get(&seq)
+        {
+            self.replay.file_loading = Some(seq);
+            fx.push(Effect::FileAt {
+                run,
+                seq,
+                path: path.clone(),
+            });
         }
     }
 
@@ -1339,6 +1379,7 @@ impl App {
             "toggle_file" => {
                 self.replay.show_file = !self.replay.show_file;
                 self.replay.scroll = 0;
+                self.want_step(fx);
             }
             _ => {}
         }

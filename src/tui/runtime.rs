@@ -232,6 +232,14 @@ pub async fn perform(client: &Client, user: &str, effect: Effect) -> Option<Msg>
             };
             r.unwrap_or_else(|e| fail(Some(load), e))
         }
+        Effect::FileAt { run, seq, path } => Msg::FileAt {
+            run,
+            seq,
+            file: client
+                .file_at(run, seq, &path)
+                .await
+                .map_err(|e| e.to_string()),
+        },
         Effect::SearchRun { run, query } => {
             let q = StepSearch {
                 query: query.clone(),

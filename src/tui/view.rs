@@ -540,17 +540,33 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                     &format!("{path}, as it was after this step (f: the diff)"),
                     t,
                 ));
-                match after {
-                    Some(a) => {
-                        for (i, l) in a.preview().lines().enumerate() {
+                // The file rebuilt from the run's edits; the step's own copy while that loads.
+                let rebuilt = app.replay.files.get(&step.seq);
+                let text = match rebuilt {
+                    Some(Ok(f)) if f.state == "known" => f.content.clone(),
+                    Some(Ok(f)) if f.state == "deleted" => {
+                        out.push(Line::styled("deleted at this step", t.style("ui.muted")));
+                        None
+                    }
+                    _ => after.as_ref().map(|a| a.preview().to_string()),
+                };
+                match text {
+                    Some(text) => {
+                        for (i, l) in text.lines().enumerate() {
                             out.push(Line::from(vec![
                                 Span::styled(format!("{:>5} ", i + 1), t.style("ui.muted")),
                                 Span::raw(l.replace('\t', "    ")),
                             ]));
                         }
                     }
+                    None if rebuilt.is_none() => {
+                        out.push(Line::styled("loading…", t.style("ui.muted")))
+                    }
                     None => out.push(Line::styled(
-                        "the file was deleted here, or the agent did not report its content",
+                        match rebuilt {
+                            Some(Err(e)) => format!("cannot rebuild the file: {e}"),
+                            _ => "the trace has only a patch for this file, with nothing before it to apply it to".into(),
+                        },
                         t.style("ui.muted"),
                     )),
                 }
