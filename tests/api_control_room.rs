@@ -90,6 +90,22 @@ fn the_control_rooms_routes_answer_on_a_real_factory() {
                 .all(|e| matches!(e, FactoryEvent::TicketState { ticket, .. } if *ticket == t.id)),
             "{seen:?}"
         );
+        // Pausing the queue is news to every watcher too.
+        client
+            .queue_pause(
+                true,
+                &shopfloor::api::wire::QueueAction {
+                    by: "tester".into(),
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the queue event arrives")
+            .unwrap();
+        assert!(matches!(e, FactoryEvent::Queue { .. }), "{e:?}");
         follow.abort();
 
         // Retry: an imported run has no ticket to retry; a queued ticket is not retried

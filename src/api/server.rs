@@ -405,9 +405,11 @@ async fn queue_pause(
     body: Result<Json<super::wire::QueueAction>, JsonRejection>,
 ) -> Reply<super::wire::QueueView> {
     let Json(a) = body.map_err(bad_json)?;
-    Ok(Json(
-        blocking(&s, move |ws| ops::queue_pause(ws, true, a)).await?,
-    ))
+    let v = blocking(&s, move |ws| ops::queue_pause(ws, true, a)).await?;
+    if let Some(f) = &s.factory {
+        f.queue_changed();
+    }
+    Ok(Json(v))
 }
 
 async fn queue_resume(
@@ -417,6 +419,7 @@ async fn queue_resume(
     let Json(a) = body.map_err(bad_json)?;
     let v = blocking(&s, move |ws| ops::queue_pause(ws, false, a)).await?;
     if let Some(f) = &s.factory {
+        f.queue_changed();
         f.wake_queue();
     }
     Ok(Json(v))
