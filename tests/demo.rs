@@ -157,3 +157,17 @@ fn in_the_control_room_a_person_approves_the_gated_entry_and_main_moves() {
     assert!(s.contains("summary"), "{s}");
     assert!(s.contains("approved by"), "{s}");
 }
+
+#[test]
+fn the_demo_piped_runs_headless_rather_than_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("running it headless"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("summary"));
+}
