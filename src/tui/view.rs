@@ -163,6 +163,9 @@ pub fn ago(then: Timestamp, now: Timestamp) -> String {
 
 fn draw_tickets(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
+    // The board, and under it the selected ticket whole (titles are cut in the columns).
+    let [area, detail] = Layout::vertical([Constraint::Min(6), Constraint::Length(7)]).areas(area);
+    draw_ticket_detail(frame, detail, app);
     let cols =
         Layout::horizontal(vec![Constraint::Ratio(1, BOARD.len() as u32); BOARD.len()]).split(area);
     for (c, state) in BOARD.iter().enumerate() {
@@ -231,6 +234,52 @@ fn draw_tickets(frame: &mut Frame, area: Rect, app: &App) {
         );
         frame.render_widget(hint, r);
     }
+}
+
+fn draw_ticket_detail(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let Some(tk) = app.selected_ticket() else {
+        frame.render_widget(boxed(" ticket ", false, t), area);
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{} ", tk.state.name()), t.style("ui.muted")),
+        Span::raw(tk.title.clone()),
+    ])];
+    lines.extend(
+        tk.body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(2)
+            .map(|l| Line::raw(l.to_string())),
+    );
+    let mut meta = format!(
+        "priority {} · agent {} · created {}",
+        tk.priority,
+        tk.agent.as_deref().unwrap_or("(default)"),
+        ago(tk.created, app.now)
+    );
+    if !tk.paths.is_empty() {
+        meta.push_str(&format!(" · paths {}", tk.paths.join(", ")));
+    }
+    if !tk.runs.is_empty() {
+        let runs: Vec<String> = tk.runs.iter().map(|r| r.to_string()).collect();
+        meta.push_str(&format!(
+            " · runs {} (enter replays the last)",
+            runs.join(", ")
+        ));
+    }
+    lines.push(Line::styled(meta, t.style("ui.muted")));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(boxed(
+                Span::styled(format!(" ticket #{} ", tk.id), t.style("ui.title")),
+                false,
+                t,
+            )),
+        area,
+    );
 }
 
 // ---- replay ----
