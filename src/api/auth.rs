@@ -39,15 +39,19 @@ pub enum Caller {
     Run { run: RunId, agent: String },
 }
 
+/// The name of the person running this process ($USER, else "human"): who a memory,
+/// an approval or an API call is recorded as.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "human".into())
+}
+
 impl Caller {
     /// The person running this process: the socket's owner.
     pub fn local_human() -> Caller {
-        Caller::Human {
-            name: std::env::var("USER")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "human".into()),
-        }
+        Caller::Human { name: local_user() }
     }
 
     /// How the audit log names the caller.

@@ -90,8 +90,9 @@ pub fn parse_since(s: &str) -> Result<Timestamp, String> {
 }
 
 fn human() -> Author {
-    let name = std::env::var("USER").unwrap_or_else(|_| "human".into());
-    Author::Human { name }
+    Author::Human {
+        name: shopfloor::api::auth::local_user(),
+    }
 }
 
 pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {

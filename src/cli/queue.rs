@@ -41,13 +41,6 @@ pub enum QueueCmd {
     Resume,
 }
 
-fn me() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "human".into())
-}
-
 fn short(h: &str) -> &str {
     &h[..h.len().min(10)]
 }
@@ -61,7 +54,10 @@ fn state(e: &QueueEntry) -> String {
 
 pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
     let b = ctx.backend()?;
-    let act = |note: Option<String>| QueueAction { by: me(), note };
+    let act = |note: Option<String>| QueueAction {
+        by: shopfloor::api::auth::local_user(),
+        note,
+    };
     match cmd {
         QueueCmd::List { json } => {
             let v = b.queue()?;

@@ -5,7 +5,7 @@
 //! out through the API client and feeds the answers back in.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use jiff::Timestamp;
@@ -561,7 +561,6 @@ impl App {
                 let again = self.landed(Load::PaneSteps(run));
                 if let Some(p) = self.fleet.by_run.get_mut(&run) {
                     p.take_steps(&steps, &self.theme);
-                    p.fetching = false;
                     // More arrived meanwhile: fetched on the next tick, not at once.
                     p.due = again || p.loaded < p.known;
                 }
@@ -610,11 +609,6 @@ impl App {
                 if let Some(l) = load {
                     self.inflight.remove(&l);
                     self.stale.remove(&l);
-                    if let Load::PaneSteps(run) = l
-                        && let Some(p) = self.fleet.by_run.get_mut(&run)
-                    {
-                        p.fetching = false;
-                    }
                 }
                 self.flash = Some(Flash {
                     text: message,
@@ -706,6 +700,7 @@ impl App {
 
     fn pane_fetch(&mut self, run: RunId, fx: &mut Vec<Effect>) {
         let now = self.now;
+        let fetching = self.inflight.contains(&Load::PaneSteps(run));
         let Some(p) = self.fleet.by_run.get_mut(&run) else {
             return;
         };
@@ -716,7 +711,7 @@ impl App {
         let recent = p
             .fetched_at
             .is_some_and(|t| now.duration_since(t) < PANE_EVERY);
-        if p.fetching || recent {
+        if fetching || recent {
             p.due = true;
             return;
         }
@@ -731,7 +726,6 @@ impl App {
         if p.loaded == 0 {
             p.loaded = from;
         }
-        p.fetching = true;
         self.load(Load::PaneSteps(run), LoadArgs { from }, fx);
     }
 
@@ -854,15 +848,11 @@ impl App {
         }
     }
 
-    fn replay_runs(&self) -> Vec<&Run> {
+    /// The runs the replay list shows, newest first.
+    pub fn run_list(&self) -> Vec<&Run> {
         let mut v: Vec<&Run> = self.runs.iter().collect();
         v.sort_by_key(|r| std::cmp::Reverse(r.id));
         v
-    }
-
-    /// The runs the replay list shows, newest first.
-    pub fn run_list(&self) -> Vec<&Run> {
-        self.replay_runs()
     }
 
     // ---- the queue ----
@@ -1311,7 +1301,7 @@ impl App {
                 "up" | "prev_step" => self.replay.pick = self.replay.pick.saturating_sub(1),
                 "first" => self.replay.pick = 0,
                 "last" => self.replay.pick = n.saturating_sub(1),
-                "open" => match self.replay_runs().get(self.replay.pick) {
+                "open" => match self.run_list().get(self.replay.pick) {
                     Some(r) => {
                         let id = r.id;
                         self.open_replay(id, None, fx);
@@ -1567,36 +1557,11 @@ impl App {
             Screen::Fleet => {}
         }
     }
-
-    /// The waiting approvals, from the queue as loaded (the status bar's count comes from
-    /// the factory; this one marks the tab).
-    pub fn waiting(&self) -> usize {
-        self.queue
-            .view
-            .entries
-            .iter()
-            .filter(|e| e.state == QueueState::AwaitingApproval)
-            .count()
-    }
-}
-
-impl Mark {
-    /// From an outline row.
-    pub fn from_outline(kind: &str, error: bool) -> Mark {
-        if kind == "file_edit" {
-            Mark::Edit
-        } else if error {
-            Mark::Error
-        } else {
-            Mark::Other
-        }
-    }
 }
 
 /// A unified diff cut into its files: (path, that file's part).
 pub fn split_patch(patch: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = vec![];
-    let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
     for line in patch.split_inclusive('\n') {
         if let Some(rest) = line.strip_prefix("diff --git ") {
             let path = rest
@@ -1604,7 +1569,6 @@ pub fn split_patch(patch: &str) -> Vec<(String, String)> {
                 .rsplit_once(" b/")
                 .map(|(_, b)| b.to_string())
                 .unwrap_or_else(|| rest.trim_end().to_string());
-            by_name.insert(path.clone(), out.len());
             out.push((path, String::new()));
         }
         match out.last_mut() {

@@ -44,7 +44,6 @@ pub struct Pane {
     pub loaded: u64,
     /// Steps the run has, as the last event said.
     pub known: u64,
-    pub fetching: bool,
     /// When the last fetch went out; with `due`, what paces a streaming pane's fetches.
     pub fetched_at: Option<Timestamp>,
     /// Steps are waiting to be fetched at the next tick.
@@ -65,7 +64,6 @@ impl Pane {
             run,
             lines: Scrollback::new(SCROLLBACK_LINES),
             loaded: 0,
-            fetching: false,
             fetched_at: None,
             due: false,
             last_output: None,
@@ -147,20 +145,7 @@ pub fn asks_for_input(line: &str) -> bool {
 
 /// The theme slot of a step kind.
 pub fn step_slot(kind: &StepKind) -> &'static str {
-    if kind.is_error() {
-        return "step.error";
-    }
-    match kind {
-        StepKind::UserMessage { .. } => "step.user",
-        StepKind::AgentMessage { .. } => "step.agent",
-        StepKind::Thinking { .. } => "step.thinking",
-        StepKind::ToolCall { .. } | StepKind::ToolResult { .. } => "step.tool",
-        StepKind::Command { .. } => "step.command",
-        StepKind::FileEdit { .. } => "step.edit",
-        StepKind::Decision { .. } => "step.decision",
-        StepKind::Error { .. } => "step.error",
-        StepKind::Lifecycle { .. } | StepKind::Raw { .. } => "step.lifecycle",
-    }
+    slot_of_name(kind.name(), kind.is_error())
 }
 
 /// The slot for a kind name as the outline carries it.

@@ -17,13 +17,17 @@ pub enum Mark {
 impl Mark {
     /// An error is an error step, a failed tool result or a command with a non-zero exit.
     pub fn of(kind: &StepKind) -> Mark {
-        match kind {
-            StepKind::FileEdit { .. } => Mark::Edit,
-            StepKind::Error { .. } | StepKind::ToolResult { is_error: true, .. } => Mark::Error,
-            StepKind::Command {
-                exit_code: Some(c), ..
-            } if *c != 0 => Mark::Error,
-            _ => Mark::Other,
+        Mark::from_outline(kind.name(), kind.is_error())
+    }
+
+    /// From what a run's outline says of a step: its kind name and error flag.
+    pub fn from_outline(kind: &str, error: bool) -> Mark {
+        if kind == "file_edit" {
+            Mark::Edit
+        } else if error {
+            Mark::Error
+        } else {
+            Mark::Other
         }
     }
 }

@@ -46,10 +46,7 @@ impl Options {
                 .ok()
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "dark".into()),
-            user: std::env::var("USER")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "human".into()),
+            user: crate::api::auth::local_user(),
         }
     }
 }

@@ -33,6 +33,47 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+/// Agent text as lines to draw: ANSI colour codes become styles over `base` (a reset
+/// returns to `base`, not to the terminal's colour), other control characters go, and a
+/// line stops at `MAX_LINE_CHARS`. Every view of agent output draws it through here.
+pub fn styled_lines(text: &str, base: Style) -> Vec<Line<'static>> {
+    let parsed = match text.as_bytes().into_text() {
+        Ok(t) => t.lines,
+        // Not parseable as ANSI: keep the characters, lose the codes.
+        Err(_) => text.lines().map(|l| Line::raw(l.to_string())).collect(),
+    };
+    parsed
+        .into_iter()
+        .map(|line| {
+            let mut kept = 0usize;
+            let spans: Vec<Span<'static>> = line
+                .spans
+                .into_iter()
+                .filter_map(|sp| {
+                    if kept >= MAX_LINE_CHARS {
+                        return None;
+                    }
+                    let mut content = printable(&sp.content);
+                    let room = MAX_LINE_CHARS - kept;
+                    if content.chars().count() > room {
+                        content = content.chars().take(room).collect::<String>() + "…";
+                    }
+                    kept += content.chars().count();
+                    let mut own = sp.style;
+                    if own.fg == Some(Color::Reset) {
+                        own.fg = None;
+                    }
+                    if own.bg == Some(Color::Reset) {
+                        own.bg = None;
+                    }
+                    Some(Span::styled(content, base.patch(own)))
+                })
+                .collect();
+            Line::from(spans)
+        })
+        .collect()
+}
+
 impl Scrollback {
     /// A scrollback of at most `cap` lines (at least 1).
     pub fn new(cap: usize) -> Scrollback {
@@ -58,39 +99,8 @@ impl Scrollback {
     /// Add `text` (one or more lines, possibly with ANSI codes), styled with `base` where
     /// the text sets no style of its own (the step kind's colour).
     pub fn push(&mut self, text: &str, base: Style) {
-        let parsed = match text.as_bytes().into_text() {
-            Ok(t) => t.lines,
-            // Not parseable as ANSI: keep the characters, lose the codes.
-            Err(_) => text.lines().map(|l| Line::raw(l.to_string())).collect(),
-        };
-        for line in parsed {
-            let mut kept = 0usize;
-            let spans: Vec<Span<'static>> = line
-                .spans
-                .into_iter()
-                .filter_map(|sp| {
-                    if kept >= MAX_LINE_CHARS {
-                        return None;
-                    }
-                    let mut content = printable(&sp.content);
-                    let room = MAX_LINE_CHARS - kept;
-                    if content.chars().count() > room {
-                        content = content.chars().take(room).collect::<String>() + "…";
-                    }
-                    kept += content.chars().count();
-                    // A reset (`ESC[0m`) returns to the step kind's colour, not the
-                    // terminal's.
-                    let mut own = sp.style;
-                    if own.fg == Some(Color::Reset) {
-                        own.fg = None;
-                    }
-                    if own.bg == Some(Color::Reset) {
-                        own.bg = None;
-                    }
-                    Some(Span::styled(content, base.patch(own)))
-                })
-                .collect();
-            self.lines.push_back(Line::from(spans));
+        for line in styled_lines(text, base) {
+            self.lines.push_back(line);
             if self.lines.len() > self.cap {
                 self.lines.pop_front();
                 self.dropped += 1;

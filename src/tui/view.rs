@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, BOARD, Hit, Layer, SPEEDS, Screen, WITHIN};
 use super::fleet::{self, FleetView, kind_symbol, slot_of_name};
+use super::scrollback::styled_lines;
 use super::status::{Status, StatusBar};
 use super::theme::Theme;
 use crate::model::{Lifecycle, QueueEntry, QueueState, Step, StepKind};
@@ -429,36 +430,6 @@ fn draw_step(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-/// Agent text with its ANSI colours as styles.
-fn ansi(s: &str, base: Style) -> Vec<Line<'static>> {
-    use ansi_to_tui::IntoText;
-    match s.into_text() {
-        Ok(text) => text
-            .lines
-            .into_iter()
-            .map(|l| {
-                let spans: Vec<Span<'static>> = l
-                    .spans
-                    .into_iter()
-                    .map(|sp| {
-                        let content: String = sp
-                            .content
-                            .chars()
-                            .filter(|c| !c.is_control() || *c == '\t')
-                            .collect();
-                        Span::styled(content, base.patch(sp.style))
-                    })
-                    .collect();
-                Line::from(spans)
-            })
-            .collect(),
-        Err(_) => s
-            .lines()
-            .map(|l| Line::styled(l.to_string(), base))
-            .collect(),
-    }
-}
-
 fn label(s: &str, t: &Theme) -> Line<'static> {
     Line::styled(s.to_string(), t.style("ui.title"))
 }
@@ -498,8 +469,8 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
         StepKind::UserMessage { text }
         | StepKind::AgentMessage { text }
         | StepKind::Thinking { text }
-        | StepKind::Decision { text } => out.extend(ansi(text.preview(), base)),
-        StepKind::Error { message } => out.extend(ansi(message.preview(), base)),
+        | StepKind::Decision { text } => out.extend(styled_lines(text.preview(), base)),
+        StepKind::Error { message } => out.extend(styled_lines(message.preview(), base)),
         StepKind::ToolCall {
             name,
             input,
@@ -537,7 +508,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                         } else {
                             Style::default()
                         };
-                        out.extend(ansi(output.preview(), style));
+                        out.extend(styled_lines(output.preview(), style));
                     }
                     _ => out.push(Line::styled(
                         format!("output: step {seq}, loading…"),
@@ -562,7 +533,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
             if *is_error {
                 out.push(Line::styled("✗ the tool failed", t.style("step.error")));
             }
-            out.extend(ansi(output.preview(), Style::default()));
+            out.extend(styled_lines(output.preview(), Style::default()));
         }
         StepKind::Command {
             argv,
@@ -576,7 +547,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                 None => Line::styled("exit code unknown", t.style("ui.muted")),
             });
             out.push(Line::raw(""));
-            out.extend(ansi(output.preview(), Style::default()));
+            out.extend(styled_lines(output.preview(), Style::default()));
         }
         StepKind::FileEdit {
             path,
@@ -850,7 +821,7 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
                     if r.ok { "passed" } else { "failed" },
                     r.seconds
                 ),
-                ansi(&r.log, Style::default()),
+                styled_lines(&r.log, Style::default()),
             ),
             None => (
                 " test log ".into(),
