@@ -6,34 +6,17 @@
 //! LOAD_AGENTS and LOAD_SECONDS scale it down for a quick look.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod procstat;
-use procstat::proc_usage;
+mod harness;
+use harness::{committed_repo, proc_usage, shopfloor};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn shopfloor(home: &Path, repo: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
-        .args(args)
-        .env("SHOPFLOOR_HOME", home)
-        .env_remove("SHOPFLOOR_WORKSPACE")
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "shopfloor {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn main() {
@@ -43,43 +26,25 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(&repo)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README.md"), "load\n").unwrap();
-    std::fs::write(
-        repo.join("flood.toml"),
-        format!(
-            "name = \"flood\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("shopfloor.toml"),
-        format!(
-            "[factory]\nconcurrency = {agents}\ndefault_agent = \"flood\"\nquiet_timeout_s = 60\n\
-             [sandbox]\nbackend = \"worktree\"\n[agents.flood]\nadapter = \"fixture\"\nscenario = \"flood.toml\"\n"
-        ),
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&[
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@b",
-        "commit",
-        "-qm",
-        "init",
-    ]);
+    committed_repo(
+        &repo,
+        &[
+            ("README.md", "load\n".into()),
+            (
+                "flood.toml",
+                format!(
+                    "name = \"flood\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
+                ),
+            ),
+            (
+                "shopfloor.toml",
+                format!(
+                    "[factory]\nconcurrency = {agents}\ndefault_agent = \"flood\"\nquiet_timeout_s = 60\n\
+                     [sandbox]\nbackend = \"worktree\"\n[agents.flood]\nadapter = \"fixture\"\nscenario = \"flood.toml\"\n"
+                ),
+            ),
+        ],
+    );
     shopfloor(&home, &repo, &["workspace", "create", "load"]);
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_shopfloor"))

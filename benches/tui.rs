@@ -26,8 +26,8 @@ use shopfloor::tui::app::{App, Msg};
 use shopfloor::tui::keymap::Keymap;
 use shopfloor::tui::theme::Theme;
 
-mod procstat;
-use procstat::proc_usage;
+mod harness;
+use harness::{committed_repo, proc_usage, shopfloor};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -162,21 +162,6 @@ fn render_bench() {
     );
 }
 
-/// `shopfloor ARGS` in `repo` with `home`, which must succeed.
-fn shopfloor(home: &Path, repo: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shopfloor"))
-        .args(args)
-        .env("SHOPFLOOR_HOME", home)
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "shopfloor {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn setup(
     dir: &Path,
     agents: u64,
@@ -185,46 +170,29 @@ fn setup(
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let home = dir.join("home");
     let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        assert!(
-            Command::new("git")
-                .args(args)
-                .current_dir(&repo)
-                .status()
-                .unwrap()
-                .success()
-        )
+    committed_repo(
+        &repo,
+        &[
+            ("README.md", "load\n".into()),
+            (
+                "stream.toml",
+                format!(
+                    "name = \"stream\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
+                ),
+            ),
+            (
+                "shopfloor.toml",
+                format!(
+                    "[factory]\nconcurrency = {agents}\ndefault_agent = \"stream\"\nquiet_timeout_s = 60\n\
+                     [sandbox]\nbackend = \"worktree\"\n[test]\ncommand = \"true\"\n\
+                     [agents.stream]\nadapter = \"fixture\"\nscenario = \"stream.toml\"\n"
+                ),
+            ),
+        ],
+    );
+    let sf = |args: &[&str]| {
+        shopfloor(&home, &repo, args);
     };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README.md"), "load\n").unwrap();
-    std::fs::write(
-        repo.join("stream.toml"),
-        format!(
-            "name = \"stream\"\n[[step]]\nflood = {{ per_second = {rate}, seconds = {seconds} }}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("shopfloor.toml"),
-        format!(
-            "[factory]\nconcurrency = {agents}\ndefault_agent = \"stream\"\nquiet_timeout_s = 60\n\
-             [sandbox]\nbackend = \"worktree\"\n[test]\ncommand = \"true\"\n\
-             [agents.stream]\nadapter = \"fixture\"\nscenario = \"stream.toml\"\n"
-        ),
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&[
-        "-c",
-        "user.name=b",
-        "-c",
-        "user.email=b@b",
-        "commit",
-        "-qm",
-        "init",
-    ]);
-    let sf = |args: &[&str]| shopfloor(&home, &repo, args);
     sf(&["workspace", "create", "load"]);
     for i in 0..agents {
         sf(&["ticket", "add", &format!("stream {i}")]);
@@ -297,17 +265,11 @@ fn load_bench() {
             .output()
             .unwrap()
     };
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "b",
-        "-x",
-        "200",
-        "-y",
-        "60",
-        &cmd,
-    ]);
+    // A 200x60 terminal running `cmd`.
+    let open_terminal = |cmd: &str| {
+        tmux(&["new-session", "-d", "-s", "b", "-x", "200", "-y", "60", cmd]);
+    };
+    open_terminal(&cmd);
     let pid = pid_of(&format!("{} up", env!("CARGO_BIN_EXE_shopfloor")));
     let (cores, rss) = watch(pid, seconds);
     let screen =
@@ -360,17 +322,7 @@ fn load_bench() {
         home.display(),
         env!("CARGO_BIN_EXE_shopfloor")
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "b",
-        "-x",
-        "200",
-        "-y",
-        "60",
-        &cmd,
-    ]);
+    open_terminal(&cmd);
     let tui = pid_of(&format!("{} up --attach", env!("CARGO_BIN_EXE_shopfloor")));
     let serve_pid = serve.id();
     let watcher = std::thread::spawn(move || watch(serve_pid, peer_seconds));
@@ -404,7 +356,9 @@ fn replay_bench() {
         text.push('\n');
     }
     std::fs::write(&trace, text).unwrap();
-    let sf = |args: &[&str]| shopfloor(&home, &repo, args);
+    let sf = |args: &[&str]| {
+        shopfloor(&home, &repo, args);
+    };
     sf(&[
         "trace",
         "import",

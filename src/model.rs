@@ -699,6 +699,19 @@ pub struct Verdict {
     pub files: u64,
 }
 
+impl Verdict {
+    /// The verdict in a word: `rejected`, `needs_approval` or `allowed`.
+    pub fn outcome(&self) -> &'static str {
+        if !self.allowed {
+            "rejected"
+        } else if self.needs_human {
+            "needs_approval"
+        } else {
+            "allowed"
+        }
+    }
+}
+
 /// A human's sign-off, pinned to the exact commit it approves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Approval {

@@ -104,7 +104,6 @@ fn app(f: &Fixture) -> App {
         main_head: Some("f00dfacecafe".into()),
         running: 2,
         limit: 4,
-        tickets_queued: 1,
         queue_len: 2,
         waiting: 1,
         paused: false,

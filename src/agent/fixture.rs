@@ -229,14 +229,6 @@ pub enum Action {
     Hang,
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 /// A path a scenario may touch: relative, inside the working directory.
 fn check_path(p: &str) -> Result<(), String> {
     let path = Path::new(p);
@@ -283,7 +275,7 @@ impl Scenario {
 
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, AgentError> {
         let err_at = |offset: usize, message: String| {
-            let (line, column) = line_col(text, offset);
+            let (line, column) = crate::config::line_col(text, offset);
             AgentError::Scenario {
                 path: path.to_path_buf(),
                 line,
@@ -449,7 +441,7 @@ impl Scenario {
                 ));
             };
             steps.push(ScenarioStep {
-                line: line_col(text, offset).0,
+                line: crate::config::line_col(text, offset).0,
                 action,
                 when_prompt_contains: s.when_prompt_contains,
                 unless_prompt_contains: s.unless_prompt_contains,

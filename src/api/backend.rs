@@ -226,11 +226,7 @@ impl Backend {
         a: super::wire::QueueAction,
     ) -> Result<crate::model::QueueEntry, ApiError> {
         self.with(
-            |ws| match verb {
-                "approve" => ops::queue_approve(ws, id, a.clone()),
-                "reject" => ops::queue_reject(ws, id, a.clone()),
-                _ => ops::queue_bump(ws, id, a.clone()),
-            },
+            |ws| ops::queue_act(ws, id, verb, a.clone()),
             async |c| c.queue_act(id, verb, &a).await,
         )
     }

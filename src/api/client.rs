@@ -239,24 +239,22 @@ impl Client {
         if resp.status() != StatusCode::OK {
             return Err(self.failure(resp).await);
         }
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = resp.body_mut().frame().await {
+        let mut lines = crate::sandbox::lines::LineSplitter::default();
+        let mut listening = true;
+        while listening && let Some(frame) = resp.body_mut().frame().await {
             let frame = frame.map_err(|e| self.transport(e))?;
             let Some(data) = frame.data_ref() else {
                 continue;
             };
-            buf.extend_from_slice(data);
-            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
-                match serde_json::from_slice(&line[..line.len() - 1]) {
-                    Ok(event) => {
-                        if !on_event(event) {
-                            return Ok(());
-                        }
-                    }
+            lines.push(data, |line| {
+                if !listening {
+                    return;
+                }
+                match serde_json::from_slice(&line) {
+                    Ok(event) => listening = on_event(event),
                     Err(e) => tracing::debug!(error = %e, "skipped an event line"),
                 }
-            }
+            });
         }
         Ok(())
     }

@@ -142,41 +142,37 @@ pub fn status(
     factory: Option<&crate::scheduler::factory::Factory>,
 ) -> Result<super::wire::FactoryStatus> {
     use crate::model::QueueState;
-    let tickets_queued = ws
-        .store
-        .tickets()
-        .map_err(store_err)?
-        .iter()
-        .filter(|t| t.state == TicketState::Queued)
-        .count();
     let entries = ws.store.queue_entries().map_err(store_err)?;
     let queue_len = entries.iter().filter(|e| !e.state.is_finished()).count();
     let waiting = entries
         .iter()
         .filter(|e| e.state == QueueState::AwaitingApproval)
         .count();
-    let clone = crate::mergeq::clone_of(ws);
-    let (main_branch, main_head) = match git2::Repository::open(&clone) {
-        Ok(repo) => match repo.head() {
-            Ok(h) => (
-                h.shorthand().unwrap_or("main").to_string(),
-                h.target().map(|o| o.to_string()),
-            ),
-            Err(_) => (String::new(), None),
-        },
-        Err(_) => (String::new(), None),
+    let head = git2::Repository::open(crate::mergeq::clone_of(&ws.info))
+        .ok()
+        .and_then(|repo| {
+            let h = repo.head().ok()?;
+            Some((h.shorthand().ok().map(String::from), h.target()))
+        });
+    // A factory knows its main; without one, the clone's checked-out branch is it.
+    let main_branch = match factory {
+        Some(f) => f.main_branch().to_string(),
+        None => head
+            .as_ref()
+            .and_then(|(b, _)| b.clone())
+            .unwrap_or_default(),
     };
+    let main_head = head.and_then(|(_, t)| t).map(|o| o.to_string());
     let mut address = ws.info.socket_path().display().to_string();
     if let Ok(Some(tcp)) = ws.config.api.listen_addr() {
         address.push_str(&format!(" + http://{tcp}"));
     }
     Ok(super::wire::FactoryStatus {
         workspace: ws.info.name.clone(),
-        main_branch: factory.map_or(main_branch, |f| f.main_branch().to_string()),
+        main_branch,
         main_head,
         running: factory.map_or(0, |f| f.live_runs().len()),
         limit: ws.config.factory.concurrency,
-        tickets_queued,
         queue_len,
         waiting,
         paused: factory.is_some_and(|f| f.is_paused()),
@@ -704,10 +700,10 @@ pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<Que
                 "queue entry {id} does not exist; `shopfloor queue list` shows the queue"
             ))
         })?;
-    let (files, changed_lines) = crate::mergeq::entry_diff(ws, &entry).unwrap_or_default();
     // A branch gone from the clone leaves the stat empty and the patch saying why.
-    let patch = crate::mergeq::entry_patch(ws, &entry, super::wire::PATCH_LIMIT)
-        .unwrap_or_else(|e| format!("(no diff: {e})\n"));
+    let (files, changed_lines, patch) =
+        crate::mergeq::entry_diff(ws, &entry, super::wire::PATCH_LIMIT)
+            .unwrap_or_else(|e| (vec![], 0, format!("(no diff: {e})\n")));
     let title = entry
         .ticket
         .and_then(|t| ws.store.ticket(t).ok().flatten())
@@ -719,6 +715,23 @@ pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<Que
         title,
         patch,
     })
+}
+
+/// A queue action by its verb (`approve`, `reject`, `bump`), as the route names it.
+pub fn queue_act(
+    ws: &Workspace,
+    id: crate::model::QueueEntryId,
+    verb: &str,
+    a: QueueAction,
+) -> Result<crate::model::QueueEntry> {
+    match verb {
+        "approve" => queue_approve(ws, id, a),
+        "reject" => queue_reject(ws, id, a),
+        "bump" => queue_bump(ws, id, a),
+        other => Err(OpError::not_found(format!(
+            "no queue action `{other}`; use approve, reject or bump"
+        ))),
+    }
 }
 
 pub fn queue_approve(

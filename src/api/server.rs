@@ -384,15 +384,7 @@ async fn queue_act(
 ) -> Reply<crate::model::QueueEntry> {
     let UrlPath((id, verb)) = path.map_err(bad_path)?;
     let Json(a) = body.map_err(bad_json)?;
-    let e = blocking(&s, move |ws| match verb.as_str() {
-        "approve" => ops::queue_approve(ws, id, a),
-        "reject" => ops::queue_reject(ws, id, a),
-        "bump" => ops::queue_bump(ws, id, a),
-        other => Err(OpError::not_found(format!(
-            "no queue action `{other}`; use approve, reject or bump"
-        ))),
-    })
-    .await?;
+    let e = blocking(&s, move |ws| ops::queue_act(ws, id, &verb, a)).await?;
     if let Some(f) = &s.factory {
         f.queue_changed();
         f.wake_queue();

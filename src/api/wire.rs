@@ -408,8 +408,6 @@ pub struct FactoryStatus {
     /// Runs in flight, and how many may be.
     pub running: usize,
     pub limit: usize,
-    /// Tickets waiting for an agent.
-    pub tickets_queued: usize,
     /// Merge queue entries not yet landed, bounced or rejected.
     pub queue_len: usize,
     /// ... of which waiting for a human's approval.

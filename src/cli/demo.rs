@@ -7,7 +7,6 @@
 //! without a terminal (approving the gated entry as the demo's reviewer) and prints what
 //! happened.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -340,13 +339,6 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
             approved.insert(e.id);
             continue;
         }
-        if !busy && waiting.is_empty() && tickets.iter().all(|t| t.state != TicketState::Running) {
-            // Review tickets whose entries all finished: nothing more will happen.
-            let open = tickets.iter().any(|t| t.state == TicketState::Review);
-            if !open {
-                return Ok(());
-            }
-        }
         // Print what happens while waiting for the next change.
         match tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
             Ok(Ok(FactoryEvent::RunState {
@@ -409,9 +401,7 @@ async fn summary(client: &Client) -> Result<String> {
             attempts.join(", ")
         )?;
     }
-    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &queue.entries {
-        *by_state.entry(e.state.name()).or_default() += 1;
         let why = e
             .reason
             .as_deref()
@@ -453,8 +443,12 @@ async fn summary(client: &Client) -> Result<String> {
         status
             .main_head
             .as_deref()
-            .map_or("-", |h| &h[..h.len().min(10)]),
-        by_state.get("merged").copied().unwrap_or(0)
+            .map_or("-", shopfloor::mergeq::short),
+        queue
+            .entries
+            .iter()
+            .filter(|e| e.state == QueueState::Merged)
+            .count()
     )?;
     Ok(out)
 }

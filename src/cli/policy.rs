@@ -86,12 +86,11 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
         }
         MergePreview::Clean { tree, .. } => {
             let v = policy.evaluate(&repo, base_commit, tree)?;
-            let (word, code) = if !v.allowed {
-                ("rejected", EXIT_REJECTED)
-            } else if v.needs_human {
-                ("needs_approval", EXIT_NEEDS_APPROVAL)
-            } else {
-                ("allowed", 0)
+            let word = v.outcome();
+            let code = match word {
+                "rejected" => EXIT_REJECTED,
+                "needs_approval" => EXIT_NEEDS_APPROVAL,
+                _ => 0,
             };
             report.verdict = word;
             report.detail = Some(v);

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use shopfloor::api::wire::QueueAction;
+use shopfloor::mergeq::short;
 use shopfloor::model::{QueueEntry, QueueState};
 
 use super::Ctx;
@@ -39,10 +40,6 @@ pub enum QueueCmd {
     Pause,
     /// Land again
     Resume,
-}
-
-fn short(h: &str) -> &str {
-    &h[..h.len().min(10)]
 }
 
 fn state(e: &QueueEntry) -> String {
@@ -131,14 +128,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
             }
             match &e.verdict {
                 Some(v) => {
-                    let word = if !v.allowed {
-                        "rejected"
-                    } else if v.needs_human {
-                        "needs approval"
-                    } else {
-                        "allowed"
-                    };
-                    println!("policy: {word}");
+                    println!("policy: {}", v.outcome().replace('_', " "));
                     for r in &v.reasons {
                         println!("  {r}");
                     }

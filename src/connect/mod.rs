@@ -26,13 +26,6 @@ pub enum Client {
 }
 
 impl Client {
-    pub const ALL: [Client; 4] = [
-        Client::ClaudeCode,
-        Client::Codex,
-        Client::Cursor,
-        Client::Gemini,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Client::ClaudeCode => "claude-code",
@@ -50,9 +43,8 @@ impl fmt::Display for Client {
 }
 
 /// Whose configuration: the repository's (shared through git) or the user's own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    #[default]
     Project,
     User,
 }

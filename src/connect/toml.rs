@@ -5,13 +5,6 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::{EditError, Outcome};
 
-fn line_of(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 fn args_value(args: &[String]) -> Value {
     Value::Array(args.iter().map(String::as_str).collect::<Array>())
 }
@@ -32,7 +25,9 @@ pub fn upsert_server(
     args: &[String],
 ) -> Result<(String, Outcome), EditError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_of(text, s.start));
+        let (line, column) = e
+            .span()
+            .map_or((1, 1), |s| crate::config::line_col(text, s.start));
         EditError::Syntax {
             line,
             column,

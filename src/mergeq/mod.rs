@@ -22,9 +22,7 @@
 pub mod git;
 mod test_run;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use git2::{Oid, Repository};
@@ -129,23 +127,6 @@ pub struct MergeQueue<'a> {
     judge: &'a dyn Judge,
     /// Where candidates are checked out to be tested.
     scratch: PathBuf,
-}
-
-/// Queue-wide switches that live as long as the factory.
-#[derive(Default)]
-pub struct QueueControl {
-    paused: AtomicBool,
-    /// One turn at a time.
-    pub turn: Mutex<()>,
-}
-
-impl QueueControl {
-    pub fn set_paused(&self, p: bool) {
-        self.paused.store(p, Ordering::SeqCst);
-    }
-    pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
-    }
 }
 
 fn hex(o: Oid) -> String {
@@ -295,13 +276,7 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
         e.reason = Some(format!("rejected by {by}: {reason}"));
         Ok(())
     })?;
-    if let Some(t) = e.ticket {
-        ws.store.update_ticket(t, |t| {
-            t.state = TicketState::Failed;
-            t.updated = Timestamp::now();
-            Ok(())
-        })?;
-    }
+    set_ticket_state(ws, e.ticket, TicketState::Failed)?;
     audit(
         ws,
         &format!("human:{by}"),
@@ -361,7 +336,23 @@ fn update(
     Ok(ws.store.put_queue_entry(e)?)
 }
 
-fn short(h: &str) -> &str {
+/// Move an entry's ticket, if it has one, to `state`.
+fn set_ticket_state(
+    ws: &Workspace,
+    ticket: Option<crate::model::TicketId>,
+    state: TicketState,
+) -> Result<()> {
+    if let Some(t) = ticket {
+        ws.store.update_ticket(t, move |t| {
+            t.state = state;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// A commit hash as the queue prints it: its first ten characters.
+pub fn short(h: &str) -> &str {
     &h[..h.len().min(10)]
 }
 
@@ -506,6 +497,17 @@ impl<'a> MergeQueue<'a> {
         e.approval.as_ref().is_some_and(|a| a.commit == e.head)
     }
 
+    /// Whether the entry is approved as the store has it now: an approval may arrive
+    /// while its tests run.
+    fn approved_now(&self, id: QueueEntryId) -> Result<bool> {
+        let e = self
+            .ws
+            .store
+            .queue_entry(id)?
+            .ok_or(QueueError::NoEntry(id))?;
+        Ok(Self::approved(&e))
+    }
+
     fn serial(&self, repo: &Repository, e: &QueueEntry, turn: &mut Turn) -> Result<()> {
         let base = self.main_oid(repo)?;
         let Some(candidate) = self.merge_or_bounce(repo, e, base, turn)? else {
@@ -518,15 +520,7 @@ impl<'a> MergeQueue<'a> {
         if !self.gate_allows(e, &verdict, turn)? {
             return Ok(());
         }
-        if self.untestable()
-            && !Self::approved(
-                &self
-                    .ws
-                    .store
-                    .queue_entry(e.id)?
-                    .ok_or(QueueError::NoEntry(e.id))?,
-            )
-        {
+        if self.untestable() && !self.approved_now(e.id)? {
             // The gate requires green tests that cannot run: a human decides.
             let v = verdict.clone();
             update(self.ws, e.id, |x| {
@@ -559,15 +553,7 @@ impl<'a> MergeQueue<'a> {
             )?;
             return Ok(());
         }
-        if verdict.needs_human
-            && !Self::approved(
-                &self
-                    .ws
-                    .store
-                    .queue_entry(e.id)?
-                    .ok_or(QueueError::NoEntry(e.id))?,
-            )
-        {
+        if verdict.needs_human && !self.approved_now(e.id)? {
             update(self.ws, e.id, |x| {
                 x.state = QueueState::AwaitingApproval;
                 x.reason = Some(format!(
@@ -635,13 +621,7 @@ impl<'a> MergeQueue<'a> {
             x.reason = Some(r);
             Ok(())
         })?;
-        if let Some(t) = entry.ticket {
-            self.ws.store.update_ticket(t, |t| {
-                t.state = TicketState::Failed;
-                t.updated = Timestamp::now();
-                Ok(())
-            })?;
-        }
+        set_ticket_state(self.ws, entry.ticket, TicketState::Failed)?;
         audit(
             self.ws,
             "merge-queue",
@@ -754,7 +734,6 @@ impl<'a> MergeQueue<'a> {
                         TicketState::Queued
                     };
                 }
-                t.updated = Timestamp::now();
                 Ok(())
             })?;
         }
@@ -832,13 +811,7 @@ impl<'a> MergeQueue<'a> {
             x.reason = None;
             Ok(())
         })?;
-        if let Some(t) = e.ticket {
-            self.ws.store.update_ticket(t, |t| {
-                t.state = TicketState::Merged;
-                t.updated = Timestamp::now();
-                Ok(())
-            })?;
-        }
+        set_ticket_state(self.ws, e.ticket, TicketState::Merged)?;
         let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
             (Some(b), Some(c)) => git::diff_stat(repo, oid(b)?, oid(c)?).unwrap_or_default(),
             _ => (Vec::new(), 0),
@@ -928,7 +901,8 @@ impl<'a> MergeQueue<'a> {
         }
         let base = self.main_oid(repo)?;
         // Merge in order; a conflict bounces that entry and the rest go on without it.
-        let mut members: Vec<(QueueEntry, Oid, Verdict)> = Vec::new();
+        let mut ids: Vec<QueueEntryId> = Vec::new();
+        let mut candidates: Vec<Oid> = Vec::new();
         let mut tip = base;
         for e in entries {
             let Some(candidate) = self.merge_or_bounce(repo, &e, tip, turn)? else {
@@ -945,26 +919,26 @@ impl<'a> MergeQueue<'a> {
             }
             if verdict.needs_human && !Self::approved(&e) {
                 // Tested alone, later, in serial: a human waits on it, not the batch.
-                if turn.landed.is_empty() && members.is_empty() {
+                if turn.landed.is_empty() && ids.is_empty() {
                     return self.serial(repo, &e, turn);
                 }
                 continue;
             }
             self.set_testing(e.id, own_base, candidate, &verdict)?;
-            members.push((e, candidate, verdict));
+            ids.push(e.id);
+            candidates.push(candidate);
             tip = candidate;
         }
-        if members.is_empty() {
+        if ids.is_empty() {
             return Ok(());
         }
         // Find the longest green prefix: the whole batch first, then bisect.
-        let ids: Vec<QueueEntryId> = members.iter().map(|m| m.0.id).collect();
-        let mut results: Vec<Option<bool>> = vec![None; members.len()];
+        let mut results: Vec<Option<bool>> = vec![None; ids.len()];
         let mut record_for = |k: usize, this: &Self, turn: &mut Turn| -> Result<bool> {
             if let Some(r) = results[k] {
                 return Ok(r);
             }
-            let record = this.test(repo, members[k].1, &ids[..=k], turn)?;
+            let record = this.test(repo, candidates[k], &ids[..=k], turn)?;
             for id in &ids[..=k] {
                 let r = record.clone();
                 update(this.ws, *id, |x| {
@@ -975,7 +949,7 @@ impl<'a> MergeQueue<'a> {
             results[k] = Some(record.ok);
             Ok(record.ok)
         };
-        let last = members.len() - 1;
+        let last = ids.len() - 1;
         let (green, culprit) = if record_for(last, self, turn)? {
             (Some(last), None)
         } else {
@@ -995,7 +969,7 @@ impl<'a> MergeQueue<'a> {
         };
         if let Some(g) = green {
             let landing: Vec<QueueEntryId> = ids[..=g].to_vec();
-            self.land(repo, &landing, base, members[g].1, turn)?;
+            self.land(repo, &landing, base, candidates[g], turn)?;
         }
         if let Some(c) = culprit {
             let log = self
@@ -1039,13 +1013,8 @@ fn tail(s: &str, max: usize) -> String {
 }
 
 /// The factory's clone and its main, for queue commands run without a factory.
-pub fn clone_of(ws: &Workspace) -> PathBuf {
-    ws.info.dir.join("repo")
-}
-
-/// Whether `path` holds a repository (the clone exists once a factory has run).
-pub fn has_clone(path: &Path) -> bool {
-    Repository::open(path).is_ok()
+pub fn clone_of(info: &crate::workspace::WorkspaceInfo) -> PathBuf {
+    info.dir.join("repo")
 }
 
 /// The marker file that pauses the queue: it outlives the factory, and a command works on
@@ -1084,17 +1053,18 @@ pub fn set_paused(ws: &Workspace, paused: bool, by: &str) -> Result<()> {
 
 /// Files and changed lines of an entry: its candidate against the main it was tested on,
 /// or, before that, its branch against the clone's main.
-pub fn entry_diff(ws: &Workspace, e: &QueueEntry) -> Result<(Vec<String>, u64)> {
-    let repo = Repository::open(clone_of(ws))?;
+/// An entry's diff: the files it changes, its added plus deleted lines, and the unified
+/// diff cut at `limit` bytes, all over one span (see `entry_span`).
+pub fn entry_diff(
+    ws: &Workspace,
+    e: &QueueEntry,
+    limit: usize,
+) -> Result<(Vec<String>, u64, String)> {
+    let repo = Repository::open(clone_of(&ws.info))?;
     let (from, to) = entry_span(&repo, e)?;
-    Ok(git::diff_stat(&repo, from, to)?)
-}
-
-/// The entry's whole diff, the same span `entry_diff` counts, cut at `limit` bytes.
-pub fn entry_patch(ws: &Workspace, e: &QueueEntry, limit: usize) -> Result<String> {
-    let repo = Repository::open(clone_of(ws))?;
-    let (from, to) = entry_span(&repo, e)?;
-    Ok(git::diff_patch(&repo, from, to, limit)?)
+    let (files, lines) = git::diff_stat(&repo, from, to)?;
+    let patch = git::diff_patch(&repo, from, to, limit)?;
+    Ok((files, lines, patch))
 }
 
 /// What an entry changes: its candidate against the base it was merged onto, or, before

@@ -1097,28 +1097,30 @@ impl Factory {
 
     /// Stop a live run within a second.
     pub fn kill_run(&self, id: RunId) -> Result<(), FactoryError> {
+        if self.stop_run(id, Stop::Cancel) {
+            Ok(())
+        } else {
+            Err(FactoryError::Other(format!(
+                "run {id} is not running; `shopfloor run list` shows the live runs"
+            )))
+        }
+    }
+
+    /// Ask a live run to stop for `why`; false if it is not live.
+    fn stop_run(&self, id: RunId, why: Stop) -> bool {
         let live = self.live.lock().expect("live lock");
         match live.get(&id) {
             Some(l) => {
-                let _ = l.stop.send(Stop::Cancel);
-                Ok(())
+                let _ = l.stop.send(why);
+                true
             }
-            None => Err(FactoryError::Other(format!(
-                "run {id} is not running; `shopfloor run list` shows the live runs"
-            ))),
+            None => false,
         }
     }
 
     /// Stop a live run for a retry: its ticket is queued again. False if it is not live.
     pub fn retry_run(&self, id: RunId) -> bool {
-        let live = self.live.lock().expect("live lock");
-        match live.get(&id) {
-            Some(l) => {
-                let _ = l.stop.send(Stop::Retry);
-                true
-            }
-            None => false,
-        }
+        self.stop_run(id, Stop::Retry)
     }
 
     pub fn lease(
@@ -1228,7 +1230,7 @@ pub fn ensure_clone(ws: &Workspace) -> Result<(PathBuf, String), FactoryError> {
 pub fn ensure_clone_of(
     info: &crate::workspace::WorkspaceInfo,
 ) -> Result<(PathBuf, String), FactoryError> {
-    let dest = info.dir.join("repo");
+    let dest = crate::mergeq::clone_of(info);
     let user = git2::Repository::open(&info.repo)?;
     let main = match user.head() {
         Ok(h) if h.is_branch() => h.shorthand().unwrap_or("main").to_string(),

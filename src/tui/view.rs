@@ -717,7 +717,7 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
         Span::raw(format!(
             "`{}` at {} · priority {}",
             e.branch,
-            &e.head[..e.head.len().min(10)],
+            crate::mergeq::short(&e.head),
             e.priority
         )),
     ])];
@@ -776,7 +776,7 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(l) = &e.landed {
         lines.push(Line::styled(
-            format!("landed as {}", &l[..l.len().min(10)]),
+            format!("landed as {}", crate::mergeq::short(l)),
             t.style("queue.merged"),
         ));
     }
