@@ -323,6 +323,11 @@ impl Index {
     }
 }
 
+/// The most hits one index query returns, whatever the caller asks: callers that take a
+/// limit from outside refuse more than they need long before this; this keeps a bad
+/// limit from sizing an allocation.
+pub const MAX_HITS: usize = 10_000;
+
 /// English function words dropped from queries (documents keep them). They carry almost
 /// no BM25 weight, but their posting lists are the longest in the index: at 100k
 /// memories they were most of a query's time.
@@ -415,7 +420,8 @@ fn run_query(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let collector = TopDocs::with_limit(limit).order_by_score();
+    // TopDocs allocates its heap up front: a limit from outside must never size it.
+    let collector = TopDocs::with_limit(limit.min(MAX_HITS)).order_by_score();
     let mut clauses = must.into_iter();
     let text = clauses.next().expect("the text query is always first");
     let filters: Vec<(Occur, Box<dyn Query>)> = clauses

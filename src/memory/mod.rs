@@ -27,6 +27,10 @@ use vectors::{Quantized, VectorIndex};
 
 /// Hits wanted when a query says 0.
 pub const DEFAULT_LIMIT: usize = 10;
+/// The most hits one search returns. Callers that take a limit from outside (the CLI, the
+/// API, MCP) refuse more with a clear error; the bank clamps as well, so no caller can
+/// make one search allocate without bound.
+pub const MAX_LIMIT: usize = 1000;
 /// Candidates each leg hands to the fusion, at least: deep enough that a memory ranked
 /// well by one leg and middling by another still surfaces.
 const LEG_DEPTH: usize = 50;
@@ -102,13 +106,23 @@ impl Default for Legs {
     }
 }
 
+/// What recall reads besides the store and the full-text index: kept under ONE lock, so
+/// a search and a write can never each hold one half and wait for the other (two locks
+/// taken in opposite orders froze memory for good under concurrent writes and searches).
+struct Recall {
+    vectors: VectorIndex,
+    /// What filters and the path and recency legs read, so they never touch the store.
+    catalog: Catalog,
+}
+
 pub struct MemoryBank {
     store: Store,
     index: Index,
     embedder: Arc<dyn Embedder>,
-    vectors: RwLock<VectorIndex>,
-    /// What filters and the path and recency legs read, so they never touch the store.
-    catalog: RwLock<Catalog>,
+    /// Lock order: this is the bank's only lock, and nothing else is locked while it is
+    /// held but the full-text index's reader (which takes no lock of ours); a search's
+    /// dense leg reads through the guard its caller holds, never taking it again.
+    recall: RwLock<Recall>,
     /// Applied to every memory before it is embedded, stored or indexed: the one door
     /// memories come in by, so a secret cannot reach the store or the index another way.
     redactor: Redactor,
@@ -176,8 +190,10 @@ impl MemoryBank {
             store,
             index,
             embedder,
-            vectors: RwLock::new(vecs),
-            catalog: RwLock::new(catalog),
+            recall: RwLock::new(Recall {
+                vectors: vecs,
+                catalog,
+            }),
             redactor: Redactor::standard(),
         })
     }
@@ -186,6 +202,16 @@ impl MemoryBank {
     pub fn with_redactor(mut self, redactor: Redactor) -> MemoryBank {
         self.redactor = redactor;
         self
+    }
+
+    /// A poisoned lock means a panic mid-update of the in-memory recall state; the store
+    /// is the truth and the state is rebuilt at the next open, so reading on is safe.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Recall> {
+        self.recall.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Recall> {
+        self.recall.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn store(&self) -> &Store {
@@ -197,7 +223,7 @@ impl MemoryBank {
     }
 
     pub fn len(&self) -> usize {
-        self.catalog.read().expect("catalog lock").len()
+        self.read().catalog.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -268,11 +294,10 @@ impl MemoryBank {
         let stored = self.store.add_memories(items)?;
         self.index.add_memories(&stored)?;
         {
-            let mut vecs = self.vectors.write().expect("vector lock");
-            let mut catalog = self.catalog.write().expect("catalog lock");
+            let mut recall = self.write();
             for (m, q) in stored.iter().zip(&quantized) {
-                vecs.insert(m.id, q);
-                catalog.insert(m);
+                recall.vectors.insert(m.id, q);
+                recall.catalog.insert(m);
             }
         }
         Ok(stored)
@@ -301,7 +326,11 @@ impl MemoryBank {
 
     /// Recall with a chosen set of legs (for measuring them).
     pub fn search_legs(&self, q: &RecallQuery, legs: Legs) -> Result<Vec<RecallHit>> {
-        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
+        let limit = if q.limit == 0 {
+            DEFAULT_LIMIT
+        } else {
+            q.limit.min(MAX_LIMIT)
+        };
         let depth = LEG_DEPTH.max(limit * 3);
         let filter = MemoryFilter {
             kinds: q.kinds.clone(),
@@ -319,7 +348,9 @@ impl MemoryBank {
         let has_text = !q.text.trim().is_empty();
         let recent = q.recent || recall::wants_recent(&q.text);
 
-        let catalog = self.catalog.read().expect("catalog lock");
+        let recall = self.read();
+        let catalog = &recall.catalog;
+        let vecs = &recall.vectors;
         let compiled = catalog.compile(&filter);
         let keep = |id: MemoryId| compiled.keep(id);
         let mut ranked: Vec<(Leg, Vec<MemoryId>)> = Vec::new();
@@ -329,7 +360,6 @@ impl MemoryBank {
         // not their sum).
         let dense = |_: ()| -> Vec<MemoryId> {
             let qv = self.embedder.embed(&q.text);
-            let vecs = self.vectors.read().expect("vector lock");
             let hits = if compiled.is_empty() {
                 vecs.search(&qv, depth, None)
             } else {
@@ -388,7 +418,7 @@ impl MemoryBank {
         if legs.recent && (recent || nothing_else) {
             ranked.push((Leg::Recent, catalog.newest(&compiled, depth)));
         }
-        drop(catalog);
+        drop(recall);
 
         let fused = recall::fuse(&ranked, legs.rrf_k, limit);
         let mut out = Vec::with_capacity(fused.len());

@@ -255,3 +255,73 @@ fn path_filters_match_parent_directories_and_globs_on_every_leg() {
             .all(|h| !h.memory.text.contains("mdbook"))
     );
 }
+
+/// Writes racing searches: with the vectors and the catalog under two locks taken in
+/// opposite orders, a write that took the vectors while a search held the catalog (and
+/// was embedding its query before reading the vectors) froze both for good. Long queries
+/// widen that window, as real agents' queries do. A watchdog turns a hang into a failure
+/// instead of a test run that never ends.
+#[test]
+fn concurrent_writes_and_searches_never_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = std::sync::Arc::new(open(dir.path()));
+    seed(&bank);
+    let long_query = "why does the config parser panic on an empty shopfloor file ".repeat(60);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    const WRITERS: usize = 2;
+    const SEARCHERS: usize = 6;
+    const WRITES: usize = 40;
+    for t in 0..WRITERS + SEARCHERS {
+        let bank = bank.clone();
+        let done = done_tx.clone();
+        let long_query = long_query.clone();
+        std::thread::spawn(move || {
+            if t < WRITERS {
+                for i in 0..WRITES {
+                    let m = NewMemory {
+                        paths: vec![format!("src/mod{t}.rs")],
+                        ..NewMemory::new(
+                            MemoryKind::Lesson,
+                            format!("lesson {t}-{i}: the parser panics on empty config files"),
+                            agent("stress"),
+                        )
+                    };
+                    bank.add(m).unwrap();
+                }
+            } else {
+                for i in 0..150 {
+                    let mut query = q(&long_query);
+                    query.paths = vec![format!("src/mod{}.rs", i % 3)];
+                    bank.search(&query).unwrap();
+                }
+            }
+            done.send(t).unwrap();
+        });
+    }
+    drop(done_tx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut finished = 0;
+    while finished < WRITERS + SEARCHERS {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(_) => finished += 1,
+            // The hung threads are left behind: the test process ends with the failure.
+            Err(_) => panic!(
+                "memory deadlocked: {finished} of {} workers finished in 120 s",
+                WRITERS + SEARCHERS
+            ),
+        }
+    }
+    assert_eq!(bank.len(), 4 + WRITERS * WRITES);
+}
+
+#[test]
+fn a_huge_limit_is_clamped_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = open(dir.path());
+    seed(&bank);
+    let mut query = q("store");
+    query.limit = usize::MAX;
+    let hits = bank.search(&query).unwrap();
+    assert!(!hits.is_empty() && hits.len() <= MAX_LIMIT);
+}
