@@ -72,8 +72,14 @@ impl WorkspaceInfo {
     pub fn log_dir(&self) -> PathBuf {
         self.dir.join("logs")
     }
+    /// The person's socket: the control API and MCP, no token needed (0600).
     pub fn socket_path(&self) -> PathBuf {
         self.dir.join("factory.sock")
+    }
+    /// The sandboxes' socket: MCP for runs, with a live run's token only. The only socket
+    /// a sandbox ever gets.
+    pub fn sandbox_socket_path(&self) -> PathBuf {
+        self.dir.join("sandbox.sock")
     }
     /// The repository's team-shared config file.
     pub fn config_path(&self) -> PathBuf {

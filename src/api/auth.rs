@@ -1,22 +1,28 @@
 //! Who is calling the factory, and what they may reach.
 //!
-//! Two kinds of caller exist. A person uses the Unix socket, whose file mode (0600)
-//! already says who may connect, so the socket needs no token from them. A run's agent
-//! presents the bearer token the factory gave that run; it opens MCP (`/mcp`) and the
+//! Two kinds of caller exist. A person uses the person's socket (`factory.sock`), whose
+//! file mode (0600) already says who may connect, so it needs no token from them. A run's
+//! agent presents the bearer token the factory gave that run; it opens MCP (`/mcp`) and the
 //! health check, nothing else, and everything it writes is attributed to its run and
-//! agent. On the loopback TCP port (for containers) a token is always required.
+//! agent. Sandboxes get the sandboxes' socket (`sandbox.sock`), never the person's: there,
+//! and on the optional loopback TCP port, a request without a valid token is refused.
 //!
 //! A token is `sf_<run>_<mac>`, the MAC a keyed BLAKE3 hash of the workspace's name and
-//! the run under a secret kept in the workspace's data dir (`api.key`, mode 0600). So a
-//! token needs no table, survives a factory restart, and is worthless to any other
-//! workspace: B's factory cannot verify A's token and answers it exactly as it answers
-//! garbage, so it learns nothing of A, and A's caller learns nothing of B.
+//! the run under a secret kept in the workspace's data dir (`api.key`, mode 0600), so it
+//! is worthless to any other workspace: B's factory cannot verify A's token and answers it
+//! exactly as it answers garbage. A valid MAC is not enough: the run must be live in the
+//! factory that answers. A token is issued when its run starts and revoked when it ends,
+//! so a killed run's token, or any token after a factory restart, opens nothing.
 //!
-//! Every refused call is written to the workspace's audit log.
+//! Every refused call is audited, throttled: the first refusal of a kind (who, and why) in
+//! a window is written at once, the rest of that window as one row with their count, so a
+//! flood of refused requests cannot grow the store.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -73,7 +79,11 @@ impl Caller {
 /// Which listener a request came in on; the server tags each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// The person's socket, `factory.sock`: no token means the socket's owner.
     Unix,
+    /// The sandboxes' socket, `sandbox.sock`: run tokens only.
+    Sandbox,
+    /// The optional loopback TCP port: run tokens only.
     Tcp,
 }
 
@@ -81,6 +91,7 @@ impl Transport {
     fn name(self) -> &'static str {
         match self {
             Transport::Unix => "unix socket",
+            Transport::Sandbox => "sandbox socket",
             Transport::Tcp => "tcp",
         }
     }
@@ -105,11 +116,14 @@ pub enum TokenError {
     },
 }
 
-/// Issues and verifies a workspace's run tokens.
+/// Issues, verifies and revokes a workspace's run tokens. Clones share one table of live
+/// runs: the factory issues and revokes, the API's auth layer verifies.
 #[derive(Clone)]
 pub struct Tokens {
     key: [u8; 32],
     workspace: String,
+    /// Runs whose tokens open the API now, with their agent's name.
+    live: Arc<Mutex<HashMap<RunId, String>>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -170,6 +184,7 @@ impl Tokens {
         Ok(Tokens {
             key,
             workspace: info.name.clone(),
+            live: Arc::default(),
         })
     }
 
@@ -180,58 +195,212 @@ impl Tokens {
         )
     }
 
-    /// The token for `run` in this workspace.
-    pub fn issue(&self, run: RunId) -> String {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, String>> {
+        // The table is a plain map: a panic elsewhere cannot leave it half-updated.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token for `run` of `agent`, open from now until [`Tokens::revoke`].
+    pub fn issue(&self, run: RunId, agent: &str) -> String {
+        self.live().insert(run, agent.to_string());
         format!("{TOKEN_PREFIX}{run}_{}", self.mac(run).to_hex())
     }
 
-    /// The run a token was issued for, if it was issued by this workspace.
-    pub fn verify(&self, token: &str) -> Option<RunId> {
+    /// Close `run`'s token: its run ended (or was killed).
+    pub fn revoke(&self, run: RunId) {
+        self.live().remove(&run);
+    }
+
+    /// The run and agent a token opens the API for: issued by this workspace for a run
+    /// that is live now.
+    pub fn verify(&self, token: &str) -> Option<(RunId, String)> {
         let rest = token.trim().strip_prefix(TOKEN_PREFIX)?;
         let (run, mac) = rest.split_once('_')?;
         let run: RunId = run.parse().ok()?;
         let given = blake3::Hash::from_hex(mac).ok()?;
         // blake3::Hash compares in constant time.
-        (given == self.mac(run)).then_some(run)
+        if given != self.mac(run) {
+            return None;
+        }
+        self.live().get(&run).map(|agent| (run, agent.clone()))
     }
 }
 
-/// What the auth layer needs: the workspace (to look runs up and write the audit log)
-/// and its tokens.
+/// What the auth layer needs: the workspace (to write the audit log), its tokens, and
+/// the refusal throttle. Clones share the throttle.
 #[derive(Clone)]
 pub struct Gate {
     pub ws: Arc<Workspace>,
     pub tokens: Tokens,
+    refusals: Arc<Mutex<RefusalLog>>,
 }
 
 /// A refusal, as the caller sees it: one message for every bad token, so a token from
 /// another workspace is told exactly what garbage is told.
 const BAD_TOKEN: &str = "invalid or missing token: present the SHOPFLOOR_TOKEN your run was given as `Authorization: Bearer <token>`";
 
-impl Gate {
-    /// Who presents `token`, if anyone valid: the run must exist in this workspace.
-    pub fn caller_for_token(&self, token: &str) -> Option<Caller> {
-        let run = self.tokens.verify(token)?;
-        let rec = self.ws.store.run(run).ok().flatten()?;
-        Some(Caller::Run {
-            run,
-            agent: rec.agent,
-        })
+/// How long one kind of refusal is summed into one audit row after its first is written.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+/// Kinds of refusal tracked at once; past this, the oldest windows are closed early, so
+/// the table itself is bounded whatever callers make up.
+const REFUSAL_KINDS: usize = 256;
+
+/// Refusals seen, by kind (actor and reason), and not written yet.
+#[derive(Default)]
+struct RefusalLog {
+    open: HashMap<(String, String), Window>,
+}
+
+struct Window {
+    opened: Instant,
+    /// Refusals since the first one, which was written when the window opened.
+    more: u64,
+    /// The last request refused, for the summary row.
+    last_what: String,
+}
+
+impl RefusalLog {
+    /// Note a refusal; returns the audit rows to write now: the first of its kind in a
+    /// window, plus summaries of windows that have closed.
+    fn note(&mut self, actor: &str, what: &str, why: &str, now: Instant) -> Vec<AuditEvent> {
+        let mut rows = self.close_expired(now);
+        let key = (actor.to_string(), why.to_string());
+        if let Some(w) = self.open.get_mut(&key) {
+            w.more += 1;
+            w.last_what = what.to_string();
+            return rows;
+        }
+        if self.open.len() >= REFUSAL_KINDS
+            && let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, w)| w.opened)
+                .map(|(k, _)| k.clone())
+            && let Some(w) = self.open.remove(&oldest)
+        {
+            rows.extend(summary(&oldest, w));
+        }
+        self.open.insert(
+            key,
+            Window {
+                opened: now,
+                more: 0,
+                last_what: what.to_string(),
+            },
+        );
+        rows.push(refusal_row(actor, &format!("{what}: {why}")));
+        rows
     }
 
-    /// Record a refused call in the audit log. A failure to record is logged, not
-    /// returned: the caller is refused either way.
-    pub fn audit_refusal(&self, actor: &str, what: &str, why: &str) {
-        let event = AuditEvent {
-            ts: jiff::Timestamp::now(),
-            actor: actor.to_string(),
-            action: "api.refused".into(),
-            detail: format!("{what}: {why}"),
-        };
-        tracing::warn!(actor, what, why, "refused an API call");
-        if let Err(e) = self.ws.store.append_audit(event) {
-            tracing::error!(error = %e, "could not write a refused call to the audit log");
+    /// Summaries of the windows older than [`REFUSAL_WINDOW`], which close.
+    fn close_expired(&mut self, now: Instant) -> Vec<AuditEvent> {
+        let expired: Vec<(String, String)> = self
+            .open
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.opened) >= REFUSAL_WINDOW)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut rows = Vec::new();
+        for k in expired {
+            if let Some(w) = self.open.remove(&k) {
+                rows.extend(summary(&k, w));
+            }
         }
+        rows
+    }
+
+    /// Every open window's summary: at shutdown, nothing counted is lost.
+    fn close_all(&mut self) -> Vec<AuditEvent> {
+        self.open
+            .drain()
+            .filter_map(|(k, w)| summary(&k, w))
+            .collect()
+    }
+}
+
+fn refusal_row(actor: &str, detail: &str) -> AuditEvent {
+    AuditEvent {
+        ts: jiff::Timestamp::now(),
+        actor: actor.to_string(),
+        action: "api.refused".into(),
+        detail: detail.to_string(),
+    }
+}
+
+/// One row for the refusals of a window after its first; none when there were none.
+fn summary((actor, why): &(String, String), w: Window) -> Option<AuditEvent> {
+    (w.more > 0).then(|| {
+        refusal_row(
+            actor,
+            &format!(
+                "{} more refused in {} s, the last {}: {why}",
+                w.more,
+                REFUSAL_WINDOW.as_secs(),
+                w.last_what
+            ),
+        )
+    })
+}
+
+impl Gate {
+    pub fn new(ws: Arc<Workspace>, tokens: Tokens) -> Gate {
+        Gate {
+            ws,
+            tokens,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Who presents `token`, if anyone valid: a live run of this workspace.
+    pub fn caller_for_token(&self, token: &str) -> Option<Caller> {
+        let (run, agent) = self.tokens.verify(token)?;
+        Some(Caller::Run { run, agent })
+    }
+
+    /// Record a refused call in the audit log, throttled (see the module's doc). Blocks
+    /// on the store when a row is due: call it off the async threads. A failure to record
+    /// is logged, not returned: the caller is refused either way.
+    pub fn audit_refusal(&self, actor: &str, what: &str, why: &str) {
+        tracing::warn!(actor, what, why, "refused an API call");
+        let rows = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(actor, what, why, Instant::now());
+        self.write_rows(rows);
+    }
+
+    /// Write the summaries of refusal windows that have closed (call now and then), or of
+    /// every window with `all` (at shutdown).
+    pub fn flush_refusals(&self, all: bool) {
+        let rows = {
+            let mut log = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            if all {
+                log.close_all()
+            } else {
+                log.close_expired(Instant::now())
+            }
+        };
+        self.write_rows(rows);
+    }
+
+    fn write_rows(&self, rows: Vec<AuditEvent>) {
+        for row in rows {
+            if let Err(e) = self.ws.store.append_audit(row) {
+                tracing::error!(error = %e, "could not write a refused call to the audit log");
+            }
+        }
+    }
+
+    /// [`Gate::audit_refusal`] on a blocking thread, for the async auth layer.
+    async fn audit_refusal_async(&self, actor: &str, what: &str, why: &str) {
+        let (g, actor, what, why) = (
+            self.clone(),
+            actor.to_string(),
+            what.to_string(),
+            why.to_string(),
+        );
+        let _ = tokio::task::spawn_blocking(move || g.audit_refusal(&actor, &what, &why)).await;
     }
 }
 
@@ -268,29 +437,24 @@ pub async fn authorize(State(gate): State<Gate>, mut req: Request, next: Next) -
     let transport = req.extensions().get::<Transport>().copied();
     let what = format!("{} {}", req.method(), req.uri().path());
     let caller = match (bearer(req.headers()), transport) {
-        (Some(token), Some(t)) => {
-            let token = token.to_string();
-            let g = gate.clone();
-            let found = tokio::task::spawn_blocking(move || g.caller_for_token(&token))
-                .await
-                .ok()
-                .flatten();
-            match found {
-                Some(c) => c,
-                None => {
-                    gate.audit_refusal("unknown", &what, &format!("bad token on {}", t.name()));
-                    return refuse(StatusCode::UNAUTHORIZED, BAD_TOKEN);
-                }
+        (Some(token), Some(t)) => match gate.caller_for_token(token) {
+            Some(c) => c,
+            None => {
+                gate.audit_refusal_async("unknown", &what, &format!("bad token on {}", t.name()))
+                    .await;
+                return refuse(StatusCode::UNAUTHORIZED, BAD_TOKEN);
             }
-        }
+        },
         (None, Some(Transport::Unix)) => Caller::local_human(),
         (None, Some(t)) => {
-            gate.audit_refusal("unknown", &what, &format!("no token on {}", t.name()));
+            gate.audit_refusal_async("unknown", &what, &format!("no token on {}", t.name()))
+                .await;
             return refuse(StatusCode::UNAUTHORIZED, BAD_TOKEN);
         }
         // A listener that did not say what it is: fail closed.
         (_, None) => {
-            gate.audit_refusal("unknown", &what, "request from an untagged listener");
+            gate.audit_refusal_async("unknown", &what, "request from an untagged listener")
+                .await;
             return refuse(StatusCode::UNAUTHORIZED, BAD_TOKEN);
         }
     };
@@ -298,7 +462,8 @@ pub async fn authorize(State(gate): State<Gate>, mut req: Request, next: Next) -
         && !open_to_runs(req.uri().path())
     {
         let actor = caller.actor();
-        gate.audit_refusal(&actor, &what, "a run's token opens only /mcp");
+        gate.audit_refusal_async(&actor, &what, "a run's token opens only /mcp")
+            .await;
         return refuse(
             StatusCode::FORBIDDEN,
             "a run's token opens only MCP at /mcp; the control API is for people on the socket",
@@ -322,28 +487,73 @@ mod tests {
     }
 
     #[test]
-    fn tokens_verify_only_in_their_own_workspace() {
+    fn tokens_verify_only_in_their_own_workspace_and_only_while_their_run_lives() {
         let a_dir = tempfile::tempdir().unwrap();
         let b_dir = tempfile::tempdir().unwrap();
         let a = Tokens::open(&info(a_dir.path(), "a")).unwrap();
         let b = Tokens::open(&info(b_dir.path(), "b")).unwrap();
-        let t = a.issue(7);
-        assert_eq!(a.verify(&t), Some(7));
+        let t = a.issue(7, "claude");
+        assert_eq!(a.verify(&t), Some((7, "claude".to_string())));
+        b.issue(7, "claude");
         assert_eq!(b.verify(&t), None, "B cannot verify A's token");
-        // The same key file reopened gives the same tokens (a factory restart).
+        // A factory restart: same key file, but no run is live in the new factory.
         let a2 = Tokens::open(&info(a_dir.path(), "a")).unwrap();
-        assert_eq!(a2.verify(&t), Some(7));
+        assert_eq!(a2.verify(&t), None, "a token dies with its factory");
         let mode = std::fs::metadata(a_dir.path().join(KEY_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        // Another run's number with this run's MAC does not pass.
+        // Another run's number with this run's MAC does not pass, live or not.
+        a.issue(8, "codex");
         let forged = t.replacen("sf_7_", "sf_8_", 1);
         assert_eq!(a.verify(&forged), None);
         for junk in ["", "sf_", "sf_x_y", "sf_7_zz", "Bearer x", "sf_7_"] {
             assert_eq!(a.verify(junk), None, "{junk:?}");
         }
+        // The run ends: its token opens nothing, in every clone of the table.
+        let shared = a.clone();
+        a.revoke(7);
+        assert_eq!(shared.verify(&t), None);
+    }
+
+    #[test]
+    fn refusals_are_summed_per_kind_and_window() {
+        let mut log = RefusalLog::default();
+        let t0 = Instant::now();
+        let first = log.note("unknown", "POST /mcp", "no token on tcp", t0);
+        assert_eq!(first.len(), 1, "the first of a kind is written at once");
+        for i in 0..4999 {
+            let rows = log.note(
+                "unknown",
+                "POST /mcp",
+                "no token on tcp",
+                t0 + Duration::from_micros(i),
+            );
+            assert!(
+                rows.is_empty(),
+                "the rest of the window is counted, not written"
+            );
+        }
+        // Another kind opens its own window.
+        assert_eq!(
+            log.note("run:3:x", "GET /v1/tickets", "only mcp", t0).len(),
+            1
+        );
+        // After the window: the summary, then the new first.
+        let later = log.note("unknown", "GET /", "no token on tcp", t0 + REFUSAL_WINDOW);
+        assert_eq!(later.len(), 2, "{later:?}");
+        assert!(
+            later[0].detail.starts_with("4999 more refused"),
+            "{:?}",
+            later[0]
+        );
+        assert!(log.close_all().is_empty(), "nothing more was refused");
+        // The table stays bounded whatever kinds callers make up.
+        for i in 0..10_000 {
+            log.note(&format!("actor{i}"), "x", "y", t0);
+        }
+        assert!(log.open.len() <= REFUSAL_KINDS);
     }
 
     #[test]

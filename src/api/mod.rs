@@ -53,7 +53,7 @@ use std::path::PathBuf;
 
 pub use backend::Backend;
 pub use client::Client;
-pub use server::{AppState, router, serve};
+pub use server::{Api, AppState, api, serve};
 pub use wire::{ErrorKind, OpError};
 
 #[derive(Debug, thiserror::Error)]

@@ -69,12 +69,15 @@ impl AppState {
         self
     }
 
-    /// The auth layer's view: the workspace and its run tokens.
+    /// The auth layer's view: the workspace and its run tokens. The factory's tokens when
+    /// one runs here (it issues and revokes them); otherwise a table with no live run, so
+    /// no token opens anything.
     pub fn gate(&self) -> Result<Gate, ApiError> {
-        Ok(Gate {
-            ws: self.ws.clone(),
-            tokens: Tokens::open(&self.ws.info)?,
-        })
+        let tokens = match &self.factory {
+            Some(f) => f.tokens().clone(),
+            None => Tokens::open(&self.ws.info)?,
+        };
+        Ok(Gate::new(self.ws.clone(), tokens))
     }
 }
 
@@ -113,13 +116,51 @@ fn bad_query(r: QueryRejection) -> OpError {
 
 type Reply<T> = Result<Json<T>, OpError>;
 
-/// The control API's routes and MCP at `/mcp`, with `state` applied, behind the auth
-/// layer. Serve it with `serve_on` (the socket) or `serve_tcp_on` (loopback TCP), which
-/// tell the auth layer which one a request came in on.
-pub fn router(state: AppState) -> Result<Router, ApiError> {
+/// The factory's two doors, behind one auth layer.
+pub struct Api {
+    /// For the person's socket: the control API and MCP.
+    pub person: Router,
+    /// For the sandboxes' socket and the loopback TCP port: MCP and the health check
+    /// only, and only with a live run's token.
+    pub sandbox: Router,
+    /// The auth layer's state: flush its refusal log now and then, and at shutdown.
+    pub gate: Gate,
+}
+
+/// Both routers over `state`. Serve `person` with `serve_on(.., Transport::Unix, ..)` on
+/// `factory.sock`, `sandbox` on `sandbox.sock` and TCP: the transport tag is what the
+/// auth layer trusts, so a listener is always tagged by the code that binds it.
+pub fn api(state: AppState) -> Result<Api, ApiError> {
     let gate = state.gate()?;
+    let guard = |r: Router<AppState>| {
+        r.layer(middleware::from_fn_with_state(gate.clone(), authorize))
+            .layer(middleware::from_fn(log_request))
+            .with_state(state.clone())
+    };
+    let person = guard(person_routes(&state));
+    let sandbox = guard(
+        Router::new()
+            .route("/v1/health", get(health))
+            .route_service("/mcp", crate::mcp::http_service(state.clone()))
+            .fallback(|req: Request| async move {
+                OpError::not_found(format!(
+                    "no route {} {} for sandboxes: a run reaches MCP at /mcp only",
+                    req.method(),
+                    req.uri().path()
+                ))
+            }),
+    );
+    Ok(Api {
+        person,
+        sandbox,
+        gate,
+    })
+}
+
+/// The control API's routes and MCP at `/mcp`, for the person's socket.
+fn person_routes(state: &AppState) -> Router<AppState> {
     let mcp = crate::mcp::http_service(state.clone());
-    Ok(Router::new()
+    Router::new()
         .route("/v1/health", get(health))
         .route("/v1/workspace", get(workspace))
         .route("/v1/tickets", get(list_tickets).post(add_ticket))
@@ -167,9 +208,6 @@ pub fn router(state: AppState) -> Result<Router, ApiError> {
             )
         })
         .route_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(gate, authorize))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state))
 }
 
 /// One debug line a request, to the log file.
@@ -598,11 +636,24 @@ impl Drop for SocketFile {
     }
 }
 
-/// Bind the workspace's socket, readable and writable by its owner only. A socket file
-/// left by a factory that died is removed once nothing answers on it; one that answers is
-/// a factory already running.
+/// Bind the workspace's person's socket, readable and writable by its owner only. A
+/// socket file left by a factory that died is removed once nothing answers on it; one that
+/// answers is a factory already running.
 pub async fn bind(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
-    let path = info.socket_path();
+    bind_at(info, info.socket_path(), ".factory.sock").await
+}
+
+/// Bind the workspace's sandboxes' socket (`sandbox.sock`), owner-only too: containers run
+/// as the factory's user and get it bind-mounted; it serves only run tokens.
+pub async fn bind_sandbox(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
+    bind_at(info, info.sandbox_socket_path(), ".sandbox.sock").await
+}
+
+async fn bind_at(
+    info: &WorkspaceInfo,
+    path: PathBuf,
+    tmp_name: &str,
+) -> Result<Listener, ApiError> {
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
@@ -632,9 +683,7 @@ pub async fn bind(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
     }
     // Bind under a temporary name, restrict it, then move it into place: the socket is
     // never reachable at its real path with looser permissions than 0600.
-    let tmp = info
-        .dir
-        .join(format!(".factory.sock.{}", std::process::id()));
+    let tmp = info.dir.join(format!("{tmp_name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let bind_err = |source| ApiError::Bind {
         socket: path.clone(),
@@ -654,13 +703,16 @@ pub async fn bind(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves; requests in flight finish.
+/// `transport` tags every request for the auth layer: `Unix` for the person's socket,
+/// `Sandbox` for the sandboxes'.
 pub async fn serve_on(
     listener: Listener,
     router: Router,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let Listener { inner, file } = listener;
-    let router = router.layer(axum::Extension(Transport::Unix));
+    let router = router.layer(axum::Extension(transport));
     let res = axum::serve(inner, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -675,7 +727,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let listener = bind(&ws.info).await?;
-    serve_on(listener, router(AppState::new(ws))?, shutdown).await
+    serve_on(
+        listener,
+        api(AppState::new(ws))?.person,
+        Transport::Unix,
+        shutdown,
+    )
+    .await
 }
 
 /// Bind the optional loopback TCP port (`[api] listen`), for sandboxes that cannot reach

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use shopfloor::api::auth::{REFUSAL_WINDOW, Transport};
 use shopfloor::api::backend::{Remote, is_locked};
 use shopfloor::api::{AppState, server};
 use shopfloor::scheduler::factory::{Factory, FactoryConfig, FactoryEvent};
@@ -43,7 +44,9 @@ pub struct Running {
     down_tx: watch::Sender<bool>,
     stop_tx: watch::Sender<bool>,
     served: JoinHandle<Result<(), shopfloor::api::ApiError>>,
+    sandbox_served: JoinHandle<Result<(), shopfloor::api::ApiError>>,
     tcp_served: Option<JoinHandle<Result<(), shopfloor::api::ApiError>>>,
+    gate: shopfloor::api::auth::Gate,
     runner: JoinHandle<Result<(), shopfloor::scheduler::factory::FactoryError>>,
 }
 
@@ -53,6 +56,9 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
     let name = ws.info.name.clone();
     let listener = server::bind(&ws.info).await?;
     let socket = listener.path().to_path_buf();
+    // Sandboxes get this one, never the person's socket: it serves run tokens only.
+    let sandbox_listener = server::bind_sandbox(&ws.info).await?;
+    let sandbox_socket = sandbox_listener.path().to_path_buf();
     say(&format!(
         "factory for workspace `{name}` listening on {}",
         socket.display()
@@ -77,7 +83,7 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
     let cfg = FactoryConfig::from_config(&ws.config);
     let factory = Factory::start(Arc::new(ws), cfg).await?;
     factory.set_paused(paused);
-    factory.serve_mcp_on(socket.clone());
+    factory.serve_mcp_on(sandbox_socket);
     say(&format!(
         "sandbox: {}; main: {} in {}{}",
         factory.sandbox_kind(),
@@ -96,26 +102,50 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
     };
     // One signal stops both listeners and ends the event streams.
     let (down_tx, down_rx) = watch::channel(false);
-    let router =
-        server::router(AppState::with_factory(factory.clone()).closing_on(down_rx.clone()))?;
+    let api = server::api(AppState::with_factory(factory.clone()).closing_on(down_rx.clone()))?;
     let down = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|d| *d).await;
     };
     let tcp_served = tcp.map(|l| {
         tokio::spawn(server::serve_tcp_on(
             l,
-            router.clone(),
+            api.sandbox.clone(),
             down(down_rx.clone()),
         ))
     });
-    let served = tokio::spawn(server::serve_on(listener, router, down(down_rx)));
+    let sandbox_served = tokio::spawn(server::serve_on(
+        sandbox_listener,
+        api.sandbox,
+        Transport::Sandbox,
+        down(down_rx.clone()),
+    ));
+    let served = tokio::spawn(server::serve_on(
+        listener,
+        api.person,
+        Transport::Unix,
+        down(down_rx),
+    ));
+    // Refusals are summed per window; the summaries of closed windows are written here.
+    {
+        let gate = api.gate.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFUSAL_WINDOW);
+            loop {
+                tick.tick().await;
+                let g = gate.clone();
+                let _ = tokio::task::spawn_blocking(move || g.flush_refusals(false)).await;
+            }
+        });
+    }
     Ok(Running {
         factory,
         socket,
         down_tx,
         stop_tx,
         served,
+        sandbox_served,
         tcp_served,
+        gate: api.gate,
         runner,
     })
 }
@@ -126,6 +156,11 @@ impl Running {
     pub async fn stop(self) -> Result<()> {
         let _ = self.down_tx.send(true);
         let served = self.served.await;
+        if let Ok(Err(e)) = self.sandbox_served.await {
+            tracing::error!(error = %e, "the sandboxes' socket failed");
+        }
+        let gate = self.gate.clone();
+        let _ = tokio::task::spawn_blocking(move || gate.flush_refusals(true)).await;
         if let Some(t) = self.tcp_served
             && let Ok(Err(e)) = t.await
         {

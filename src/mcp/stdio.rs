@@ -211,10 +211,8 @@ async fn open_direct(info: WorkspaceInfo, token: Option<String>) -> Result<Direc
                     None => Caller::local_human(),
                     Some(t) => {
                         let tokens = Tokens::open(&info).map_err(|e| failed(e.to_string()))?;
-                        let gate = crate::api::auth::Gate {
-                            ws: state.ws.clone(),
-                            tokens,
-                        };
+                        // No factory runs, so no run is live: every token is refused.
+                        let gate = crate::api::auth::Gate::new(state.ws.clone(), tokens);
                         match gate.caller_for_token(t) {
                             Some(c) => c,
                             None => {

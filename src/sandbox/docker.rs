@@ -36,8 +36,9 @@ pub const WORKSPACE_MOUNT: &str = "/workspace";
 /// Where the shopfloor binary appears inside the container, so agents can run
 /// `shopfloor mcp` without the image shipping it.
 pub const BINARY_MOUNT: &str = "/usr/local/bin/shopfloor";
-/// Where a container finds the factory's API socket (for `shopfloor mcp --socket`).
-pub const SOCKET_MOUNT: &str = "/run/shopfloor/factory.sock";
+/// Where a container finds the factory's sandboxes' socket (for `shopfloor mcp --socket`):
+/// run tokens only. The person's socket is never mounted into a container.
+pub const SOCKET_MOUNT: &str = "/run/shopfloor/sandbox.sock";
 /// How long `auto` waits for an engine to answer before choosing the worktree backend.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Host-specific variables that mean nothing inside the image: the image's PATH and a
@@ -116,7 +117,8 @@ impl DockerSandbox {
             mounts.push(bind(bin, Path::new(BINARY_MOUNT), true));
         }
         if let Some(sock) = socket {
-            mounts.push(bind(sock, Path::new(SOCKET_MOUNT), false));
+            // Read-only is enough to connect to a socket, and nothing can replace it.
+            mounts.push(bind(sock, Path::new(SOCKET_MOUNT), true));
         }
         mounts.extend(
             git_mounts(workdir)

@@ -203,8 +203,9 @@ pub struct LaunchSpec {
     /// The prepared worktree.
     pub workdir: PathBuf,
     pub labels: Labels,
-    /// The factory's API socket, for the agent's MCP client. A worktree agent reaches it
-    /// where it is; a container gets it bind-mounted at [`docker::SOCKET_MOUNT`].
+    /// The factory's sandboxes' socket (run tokens only), for the agent's MCP client. A
+    /// worktree agent reaches it where it is; a container gets it bind-mounted at
+    /// [`docker::SOCKET_MOUNT`].
     pub socket: Option<PathBuf>,
 }
 

@@ -168,8 +168,9 @@ pub struct Factory {
     exe: PathBuf,
     /// Issues each run its token.
     tokens: Tokens,
-    /// The API socket, once `serve` listens on it: runs then get MCP.
-    api_socket: Mutex<Option<PathBuf>>,
+    /// The sandboxes' socket (run tokens only), once `serve` listens on it: runs then get
+    /// MCP. The person's socket is never handed to a run.
+    sandbox_socket: Mutex<Option<PathBuf>>,
     /// The policy gate the merge queue judges candidates with.
     judge: Arc<dyn crate::mergeq::Judge>,
     queue_wake: Notify,
@@ -227,7 +228,7 @@ impl Factory {
             main_branch,
             exe,
             tokens,
-            api_socket: Mutex::new(None),
+            sandbox_socket: Mutex::new(None),
             judge,
             queue_wake: Notify::new(),
             queue_turn: Mutex::new(()),
@@ -323,15 +324,15 @@ impl Factory {
         f(&q)
     }
 
-    /// The API (with MCP) now answers on `socket`: runs started from here on get an MCP
+    /// The sandboxes' socket now answers on `socket`: runs started from here on get an MCP
     /// server and a token.
     pub fn serve_mcp_on(&self, socket: PathBuf) {
-        *self.api_socket.lock().expect("socket lock") = Some(socket);
+        *self.sandbox_socket.lock().expect("socket lock") = Some(socket);
     }
 
-    /// The token a run presents to the API.
-    pub fn token_for(&self, run: RunId) -> String {
-        self.tokens.issue(run)
+    /// The run tokens this factory issues: live while their run is, revoked when it ends.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<FactoryEvent> {
@@ -620,6 +621,8 @@ impl Factory {
         tokio::spawn(async move {
             let id = run.id;
             let result = me.clone().drive(run, ticket, agent, stop_rx).await;
+            // Whatever ended the run, its token opens nothing from here on.
+            me.tokens.revoke(id);
             if let Err(e) = result {
                 tracing::error!(run = id, error = %e, "run failed inside the factory");
                 let ws = me.ws.clone();
@@ -761,7 +764,7 @@ impl Factory {
         };
 
         let in_docker = self.sandbox.kind() == BackendKind::Docker;
-        let api_socket = self.api_socket.lock().expect("socket lock").clone();
+        let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
         let ctx = LaunchContext {
             workdir: if in_docker {
                 PathBuf::from("/workspace")
@@ -775,7 +778,9 @@ impl Factory {
                     s.clone()
                 }
             }),
-            token: api_socket.as_ref().map(|_| self.tokens.issue(run.id)),
+            token: api_socket
+                .as_ref()
+                .map(|_| self.tokens.issue(run.id, &agent)),
             shopfloor_exe: if in_docker {
                 PathBuf::from("/usr/local/bin/shopfloor")
             } else {
