@@ -13,6 +13,7 @@ pub mod memory;
 pub mod mergeq;
 pub mod model;
 pub mod policy;
+pub mod private;
 pub mod redact;
 pub mod sandbox;
 pub mod scheduler;

@@ -11,5 +11,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before anything is created: every file in a data directory is private (0600/0700).
+    shopfloor::private::restrict_process();
     cli::main()
 }

@@ -151,7 +151,8 @@ impl Home {
         if dir.join(META_FILE).exists() {
             return Err(WorkspaceError::Exists(name.to_string()));
         }
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        crate::private::private_dir(&self.root).map_err(io(&self.root))?;
+        crate::private::private_dir(&dir).map_err(io(&dir))?;
         let info = WorkspaceInfo {
             name: name.to_string(),
             repo,
@@ -356,6 +357,10 @@ fn reindex_steps(
 
 impl Workspace {
     pub fn open(info: WorkspaceInfo) -> Result<Workspace, OpenError> {
+        // A data directory an older shopfloor made with the default 0755 is closed here.
+        if let Err(e) = crate::private::private_dir(&info.dir) {
+            tracing::warn!(dir = %info.dir.display(), error = %e, "cannot restrict the data directory to its owner");
+        }
         let config = crate::config::Config::load(&info.config_path())?;
         let redactor = crate::redact::Redactor::with_env(&config.redact, std::env::vars())
             .map_err(|source| OpenError::Redact {

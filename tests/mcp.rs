@@ -428,7 +428,9 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_from_one_workspace_gets_nothing_from_another() {
-    let config = format!("[factory]\ndefault_agent = \"hanger\"\n\n[sandbox]\nbackend = \"worktree\"\n{HANGER}");
+    let config = format!(
+        "[factory]\ndefault_agent = \"hanger\"\n\n[sandbox]\nbackend = \"worktree\"\n{HANGER}"
+    );
     let a = workspace("ws-a", Some(&config));
     let b = workspace("ws-b", Some(&config));
     // Both have a live run 1: the number alone must not be enough.

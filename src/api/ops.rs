@@ -33,6 +33,42 @@ pub const STEP_KINDS: [&str; 11] = [
     "raw",
 ];
 
+/// Steps one request returns at most; a longer range is cut here and the caller pages on
+/// from the last step it got (every client does).
+pub const MAX_STEPS_PER_REQUEST: u64 = 10_000;
+/// Outline rows one request returns at most (rows are small: no payloads).
+pub const MAX_OUTLINE_PER_REQUEST: u64 = 50_000;
+/// Hits one step search returns at most.
+pub const MAX_STEP_HITS: usize = 1000;
+/// The longest search text accepted: queries are words, not documents.
+pub const MAX_QUERY_CHARS: usize = 10_000;
+
+/// A caller's `limit`, checked: 0 means the default; more than `max` is refused with a
+/// message that says what to do, never allocated.
+fn check_limit(what: &str, limit: usize, max: usize) -> Result<()> {
+    if limit > max {
+        return Err(OpError::bad_request(format!(
+            "{what} limit {limit} is too large: at most {max} hits a search; narrow the query instead"
+        )));
+    }
+    Ok(())
+}
+
+fn check_query(what: &str, text: &str) -> Result<()> {
+    let n = text.chars().count();
+    if n > MAX_QUERY_CHARS {
+        return Err(OpError::bad_request(format!(
+            "{what} is {n} characters long; at most {MAX_QUERY_CHARS}: search for the telling words"
+        )));
+    }
+    Ok(())
+}
+
+/// `from..to`, cut to at most `page` items.
+fn page(from: u64, to: u64, page: u64) -> (u64, u64) {
+    (from, to.min(from.saturating_add(page)))
+}
+
 fn internal(e: impl std::error::Error + 'static) -> OpError {
     OpError::from_error(ErrorKind::Internal, &e)
 }
@@ -237,12 +273,15 @@ pub fn run(ws: &Workspace, id: RunId) -> Result<Run> {
 }
 
 /// Steps `from..to` of a run, as stored (large payloads stay blob references).
+/// Steps `from..to` of a run, at most [`MAX_STEPS_PER_REQUEST`] of them.
 pub fn steps(ws: &Workspace, run_id: RunId, from: u64, to: u64) -> Result<Vec<Step>> {
     run(ws, run_id)?;
+    let (from, to) = page(from, to, MAX_STEPS_PER_REQUEST);
     ws.store.steps(run_id, from, to).map_err(store_err)
 }
 
-/// The outline of steps `from..to`: kind, error flag and a clipped summary, no payloads.
+/// The outline of steps `from..to`: kind, error flag and a clipped summary, no payloads;
+/// at most [`MAX_OUTLINE_PER_REQUEST`] rows.
 pub fn outline(
     ws: &Workspace,
     run_id: RunId,
@@ -250,6 +289,7 @@ pub fn outline(
     to: u64,
 ) -> Result<Vec<super::wire::OutlineRow>> {
     run(ws, run_id)?;
+    let (from, to) = page(from, to, MAX_OUTLINE_PER_REQUEST);
     let mut rows = Vec::new();
     ws.store
         .for_each_step_in(run_id, from, to, |s| {
@@ -373,6 +413,8 @@ pub fn import_trace(ws: &Workspace, req: ImportTrace) -> Result<ImportedTrace> {
 
 /// Full-text search over every step, best first; each hit's step as stored.
 pub fn search_steps(ws: &Workspace, q: StepSearch) -> Result<Vec<StepFound>> {
+    check_limit("trace search", q.limit, MAX_STEP_HITS)?;
+    check_query("the trace search query", &q.query)?;
     if let Some(k) = &q.kind
         && !STEP_KINDS.contains(&k.as_str())
     {
@@ -432,6 +474,8 @@ pub fn add_memory(ws: &Workspace, m: NewMemory) -> Result<Memory> {
 }
 
 pub fn search_memory(ws: &Workspace, q: MemorySearch) -> Result<Vec<MemoryHit>> {
+    check_limit("memory search", q.limit, crate::memory::MAX_LIMIT)?;
+    check_query("the memory search text", &q.text)?;
     ws.memory.search(&q.into()).map_err(memory_err)
 }
 

@@ -320,6 +320,8 @@ fn init(ctx: &Ctx, repo: Option<PathBuf>, force: bool) -> Result<()> {
         );
     }
     std::fs::write(&path, STARTER_CONFIG)?;
+    // The team's file, to be committed: the user's usual mode, not the data dir's.
+    shopfloor::private::as_user_file(&path)?;
     println!("wrote {}", path.display());
     println!("commit it so the team shares one factory configuration");
     Ok(())

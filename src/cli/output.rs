@@ -19,7 +19,9 @@ pub fn print_error(e: &anyhow::Error) {
 /// Returns the guard that flushes the log on drop; None if the directory is unusable.
 pub fn init_logging(home: &Home) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = home.root().join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
+    // The logs hold agent output and paths: the home and its logs are owner-only.
+    shopfloor::private::private_dir(home.root()).ok()?;
+    shopfloor::private::private_dir(&dir).ok()?;
     let file = tracing_appender::rolling::never(&dir, "shopfloor.log");
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPFLOOR_LOG")

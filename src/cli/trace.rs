@@ -342,6 +342,7 @@ fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
             let n = backend.export(run, &mut f)?;
             f.flush()?;
             drop(f);
+            shopfloor::private::as_user_file(&tmp)?;
             std::fs::rename(&tmp, &path)?;
             eprintln!("exported {n} steps of run {run} to {}", path.display());
         }
