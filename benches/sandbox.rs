@@ -5,7 +5,7 @@
 //!   with the image present; target: under 1 s (OpenHands' sandbox start is about 15 s).
 //!
 //! Run: `cargo bench --bench sandbox`. The Docker figure needs an engine and
-//! `shopfloor-test-base:bookworm` (scripts/build-test-image.sh); without them it says so.
+//! `shopfloor-test-base:bookworm-v2` (scripts/build-test-image.sh); without them it says so.
 
 use std::path::Path;
 use std::process::Command;
@@ -106,7 +106,7 @@ fn main() {
     rt.block_on(async {
         let cfg = SandboxConfig {
             backend: BackendChoice::Docker,
-            image: "shopfloor-test-base:bookworm".into(),
+            image: "shopfloor-test-base:bookworm-v2".into(),
             ..Default::default()
         };
         let sb = match DockerSandbox::connect(&cfg).await {
@@ -128,6 +128,7 @@ fn main() {
                     run,
                 },
                 socket: None,
+                read_only: vec![],
             };
             let t = Instant::now();
             let mut p = sb.launch(spec).await.expect("launch");

@@ -7,10 +7,10 @@
 # Cached by tag: when the image already exists this does nothing, so CI can call it on
 # every run. Runs unattended as root (CI=true); installs debootstrap with apt-get if needed.
 #
-# Usage: scripts/build-test-image.sh [TAG]    (default shopfloor-test-base:bookworm)
+# Usage: scripts/build-test-image.sh [TAG]    (default shopfloor-test-base:bookworm-v2)
 set -euo pipefail
 
-TAG="${1:-shopfloor-test-base:bookworm}"
+TAG="${1:-shopfloor-test-base:bookworm-v2}"
 SUITE=bookworm
 
 if ! command -v docker >/dev/null 2>&1; then
@@ -54,8 +54,10 @@ trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 
 start=$(date +%s)
-echo "build-test-image: debootstrap --variant=minbase $SUITE from $mirror"
-debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+echo "build-test-image: debootstrap --variant=minbase (+git, python3) $SUITE from $mirror"
+# git: agents commit in their sandbox (the tests check it works with the clone's objects
+# mounted read-only); python3: the demo repository's tests.
+debootstrap --variant=minbase --include=git,python3 "$SUITE" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     echo "build-test-image: debootstrap failed; last lines of its log:" >&2
     tail -n 30 "$work/debootstrap.log" >&2
     exit 1

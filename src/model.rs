@@ -429,8 +429,11 @@ pub enum RunState {
     Succeeded,
     Failed,
     Cancelled,
-    /// The factory died while the run was live.
+    /// Stopped by no one's choice: the factory stopped or died while the run was live, or
+    /// its sandbox could not be prepared. Not an attempt of the agent's; bounded apart.
     Interrupted,
+    /// A person stopped it for a fresh attempt: neither an attempt nor an interruption.
+    Restarted,
     /// Made by `trace import`, not by the factory.
     Imported,
 }
@@ -444,11 +447,41 @@ impl RunState {
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
             RunState::Interrupted => "interrupted",
+            RunState::Restarted => "restarted",
             RunState::Imported => "imported",
         }
     }
     pub fn is_live(self) -> bool {
         matches!(self, RunState::Preparing | RunState::Running)
+    }
+}
+
+/// How a ticket's finished runs count. Attempts, held to `max_attempts`, are the runs that
+/// ended by the agent's doing (succeeded, failed, timed out, cancelled); interruptions (the
+/// factory stopped or died, a sandbox could not be prepared) are no attempt of the agent's
+/// and are bounded apart, so a ticket can neither be failed by the machine's trouble nor
+/// retried without end because of it; a person's restart is neither.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub counted: u32,
+    pub interrupted: u32,
+}
+
+impl Attempts {
+    /// The tally of runs in these states; live runs are not counted yet.
+    pub fn of(states: impl IntoIterator<Item = RunState>) -> Attempts {
+        let mut a = Attempts::default();
+        for s in states {
+            match s {
+                RunState::Succeeded | RunState::Failed | RunState::Cancelled => a.counted += 1,
+                RunState::Interrupted => a.interrupted += 1,
+                RunState::Preparing
+                | RunState::Running
+                | RunState::Restarted
+                | RunState::Imported => {}
+            }
+        }
+        a
     }
 }
 

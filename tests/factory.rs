@@ -416,7 +416,7 @@ say = "done"
 fn docker_factory_runs_a_ticket_in_a_container() {
     let required = std::env::var("CI").is_ok_and(|v| v == "true")
         || std::env::var("SHOPFLOOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let image = "shopfloor-test-base:bookworm";
+    let image = "shopfloor-test-base:bookworm-v2";
     let have = Command::new("docker")
         .args(["image", "inspect", image])
         .stdout(Stdio::null())
@@ -493,5 +493,80 @@ scenario = "docker.toml"
         tree.get_path(Path::new("hello.txt")).is_ok(),
         "the container's work is committed on the branch"
     );
+    serve.stop();
+}
+
+/// POST a control route on the factory's socket; the status code.
+fn post(socket: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// A sandbox that cannot be prepared is the machine's trouble, not the agent's: each run
+/// is interrupted (not failed) and tried again, counted as no attempt, up to a bound; then
+/// the ticket fails with a reason, and once mended it runs with its attempts intact.
+#[test]
+fn a_sandbox_that_cannot_be_prepared_interrupts_runs_up_to_a_bound() {
+    let config = WORKTREE_CONFIG.replace("max_attempts = 2", "max_attempts = 1");
+    let env = factory_env("prep", &config, &[]);
+    let root = env.home.path().join("prep/worktrees");
+    std::fs::write(&root, "in the way\n").unwrap();
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Add Stock.release()"]);
+    wait_ticket(&env, 1, "failed", Duration::from_secs(60));
+    let tried = runs(&env);
+    assert_eq!(tried.len(), 5, "bounded at five interruptions: {tried:#?}");
+    for r in &tried {
+        assert_eq!(r["state"], "interrupted", "{r}");
+        assert!(
+            r["outcome"].as_str().unwrap().contains("could not run it"),
+            "{r}"
+        );
+    }
+    // Mended, and retried: max_attempts = 1, yet the agent gets its one attempt.
+    std::fs::remove_file(&root).unwrap();
+    let last = tried
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(post(serve.socket(), &format!("/v1/runs/{last}/retry")), 200);
+    wait_ticket(&env, 1, "review", Duration::from_secs(60));
+    serve.stop();
+}
+
+/// A factory killed again and again while a ticket runs: each kill is an interruption,
+/// never an attempt of the agent's, and the fifth ends the ticket rather than running it
+/// without end (a ticket once reached attempt 16 with max_attempts = 2).
+#[test]
+fn a_factory_killed_again_and_again_fails_the_ticket_after_five_interruptions() {
+    let config = WORKTREE_CONFIG.replace("quiet_timeout_s = 2", "quiet_timeout_s = 60");
+    let env = factory_env("again", &config, &[]);
+    env.ok(&["ticket", "add", "Hangs until killed", "--agent", "hang"]);
+    for _ in 1..=5 {
+        let serve = Serve::start(&env);
+        wait_for("the run to be live", Duration::from_secs(30), || {
+            runs(&env)
+                .into_iter()
+                .any(|r| r["state"] == "running")
+                .then_some(())
+        });
+        serve.kill9();
+    }
+    let serve = Serve::start(&env);
+    let t = wait_ticket(&env, 1, "failed", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    let all = runs(&env);
+    assert_eq!(all.len(), 5, "no sixth run: {all:#?}");
+    assert!(all.iter().all(|r| r["state"] == "interrupted"), "{all:#?}");
+    assert_eq!(t["state"], "failed");
     serve.stop();
 }

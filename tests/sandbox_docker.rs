@@ -15,7 +15,7 @@ use shopfloor::sandbox::{
     Process, Sandbox, SandboxConfig,
 };
 
-const TEST_IMAGE: &str = "shopfloor-test-base:bookworm";
+const TEST_IMAGE: &str = "shopfloor-test-base:bookworm-v2";
 
 fn test_config() -> SandboxConfig {
     SandboxConfig {
@@ -84,6 +84,7 @@ fn spec(dir: &Path, workspace: &str, run: u64, script: &str) -> LaunchSpec {
             run,
         },
         socket: None,
+        read_only: vec![],
     }
 }
 
@@ -300,4 +301,60 @@ async fn choose_explains_a_missing_image_and_auto_falls_back() {
         sandbox::choose(&auto_with_image).await.unwrap().kind(),
         BackendKind::Docker
     );
+}
+
+/// An agent commits in its checkout as in any repository, reading the clone's objects
+/// through a read-only mount; it cannot write those objects, and the clone's refs (main,
+/// other runs' branches) are not in its container at all. Its work comes back to the
+/// clone when the run ends.
+#[tokio::test]
+async fn an_agent_commits_in_its_checkout_and_reaches_nothing_else_of_the_clone() {
+    let Some(sb) = docker_sandbox().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let p = worktree(tmp.path(), 5);
+    let objects = p.clone_objects();
+    let refs = p.clone.join(".git/refs/heads");
+    let script = format!(
+        "cd /workspace && echo hi > new.txt && git add new.txt && git commit -qm agent && \
+         git rev-parse --abbrev-ref HEAD && git log --oneline | wc -l; \
+         touch {o}/planted 2>&1 | grep -o 'Read-only file system'; \
+         echo x 2>&1 > {r}/main | grep -o 'Directory nonexistent'; \
+         git update-ref refs/heads/main HEAD && git rev-parse main",
+        o = objects.display(),
+        r = refs.display()
+    );
+    let mut launch = spec(&p.dir, "dock-ws", 5, &script);
+    launch.read_only = vec![objects.clone()];
+    let mut proc = sb.launch(launch).await.unwrap();
+    let (out, err) = collect(&mut proc).await;
+    assert_eq!(proc.control.wait().await.unwrap().code, Some(0), "{err:?}");
+    assert_eq!(
+        out[..4],
+        [
+            "shopfloor/5-1",
+            "2",
+            "Read-only file system",
+            "Directory nonexistent"
+        ],
+        "{out:?} {err:?}"
+    );
+    let clone = git2::Repository::open(&p.clone).unwrap();
+    let main_before = clone.refname_to_id("refs/heads/main").unwrap();
+    assert_ne!(
+        out[4],
+        main_before.to_string(),
+        "the agent moved only its own copy of main"
+    );
+    let left = sandbox::commit_leftovers(&p, "leftovers", "bot").unwrap();
+    assert_eq!(left.files_changed, vec!["new.txt"]);
+    let branch = clone.refname_to_id("refs/heads/shopfloor/5-1").unwrap();
+    assert_eq!(
+        clone.find_commit(branch).unwrap().summary().unwrap(),
+        Some("agent"),
+        "the agent's commit came back"
+    );
+    assert_eq!(clone.refname_to_id("refs/heads/main").unwrap(), main_before);
+    assert!(!objects.join("planted").exists());
 }

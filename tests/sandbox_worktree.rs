@@ -110,6 +110,7 @@ fn launch_spec(dir: &Path, argv: &[&str], run: u64) -> LaunchSpec {
             run,
         },
         socket: None,
+        read_only: vec![],
     }
 }
 
@@ -211,7 +212,7 @@ fn commit_leftovers_commits_new_modified_and_deleted_files_and_remove_keeps_the_
     );
     assert_eq!(git(&p.dir, &["status", "--porcelain"]), "");
 
-    sandbox::remove(&p, &f.clone).unwrap();
+    sandbox::remove(&p).unwrap();
     assert!(!p.dir.exists());
     assert_eq!(
         git(&f.clone, &["worktree", "list", "--porcelain"])
@@ -380,4 +381,73 @@ async fn reap_orphans_kills_labelled_strays_of_its_workspace_only() {
         c.wait().unwrap();
     }
     mine.control.kill().await.unwrap();
+}
+
+/// Sixteen runs preparing, committing and removing sandboxes of one clone at once, four
+/// times each. With git worktrees (a shared registry in the clone) 1 in 14 of these failed
+/// with "already checked out" or "directory exists"; a checkout of a run's own has nothing
+/// shared to race on but the clone's refs, written under one lock.
+#[test]
+fn concurrent_prepares_commits_and_removes_never_race() {
+    let f = std::sync::Arc::new(fixture());
+    let workers: Vec<_> = (1..=16u64)
+        .map(|ticket| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                for attempt in 1..=4u32 {
+                    let p = sandbox::prepare(&spec(&f, ticket, attempt), &[]).unwrap();
+                    std::fs::write(p.dir.join(format!("t{ticket}.txt")), "x\n").unwrap();
+                    let l = sandbox::commit_leftovers(&p, "work", "bot").unwrap();
+                    assert_eq!(l.files_changed, vec![format!("t{ticket}.txt")]);
+                    sandbox::remove(&p).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a worker failed");
+    }
+    let branches = git(&f.clone, &["branch", "--list", "shopfloor/*"]);
+    assert_eq!(branches.lines().count(), 64, "{branches}");
+    assert_eq!(
+        git(&f.clone, &["show", "shopfloor/9-3:t9.txt"]),
+        "x",
+        "each run's work came back to the clone"
+    );
+    assert_eq!(git(&f.clone, &["fsck", "--no-progress"]), "");
+}
+
+/// The agent owns its sandbox, `.git` included. Whatever it does there, the factory's own
+/// reads stay in the sandbox: alternates are written back, `core.worktree` is ignored,
+/// and a `.git` replaced by a link to somewhere else is refused.
+#[test]
+fn a_tampered_git_dir_cannot_send_the_factory_elsewhere() {
+    let f = fixture();
+    let p = sandbox::prepare(&spec(&f, 4, 1), &[]).unwrap();
+    let alternates = p.dir.join(".git/objects/info/alternates");
+    std::fs::write(&alternates, "/etc\n").unwrap();
+    git(
+        &p.dir,
+        &["config", "core.worktree", f.user.to_str().unwrap()],
+    );
+    std::fs::write(p.dir.join("mine.txt"), "agent\n").unwrap();
+    let l = sandbox::commit_leftovers(&p, "work", "bot").unwrap();
+    assert_eq!(
+        l.files_changed,
+        vec!["mine.txt"],
+        "the user's checkout was not read as the sandbox"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&alternates).unwrap().trim(),
+        p.clone_objects().to_str().unwrap()
+    );
+
+    let p = sandbox::prepare(&spec(&f, 4, 2), &[]).unwrap();
+    let main_before = git(&f.clone, &["rev-parse", "main"]);
+    std::fs::remove_dir_all(p.dir.join(".git")).unwrap();
+    std::os::unix::fs::symlink(f.clone.join(".git"), p.dir.join(".git")).unwrap();
+    std::fs::write(p.dir.join("evil.txt"), "x\n").unwrap();
+    let e = sandbox::commit_leftovers(&p, "work", "bot").unwrap_err();
+    assert!(e.to_string().contains("no longer a directory"), "{e}");
+    assert_eq!(git(&f.clone, &["rev-parse", "main"]), main_before);
 }

@@ -725,10 +725,15 @@ impl<'a> MergeQueue<'a> {
         if let Some(t) = e.ticket {
             // Back to its ticket: the scheduler runs it again on the new main, with this
             // reason in the prompt, until its attempts are spent.
-            let max = self.ws.config.factory.max_attempts as usize;
+            // Attempts as the scheduler counts them: interruptions are none of the agent's.
+            let max = self.ws.config.factory.max_attempts;
+            let spent = match self.ws.store.ticket(t)? {
+                Some(ticket) => self.ws.store.attempts(&ticket)?.counted >= max,
+                None => false,
+            };
             self.ws.store.update_ticket(t, move |t| {
                 if t.state == TicketState::Review {
-                    t.state = if t.runs.len() >= max {
+                    t.state = if spent {
                         TicketState::Failed
                     } else {
                         TicketState::Queued

@@ -104,7 +104,10 @@ impl DockerSandbox {
         self
     }
 
-    fn mounts(&self, workdir: &Path, socket: Option<&Path>) -> Vec<Mount> {
+    /// The checkout read-write; the binary, the sandboxes' socket and the clone's objects
+    /// (which the checkout borrows through its alternates, at the same path) read-only.
+    /// Nothing else of the host: not the clone's refs, not other runs' branches.
+    fn mounts(&self, workdir: &Path, socket: Option<&Path>, read_only: &[PathBuf]) -> Vec<Mount> {
         let bind = |source: &Path, target: &Path, read_only: bool| Mount {
             source: Some(source.to_string_lossy().into_owned()),
             target: Some(target.to_string_lossy().into_owned()),
@@ -120,41 +123,9 @@ impl DockerSandbox {
             // Read-only is enough to connect to a socket, and nothing can replace it.
             mounts.push(bind(sock, Path::new(SOCKET_MOUNT), true));
         }
-        mounts.extend(
-            git_mounts(workdir)
-                .into_iter()
-                .map(|(p, ro)| bind(&p, &p, ro)),
-        );
+        mounts.extend(read_only.iter().map(|p| bind(p, p, true)));
         mounts
     }
-}
-
-/// A worktree's `.git` is a file naming its git directory inside the clone by absolute
-/// path, so git in the container needs those paths too. The clone's git directory is
-/// mounted read-only (an agent must not move `main`: only the merge queue may, invariant
-/// 1); the object store, the worktree's own git directory and the `shopfloor/` branches and
-/// their logs are writable, so an agent can still commit on its branch.
-fn git_mounts(workdir: &Path) -> Vec<(PathBuf, bool)> {
-    let Ok(repo) = git2::Repository::open(workdir) else {
-        return Vec::new();
-    };
-    if !repo.is_worktree() {
-        return Vec::new();
-    }
-    let common = repo.commondir().to_path_buf();
-    let mut mounts = vec![(common.clone(), true)];
-    for rw in [
-        "objects",
-        "refs/heads/shopfloor",
-        "logs/refs/heads/shopfloor",
-    ] {
-        let p = common.join(rw);
-        if std::fs::create_dir_all(&p).is_ok() {
-            mounts.push((p, false));
-        }
-    }
-    mounts.push((repo.path().to_path_buf(), false));
-    mounts
 }
 
 #[async_trait]
@@ -200,7 +171,7 @@ impl Sandbox for DockerSandbox {
             open_stdin: Some(false),
             tty: Some(false),
             host_config: Some(HostConfig {
-                mounts: Some(self.mounts(&workdir, spec.socket.as_deref())),
+                mounts: Some(self.mounts(&workdir, spec.socket.as_deref(), &spec.read_only)),
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 readonly_rootfs: Some(true),

@@ -1,15 +1,18 @@
 //! Sandboxes for runs: one trait, two backends.
 //!
-//! - [`worktree`]: the agent runs as a child process in a git worktree of the workspace's own
-//!   clone, with a scrubbed environment, in its own process group. Needs nothing installed.
-//! - [`docker`]: the same worktree, bind-mounted into a locked-down container (no
+//! - [`worktree`]: the agent runs as a child process in its checkout, with a scrubbed
+//!   environment, in its own process group. Needs nothing installed.
+//! - [`docker`]: the same checkout, bind-mounted into a locked-down container (no
 //!   capabilities, read-only root, no network by default, resource limits).
 //!
-//! Both start from [`prepare`]: a fresh branch `shopfloor/<ticket>-<attempt>` from the clone's
-//! base branch, checked out outside the user's checkout (invariant 7). Every process or
-//! container a backend starts carries the workspace and run as labels, so a restarted factory
-//! can find and reap what a crashed one left behind (invariant 5).
+//! Both start from [`checkout::prepare`]: a repository of the run's own on a fresh branch
+//! `shopfloor/<ticket>-<attempt>` from the clone's base branch, borrowing the clone's objects
+//! read-only, outside the user's checkout (invariant 7); [`checkout::commit_leftovers`]
+//! brings the branch back. Every process or container a backend starts carries the
+//! workspace and run as labels, so a restarted factory can find and reap what a crashed one
+//! left behind (invariant 5).
 
+pub mod checkout;
 pub mod docker;
 pub mod lines;
 pub mod worktree;
@@ -21,10 +24,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+pub use checkout::{Leftovers, PrepareSpec, Prepared, commit_leftovers, prepare, remove};
 pub use docker::DockerSandbox;
-pub use worktree::{
-    Leftovers, PrepareSpec, Prepared, WorktreeSandbox, commit_leftovers, prepare, remove,
-};
+pub use worktree::WorktreeSandbox;
 
 /// The image `auto` looks for and `docker` uses unless configured otherwise.
 pub const DEFAULT_IMAGE: &str = "shopfloor-agent:latest";
@@ -207,6 +209,9 @@ pub struct LaunchSpec {
     /// worktree agent reaches it where it is; a container gets it bind-mounted at
     /// [`docker::SOCKET_MOUNT`].
     pub socket: Option<PathBuf>,
+    /// Host paths the sandbox reads at the same path (the clone's objects, which the
+    /// checkout borrows): mounted read-only in a container, already readable on the host.
+    pub read_only: Vec<PathBuf>,
 }
 
 /// One line of a process's output, without its newline. A line longer than
@@ -344,6 +349,7 @@ mod tests {
                 run: 7,
             },
             socket: None,
+            read_only: vec![],
         };
         let env = build_env(&names, &["HOME"], &spec, BackendKind::Worktree);
         assert!(env.iter().any(|(k, v)| k == ENV_RUN && v == "7"));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::model::TicketId;
+use crate::model::{Attempts, TicketId};
 
 /// A ticket waiting for an agent.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,12 +144,32 @@ pub enum Next {
     Requeue,
 }
 
-/// What to do with a ticket after its run ended.
-pub fn after_exit(outcome: &Outcome, attempt: u32, max_attempts: u32) -> Next {
+/// At most this many interruptions of one ticket's runs (a factory that keeps dying, a
+/// sandbox that cannot be prepared) before the ticket fails for a person to look at.
+pub const MAX_INTERRUPTIONS: u32 = 5;
+
+/// What to do with a ticket whose run was interrupted, the `interrupted`th time in all.
+pub fn after_interruption(interrupted: u32) -> Next {
+    if interrupted >= MAX_INTERRUPTIONS {
+        Next::Fail {
+            why: format!(
+                "interrupted {interrupted} times (the factory stopped, or the run's sandbox could not be prepared); \
+                 `shopfloor run list` and the log say why; retry it when that is mended"
+            ),
+        }
+    } else {
+        Next::Requeue
+    }
+}
+
+/// What to do with a ticket after its run ended, given how its earlier runs counted.
+pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Next {
+    let attempt = before.counted + 1;
     match outcome {
         Outcome::Succeeded => Next::Review,
         Outcome::Cancelled => Next::Cancel,
-        Outcome::Interrupted | Outcome::Restarted => Next::Requeue,
+        Outcome::Restarted => Next::Requeue,
+        Outcome::Interrupted => after_interruption(before.interrupted + 1),
         Outcome::Failed { why } | Outcome::TimedOut { why } => {
             if attempt < max_attempts {
                 Next::Retry {
@@ -327,30 +347,68 @@ mod tests {
         }
     }
 
+    fn tried(counted: u32, interrupted: u32) -> Attempts {
+        Attempts {
+            counted,
+            interrupted,
+        }
+    }
+
     #[test]
     fn failures_retry_until_the_last_attempt() {
         let f = Outcome::Failed {
             why: "exit 1".into(),
         };
         assert_eq!(
-            after_exit(&f, 1, 3),
+            after_exit(&f, tried(0, 0), 3),
             Next::Retry {
                 attempt: 2,
                 lesson: "Attempt 1 failed: exit 1".into()
             }
         );
-        assert!(matches!(after_exit(&f, 3, 3), Next::Fail { .. }));
-        assert_eq!(after_exit(&Outcome::Succeeded, 1, 3), Next::Review);
-        assert_eq!(after_exit(&Outcome::Cancelled, 1, 3), Next::Cancel);
+        assert!(matches!(after_exit(&f, tried(2, 0), 3), Next::Fail { .. }));
         assert_eq!(
-            after_exit(&Outcome::Interrupted, 3, 3),
-            Next::Requeue,
-            "not a failure"
+            after_exit(&Outcome::Succeeded, tried(0, 0), 3),
+            Next::Review
+        );
+        assert_eq!(
+            after_exit(&Outcome::Cancelled, tried(0, 0), 3),
+            Next::Cancel
         );
         let t = Outcome::TimedOut {
             why: "quiet".into(),
         };
-        assert!(matches!(after_exit(&t, 1, 1), Next::Fail { .. }));
+        assert!(matches!(after_exit(&t, tried(0, 0), 1), Next::Fail { .. }));
+    }
+
+    #[test]
+    fn interruptions_are_no_attempt_but_are_bounded() {
+        let f = Outcome::Failed {
+            why: "exit 1".into(),
+        };
+        // Two interruptions before: still the agent's first attempt.
+        assert!(matches!(
+            after_exit(&f, tried(0, 2), 2),
+            Next::Retry { attempt: 2, .. }
+        ));
+        assert_eq!(
+            after_exit(&Outcome::Interrupted, tried(2, 0), 2),
+            Next::Requeue,
+            "spent attempts do not fail an interrupted run"
+        );
+        assert_eq!(
+            after_exit(&Outcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 2), 2),
+            Next::Requeue
+        );
+        assert!(matches!(
+            after_exit(&Outcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 1), 2),
+            Next::Fail { .. }
+        ));
+        assert_eq!(
+            after_exit(&Outcome::Restarted, tried(0, 100), 2),
+            Next::Requeue,
+            "a person's restart is never bounded"
+        );
     }
 
     #[test]

@@ -408,15 +408,11 @@ impl Factory {
                     r.ended = Some(now());
                     r.outcome = Some("the factory stopped while the run was live".into());
                 })?;
-                if let Some(t) = r.ticket {
-                    ws.store.update_ticket(t, |t| {
-                        if t.state == TicketState::Running {
-                            t.state = TicketState::Queued;
-                        }
-                        Ok(())
-                    })?;
-                }
-                out.push(r);
+                let t = match r.ticket {
+                    Some(t) => Some(after_interruption(&ws, t)?),
+                    None => None,
+                };
+                out.push((r, t));
             }
             // Nothing is live yet, so every worktree left on disk is a dead run's: it
             // goes; its branch stays for people and the merge queue to look at.
@@ -424,11 +420,17 @@ impl Factory {
             Ok(out)
         })
         .await?;
-        for r in recovered {
+        for (r, t) in recovered {
             tracing::warn!(
                 run = r.id,
                 "marked interrupted: the factory died while it ran"
             );
+            if let Some(t) = t {
+                self.emit(FactoryEvent::TicketState {
+                    ticket: t.id,
+                    state: t.state,
+                });
+            }
             self.emit(FactoryEvent::RunState {
                 run: r.id,
                 ticket: r.ticket,
@@ -624,24 +626,49 @@ impl Factory {
             // Whatever ended the run, its token opens nothing from here on.
             me.tokens.revoke(id);
             if let Err(e) = result {
-                tracing::error!(run = id, error = %e, "run failed inside the factory");
+                // The factory's trouble, not the agent's: a transient one (git, the disk,
+                // the engine) interrupts the run and it is tried again, as no attempt.
+                let transient = e.is_transient();
+                tracing::error!(run = id, transient, error = %e, "the factory could not run it");
                 let ws = me.ws.clone();
                 let msg = e.to_string();
-                let _ = blocking(move || {
+                let ended = blocking(move || {
                     let r = ws.store.update_run(id, move |r| {
-                        r.state = RunState::Failed;
+                        r.state = if transient {
+                            RunState::Interrupted
+                        } else {
+                            RunState::Failed
+                        };
                         r.ended = Some(now());
                         r.outcome = Some(format!("the factory could not run it: {msg}"));
                     })?;
-                    if let Some(t) = r.ticket {
-                        ws.store.update_ticket(t, |t| {
-                            t.state = TicketState::Failed;
+                    let t = match r.ticket {
+                        Some(t) if transient => Some(after_interruption(&ws, t)?),
+                        Some(t) => Some(ws.store.update_ticket(t, |t| {
+                            if t.state == TicketState::Running {
+                                t.state = TicketState::Failed;
+                            }
                             Ok(())
-                        })?;
-                    }
-                    Ok(())
+                        })?),
+                        None => None,
+                    };
+                    Ok((r, t))
                 })
                 .await;
+                match ended {
+                    Ok((r, t)) => {
+                        me.emit_run(&r, r.outcome.clone());
+                        if let Some(t) = t {
+                            me.emit(FactoryEvent::TicketState {
+                                ticket: t.id,
+                                state: t.state,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(run = id, error = %e, "could not record the run's end")
+                    }
+                }
             }
             me.leases.lock().expect("lease lock").release_run(id);
             me.live.lock().expect("live lock").remove(&id);
@@ -820,6 +847,7 @@ impl Factory {
                     run: run.id,
                 },
                 socket: api_socket.clone(),
+                read_only: vec![prepared.clone_objects()],
             })
             .await?;
         let ws = self.ws.clone();
@@ -917,6 +945,8 @@ impl Factory {
             }
         }
         let exit = process.control.wait().await?;
+        // The agent is gone: its token goes now, before anyone can see the run ended.
+        self.tokens.revoke(run.id);
         for d in decoder.finish() {
             let step = builder.push(d);
             note_step(&step, &mut usage, &files, &prepared.dir);
@@ -985,14 +1015,19 @@ impl Factory {
         usage: Usage,
         last_seq: u64,
     ) -> Result<(), FactoryError> {
-        let next = decide::after_exit(&outcome, run.attempt, self.cfg.max_attempts);
         let ws = self.ws.clone();
-        let clone = self.clone.clone();
         let outcome2 = outcome.clone();
         let agent2 = agent.clone();
-        let next_in = next.clone();
-        let (r, t) = blocking(move || {
-            let next = next_in;
+        let max_attempts = self.cfg.max_attempts;
+        let (r, t, next) = blocking(move || {
+            // How the ticket's earlier runs count (this one is still live in the store).
+            let before = ws
+                .store
+                .ticket(ticket.id)?
+                .map(|t| ws.store.attempts(&t))
+                .transpose()?
+                .unwrap_or_default();
+            let next = decide::after_exit(&outcome2, before, max_attempts);
             // Whatever the agent left uncommitted goes on its branch, success or not: a
             // reviewer may want to see what a failed attempt did.
             let left = sandbox::commit_leftovers(
@@ -1012,7 +1047,7 @@ impl Factory {
                     "the factory shut down while it ran".into(),
                 ),
                 Outcome::Restarted => (
-                    RunState::Interrupted,
+                    RunState::Restarted,
                     "stopped by a person for a fresh attempt".into(),
                 ),
             };
@@ -1038,7 +1073,10 @@ impl Factory {
                 };
                 Ok(())
             })?;
-            if let Next::Retry { lesson, .. } | Next::Fail { why: lesson } = &next {
+            // A lesson is what the agent's own failure teaches; an interruption teaches none.
+            if let Next::Retry { lesson, .. } | Next::Fail { why: lesson } = &next
+                && matches!(outcome2, Outcome::Failed { .. } | Outcome::TimedOut { .. })
+            {
                 let mut paths = ticket.paths.clone();
                 paths.extend(r.files_changed.iter().cloned());
                 paths.sort();
@@ -1060,10 +1098,10 @@ impl Factory {
                     tracing::error!(run = run.id, error = %e, "could not save the failure lesson");
                 }
             }
-            if let Err(e) = sandbox::remove(&prepared, &clone) {
+            if let Err(e) = sandbox::remove(&prepared) {
                 tracing::warn!(run = run.id, error = %e, "could not remove the worktree");
             }
-            Ok((r, t))
+            Ok((r, t, next))
         })
         .await?;
         if matches!(next, Next::Review) {
@@ -1194,6 +1232,45 @@ impl Factory {
 fn sandbox_label(ws: &Workspace) -> String {
     let hash = blake3::hash(ws.info.dir.as_os_str().as_encoded_bytes());
     format!("{}-{}", ws.info.name, &hash.to_hex()[..8])
+}
+
+/// Carry out what the scheduler decided for an interrupted run's ticket: back to the queue,
+/// or failed once its interruptions are spent. A ticket no longer running (a person
+/// cancelled it meanwhile) is left as it is.
+fn after_interruption(ws: &Workspace, ticket: TicketId) -> Result<Ticket, FactoryError> {
+    let attempts = match ws.store.ticket(ticket)? {
+        Some(t) => ws.store.attempts(&t)?,
+        None => Default::default(),
+    };
+    let state = match decide::after_interruption(attempts.interrupted) {
+        Next::Fail { why } => {
+            tracing::warn!(ticket, "{why}");
+            TicketState::Failed
+        }
+        _ => TicketState::Queued,
+    };
+    Ok(ws.store.update_ticket(ticket, move |t| {
+        if t.state == TicketState::Running {
+            t.state = state;
+        }
+        Ok(())
+    })?)
+}
+
+impl FactoryError {
+    /// Trouble of the machine's (git, the disk, the Docker engine, the store) rather than
+    /// of the ticket or its profile: the run is interrupted and tried again, counted as no
+    /// attempt of the agent's.
+    fn is_transient(&self) -> bool {
+        use sandbox::SandboxError as S;
+        matches!(
+            self,
+            FactoryError::Sandbox(
+                S::Git { .. } | S::Io { .. } | S::Docker { .. } | S::NoDocker { .. },
+            ) | FactoryError::Store(_)
+                | FactoryError::Git(_)
+        )
+    }
 }
 
 /// Keep a run's running totals from its own steps: tokens and cost, files touched.
