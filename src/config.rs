@@ -209,9 +209,13 @@ impl Config {
         self.api
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
-        self.sandbox
-            .validate()
-            .map_err(|e| bad("sandbox", None, e.to_string()))?;
+        self.sandbox.validate().map_err(|e| {
+            let key = match &e {
+                crate::sandbox::SandboxError::BadConfig { key, .. } => key.clone(),
+                _ => None,
+            };
+            bad("sandbox", key.as_deref(), e.to_string())
+        })?;
         crate::policy::Policy::from_config(&self.policy).map_err(|e| {
             let line = match &e {
                 crate::policy::PolicyError::Rule { line, .. } => {

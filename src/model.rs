@@ -361,6 +361,52 @@ impl StepKind {
     }
 }
 
+/// Paths (or globs) a ticket, memory or lease may name: at most this many, each at most
+/// [`MAX_PATH_CHARS`] characters.
+pub const MAX_PATHS: usize = 64;
+pub const MAX_PATH_CHARS: usize = 512;
+
+/// Check paths named from outside (a ticket's, a memory's, a lease's): repository-relative
+/// globs only, no `..`, no control characters, bounded; returned trimmed. The error says
+/// what is wrong with which path.
+pub fn repo_paths(paths: Vec<String>) -> Result<Vec<String>, String> {
+    if paths.len() > MAX_PATHS {
+        return Err(format!(
+            "{} paths, at most {MAX_PATHS}; use a glob",
+            paths.len()
+        ));
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let p = p.trim().trim_start_matches("./").to_string();
+            if p.is_empty() {
+                return Err("an empty path".to_string());
+            }
+            let n = p.chars().count();
+            if n > MAX_PATH_CHARS {
+                return Err(format!(
+                    "a path is {n} characters, at most {MAX_PATH_CHARS}; shorten it"
+                ));
+            }
+            if p.chars().any(|c| c.is_control()) {
+                return Err("a path holds control characters".to_string());
+            }
+            if p.starts_with('/') || p.starts_with('~') || p.contains('\\') {
+                return Err(format!(
+                    "`{p}` is not a repository-relative path; name it from the repository root, like `src/main.rs`"
+                ));
+            }
+            if p.split('/').any(|c| c == "..") {
+                return Err(format!(
+                    "`{p}` climbs out with `..`; name it from the repository root"
+                ));
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
 /// Ticket lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]

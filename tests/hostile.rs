@@ -222,3 +222,97 @@ fn walk(dir: &Path, open: &mut Vec<String>) {
         }
     }
 }
+
+/// Values that pass a type check but would break the factory later: each is refused when
+/// the config is read, naming the key and what to write instead.
+#[test]
+fn config_footguns_are_refused_when_read() {
+    for (config, says) in [
+        ("[sandbox]\ncpus = 1e308\n", "sandbox.cpus"),
+        (
+            "[sandbox]\nmemory_mb = 9223372036854775000\n",
+            "sandbox.memory_mb",
+        ),
+        ("[sandbox]\npids = 9223372036854775807\n", "sandbox.pids"),
+    ] {
+        let env = Env::new();
+        std::fs::write(env.repo.path().join("shopfloor.toml"), config).unwrap();
+        env.ok(&["workspace", "create", "w"]);
+        let (code, err) = env.fails(&["ticket", "list"]);
+        assert_eq!(code, 1, "{config}: {err}");
+        assert!(
+            err.contains(says) && err.contains("must be"),
+            "{config}: {err}"
+        );
+        assert!(err.contains("shopfloor.toml:2"), "the line is named: {err}");
+    }
+}
+
+#[test]
+fn tickets_name_only_paths_in_the_repository_and_agents_that_exist() {
+    let env = workspace(&format!(
+        "[factory]\ndefault_agent = \"fx\"\n{WORKTREE}\n[agents.fx]\nadapter = \"fixture\"\nscenario = \"hang\"\n"
+    ));
+    for (args, says) in [
+        (&["--paths", "../secrets/**"][..], "climbs out"),
+        (
+            &["--paths", "/etc/shadow"][..],
+            "not a repository-relative path",
+        ),
+        (&["--agent", "nobody"][..], "no agent profile `nobody`"),
+    ] {
+        let mut all = vec!["ticket", "add", "Do it"];
+        all.extend_from_slice(args);
+        let (code, err) = env.fails(&all);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let huge = "x".repeat(70_000);
+    let (_, err) = env.fails(&["ticket", "add", "Big", "--body", &huge]);
+    assert!(err.contains("at most"), "{err}");
+    assert_eq!(
+        env.json(&["ticket", "list", "--json"]),
+        serde_json::json!([])
+    );
+}
+
+/// With no factory, commands started together take turns on the store instead of failing
+/// "store in use" (19 of 20 parallel searches did).
+#[test]
+fn parallel_commands_without_a_factory_take_turns() {
+    let env = workspace(WORKTREE);
+    env.ok(&["memory", "add", "Searches wait their turn for the store."]);
+    let children: Vec<_> = (0..24)
+        .map(|i| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("shopfloor"));
+            c.env("SHOPFLOOR_HOME", env.home.path())
+                .env_remove("SHOPFLOOR_WORKSPACE")
+                .current_dir(env.repo.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if i % 6 == 0 {
+                c.args(["memory", "add", &format!("Parallel note {i}.")]);
+            } else {
+                c.args(["memory", "search", "store turn"]);
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let all = env.json(&[
+        "memory",
+        "search",
+        "parallel note",
+        "--limit",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(all.as_array().unwrap().len(), 4 + 1, "{all}");
+}

@@ -20,6 +20,8 @@ use crate::workspace::{OpenError, Workspace, WorkspaceInfo};
 
 /// Steps fetched per request when walking a run through the factory.
 const STEP_PAGE: u64 = 1000;
+/// How long a command waits for a store another command holds, when no factory answers.
+pub const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// For synchronous callers (the CLI, a stdio MCP server): the remote side blocks on its own
 /// runtime, so do not call it from inside an async task; use `Client` there.
@@ -94,20 +96,44 @@ impl Remote {
 
 impl Backend {
     /// Open the workspace directly, or, if a factory holds it, connect to the factory.
+    /// Another command holding the store for a moment (twenty searches started at once,
+    /// hooks firing together) is waited for, up to [`STORE_WAIT`]: each takes its turn.
     pub fn open(info: WorkspaceInfo) -> Result<Backend, BackendError> {
-        match Workspace::open(info.clone()) {
-            Ok(ws) => Ok(Backend::Direct(Box::new(ws))),
-            Err(open) if is_locked(&open) => match Remote::connect(&info) {
-                Ok(r) => {
-                    tracing::debug!(workspace = %info.name, "a factory holds the workspace; going through its socket");
-                    Ok(Backend::Remote(r))
-                }
-                Err(api) => Err(BackendError::Held {
-                    api: Box::new(api),
-                    open: Box::new(open),
-                }),
-            },
-            Err(e) => Err(Box::new(e).into()),
+        Backend::open_waiting(info, STORE_WAIT)
+    }
+
+    /// [`Backend::open`], waiting at most `wait` for a store another command holds.
+    pub fn open_waiting(
+        info: WorkspaceInfo,
+        wait: std::time::Duration,
+    ) -> Result<Backend, BackendError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            match Workspace::open(info.clone()) {
+                Ok(ws) => return Ok(Backend::Direct(Box::new(ws))),
+                Err(open) if is_locked(&open) => match Remote::connect(&info) {
+                    Ok(r) => {
+                        tracing::debug!(workspace = %info.name, "a factory holds the workspace; going through its socket");
+                        return Ok(Backend::Remote(r));
+                    }
+                    Err(api) if started.elapsed() >= wait => {
+                        return Err(BackendError::Held {
+                            api: Box::new(api),
+                            open: Box::new(open),
+                        });
+                    }
+                    Err(_) => {
+                        // Jittered, so commands that started together do not retry together.
+                        let jitter = std::time::Duration::from_micros(
+                            u64::from(std::process::id() % 97) * 137 % 20_000,
+                        );
+                        std::thread::sleep(pause + jitter);
+                        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                    }
+                },
+                Err(e) => return Err(Box::new(e).into()),
+            }
         }
     }
 

@@ -113,11 +113,37 @@ pub fn counts(ws: &Workspace) -> Result<Counts> {
 
 // ---- tickets ----
 
+/// A ticket's title and body go into every prompt of its runs: bounded.
+pub const MAX_TITLE_CHARS: usize = 500;
+pub const MAX_BODY_CHARS: usize = 64 << 10;
+
 pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
     if t.title.trim().is_empty() {
         return Err(OpError::bad_request(
             "a ticket needs a title: `shopfloor ticket add \"what to do\"`",
         ));
+    }
+    for (what, text, max) in [
+        ("title", &t.title, MAX_TITLE_CHARS),
+        ("body", &t.body, MAX_BODY_CHARS),
+    ] {
+        let n = text.chars().count();
+        if n > max {
+            return Err(OpError::bad_request(format!(
+                "the ticket's {what} is {n} characters, at most {max}; put the detail in a file the agent can read"
+            )));
+        }
+    }
+    let paths = crate::model::repo_paths(t.paths)
+        .map_err(|e| OpError::bad_request(format!("ticket --paths: {e}")))?;
+    if let Some(agent) = &t.agent {
+        let profiles = ws.config.agent_profiles();
+        if !profiles.contains_key(agent) {
+            return Err(OpError::bad_request(format!(
+                "no agent profile `{agent}`; define [agents.{agent}] in shopfloor.toml or pick one of: {}",
+                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
     }
     let now = Timestamp::now();
     ws.store
@@ -127,7 +153,7 @@ pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
             body: t.body,
             priority: t.priority,
             agent: t.agent,
-            paths: t.paths,
+            paths,
             state: TicketState::Queued,
             created: now,
             updated: now,

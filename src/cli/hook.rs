@@ -9,14 +9,13 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use serde::Deserialize;
 
 use shopfloor::api::Backend;
-use shopfloor::api::backend::BackendError;
 use shopfloor::api::wire::SyncSession;
 use shopfloor::workspace::Home;
 
@@ -84,7 +83,11 @@ fn sync(workspace: Option<String>) -> Result<()> {
     };
     let event = payload.hook_event_name.unwrap_or_default();
     let info = home.resolve(workspace.as_deref(), &cwd)?;
-    let backend = open_patiently(info)?;
+    // Another shopfloor command (the previous hook of the same session, say) may hold the
+    // store for a moment: `open` waits its turn.
+    let name = info.name.clone();
+    let backend = Backend::open_waiting(info, HELD_PATIENCE)
+        .with_context(|| format!("opening workspace `{name}`"))?;
     let synced = backend.sync_session(SyncSession {
         session_id,
         transcript,
@@ -95,23 +98,4 @@ fn sync(workspace: Option<String>) -> Result<()> {
         eprintln!("shopfloor hook: {w}");
     }
     Ok(())
-}
-
-/// Open the workspace, or reach the factory holding it. Another shopfloor command (the
-/// previous hook of the same session, say) may hold it for a moment: wait for it a little.
-fn open_patiently(info: shopfloor::workspace::WorkspaceInfo) -> Result<Backend> {
-    let deadline = Instant::now() + HELD_PATIENCE;
-    loop {
-        match Backend::open(info.clone()) {
-            Ok(b) => return Ok(b),
-            Err(BackendError::Held { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("opening workspace `{}`", info.name))
-                );
-            }
-        }
-    }
 }

@@ -17,8 +17,7 @@ use crate::model::{MemoryKind, RunId, TicketId};
 pub const MAX_QUERY_CHARS: usize = 2_000;
 /// Longest memory text: a memory is a note for the next agent, not a file dump.
 pub const MAX_MEMORY_CHARS: usize = 16_000;
-pub const MAX_PATHS: usize = 64;
-pub const MAX_PATH_CHARS: usize = 512;
+pub use crate::model::{MAX_PATH_CHARS, MAX_PATHS};
 pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_LIMIT: usize = 50;
@@ -434,37 +433,9 @@ fn limit(tool: &str, l: Option<usize>, default: usize) -> Result<usize, String> 
     }
 }
 
-/// Repository-relative paths or globs: no absolute paths, no `..`, nothing outside the
-/// repository, no control characters.
+/// Repository-relative paths or globs (see [`crate::model::repo_paths`]).
 fn paths(tool: &str, paths: Vec<String>) -> Result<Vec<String>, String> {
-    if paths.len() > MAX_PATHS {
-        return Err(format!(
-            "{tool}: {} paths, at most {MAX_PATHS}; use a glob",
-            paths.len()
-        ));
-    }
-    paths
-        .into_iter()
-        .map(|p| {
-            let p = p.trim().trim_start_matches("./").to_string();
-            if p.is_empty() {
-                return Err(format!("{tool}: an empty path"));
-            }
-            bounded(tool, "a path", &p, MAX_PATH_CHARS)?;
-            no_controls(tool, "a path", &p)?;
-            if p.starts_with('/') || p.starts_with('~') || p.contains('\\') {
-                return Err(format!(
-                    "{tool}: `{p}` is not a repository-relative path; name it from the repository root, like `src/main.rs`"
-                ));
-            }
-            if p.split('/').any(|c| c == "..") {
-                return Err(format!(
-                    "{tool}: `{p}` climbs out with `..`; name it from the repository root"
-                ));
-            }
-            Ok(p)
-        })
-        .collect()
+    crate::model::repo_paths(paths).map_err(|e| format!("{tool}: {e}"))
 }
 
 /// An RFC 3339 time, or an age before now: `90s`, `30m`, `24h`, `7d`, `2w`.

@@ -86,6 +86,11 @@ impl Default for SandboxConfig {
     }
 }
 
+/// The largest limits `[sandbox]` accepts: far above any machine, far below overflow.
+const MAX_CPUS: f64 = 1024.0;
+const MAX_MEMORY_MB: u64 = 4 << 20;
+const MAX_PIDS: i64 = 4 << 20;
+
 impl SandboxConfig {
     /// The names of the variables a sandboxed process inherits: [`BASE_ENV`] plus
     /// `env_allow`, without duplicates.
@@ -100,15 +105,31 @@ impl SandboxConfig {
     }
 
     pub fn validate(&self) -> Result<(), SandboxError> {
-        let bad = |what: &str| Err(SandboxError::BadConfig(what.to_string()));
-        if !(self.cpus.is_finite() && self.cpus > 0.0) {
-            return bad("sandbox.cpus must be a positive number, e.g. 2.0");
+        let bad = |what: &str| {
+            Err(SandboxError::BadConfig {
+                // The key the message starts with, so the config's error names its line.
+                key: what
+                    .strip_prefix("sandbox.")
+                    .and_then(|k| k.split(' ').next())
+                    .map(str::to_string),
+                message: what.to_string(),
+            })
+        };
+        // Upper bounds too: a value past them would overflow into no limit at all when
+        // converted for the engine (1e308 CPUs, memory_mb near i64::MAX).
+        if !(self.cpus.is_finite() && self.cpus > 0.0 && self.cpus <= MAX_CPUS) {
+            return bad("sandbox.cpus must be a number of CPUs from 0.01 to 1024, e.g. 2.0");
         }
-        if self.memory_mb < 16 {
-            return bad("sandbox.memory_mb must be at least 16 (MiB)");
+        if !(16..=MAX_MEMORY_MB).contains(&self.memory_mb) {
+            return bad(
+                "sandbox.memory_mb must be from 16 to 4194304 (MiB, i.e. 4 TiB), e.g. 4096",
+            );
         }
-        if self.pids < 1 {
-            return bad("sandbox.pids must be at least 1");
+        if !(1..=MAX_PIDS).contains(&self.pids) {
+            return bad("sandbox.pids must be from 1 to 4194304, e.g. 512");
+        }
+        if self.network.trim().is_empty() {
+            return bad("sandbox.network must name a Docker network mode, e.g. \"none\"");
         }
         if self.image.trim().is_empty() {
             return bad("sandbox.image must name an image, e.g. \"shopfloor-agent:latest\"");
@@ -178,8 +199,11 @@ pub enum SandboxError {
     NoImage { image: String },
     #[error("Docker engine error while {action}: {detail}")]
     Docker { action: String, detail: String },
-    #[error("invalid sandbox config: {0}")]
-    BadConfig(String),
+    #[error("invalid sandbox config: {message}")]
+    BadConfig {
+        key: Option<String>,
+        message: String,
+    },
 }
 
 impl SandboxError {
@@ -325,11 +349,45 @@ mod tests {
         assert_eq!(c.backend, BackendChoice::Docker);
         assert!(toml::from_str::<SandboxConfig>("backend = \"vm\"").is_err());
         assert!(toml::from_str::<SandboxConfig>("cpu = 1.0").is_err());
-        let c = SandboxConfig {
-            cpus: f64::NAN,
-            ..Default::default()
-        };
-        assert!(c.validate().is_err());
+        for bad in [
+            SandboxConfig {
+                cpus: f64::NAN,
+                ..Default::default()
+            },
+            SandboxConfig {
+                cpus: 1e308,
+                ..Default::default()
+            },
+            SandboxConfig {
+                memory_mb: i64::MAX as u64 - 1,
+                ..Default::default()
+            },
+            SandboxConfig {
+                memory_mb: u64::MAX,
+                ..Default::default()
+            },
+            SandboxConfig {
+                pids: i64::MAX,
+                ..Default::default()
+            },
+            SandboxConfig {
+                pids: 0,
+                ..Default::default()
+            },
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("must be"), "{e}");
+        }
+        assert!(
+            SandboxConfig {
+                cpus: 1024.0,
+                memory_mb: 4 << 20,
+                pids: 4 << 20,
+                ..Default::default()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
