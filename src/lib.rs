@@ -16,6 +16,7 @@ pub mod policy;
 pub mod redact;
 pub mod sandbox;
 pub mod scheduler;
+pub mod since;
 pub mod store;
 pub mod trace;
 pub mod tui;
