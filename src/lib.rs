@@ -14,6 +14,7 @@ pub mod mergeq;
 pub mod model;
 pub mod policy;
 pub mod redact;
+pub mod safe_text;
 pub mod sandbox;
 pub mod scheduler;
 pub mod since;

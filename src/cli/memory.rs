@@ -9,7 +9,7 @@ use shopfloor::api::wire::{MemorySearch, NewMemory};
 use shopfloor::model::{Author, MemoryKind};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, when};
+use super::output::{clip, print_json, print_table, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum MemoryCmd {
@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             if json {
                 return print_json(&m);
             }
-            println!("memory {} added ({})", m.id, m.kind);
+            say!("memory {} added ({})", m.id, m.kind);
             Ok(())
         }
         MemoryCmd::Search {
@@ -127,7 +127,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
                 return print_json(&hits);
             }
             if hits.is_empty() {
-                println!("no memories match");
+                say!("no memories match");
                 return Ok(());
             }
             let rows = hits
@@ -165,16 +165,16 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             if json {
                 return print_json(&summary);
             }
-            println!(
+            say!(
                 "imported {} memories from {}",
                 summary.imported,
                 file.display()
             );
             for e in &summary.errors {
-                println!("  line {}: {}", e.line, e.message);
+                say!("  line {}: {}", e.line, e.message);
             }
             if !summary.errors.is_empty() {
-                println!(
+                say!(
                     "  {} lines skipped; fix them and import those lines again",
                     summary.errors.len()
                 );
