@@ -206,6 +206,9 @@ impl Config {
                 "[merge] test_timeout_s must be at least 1 (seconds)".into(),
             ));
         }
+        self.redact
+            .validate()
+            .map_err(|e| bad("redact", Some("patterns"), e.to_string()))?;
         self.api
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
@@ -395,37 +398,41 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_the_key_and_its_line() {
-        let text = "[memory]\n\n[factory]\nmax_attempts = 2\nconcurrency = 0\n";
-        let c = Config::parse(text, Path::new("s.toml")).unwrap();
-        let e = c
-            .validate(Path::new("s.toml"), Some(text))
-            .unwrap_err()
-            .to_string();
+        // The error validating `text`, read with the file's text (for lines) or without.
+        let error = |text: &str, with_text: bool| {
+            let c = Config::parse(text, Path::new("s.toml")).unwrap();
+            c.validate(Path::new("s.toml"), with_text.then_some(text))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = error(
+            "[memory]\n\n[factory]\nmax_attempts = 2\nconcurrency = 0\n",
+            true,
+        );
         assert!(e.starts_with("s.toml:5: [factory] concurrency"), "{e}");
 
-        let c = Config::parse("[factory]\ndefault_agent = \"x\"\n", Path::new("s.toml")).unwrap();
-        let e = c
-            .validate(Path::new("s.toml"), None)
-            .unwrap_err()
-            .to_string();
+        let e = error("[factory]\ndefault_agent = \"x\"\n", false);
         assert!(e.contains("[agents.x]"), "{e}");
 
-        let text = "[factory]\ndefault_agent = \"s\"\n\n[agents.s]\nadapter = \"plain\"\n";
-        let c = Config::parse(text, Path::new("s.toml")).unwrap();
-        let e = c
-            .validate(Path::new("s.toml"), Some(text))
-            .unwrap_err()
-            .to_string();
+        let e = error(
+            "[factory]\ndefault_agent = \"s\"\n\n[agents.s]\nadapter = \"plain\"\n",
+            true,
+        );
         assert!(e.contains("command") && e.starts_with("s.toml:4: "), "{e}");
 
-        let text = "[sandbox]\ncpus = -1.0\n";
-        let c = Config::parse(text, Path::new("s.toml")).unwrap();
-        let e = c
-            .validate(Path::new("s.toml"), Some(text))
-            .unwrap_err()
-            .to_string();
+        let e = error("[sandbox]\ncpus = -1.0\n", true);
         assert!(
             e.starts_with("s.toml:1: ") && e.contains("sandbox.cpus"),
+            "{e}"
+        );
+
+        // A redaction pattern matching empty text would inflate every stored step.
+        let e = error(
+            "[factory]\nconcurrency = 2\n\n[redact]\npatterns = [\"id-[0-9]+\", \"a*\"]\n",
+            true,
+        );
+        assert!(
+            e.starts_with("s.toml:5: ") && e.contains("\"a*\" can match empty text"),
             "{e}"
         );
     }

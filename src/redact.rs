@@ -16,7 +16,9 @@ use crate::model::{Payload, StepKind};
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactConfig {
-    /// Extra regexes; a match is replaced with `[REDACTED:custom]`.
+    /// Extra regexes; a match is replaced with `[REDACTED:custom]` (or only its
+    /// `(?P<secret>...)` group, when it has one). Write word boundaries as `(?-u:\b)`: a
+    /// Unicode `\b` slows every scan of non-ASCII text a hundredfold.
     pub patterns: Vec<String>,
     /// Variable names ending in one of these are secrets: their assignments in text, and the
     /// values of such variables in the environment.
@@ -37,6 +39,12 @@ impl Default for RedactConfig {
     }
 }
 
+/// At most this many `[redact] patterns`: each is one more alternative every step is
+/// scanned for, and the combined regex must stay small enough to be fast.
+pub const MAX_PATTERNS: usize = 64;
+/// Longest `[redact] patterns` entry, in bytes.
+pub const MAX_PATTERN_LEN: usize = 512;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
     #[error(
@@ -47,6 +55,71 @@ pub enum RedactError {
         #[source]
         source: Box<regex::Error>,
     },
+    #[error(
+        "redaction pattern {pattern:?} can match empty text, so it would mark every position of every step; make it match at least one character (`x+`, not `x*`), or remove it from the [redact] patterns of shopfloor.toml"
+    )]
+    MatchesEmpty { pattern: String },
+    #[error(
+        "redaction pattern `{prefix}...` is {len} bytes long; keep each of the [redact] patterns under {MAX_PATTERN_LEN} bytes"
+    )]
+    PatternTooLong { prefix: String, len: usize },
+    #[error(
+        "[redact] has {count} patterns; at most {MAX_PATTERNS} are allowed, so combine similar ones into one alternation"
+    )]
+    TooManyPatterns { count: usize },
+    #[error(
+        "[redact] env_suffixes holds an empty suffix, which makes every variable a secret; remove it"
+    )]
+    EmptySuffix,
+    #[error(
+        "the [redact] patterns together compile to a regex that is too large ({source}); use fewer or simpler patterns"
+    )]
+    TooLarge {
+        #[source]
+        source: Box<regex::Error>,
+    },
+}
+
+impl RedactConfig {
+    /// Check each pattern on its own, so an error names the one to fix: a valid regex,
+    /// not too long, not too many, and never matching empty text (an empty match is
+    /// replaced by a mark at every position: `patterns = [""]` made stored text 17 times
+    /// larger).
+    pub fn validate(&self) -> Result<(), RedactError> {
+        if self.patterns.len() > MAX_PATTERNS {
+            return Err(RedactError::TooManyPatterns {
+                count: self.patterns.len(),
+            });
+        }
+        if self.env_suffixes.iter().any(|s| s.is_empty()) {
+            return Err(RedactError::EmptySuffix);
+        }
+        for p in &self.patterns {
+            if p.len() > MAX_PATTERN_LEN {
+                return Err(RedactError::PatternTooLong {
+                    prefix: p.chars().take(40).collect(),
+                    len: p.len(),
+                });
+            }
+            if can_match_empty(p).map_err(|source| RedactError::BadPattern {
+                pattern: p.clone(),
+                source,
+            })? {
+                return Err(RedactError::MatchesEmpty { pattern: p.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `pattern` (a valid regex, else its error) matches the empty string anywhere:
+/// `a*`, `x?`, `\b`, `^`, `a|`.
+fn can_match_empty(pattern: &str) -> Result<bool, Box<regex::Error>> {
+    Regex::new(pattern).map_err(Box::new)?;
+    // A regex that compiles also parses; its minimum match length says it exactly.
+    let hir =
+        regex_syntax::parse(pattern).map_err(|e| Box::new(regex::Error::Syntax(e.to_string())))?;
+    Ok(hir.properties().minimum_len() == Some(0))
 }
 
 /// Environment values shorter than this are not redacted literally: a short value such as
@@ -56,8 +129,11 @@ pub const MIN_ENV_VALUE_LEN: usize = 8;
 /// One alternative of the combined regex.
 struct Rule {
     kind: String,
-    /// Replace only the `s<i>` group (keeps `NAME=` visible), else the whole match.
-    has_secret_group: bool,
+    /// The index of the capture group the whole alternative is.
+    group: usize,
+    /// The groups of the secret part (keeps `NAME=` visible; the first that took part),
+    /// else the whole match goes.
+    secret_groups: Vec<usize>,
     /// Reject matches that contain no digit (keeps `sk-some-long-kebab-name` in prose).
     needs_digit: bool,
 }
@@ -71,6 +147,8 @@ pub struct Redactor {
 struct Inner {
     re: Regex,
     rules: Vec<Rule>,
+    /// Whether the built-in shapes (private keys among them) are on.
+    builtin: bool,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -80,8 +158,35 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-/// Built-in shapes: (kind, regex, has a `secret` group, needs a digit).
-fn builtin_rules() -> Vec<(&'static str, String, bool, bool)> {
+/// The body of a PEM block after its BEGIN line: base64 lines, blank lines, the headers of
+/// an encrypted key, and the same with `\n` escapes when the text is raw JSON.
+/// (The headers come first: of alternatives the regex prefers the earlier one.)
+const PEM_BODY: &str = r"(?:(?:Proc-Type|DEK-Info):[^\n\\]*|[A-Za-z0-9+/=\s]|\\[nr])*";
+/// A BEGIN or END line of a private key block.
+const PEM_MARKER: &str = r"-----(BEGIN|END) [A-Z0-9 ]*PRIVATE KEY-----";
+
+/// Key names whose values are secrets wherever they are assigned: `password`,
+/// `client_secret`, `access_token`, `apiKey`, `x-api-key`...; the name may have a prefix.
+const SECRET_KEY_NAMES: &str = r"[A-Za-z0-9_.\-]*(?i:pass(?:word|wd|phrase)|secret|token|api[_\-]?key|access[_\-]?key|secret[_\-]?key|private[_\-]?key|credentials?)";
+
+/// `NAME: "value"`, `"NAME": "value"`, `NAME = 'value'`, `NAME := "value"`, also inside
+/// JSON-escaped text (`\"NAME\": \"value\"`), for names matching `name`; the value is the
+/// `secret` group. Placeholders (`"<token>"`, `"${TOKEN}"`, `"%s"`, `"***"`), empty
+/// strings, unquoted values (`password=None`, `password: str`) and comparisons
+/// (`password == "x"`) are left alone.
+fn quoted_assignment(name: &str) -> String {
+    // The first character rules out placeholders, empty strings and code like `", x)`.
+    const FIRST: &str = r#"[^"'\\\s<$%{*,;)]"#;
+    format!(
+        r#"\\?"?{name}\\?"?\s*(?::=|[:=])\s*(?:\\?"(?P<secret>{FIRST}(?:[^"\\\n]|\\[^"\n])*)\\?"|'(?P<secret>{FIRST}(?:[^'\\\n]|\\[^'\n])*)')"#
+    )
+}
+
+/// Built-in shapes: (kind, regex, needs a digit). A `secret` group, where there is one,
+/// is the part replaced. Word boundaries are ASCII (`(?-u:\b)`): a Unicode `\b` makes the
+/// regex's lazy DFA give up at the first non-ASCII byte and fall back to an engine a
+/// hundred times slower (`cargo bench --bench redact`), and secrets are ASCII anyway.
+fn builtin_rules() -> Vec<(&'static str, String, bool)> {
     vec![
         // Multi-line PEM blocks first: they may contain anything.
         (
@@ -89,59 +194,102 @@ fn builtin_rules() -> Vec<(&'static str, String, bool, bool)> {
             r"(?s:-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----)"
                 .into(),
             false,
-            false,
         ),
         // A truncated block (no END line in this text) still hides its body.
         (
             "private_key",
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[A-Za-z0-9+/=\s]|\\n|\\r)*".into(),
-            false,
+            format!("-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----{PEM_BODY}"),
             false,
         ),
         (
             "aws_access_key",
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".into(),
-            false,
+            r"(?-u:\b)(?:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)".into(),
             false,
         ),
         (
             "aws_secret",
-            r#"(?i:aws_secret_access_key)["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})\b"#
+            r#"(?i:aws_secret_access_key)["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})(?-u:\b)"#
                 .into(),
-            true,
             false,
         ),
-        (
-            "gcp_api_key",
-            r"\bAIza[0-9A-Za-z_\-]{35}".into(),
-            false,
-            false,
-        ),
+        ("gcp_api_key", r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}".into(), false),
         (
             "github_token",
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b".into(),
-            false,
+            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?-u:\b)".into(),
             false,
         ),
+        ("gitlab_token", r"(?-u:\b)glpat-[A-Za-z0-9_\-]{20,}".into(), false),
         // Anthropic before OpenAI: at the same position the earlier alternative wins.
-        (
-            "anthropic_key",
-            r"\bsk-ant-[A-Za-z0-9_\-]{20,}".into(),
-            false,
-            true,
-        ),
+        ("anthropic_key", r"(?-u:\b)sk-ant-[A-Za-z0-9_\-]{20,}".into(), true),
         (
             "openai_key",
-            r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}".into(),
-            false,
+            r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}".into(),
             true,
         ),
+        // Secret and restricted keys, live and test, and webhook signing secrets; the
+        // publishable `pk_` keys are meant to be public.
         (
-            "slack_token",
-            r"\bxox[baprs]-[A-Za-z0-9\-]{10,}".into(),
-            false,
+            "stripe_key",
+            r"(?-u:\b)(?:[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,})".into(),
             false,
         ),
+        ("slack_token", r"(?-u:\b)xox[baprs]-[A-Za-z0-9\-]{10,}".into(), false),
+        (
+            "slack_webhook",
+            r"(?-u:\b)https://hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9_/\-]{8,})"
+                .into(),
+            false,
+        ),
+        ("huggingface_token", r"(?-u:\b)hf_[A-Za-z0-9]{30,}".into(), false),
+        ("npm_token", r"(?-u:\b)npm_[A-Za-z0-9]{30,}".into(), false),
+        // A JSON Web Token: base64url of `{"` starts both the header and the claims.
+        (
+            "jwt",
+            r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*".into(),
+            false,
+        ),
+        // `scheme://user:password@host`: scheme, user and host stay visible. The password
+        // runs to the last `@` of the authority, as URL parsers read it.
+        (
+            "password",
+            r#"(?-u:\b)[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@"'<>]*:(?P<secret>[^\s/?#@"'<>$%{*][^\s/?#"'<>]*)@"#
+                .into(),
+            false,
+        ),
+        // `curl -u user:password`.
+        (
+            "password",
+            r#"(?-u:\b)curl(?-u:\b)[^\n]*?\s(?:-u|--user)\s*["']?[^\s:"']+:(?P<secret>[^\s"'<$%{*][^\s"']*)"#
+                .into(),
+            false,
+        ),
+        // `Authorization: Bearer ...` / `Basic ...` / `token ...`: a header, a curl
+        // `-H 'Authorization: ...'`, or a JSON field named so.
+        (
+            "authorization",
+            r#"(?i:authorization)\\?["']?\s*[:=]\s*\\?["']?(?i:bearer|basic|token)\s+(?P<secret>[A-Za-z0-9._~+/\-]{8,}=*)"#
+                .into(),
+            false,
+        ),
+        (
+            "authorization",
+            r#"(?i:x-api-key|x-auth-token|private-token)\\?["']?\s*:\s*\\?["']?(?P<secret>[A-Za-z0-9._~+/\-]{8,})"#
+                .into(),
+            false,
+        ),
+        (
+            "authorization",
+            r"(?-u:\b)Bearer\s+(?P<secret>[A-Za-z0-9._~+/\-]{16,}=*)".into(),
+            true,
+        ),
+        // `--password=...`, `--api-key ...`, `--client-secret ...` on a command line.
+        (
+            "secret_value",
+            r#"--(?:(?:[a-z0-9]+-)*(?:password|passwd|token|api-?key)|(?:[a-z0-9]+-)+secret)(?:=|\s+)["']?(?P<secret>[^\s"'<$%{*\-][^\s"']*)"#
+                .into(),
+            false,
+        ),
+        ("secret_value", quoted_assignment(SECRET_KEY_NAMES), false),
     ]
 }
 
@@ -190,15 +338,17 @@ impl Redactor {
     }
 
     fn build(cfg: &RedactConfig, env_values: &[String]) -> Result<Redactor, RedactError> {
-        let mut specs: Vec<(String, String, bool, bool)> = Vec::new();
+        cfg.validate()?;
+        // (kind, regex, needs a digit)
+        let mut specs: Vec<(String, String, bool)> = Vec::new();
         // Literal environment values first: they are exact and the most certain.
         if !env_values.is_empty() {
             let alts: Vec<String> = env_values.iter().map(|v| regex::escape(v)).collect();
-            specs.push(("env_value".into(), alts.join("|"), false, false));
+            specs.push(("env_value".into(), alts.join("|"), false));
         }
         if cfg.builtin {
-            for (k, re, s, d) in builtin_rules() {
-                specs.push((k.into(), re, s, d));
+            for (k, re, d) in builtin_rules() {
+                specs.push((k.into(), re, d));
             }
         }
         if !cfg.env_suffixes.is_empty() {
@@ -207,8 +357,7 @@ impl Redactor {
             // `"NAME": "value"` (JSON, YAML-ish) — keep the name, hide the value.
             specs.push((
                 "secret_value".into(),
-                format!(r#""[A-Za-z0-9_]*(?:{suf})"\s*:\s*"(?P<secret>(?:[^"\\\n]|\\.){{4,}})""#),
-                true,
+                quoted_assignment(&format!("[A-Za-z0-9_]*(?:{suf})")),
                 false,
             ));
             // `NAME=value` (shell, .env) with an upper-case, env-style name: lower-case code
@@ -216,44 +365,58 @@ impl Redactor {
             specs.push((
                 "secret_value".into(),
                 format!(
-                    r#"\b[A-Z][A-Z0-9_]*(?:{suf})\s*=\s*(?P<secret>"[^"\n]{{4,}}"|'[^'\n]{{4,}}'|[^\s"'\\$]{{4,}})"#
+                    r#"(?-u:\b)[A-Z][A-Z0-9_]*(?:{suf})\s*=\s*(?P<secret>"[^"\n]{{4,}}"|'[^'\n]{{4,}}'|[^\s"'\\$]{{4,}})"#
                 ),
-                true,
                 false,
             ));
         }
         for p in &cfg.patterns {
-            // Compile alone first so the error names the user's pattern, not the combination.
-            Regex::new(p).map_err(|e| RedactError::BadPattern {
-                pattern: p.clone(),
-                source: Box::new(e),
-            })?;
-            specs.push(("custom".into(), format!("(?:{p})"), false, false));
+            specs.push(("custom".into(), format!("(?:{p})"), false));
         }
         if specs.is_empty() {
             return Ok(Redactor::disabled());
         }
-        let mut alts = Vec::with_capacity(specs.len());
-        let mut rules = Vec::with_capacity(specs.len());
-        for (i, (kind, re, has_secret, needs_digit)) in specs.into_iter().enumerate() {
-            let re = re.replace("(?P<secret>", &format!("(?P<s{i}>"));
-            alts.push(format!("(?P<k{i}>{re})"));
-            rules.push(Rule {
-                kind,
-                has_secret_group: has_secret,
-                needs_digit,
-            });
-        }
-        let combined = alts.join("|");
-        let re = regex::RegexBuilder::new(&combined)
+        // Name each alternative `k<i>` and its secret parts `s<i>_<j>`, then find their
+        // group numbers once, so a match is told apart without formatting names.
+        let alts: Vec<String> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, re, _))| {
+                let mut named = String::with_capacity(re.len() + 16);
+                for (j, part) in re.split("(?P<secret>").enumerate() {
+                    if j > 0 {
+                        named.push_str(&format!("(?P<s{i}_{j}>"));
+                    }
+                    named.push_str(part);
+                }
+                format!("(?P<k{i}>{named})")
+            })
+            .collect();
+        let re = regex::RegexBuilder::new(&alts.join("|"))
             .size_limit(64 << 20)
             .build()
-            .map_err(|e| RedactError::BadPattern {
-                pattern: combined.chars().take(200).collect(),
+            .map_err(|e| RedactError::TooLarge {
                 source: Box::new(e),
             })?;
+        let group_of = |name: &str| re.capture_names().position(|n| n == Some(name));
+        let rules = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, _, needs_digit))| Rule {
+                kind,
+                group: group_of(&format!("k{i}")).unwrap_or(0),
+                secret_groups: (1..)
+                    .map_while(|j| group_of(&format!("s{i}_{j}")))
+                    .collect(),
+                needs_digit,
+            })
+            .collect();
         Ok(Redactor {
-            inner: Some(Arc::new(Inner { re, rules })),
+            inner: Some(Arc::new(Inner {
+                re,
+                rules,
+                builtin: cfg.builtin,
+            })),
         })
     }
 
@@ -269,22 +432,21 @@ impl Redactor {
         let mut changed = false;
         let out = inner.re.replace_all(text, |caps: &Captures| {
             let whole = caps.get(0).map_or("", |m| m.as_str());
-            let Some((i, rule)) = inner
-                .rules
-                .iter()
-                .enumerate()
-                .find(|(i, _)| caps.name(&format!("k{i}")).is_some())
-            else {
+            let rule = inner.rules.iter().find(|r| caps.get(r.group).is_some());
+            let Some(rule) = rule else {
                 return whole.to_string();
             };
-            if rule.needs_digit && !whole.bytes().any(|b| b.is_ascii_digit()) {
+            // An empty match hides nothing; marking it would only inflate the text.
+            if whole.is_empty() || (rule.needs_digit && !whole.bytes().any(|b| b.is_ascii_digit()))
+            {
                 return whole.to_string();
             }
             changed = true;
             let mark = format!("[REDACTED:{}]", rule.kind);
-            match (rule.has_secret_group, caps.name(&format!("s{i}"))) {
-                (true, Some(s)) => {
-                    let start = s.start() - caps.get(0).map_or(0, |m| m.start());
+            let secret = rule.secret_groups.iter().find_map(|&g| caps.get(g));
+            match (secret, caps.get(0)) {
+                (Some(s), Some(m)) => {
+                    let start = s.start() - m.start();
                     let end = start + s.len();
                     format!("{}{mark}{}", &whole[..start], &whole[end..])
                 }
@@ -333,6 +495,118 @@ impl Redactor {
             self.redact_payload(p);
         }
     }
+
+    /// Whether private key blocks are hidden (the built-in shapes are on).
+    fn hides_private_keys(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.builtin)
+    }
+}
+
+/// Lines a private key block may span across steps before it is taken to have ended: a
+/// 4096-bit RSA key is about 50; a BEGIN line with no END must not hide a run's output.
+pub const MAX_KEY_BLOCK_LINES: usize = 200;
+
+/// A [`Redactor`] for one stream of steps, as a run's output arrives a line a step. A
+/// private key block printed line by line would otherwise lose only its BEGIN line (the
+/// body lines look like any base64); this one remembers an open block and hides every
+/// following line up to and including its END line, or [`MAX_KEY_BLOCK_LINES`] lines.
+#[derive(Clone, Debug)]
+pub struct StreamRedactor {
+    redactor: Redactor,
+    /// Lines still hidden before an open block is taken to have ended; None: no block open.
+    key_block_left: Option<usize>,
+}
+
+impl StreamRedactor {
+    pub fn new(redactor: Redactor) -> StreamRedactor {
+        StreamRedactor {
+            redactor,
+            key_block_left: None,
+        }
+    }
+
+    /// Redact a step's texts, in the order they were printed, and carry an open private
+    /// key block over to the next step.
+    pub fn redact_step(&mut self, kind: &mut StepKind) {
+        if self.redactor.hides_private_keys() {
+            for p in kind.payloads_mut() {
+                if let Payload::Text(t) = p
+                    && let Cow::Owned(new) = self.hide_key_block_lines(t)
+                {
+                    *t = new;
+                }
+            }
+        }
+        self.redactor.redact_step(kind);
+    }
+
+    /// `text` with the lines that continue an open key block replaced by one mark.
+    fn hide_key_block_lines<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+        let hidden = self.continue_key_block(text);
+        let rest = &text[hidden..];
+        self.note_key_block_start(rest);
+        if hidden == 0 {
+            return Cow::Borrowed(text);
+        }
+        let newline = if text[..hidden].ends_with('\n') {
+            "\n"
+        } else {
+            ""
+        };
+        Cow::Owned(format!("[REDACTED:private_key]{newline}{rest}"))
+    }
+
+    /// How many bytes at the start of `text` belong to an open key block (its lines up to
+    /// and including the END line, within the block's budget); closes the block at its end.
+    fn continue_key_block(&mut self, text: &str) -> usize {
+        let Some(mut left) = self.key_block_left else {
+            return 0;
+        };
+        let mut hidden = 0;
+        for line in text.split_inclusive('\n') {
+            if left == 0 {
+                break;
+            }
+            left -= 1;
+            hidden += line.len();
+            if pem_marker().captures(line).is_some_and(|c| &c[1] == "END") {
+                left = 0;
+            }
+        }
+        self.key_block_left = (left > 0).then_some(left);
+        hidden
+    }
+
+    /// Open a block when `text`'s last key marker is a BEGIN line followed by key body
+    /// only, up to the end of the text: the rest of the key comes in the next steps. A
+    /// BEGIN line quoted in prose (text after it on its line) opens nothing.
+    fn note_key_block_start(&mut self, text: &str) {
+        if !text.contains("PRIVATE KEY-----") {
+            return;
+        }
+        let last = pem_marker().captures_iter(text).last();
+        let Some(begin) = last.filter(|c| &c[1] == "BEGIN").and_then(|c| c.get(0)) else {
+            return;
+        };
+        let body = &text[begin.end()..];
+        if pem_body_only().is_match(body) {
+            let used = body.lines().count();
+            self.key_block_left = Some(MAX_KEY_BLOCK_LINES.saturating_sub(used).max(1));
+        }
+    }
+}
+
+fn pem_marker() -> &'static Regex {
+    static RE: std::sync::LazyLock<Regex> =
+        std::sync::LazyLock::new(|| Regex::new(PEM_MARKER).expect("a constant regex"));
+    &RE
+}
+
+fn pem_body_only() -> &'static Regex {
+    static RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(&format!("^{PEM_BODY}$")).expect("a constant regex")
+    });
+    &RE
 }
 
 impl Default for Redactor {
@@ -427,7 +701,8 @@ mod tests {
         let out = r()
             .redact("export STRIPE_SECRET='s3cr3t value'")
             .into_owned();
-        assert_eq!(out, "export STRIPE_SECRET=[REDACTED:secret_value]");
+        // The quotes stay: only the value goes.
+        assert_eq!(out, "export STRIPE_SECRET='[REDACTED:secret_value]'");
     }
 
     #[test]
@@ -523,5 +798,178 @@ The secret to good tests is small examples. Use $MY_TOKEN in scripts: MY_TOKEN=$
         };
         assert_eq!(name, "Bash");
         assert!(input.preview().contains("[REDACTED:anthropic_key]"));
+    }
+
+    #[test]
+    fn patterns_that_match_empty_text_are_refused_by_name() {
+        for p in ["", "a*", "x?", r"\b", "^", "a|", "(?:)"] {
+            let cfg = RedactConfig {
+                patterns: vec!["internal-[0-9]+".into(), p.into()],
+                ..RedactConfig::default()
+            };
+            let err = Redactor::new(&cfg).unwrap_err();
+            assert!(
+                matches!(err, RedactError::MatchesEmpty { .. }),
+                "{p:?}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("{p:?}")) && msg.contains("at least one character"),
+                "{msg}"
+            );
+        }
+        // Non-empty patterns with anchors or optional parts are fine.
+        let ok = RedactConfig {
+            patterns: vec![r"\bid-[0-9]+\b".into(), "ab?".into()],
+            ..RedactConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn pattern_count_length_and_empty_suffixes_are_capped() {
+        let many = RedactConfig {
+            patterns: (0..=MAX_PATTERNS).map(|i| format!("p{i}x")).collect(),
+            ..RedactConfig::default()
+        };
+        let err = many.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("65 patterns") && err.contains("at most 64"),
+            "{err}"
+        );
+        let long = RedactConfig {
+            patterns: vec!["x".repeat(MAX_PATTERN_LEN + 1)],
+            ..RedactConfig::default()
+        };
+        let err = long.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("513 bytes") && err.contains("under 512"),
+            "{err}"
+        );
+        let suffix = RedactConfig {
+            env_suffixes: vec!["_KEY".into(), "".into()],
+            ..RedactConfig::default()
+        };
+        assert!(matches!(suffix.validate(), Err(RedactError::EmptySuffix)));
+    }
+
+    #[test]
+    fn no_built_in_rule_can_match_empty_text() {
+        for (kind, re, _) in builtin_rules() {
+            let named = re.replace("(?P<secret>", "(");
+            assert!(!can_match_empty(&named).unwrap(), "{kind}: {re}");
+        }
+    }
+
+    fn agent_says(text: &str) -> StepKind {
+        StepKind::AgentMessage { text: text.into() }
+    }
+
+    fn text_of(k: &StepKind) -> &str {
+        match k {
+            StepKind::AgentMessage { text } => text.preview(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Feed `lines` a step each; what each step keeps.
+    fn stream(red: Redactor, lines: &[&str]) -> Vec<String> {
+        let mut s = StreamRedactor::new(red);
+        lines
+            .iter()
+            .map(|l| {
+                let mut k = agent_says(l);
+                s.redact_step(&mut k);
+                text_of(&k).to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_key_printed_a_line_a_step_is_hidden_to_its_end() {
+        let out = stream(
+            r(),
+            &[
+                "here it is:",
+                "-----BEGIN OPENSSH PRIVATE KEY-----",
+                "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
+                "AAAAC3NzaC1lZDI1NTE5AAAAIB7",
+                "-----END OPENSSH PRIVATE KEY-----",
+                "after the key",
+            ],
+        );
+        assert_eq!(out[0], "here it is:");
+        assert!(
+            out[1..5].iter().all(|t| t == "[REDACTED:private_key]"),
+            "{out:?}"
+        );
+        assert_eq!(out[5], "after the key");
+    }
+
+    #[test]
+    fn a_step_holding_the_rest_of_a_key_keeps_what_follows_the_end() {
+        let out = stream(
+            r(),
+            &[
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+                "BKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\nkey written to id_rsa\n",
+                "next",
+            ],
+        );
+        assert_eq!(out[0], "[REDACTED:private_key]");
+        assert_eq!(out[1], "[REDACTED:private_key]\nkey written to id_rsa\n");
+        assert_eq!(out[2], "next");
+    }
+
+    #[test]
+    fn a_key_block_that_never_ends_stops_hiding_after_its_budget() {
+        let mut lines = vec!["-----BEGIN EC PRIVATE KEY-----".to_string()];
+        lines.extend((0..MAX_KEY_BLOCK_LINES + 5).map(|i| format!("line{i}")));
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = stream(r(), &refs);
+        let hidden = out
+            .iter()
+            .filter(|t| *t == "[REDACTED:private_key]")
+            .count();
+        assert_eq!(
+            hidden,
+            1 + MAX_KEY_BLOCK_LINES,
+            "the BEGIN line and the budget"
+        );
+        assert_eq!(
+            out.last().unwrap(),
+            &format!("line{}", MAX_KEY_BLOCK_LINES + 4)
+        );
+    }
+
+    #[test]
+    fn a_key_marker_quoted_in_prose_or_a_finished_block_opens_nothing() {
+        let out = stream(
+            r(),
+            &[
+                "the file starts with `-----BEGIN RSA PRIVATE KEY-----` and a newline",
+                "so this line is ordinary",
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+                "and so is this one",
+            ],
+        );
+        assert_eq!(out[1], "so this line is ordinary");
+        assert_eq!(out[2], "[REDACTED:private_key]");
+        assert_eq!(out[3], "and so is this one");
+    }
+
+    #[test]
+    fn without_built_in_rules_or_redaction_no_key_block_is_tracked() {
+        let lines = [
+            "-----BEGIN PRIVATE KEY-----",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        ];
+        assert_eq!(stream(Redactor::disabled(), &lines), lines);
+        let custom_only = Redactor::new(&RedactConfig {
+            builtin: false,
+            ..RedactConfig::default()
+        })
+        .unwrap();
+        assert_eq!(stream(custom_only, &lines), lines);
     }
 }

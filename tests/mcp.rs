@@ -50,8 +50,8 @@ fn socket(env: &Env, ws: &str) -> PathBuf {
     env.home.path().join(ws).join("factory.sock")
 }
 
-/// `shopfloor mcp -w WS` as a child process, the way an agent CLI spawns it.
-async fn stdio_client(env: &Env, ws: &str, token: Option<&str>) -> Client {
+/// The command line of `shopfloor mcp -w WS`, the way an agent CLI spawns it.
+fn stdio_command(env: &Env, ws: &str, token: Option<&str>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("shopfloor"));
     cmd.args(["mcp", "-w", ws])
         .env("SHOPFLOOR_HOME", env.home.path())
@@ -61,7 +61,12 @@ async fn stdio_client(env: &Env, ws: &str, token: Option<&str>) -> Client {
     if let Some(t) = token {
         cmd.env("SHOPFLOOR_TOKEN", t);
     }
-    ().serve(TokioChildProcess::new(cmd).unwrap())
+    cmd
+}
+
+/// `shopfloor mcp -w WS` as a child process, with a client talking to it.
+async fn stdio_client(env: &Env, ws: &str, token: Option<&str>) -> Client {
+    ().serve(TokioChildProcess::new(stdio_command(env, ws, token)).unwrap())
         .await
         .unwrap()
 }
@@ -532,6 +537,39 @@ async fn with_no_factory_the_stdio_server_serves_the_store_then_lets_a_factory_s
     );
     let _ = c.cancel().await;
     serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_hold_tool_arguments_redacted_and_cut_never_whole() {
+    let env = workspace("logged", None);
+    let mut cmd = stdio_command(&env, "logged", None);
+    cmd.env("SHOPFLOOR_LOG", "debug");
+    let c = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    let secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    let query = format!("deploy token {secret}");
+    text(&c, "memory_search", json!({ "query": query })).await;
+    let long = format!("{}the end of a long note", "a lesson learned. ".repeat(40));
+    text(&c, "memory_write", json!({"kind": "note", "text": long})).await;
+    let _ = c.cancel().await;
+
+    let log_file = env.home.path().join("logs/shopfloor.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("mcp tool call tool=memory_write") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        log.contains("mcp tool call tool=memory_search")
+            && log.contains("deploy token [REDACTED:github_token]"),
+        "{log}"
+    );
+    assert!(log.contains("mcp tool call tool=memory_write"), "{log}");
+    // Neither the secret (sent, and echoed in the answer) nor a long text whole.
+    assert!(!log.contains(secret), "{log}");
+    assert!(!log.contains("the end of a long note"), "{log}");
 }
 
 /// A fixture agent run by the factory: it searches memory, leases, writes a lesson and

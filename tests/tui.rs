@@ -179,6 +179,11 @@ fn type_keys(app: &mut App, keys: &str) -> Vec<Effect> {
     fx
 }
 
+/// Type `text` into whatever has the focus, a character at a time.
+fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| app.update(key(c))).collect()
+}
+
 /// Answer the app's loads from the workspace, as the runtime does through the API.
 fn serve(app: &mut App, ws: &Workspace, mut fx: Vec<Effect>) {
     for _ in 0..50 {
@@ -276,10 +281,7 @@ fn every_screen_snapshots() {
     snapshot("queue_test_log", &app);
     let fx = type_keys(&mut app, "5");
     serve(&mut app, &f.ws, fx);
-    let mut fx = vec![];
-    for c in "stock".chars() {
-        fx.extend(app.update(key(c)));
-    }
+    let fx = type_text(&mut app, "stock");
     serve(&mut app, &f.ws, fx);
     snapshot("memory", &app);
     type_keys(&mut app, "esc ?");
@@ -590,4 +592,144 @@ fn the_mouse_clicks_tabs_and_rows_and_scrolls() {
     assert_eq!(app.queue.selected, 2);
     app.update(mouse(MouseEventKind::ScrollUp, 5, 5));
     assert_eq!(app.queue.selected, 1);
+}
+
+/// Text an agent, a transcript or a ticket's author controls, holding what a terminal acts
+/// on: a clipboard write, a title change, a screen clear (7- and 8-bit) and bidi overrides.
+const HOSTILE: &str = "pwned\x1b]52;c;cHduZWQ=\x07\x1b]0;title\x07\x1b[2J\u{9b}2J\u{202e}txt.exe\u{2066}x\u{2069}\x7f";
+
+/// The symbols of the cells that hold a character a terminal would act on.
+fn unsafe_cells(t: &Terminal<TestBackend>) -> Vec<String> {
+    t.backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .filter(|s| s.chars().any(shopfloor::safe_text::is_unsafe))
+        .map(|s| format!("{s:?}"))
+        .collect()
+}
+
+#[test]
+fn ratatui_drops_control_characters_but_not_always_bidi_overrides() {
+    use ratatui::text::{Line, Span};
+    use ratatui::widgets::{Block, Paragraph};
+    let drawn = |draw: &dyn Fn(&mut ratatui::Frame)| {
+        let mut t = Terminal::new(TestBackend::new(80, 3)).unwrap();
+        t.draw(|f| draw(f)).unwrap();
+        let cells: String = t
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        cells
+    };
+    let paragraph = drawn(&|f| f.render_widget(Paragraph::new(HOSTILE), f.area()));
+    let line = drawn(&|f| f.render_widget(Line::raw(HOSTILE), f.area()));
+    let span = drawn(&|f| f.render_widget(Span::raw(HOSTILE), f.area()));
+    let title = drawn(&|f| f.render_widget(Block::bordered().title(HOSTILE), f.area()));
+    let set_string = drawn(&|f| {
+        f.buffer_mut()
+            .set_string(0, 0, HOSTILE, ratatui::style::Style::new())
+    });
+    // Control characters (C0, DEL, C1) never reach a cell, whatever draws the text...
+    for (what, cells) in [
+        ("paragraph", &paragraph),
+        ("line", &line),
+        ("span", &span),
+        ("title", &title),
+        ("set_string", &set_string),
+    ] {
+        assert!(!cells.chars().any(char::is_control), "{what}: {cells:?}");
+    }
+    // ...but bidi overrides, zero-width, are skipped by a paragraph and `set_string` and
+    // appended to the cell before by a line, a span or a block's title: this is why the
+    // view sweeps its whole frame.
+    assert!(!paragraph.contains('\u{202e}') && !set_string.contains('\u{202e}'));
+    for cells in [&line, &span, &title] {
+        assert!(
+            cells.contains("\u{202e}txt.exe\u{2066}x\u{2069}"),
+            "{cells:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_text_reaches_no_screen_of_the_control_room() {
+    let f = fixture();
+    ops::add_ticket(
+        &f.ws,
+        NewTicket {
+            title: format!("ticket {HOSTILE}"),
+            body: format!("body {HOSTILE}"),
+            priority: 9,
+            agent: Some("claude".into()),
+            paths: vec![],
+        },
+    )
+    .unwrap();
+    f.ws.memory
+        .add(shopfloor::memory::NewMemory::new(
+            shopfloor::model::MemoryKind::Note,
+            format!("stock memory {HOSTILE}"),
+            Author::Human { name: "x".into() },
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("hostile.jsonl");
+    let lines = [
+        serde_json::json!({"type": "agent_message", "text": HOSTILE}),
+        serde_json::json!({"type": "command", "argv": ["printf", HOSTILE], "exit_code": 0, "output": HOSTILE}),
+        serde_json::json!({"type": "error", "message": HOSTILE}),
+    ];
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&trace, text.join("\n")).unwrap();
+    let hostile =
+        f.ws.import_trace(
+            &trace,
+            shopfloor::trace::Format::Jsonl,
+            Some(HOSTILE.into()),
+        )
+        .unwrap();
+    let mut app = app(&f);
+    let _ = app.update(Msg::Tickets(ops::tickets(&f.ws, None).unwrap()));
+    let mut run = ops::run(&f.ws, hostile.run).unwrap();
+    run.state = RunState::Running;
+    run.ended = None;
+    let _ = app.update(Msg::Runs(vec![run]));
+    let steps = ops::steps(&f.ws, hostile.run, 0, u64::MAX).unwrap();
+    let _ = app.update(Msg::PaneSteps {
+        run: hostile.run,
+        steps,
+    });
+
+    let mut shown = String::new();
+    let mut check = |app: &App, screen: &str| {
+        let t = render(app, 120, 34);
+        let bad = unsafe_cells(&t);
+        assert!(bad.is_empty(), "{screen}: {bad:?}");
+        shown.push_str(&format!("{}", t.backend()));
+    };
+    check(&app, "fleet");
+    type_keys(&mut app, "enter");
+    check(&app, "fleet zoomed");
+    type_keys(&mut app, "esc 2");
+    check(&app, "tickets");
+    type_keys(&mut app, "3");
+    check(&app, "replay runs");
+    let fx = type_keys(&mut app, "enter");
+    serve(&mut app, &f.ws, fx);
+    check(&app, "replay");
+    let fx = type_keys(&mut app, "5");
+    serve(&mut app, &f.ws, fx);
+    let fx = type_text(&mut app, "stock memory");
+    serve(&mut app, &f.ws, fx);
+    check(&app, "memory");
+    // The hostile text was on screen, minus what a terminal would act on.
+    assert!(
+        shown.contains("txt.exe") && shown.contains("pwned"),
+        "{shown}"
+    );
 }

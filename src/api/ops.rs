@@ -149,8 +149,9 @@ pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
     ws.store
         .add_ticket(Ticket {
             id: 0,
-            title: t.title,
-            body: t.body,
+            // A ticket's title and body go into an agent's prompt and onto every screen.
+            title: ws.redactor.redact(&t.title).into_owned(),
+            body: ws.redactor.redact(&t.body).into_owned(),
             priority: t.priority,
             agent: t.agent,
             paths,

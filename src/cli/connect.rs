@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use shopfloor::connect::{self, Client, Edit, Launch, Places, Scope};
 
 use super::Ctx;
+use super::output::{say, say_err};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ClientArg {
@@ -87,7 +88,7 @@ pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
     let exe = current_exe()?;
     let places = Places::from_env(info.repo.clone())?;
     if client == Client::Codex && scope == Scope::Project {
-        eprintln!("note: Codex reads MCP servers only from its user config; writing that");
+        say_err!("note: Codex reads MCP servers only from its user config; writing that");
     }
     // Every file is planned before any is written, so a file that cannot be parsed leaves
     // all of them as they were.
@@ -102,21 +103,21 @@ pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
     }
     for edit in &edits {
         if args.dry_run && edit.outcome != connect::Outcome::Unchanged {
-            print!("{}", edit.diff());
+            say!("{}", edit.diff().trim_end_matches('\n'));
         } else {
             if !args.dry_run {
                 edit.apply()?;
             }
-            println!("{}", edit.summary());
+            say!("{}", edit.summary());
         }
     }
     if args.dry_run {
-        println!("dry run: nothing written");
+        say!("dry run: nothing written");
     } else if edits
         .iter()
         .any(|e| e.outcome != connect::Outcome::Unchanged)
     {
-        println!(
+        say!(
             "{client} now starts `shopfloor mcp --workspace {}`; restart it to pick the change up",
             info.name
         );

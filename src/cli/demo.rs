@@ -19,6 +19,7 @@ use shopfloor::trace::Format;
 use shopfloor::tui::runtime::{self, Options};
 use shopfloor::workspace::{Home, Workspace};
 
+use super::output::{say, say_err};
 use super::serve;
 
 const REPO: &[(&str, &str)] = &[
@@ -209,7 +210,7 @@ pub fn run(keep: bool, headless: bool, dir: Option<PathBuf>) -> Result<()> {
     let interactive = !headless && std::io::IsTerminal::is_terminal(&std::io::stdout());
     if !headless && !interactive {
         // Piped or scripted: the demo still runs, to the end, as --headless does.
-        eprintln!(
+        say_err!(
             "shopfloor demo: stdout is not a terminal, so no control room; running it headless"
         );
     }
@@ -232,7 +233,7 @@ pub fn run(keep: bool, headless: bool, dir: Option<PathBuf>) -> Result<()> {
     };
     let root = place.path().to_path_buf();
     let quiet = |_: &str| {};
-    let print = |l: &str| println!("{l}");
+    let print = |l: &str| say!("{l}");
     let ws = prepare(&root, if interactive { &quiet } else { &print })?;
     let rt = serve::runtime()?;
     let result = rt.block_on(async {
@@ -265,7 +266,9 @@ pub fn run(keep: bool, headless: bool, dir: Option<PathBuf>) -> Result<()> {
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     let summary = result?;
-    print!("{summary}");
+    if !summary.is_empty() {
+        say!("{}", summary.trim_end_matches('\n'));
+    }
     let kept = match place {
         Place::Kept(p) => Some(p),
         Place::Temp(t) if keep => Some(t.keep()),
@@ -273,15 +276,15 @@ pub fn run(keep: bool, headless: bool, dir: Option<PathBuf>) -> Result<()> {
     };
     match kept {
         Some(p) => {
-            println!("\nkept the demo in {}", p.display());
-            println!(
+            say!("\nkept the demo in {}", p.display());
+            say!(
                 "explore it: SHOPFLOOR_HOME={} shopfloor -w demo up",
                 p.join("home").display()
             );
         }
-        None => println!(
-            "\nthe demo workspace was removed (`shopfloor demo --keep` keeps it to explore)"
-        ),
+        None => {
+            say!("\nthe demo workspace was removed (`shopfloor demo --keep` keeps it to explore)")
+        }
     }
     Ok(())
 }
@@ -322,10 +325,8 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
                 .as_ref()
                 .map(|v| v.reasons.join("; "))
                 .unwrap_or_default();
-            println!("entry {} `{}` waits for a human: {why}", e.id, e.branch);
-            println!(
-                "approving it as the demo's reviewer (in the control room: 4, select it, a, y)"
-            );
+            say!("entry {} `{}` waits for a human: {why}", e.id, e.branch);
+            say!("approving it as the demo's reviewer (in the control room: 4, select it, a, y)");
             client
                 .queue_act(
                     e.id,
@@ -351,7 +352,7 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
             })) => {
                 let ticket = ticket.map_or("-".into(), |t| t.to_string());
                 let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
-                println!("run {run} (ticket {ticket}, {agent}) {state}{detail}");
+                say!("run {run} (ticket {ticket}, {agent}) {state}{detail}");
             }
             Ok(Ok(FactoryEvent::Queue {
                 landed,
@@ -368,7 +369,7 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
                     for id in ids {
                         let e = client.queue_entry(id).await?;
                         let why = e.entry.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                        println!("merge queue: entry {id} `{}` {what}{why}", e.entry.branch);
+                        say!("merge queue: entry {id} `{}` {what}{why}", e.entry.branch);
                     }
                 }
             }

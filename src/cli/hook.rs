@@ -19,6 +19,8 @@ use shopfloor::api::Backend;
 use shopfloor::api::wire::SyncSession;
 use shopfloor::workspace::Home;
 
+use super::output::say_err;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HookAgent {
     /// Claude Code (`PostToolUse`, `Stop`, `SessionEnd`, ... events)
@@ -50,7 +52,7 @@ pub fn run(workspace: Option<String>, _agent: HookAgent) {
         Err(_) => "the hook panicked; see the log".to_string(),
     };
     tracing::warn!(error = %problem, "claude-code hook: session not recorded");
-    eprintln!("shopfloor hook: session not recorded: {problem}");
+    say_err!("shopfloor hook: session not recorded: {problem}");
 }
 
 fn sync(workspace: Option<String>) -> Result<()> {
@@ -95,7 +97,7 @@ fn sync(workspace: Option<String>) -> Result<()> {
     })?;
     for w in &synced.warnings {
         tracing::warn!(run = synced.run, "{w}");
-        eprintln!("shopfloor hook: {w}");
+        say_err!("shopfloor hook: {w}");
     }
     Ok(())
 }

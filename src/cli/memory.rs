@@ -9,7 +9,7 @@ use shopfloor::api::wire::{MemorySearch, NewMemory};
 use shopfloor::model::{Author, MemoryKind};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, when};
+use super::output::{clip, print_json, print_table, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum MemoryCmd {
@@ -68,25 +68,8 @@ fn parse_kind(s: &str) -> Result<MemoryKind, String> {
     s.parse()
 }
 
-pub fn parse_since(s: &str) -> Result<Timestamp, String> {
-    if let Ok(ts) = s.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor an age like 7d, 12h or 30m"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 7 * 86_400,
-        _ => return Err(format!("unknown unit in `{s}`: use s, m, h, d or w")),
-    };
-    Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_secs(secs))
-        .map_err(|e| format!("`{s}`: {e}"))
+fn parse_since(s: &str) -> Result<Timestamp, String> {
+    shopfloor::since::parse_since(s, Timestamp::now()).map_err(|e| e.to_string())
 }
 
 fn human() -> Author {
@@ -114,7 +97,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             if json {
                 return print_json(&m);
             }
-            println!("memory {} added ({})", m.id, m.kind);
+            say!("memory {} added ({})", m.id, m.kind);
             Ok(())
         }
         MemoryCmd::Search {
@@ -144,7 +127,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
                 return print_json(&hits);
             }
             if hits.is_empty() {
-                println!("no memories match");
+                say!("no memories match");
                 return Ok(());
             }
             let rows = hits
@@ -182,16 +165,16 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             if json {
                 return print_json(&summary);
             }
-            println!(
+            say!(
                 "imported {} memories from {}",
                 summary.imported,
                 file.display()
             );
             for e in &summary.errors {
-                println!("  line {}: {}", e.line, e.message);
+                say!("  line {}: {}", e.line, e.message);
             }
             if !summary.errors.is_empty() {
-                println!(
+                say!(
                     "  {} lines skipped; fix them and import those lines again",
                     summary.errors.len()
                 );

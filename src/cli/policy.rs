@@ -10,7 +10,7 @@ use shopfloor::model::Verdict;
 use shopfloor::policy::{MergePreview, Policy};
 
 use super::Ctx;
-use super::output::print_json;
+use super::output::{print_json, say};
 
 /// Exit codes of `policy check`, so a script or hook can act on the verdict.
 pub const EXIT_NEEDS_APPROVAL: i32 = 3;
@@ -100,7 +100,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
     if json {
         print_json(&report)?;
     } else {
-        print_report(&report, &policy)?;
+        print_report(&report, &policy);
     }
     if code != 0 {
         std::io::stdout().flush()?;
@@ -109,10 +109,9 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
     Ok(())
 }
 
-fn print_report(r: &Report, policy: &Policy) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+fn print_report(r: &Report, policy: &Policy) {
     let short = |c: &str| c[..c.len().min(7)].to_string();
-    writeln!(out, "verdict: {}", r.verdict.replace('_', " "))?;
+    say!("verdict: {}", r.verdict.replace('_', " "));
     let what = format!(
         "`{}` ({}) merged into `{}` ({})",
         r.branch,
@@ -121,33 +120,32 @@ fn print_report(r: &Report, policy: &Policy) -> Result<()> {
         short(&r.base_commit)
     );
     let Some(v) = &r.detail else {
-        writeln!(
-            out,
+        say!(
             "{what} conflicts in {} path(s); rebase or merge `{}` onto `{}` first:",
             r.conflicts.len(),
             r.branch,
             r.base
-        )?;
+        );
         for p in &r.conflicts {
-            writeln!(out, "  {p}")?;
+            say!("  {p}");
         }
-        return Ok(());
+        return;
     };
     let limit = match policy.max_changed_lines() {
         0 => String::new(),
         n => format!(" (max_changed_lines = {n})"),
     };
-    writeln!(
-        out,
+    say!(
         "{what}: {} file(s), {} changed line(s){limit}",
-        v.files, v.changed_lines
-    )?;
+        v.files,
+        v.changed_lines
+    );
     if v.reasons.is_empty() {
-        writeln!(out, "why: no [policy] line gates or denies these paths")?;
+        say!("why: no [policy] line gates or denies these paths");
     } else {
-        writeln!(out, "why:")?;
+        say!("why:");
         for reason in &v.reasons {
-            writeln!(out, "  - {reason}")?;
+            say!("  - {reason}");
         }
     }
     for (title, paths) in [
@@ -155,20 +153,18 @@ fn print_report(r: &Report, policy: &Policy) -> Result<()> {
         ("gated (a human must approve)", &v.gated),
     ] {
         if !paths.is_empty() {
-            writeln!(out, "{title}:")?;
+            say!("{title}:");
             for p in paths {
-                writeln!(out, "  {p}")?;
+                say!("  {p}");
             }
         }
     }
     if !r.required_checks.is_empty() {
-        writeln!(
-            out,
+        say!(
             "required checks before landing: {}",
             r.required_checks.join(", ")
-        )?;
+        );
     }
-    Ok(())
 }
 
 /// A commit named by `name`: a branch of the clone (the factory's), one of the user's

@@ -7,7 +7,7 @@ use shopfloor::mergeq::short;
 use shopfloor::model::{QueueEntry, QueueState};
 
 use super::Ctx;
-use super::output::{print_json, print_table, when};
+use super::output::{print_json, print_table, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum QueueCmd {
@@ -62,10 +62,10 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 return print_json(&v);
             }
             if v.paused {
-                println!("the queue is paused (`shopfloor queue resume` lands again)");
+                say!("the queue is paused (`shopfloor queue resume` lands again)");
             }
             if v.entries.is_empty() {
-                println!("the queue is empty");
+                say!("the queue is empty");
                 return Ok(());
             }
             let waiting = v
@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 &rows,
             );
             if waiting > 0 {
-                println!(
+                say!(
                     "{waiting} waiting for a human: `shopfloor queue show ENTRY`, then `queue approve` or `queue reject`"
                 );
             }
@@ -109,34 +109,34 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 return print_json(&d);
             }
             let e = &d.entry;
-            println!("entry {} · {} · priority {}", e.id, state(e), e.priority);
+            say!("entry {} · {} · priority {}", e.id, state(e), e.priority);
             if let Some(t) = &d.title {
-                println!("ticket {}: {t}", e.ticket.unwrap_or_default());
+                say!("ticket {}: {t}", e.ticket.unwrap_or_default());
             }
-            println!("branch {} at {}", e.branch, short(&e.head));
-            println!("queued {}", when(e.enqueued));
+            say!("branch {} at {}", e.branch, short(&e.head));
+            say!("queued {}", when(e.enqueued));
             if let Some(r) = &e.reason {
-                println!("why: {r}");
+                say!("why: {r}");
             }
-            println!(
+            say!(
                 "diff: {} files, {} changed lines",
                 d.files.len(),
                 d.changed_lines
             );
             for f in &d.files {
-                println!("  {f}");
+                say!("  {f}");
             }
             match &e.verdict {
                 Some(v) => {
-                    println!("policy: {}", v.outcome().replace('_', " "));
+                    say!("policy: {}", v.outcome().replace('_', " "));
                     for r in &v.reasons {
-                        println!("  {r}");
+                        say!("  {r}");
                     }
                 }
-                None => println!("policy: not judged yet"),
+                None => say!("policy: not judged yet"),
             }
             match &e.approval {
-                Some(a) if a.commit == e.head => println!(
+                Some(a) if a.commit == e.head => say!(
                     "approved by {} at {}{}",
                     a.by,
                     short(&a.commit),
@@ -145,7 +145,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                         .map(|n| format!(": {n}"))
                         .unwrap_or_default()
                 ),
-                Some(a) => println!(
+                Some(a) => say!(
                     "approval by {} is void: it was for {}, the branch is now at {}",
                     a.by,
                     short(&a.commit),
@@ -154,7 +154,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 None => {}
             }
             for (i, t) in e.tests.iter().enumerate() {
-                println!(
+                say!(
                     "test run {}: {} on {} in {:.1} s{}{}",
                     i + 1,
                     if t.ok { "green" } else { "red" },
@@ -173,16 +173,16 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 );
             }
             if let Some(t) = e.tests.last() {
-                println!("--- last test log ---\n{}", t.log.trim_end());
+                say!("--- last test log ---\n{}", t.log.trim_end());
             }
             if let Some(r) = e.run {
-                println!("trace: shopfloor trace show {r}");
+                say!("trace: shopfloor trace show {r}");
             }
             Ok(())
         }
         QueueCmd::Approve { entry, note } => {
             let e = b.queue_act(entry, "approve", act(note))?;
-            println!(
+            say!(
                 "entry {} approved at {}; it lands once green on the current main",
                 e.id,
                 short(&e.head)
@@ -191,25 +191,26 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
         }
         QueueCmd::Reject { entry, reason } => {
             let e = b.queue_act(entry, "reject", act(Some(reason)))?;
-            println!("entry {} rejected", e.id);
+            say!("entry {} rejected", e.id);
             Ok(())
         }
         QueueCmd::Bump { entry } => {
             let e = b.queue_act(entry, "bump", act(None))?;
-            println!(
+            say!(
                 "entry {} moved to the front (priority {})",
-                e.id, e.priority
+                e.id,
+                e.priority
             );
             Ok(())
         }
         QueueCmd::Pause => {
             b.queue_pause(true, act(None))?;
-            println!("the queue is paused: nothing lands until `shopfloor queue resume`");
+            say!("the queue is paused: nothing lands until `shopfloor queue resume`");
             Ok(())
         }
         QueueCmd::Resume => {
             b.queue_pause(false, act(None))?;
-            println!("the queue lands again");
+            say!("the queue lands again");
             Ok(())
         }
     }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use shopfloor::model::{Run, Step};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, step_line, when};
+use super::output::{clip, print_json, print_table, say, step_line, when, write_json_line};
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 return print_json(&runs);
             }
             if runs.is_empty() {
-                println!(
+                say!(
                     "no runs; `shopfloor serve` runs queued tickets, `shopfloor trace import` imports a log"
                 );
                 return Ok(());
@@ -107,41 +107,43 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
             if json {
                 return print_json(&r);
             }
-            println!("run       {}", r.id);
-            println!("state     {}", r.state);
-            println!("agent     {}", r.agent);
-            println!(
+            say!("run       {}", r.id);
+            say!("state     {}", r.state);
+            say!("agent     {}", r.agent);
+            say!(
                 "ticket    {}",
                 r.ticket
                     .map_or("-".into(), |t| format!("{t} (attempt {})", r.attempt))
             );
-            println!("sandbox   {}", r.sandbox.as_deref().unwrap_or("-"));
-            println!("branch    {}", r.branch.as_deref().unwrap_or("-"));
-            println!("started   {}", when(r.started));
-            println!("elapsed   {}", elapsed(&r));
-            println!("steps     {}", r.steps);
+            say!("sandbox   {}", r.sandbox.as_deref().unwrap_or("-"));
+            say!("branch    {}", r.branch.as_deref().unwrap_or("-"));
+            say!("started   {}", when(r.started));
+            say!("elapsed   {}", elapsed(&r));
+            say!("steps     {}", r.steps);
             let u = &r.usage;
             let cost = u.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
-            println!(
+            say!(
                 "usage     {} in / {} out tokens{cost}",
-                u.input_tokens, u.output_tokens
+                u.input_tokens,
+                u.output_tokens
             );
             if !r.files_changed.is_empty() {
-                println!("changed   {}", r.files_changed.join(", "));
+                say!("changed   {}", r.files_changed.join(", "));
             }
             if let Some(o) = &r.outcome {
-                println!("outcome   {o}");
+                say!("outcome   {o}");
             }
-            println!(
+            say!(
                 "`shopfloor run logs {} -f` follows its steps; `shopfloor trace show {}` shows them all",
-                r.id, r.id
+                r.id,
+                r.id
             );
             Ok(())
         }
         RunCmd::Kill { run } => {
             let b = ctx.backend()?;
             b.kill_run(run)?;
-            println!("run {run} stopped");
+            say!("run {run} stopped");
             Ok(())
         }
         RunCmd::Leases { json } => {
@@ -150,7 +152,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 return print_json(&leases);
             }
             if leases.is_empty() {
-                println!("no leases (only live runs of a running factory hold any)");
+                say!("no leases (only live runs of a running factory hold any)");
                 return Ok(());
             }
             let rows = leases
@@ -198,8 +200,8 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
 
 fn print_step(out: &mut impl Write, s: &Step, json: bool) -> std::io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, s)?;
-        return writeln!(out);
+        return write_json_line(out, s);
     }
-    writeln!(out, "{}", step_line(s, 6, 110))
+    say!("{}", step_line(s, 6, 110));
+    Ok(())
 }

@@ -6,7 +6,7 @@ use shopfloor::api::wire::NewTicket;
 use shopfloor::model::TicketState;
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, when};
+use super::output::{clip, print_json, print_table, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum TicketCmd {
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             if json {
                 return print_json(&t);
             }
-            println!("ticket {} queued: {}", t.id, t.title);
+            say!("ticket {} queued: {}", t.id, t.title);
             Ok(())
         }
         TicketCmd::List { state, json } => {
@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                 return print_json(&tickets);
             }
             if tickets.is_empty() {
-                println!("no tickets; `shopfloor ticket add TITLE` queues one");
+                say!("no tickets; `shopfloor ticket add TITLE` queues one");
                 return Ok(());
             }
             let rows = tickets
@@ -105,12 +105,12 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             if json {
                 return print_json(&t);
             }
-            println!("ticket    {}", t.id);
-            println!("title     {}", t.title);
-            println!("state     {}", t.state);
-            println!("priority  {}", t.priority);
-            println!("agent     {}", t.agent.as_deref().unwrap_or("-"));
-            println!(
+            say!("ticket    {}", t.id);
+            say!("title     {}", t.title);
+            say!("state     {}", t.state);
+            say!("priority  {}", t.priority);
+            say!("agent     {}", t.agent.as_deref().unwrap_or("-"));
+            say!(
                 "paths     {}",
                 if t.paths.is_empty() {
                     "-".into()
@@ -118,10 +118,10 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                     t.paths.join(", ")
                 }
             );
-            println!("created   {}", when(t.created));
-            println!("updated   {}", when(t.updated));
+            say!("created   {}", when(t.created));
+            say!("updated   {}", when(t.updated));
             let runs: Vec<String> = t.runs.iter().map(|r| r.to_string()).collect();
-            println!(
+            say!(
                 "runs      {}",
                 if runs.is_empty() {
                     "-".into()
@@ -130,13 +130,13 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                 }
             );
             if !t.body.is_empty() {
-                println!("\n{}", t.body);
+                say!("\n{}", t.body);
             }
             Ok(())
         }
         TicketCmd::Cancel { id } => {
             let t = ctx.backend()?.cancel_ticket(id)?;
-            println!("ticket {} cancelled", t.id);
+            say!("ticket {} cancelled", t.id);
             Ok(())
         }
     }

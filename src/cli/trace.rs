@@ -11,7 +11,9 @@ use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
 use shopfloor::trace::Format;
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, step_line, when};
+use super::output::{
+    clip, print_json, print_table, say, say_err, step_line, when, write_json_line,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum TraceCmd {
@@ -120,7 +122,7 @@ fn import(
             "by_kind": report.by_kind, "warnings": report.warnings, "format": report.format,
         }));
     }
-    println!(
+    say!(
         "imported {} as run {} ({}): {} lines, {} steps, {} raw",
         file.display(),
         report.run,
@@ -134,12 +136,12 @@ fn import(
         .iter()
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
-    println!("  {}", kinds.join(", "));
+    say!("  {}", kinds.join(", "));
     for w in report.warnings.iter().take(10) {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
     if report.warnings.len() > 10 {
-        println!(
+        say!(
             "  ... {} more warnings (--json lists them all)",
             report.warnings.len() - 10
         );
@@ -153,7 +155,7 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
         return print_json(&runs);
     }
     if runs.is_empty() {
-        println!("no runs yet; `shopfloor trace import FILE` imports an agent's log");
+        say!("no runs yet; `shopfloor trace import FILE` imports an agent's log");
         return Ok(());
     }
     let rows = runs
@@ -190,43 +192,36 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
         print_step(&s);
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
     if json {
         // One JSON object per line: a 100,000-step run streams, it is never held whole.
-        backend.for_each_step(run_id, |s| {
-            serde_json::to_writer(&mut out, &s)?;
-            writeln!(out)
-        })?;
+        let mut out = std::io::stdout().lock();
+        backend.for_each_step(run_id, |s| write_json_line(&mut out, &s))?;
         return Ok(());
     }
-    writeln!(
-        out,
+    say!(
         "run {} · {} · {} · {} steps · {}",
         run.id,
         run.agent,
         run.state,
         run.steps,
         clip(&run.source, 80)
-    )?;
+    );
     let u = &run.usage;
     if u.input_tokens + u.output_tokens > 0 || u.cost_usd.is_some() {
         let cost = u.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default();
-        writeln!(
-            out,
+        say!(
             "usage: {} in / {} out tokens{cost}",
-            u.input_tokens, u.output_tokens
-        )?;
+            u.input_tokens,
+            u.output_tokens
+        );
     }
     let width = run.steps.max(1).to_string().len();
     backend.for_each_step(run_id, |s| {
         let parent = s.parent.map(|p| format!(" ←{p}")).unwrap_or_default();
-        let line = format!("{}{parent}", step_line(&s, width, 100));
-        writeln!(out, "{line}")
+        say!("{}{parent}", step_line(&s, width, 100));
+        Ok(())
     })?;
-    writeln!(
-        out,
-        "`shopfloor trace show {run_id} --step N` shows a step whole"
-    )?;
+    say!("`shopfloor trace show {run_id} --step N` shows a step whole");
     Ok(())
 }
 
@@ -235,7 +230,7 @@ fn text(p: &Payload) -> &str {
 }
 
 fn print_step(s: &Step) {
-    println!(
+    say!(
         "run {} step {} · {} · {} · {}",
         s.run,
         s.seq,
@@ -244,20 +239,20 @@ fn print_step(s: &Step) {
         s.ts
     );
     if let Some(p) = s.parent {
-        println!("answers step {p}");
+        say!("answers step {p}");
     }
-    println!();
+    say!();
     match &s.kind {
         StepKind::UserMessage { text: t }
         | StepKind::AgentMessage { text: t }
         | StepKind::Thinking { text: t }
-        | StepKind::Decision { text: t } => println!("{}", text(t)),
+        | StepKind::Decision { text: t } => say!("{}", text(t)),
         StepKind::ToolCall {
             call_id,
             name,
             input,
         } => {
-            println!(
+            say!(
                 "tool {name}{}",
                 call_id
                     .as_deref()
@@ -268,27 +263,27 @@ fn print_step(s: &Step) {
                 .ok()
                 .and_then(|v| serde_json::to_string_pretty(&v).ok())
                 .unwrap_or_else(|| text(input).to_string());
-            println!("{pretty}");
+            say!("{pretty}");
         }
         StepKind::ToolResult {
             output, is_error, ..
         } => {
             if *is_error {
-                println!("error result:");
+                say!("error result:");
             }
-            println!("{}", text(output));
+            say!("{}", text(output));
         }
         StepKind::Command {
             argv,
             exit_code,
             output,
         } => {
-            println!("$ {}", argv.join(" "));
-            println!(
+            say!("$ {}", argv.join(" "));
+            say!(
                 "exit code: {}",
                 exit_code.map_or("unknown".into(), |c| c.to_string())
             );
-            println!("{}", text(output));
+            say!("{}", text(output));
         }
         StepKind::FileEdit {
             path,
@@ -296,17 +291,17 @@ fn print_step(s: &Step) {
             after,
             patch,
         } => {
-            println!("edit {path}");
+            say!("edit {path}");
             match (before, after) {
-                (None, Some(_)) => println!("(created)"),
-                (Some(_), None) => println!("(deleted)"),
+                (None, Some(_)) => say!("(created)"),
+                (Some(_), None) => say!("(deleted)"),
                 _ => {}
             }
-            println!("{}", text(patch));
+            say!("{}", text(patch));
         }
-        StepKind::Error { message } => println!("{}", text(message)),
+        StepKind::Error { message } => say!("{}", text(message)),
         StepKind::Lifecycle { event } => match event {
-            Lifecycle::Usage(u) => println!(
+            Lifecycle::Usage(u) => say!(
                 "tokens: {} in, {} out, {} cache read; cost: {}; turns: {}",
                 u.input_tokens,
                 u.output_tokens,
@@ -314,18 +309,18 @@ fn print_step(s: &Step) {
                 u.cost_usd.map_or("-".into(), |c| format!("${c:.4}")),
                 u.turns.map_or("-".into(), |t| t.to_string())
             ),
-            other => println!(
+            other => say!(
                 "{}",
                 serde_json::to_string_pretty(other).unwrap_or_default()
             ),
         },
         StepKind::Raw { line, reason, data } => {
-            println!(
+            say!(
                 "raw ({reason}){}",
                 line.map(|l| format!(", source line {l}"))
                     .unwrap_or_default()
             );
-            println!("{}", text(data));
+            say!("{}", text(data));
         }
     }
 }
@@ -344,7 +339,7 @@ fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
             drop(f);
             shopfloor::private::as_user_file(&tmp)?;
             std::fs::rename(&tmp, &path)?;
-            eprintln!("exported {n} steps of run {run} to {}", path.display());
+            say_err!("exported {n} steps of run {run} to {}", path.display());
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -380,7 +375,7 @@ fn search(
         return print_json(&v);
     }
     if found.is_empty() {
-        println!("no steps match");
+        say!("no steps match");
         return Ok(());
     }
     let rows = found
@@ -397,6 +392,6 @@ fn search(
         })
         .collect::<Vec<_>>();
     print_table(&["RUN:STEP", "KIND", "AGENT", "SCORE", "SUMMARY"], &rows);
-    println!("`shopfloor trace show RUN --step STEP` shows a step whole");
+    say!("`shopfloor trace show RUN --step STEP` shows a step whole");
     Ok(())
 }

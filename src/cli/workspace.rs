@@ -7,7 +7,7 @@ use clap::Subcommand;
 use shopfloor::store::Store;
 
 use super::Ctx;
-use super::output::{print_json, print_table, when};
+use super::output::{print_json, print_table, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum WorkspaceCmd {
@@ -42,12 +42,12 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
             let info = ctx.home.create(&name, &repo)?;
             // Create the store now so a broken data dir shows up here, not later.
             Store::open(&info.store_path())?;
-            println!(
+            say!(
                 "created workspace `{}` for {}",
                 info.name,
                 info.repo.display()
             );
-            println!("data: {}", info.dir.display());
+            say!("data: {}", info.dir.display());
             Ok(())
         }
         WorkspaceCmd::List { json } => {
@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
                 );
             }
             if list.is_empty() {
-                println!(
+                say!(
                     "no workspaces yet; `shopfloor workspace create NAME` in a git repository makes one"
                 );
                 return Ok(());
@@ -92,13 +92,13 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
                     "tickets": tickets, "runs": runs, "steps": steps, "memories": memories,
                 }));
             }
-            println!("workspace  {}", info.name);
-            println!("repo       {}", info.repo.display());
-            println!("data       {}", info.dir.display());
-            println!("created    {}", when(info.created));
-            println!("tickets    {tickets}");
-            println!("runs       {runs} ({steps} steps)");
-            println!("memories   {memories}");
+            say!("workspace  {}", info.name);
+            say!("repo       {}", info.repo.display());
+            say!("data       {}", info.dir.display());
+            say!("created    {}", when(info.created));
+            say!("tickets    {tickets}");
+            say!("runs       {runs} ({steps} steps)");
+            say!("memories   {memories}");
             Ok(())
         }
         WorkspaceCmd::Rm { name } => {
@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
                 bail!("cannot remove workspace `{name}`: {e}");
             }
             let info = ctx.home.remove(&name)?;
-            println!(
+            say!(
                 "removed workspace `{}` ({}); {} is untouched",
                 info.name,
                 info.dir.display(),

@@ -80,6 +80,11 @@ pub async fn call(
     caller: Caller,
     request: CallToolRequestParams,
 ) -> Result<CallToolResult, McpError> {
+    tracing::debug!(
+        tool = %request.name,
+        arguments = %logged_arguments(&state, request.arguments.as_ref()),
+        "mcp tool call"
+    );
     let call = tools::parse(&request.name, request.arguments)
         .map_err(|m| McpError::invalid_params(m, None))?;
     let name = request.name.to_string();
@@ -92,6 +97,24 @@ pub async fn call(
         Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
         Err(exec::Failure(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
     })
+}
+
+/// Longest piece of a call's arguments that goes into the log.
+const LOGGED_ARGUMENT_CHARS: usize = 300;
+
+/// A call's arguments as the log may hold them: redacted like a stored step, and cut
+/// short (a memory_write's text is the store's business, not the log's).
+fn logged_arguments(state: &AppState, arguments: Option<&rmcp::model::JsonObject>) -> String {
+    let json = arguments
+        .and_then(|a| serde_json::to_string(a).ok())
+        .unwrap_or_default();
+    let redacted = state.ws.redactor.redact(&json);
+    let mut chars = redacted.chars();
+    let mut out: String = chars.by_ref().take(LOGGED_ARGUMENT_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
 }
 
 impl ServerHandler for McpService {

@@ -439,29 +439,9 @@ fn paths(tool: &str, paths: Vec<String>) -> Result<Vec<String>, String> {
 }
 
 /// An RFC 3339 time, or an age before now: `90s`, `30m`, `24h`, `7d`, `2w`.
+/// A `since` argument as the CLI reads it too; the message names the tool and the argument.
 fn since(tool: &str, s: &str) -> Result<Timestamp, String> {
-    let s = s.trim();
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let bad = || {
-        format!(
-            "{tool}: `since` is `{s}`; give an RFC 3339 time (2026-01-31T12:00:00Z) or an age like 30m, 24h, 7d"
-        )
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    let age = SignedDuration::from_secs(n.checked_mul(secs).ok_or_else(bad)?);
-    Timestamp::now().checked_sub(age).map_err(|_| bad())
+    crate::since::parse_since(s, Timestamp::now()).map_err(|e| format!("{tool}: `since`: {e}"))
 }
 
 #[cfg(test)]

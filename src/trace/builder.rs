@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::import::Draft;
 use crate::model::{RunId, Step, StepKind};
-use crate::redact::Redactor;
+use crate::redact::{Redactor, StreamRedactor};
 
 pub struct TraceBuilder {
     run: RunId,
@@ -16,7 +16,8 @@ pub struct TraceBuilder {
     last_ts: Option<Timestamp>,
     /// Seq of each tool call, by the agent's call id.
     calls: HashMap<String, u64>,
-    redactor: Redactor,
+    /// Stateful: a private key printed a line a step is hidden across those steps.
+    redactor: StreamRedactor,
 }
 
 impl TraceBuilder {
@@ -28,7 +29,7 @@ impl TraceBuilder {
             agent: agent.into(),
             last_ts: None,
             calls: HashMap::new(),
-            redactor,
+            redactor: StreamRedactor::new(redactor),
         }
     }
 

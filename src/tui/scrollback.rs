@@ -22,12 +22,12 @@ pub struct Scrollback {
 
 /// Keep only what a terminal cell can show: printable characters and tabs (as spaces).
 /// ANSI SGR sequences were already turned into styles; anything left (cursor moves, OSC
-/// titles, bells) must not reach the terminal.
+/// titles, bells, bidi overrides) must not reach the terminal.
 fn printable(s: &str) -> String {
     s.chars()
         .filter_map(|c| match c {
             '\t' => Some(' '),
-            c if c.is_control() => None,
+            c if crate::safe_text::is_unsafe(c) => None,
             c => Some(c),
         })
         .collect()

@@ -81,6 +81,24 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Layer::MemoryFilter => draw_filter(frame, body, app),
         }
     }
+    keep_only_safe_text(frame.buffer_mut());
+}
+
+/// Drop from every cell what a terminal would act on. Tickets, memories, run sources and
+/// agent output reach many widgets; ratatui drops control characters but keeps bidi
+/// overrides (appended to the cell before), which reorder what the screen shows. One pass
+/// over the finished frame covers every widget, present and future.
+fn keep_only_safe_text(buf: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buf.content {
+        if cell.symbol().chars().any(crate::safe_text::is_unsafe) {
+            let kept: String = cell
+                .symbol()
+                .chars()
+                .filter(|&c| !crate::safe_text::is_unsafe(c))
+                .collect();
+            cell.set_symbol(if kept.is_empty() { " " } else { &kept });
+        }
+    }
 }
 
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
