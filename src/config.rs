@@ -422,7 +422,7 @@ mod tests {
 
         let e = error("[sandbox]\ncpus = -1.0\n", true);
         assert!(
-            e.starts_with("s.toml:1: ") && e.contains("sandbox.cpus"),
+            e.starts_with("s.toml:2: ") && e.contains("sandbox.cpus"),
             "{e}"
         );
 

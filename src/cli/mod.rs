@@ -263,7 +263,7 @@ fn run(cli: Cli) -> Result<()> {
                 return output::print_json(&events);
             }
             if events.is_empty() {
-                println!("the audit log is empty");
+                output::say!("the audit log is empty");
                 return Ok(());
             }
             let rows = events
@@ -322,8 +322,8 @@ fn init(ctx: &Ctx, repo: Option<PathBuf>, force: bool) -> Result<()> {
     std::fs::write(&path, STARTER_CONFIG)?;
     // The team's file, to be committed: the user's usual mode, not the data dir's.
     shopfloor::private::as_user_file(&path)?;
-    println!("wrote {}", path.display());
-    println!("commit it so the team shares one factory configuration");
+    output::say!("wrote {}", path.display());
+    output::say!("commit it so the team shares one factory configuration");
     Ok(())
 }
 

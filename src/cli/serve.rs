@@ -181,7 +181,8 @@ impl Running {
 fn print_line(line: &str) {
     // Whoever started us may be waiting for these lines.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    // Run details carry agents' words: made safe for the terminal like every output.
+    let _ = super::output::write_line(&mut out, format_args!("{line}"));
     let _ = out.flush();
 }
 

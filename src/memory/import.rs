@@ -94,15 +94,7 @@ pub(super) fn import(
         }
         line_no += 1;
         match parse_line(&buf, &author) {
-            Ok(Some(mut m)) => {
-                // The bank redacts text, tags and paths; a ref is imported text too.
-                if let Some(r) = &mut m.reference
-                    && let std::borrow::Cow::Owned(clean) = bank.redactor.redact(r)
-                {
-                    *r = clean;
-                }
-                batch.push(m)
-            }
+            Ok(Some(m)) => batch.push(m),
             Ok(None) => {}
             Err(message) => summary.errors.push(LineError {
                 line: line_no,

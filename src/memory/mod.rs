@@ -252,7 +252,12 @@ impl MemoryBank {
             if let std::borrow::Cow::Owned(clean) = self.redactor.redact(&m.text) {
                 m.text = clean;
             }
-            for t in m.tags.iter_mut().chain(m.paths.iter_mut()) {
+            for t in m
+                .tags
+                .iter_mut()
+                .chain(m.paths.iter_mut())
+                .chain(m.reference.iter_mut())
+            {
                 if let std::borrow::Cow::Owned(clean) = self.redactor.redact(t) {
                     *t = clean;
                 }
