@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
@@ -414,25 +413,9 @@ say = "done"
 
 #[test]
 fn docker_factory_runs_a_ticket_in_a_container() {
-    let required = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("SHOPFLOOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let image = "shopfloor-test-base:bookworm-v2";
-    let have = Command::new("docker")
-        .args(["image", "inspect", image])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            !required,
-            "Docker image {image} missing: run scripts/build-test-image.sh"
-        );
-        eprintln!(
-            "skipping: no Docker engine or no {image} (scripts/build-test-image.sh builds it)"
-        );
+    let Some(image) = common::docker::test_image() else {
         return;
-    }
+    };
     let config = format!(
         r#"
 [factory]

@@ -17,13 +17,12 @@ use common::serve::Serve;
 use common::{Env, fixtures};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, UnixSocketHttpClient};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 use shopfloor::workspace::Home;
 
-type Client = RunningService<RoleClient, ()>;
+use common::mcp::{Client, result_text, unix_transport};
 
 const TOOLS: [&str; 8] = [
     "lease",
@@ -71,21 +70,6 @@ async fn stdio_client(env: &Env, ws: &str, token: Option<&str>) -> Client {
         .unwrap()
 }
 
-fn unix_transport(
-    sock: &Path,
-    token: Option<&str>,
-) -> StreamableHttpClientTransport<UnixSocketHttpClient> {
-    let uri = "http://localhost/mcp";
-    let mut config = StreamableHttpClientTransportConfig::with_uri(uri);
-    if let Some(t) = token {
-        config = config.auth_header(t.to_string());
-    }
-    StreamableHttpClientTransport::with_client(
-        UnixSocketHttpClient::new(&sock.to_string_lossy(), uri),
-        config,
-    )
-}
-
 async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
     let Value::Object(args) = args else {
         panic!("arguments are an object")
@@ -101,14 +85,6 @@ async fn text(c: &Client, tool: &str, args: Value) -> String {
     let t = result_text(&r);
     assert_ne!(r.is_error, Some(true), "{tool} gave an error result: {t}");
     t
-}
-
-fn result_text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The MCP error a call with bad arguments gets.
