@@ -97,38 +97,52 @@ fn run(mut writer: IndexWriter, reader: IndexReader, rx: Receiver<Vec<Op>>) {
             None => Duration::from_secs(3600),
         };
         match rx.recv_timeout(wait) {
-            Ok(ops) => {
-                for op in ops {
-                    match op {
-                        Op::Upsert { delete, doc } => {
-                            writer.delete_term(delete);
-                            if let Err(e) = writer.add_document(doc) {
-                                last_error = Some(e.to_string());
+            Ok(first) => {
+                // Group commit: everything already queued behind this batch goes into the
+                // same commit, and every flush among it is answered by that one commit.
+                // Fifty writers flushing at once cost one commit, not fifty in a row.
+                let mut flushes = Vec::new();
+                let mut batch = Some(first);
+                while let Some(ops) = batch.take().or_else(|| rx.try_recv().ok()) {
+                    for op in ops {
+                        match op {
+                            Op::Upsert { delete, doc } => {
+                                writer.delete_term(delete);
+                                if let Err(e) = writer.add_document(doc) {
+                                    last_error = Some(e.to_string());
+                                }
+                                pending += 1;
                             }
-                            pending += 1;
-                        }
-                        Op::Delete(term) => {
-                            writer.delete_term(term);
-                            pending += 1;
-                        }
-                        Op::Flush(reply) => {
-                            let mut res = commit(&mut writer, &mut pending);
-                            oldest = None;
-                            if let Some(e) = last_error.take() {
-                                res = res.and(Err(e));
+                            Op::Delete(term) => {
+                                writer.delete_term(term);
+                                pending += 1;
                             }
-                            let _ = reply.send(res);
+                            Op::Flush(reply) => flushes.push(reply),
                         }
                     }
-                }
-                if pending > 0 && oldest.is_none() {
-                    oldest = Some(Instant::now());
-                }
-                if pending >= COMMIT_DOCS {
-                    if let Err(e) = commit(&mut writer, &mut pending) {
-                        last_error = Some(e);
+                    if pending >= COMMIT_DOCS {
+                        break;
                     }
+                }
+                if !flushes.is_empty() || pending >= COMMIT_DOCS {
+                    let res = commit(&mut writer, &mut pending);
                     oldest = None;
+                    if flushes.is_empty() {
+                        // Nobody waits on this commit: the next flush hears of a failure.
+                        if let Err(e) = res {
+                            last_error = Some(e);
+                        }
+                    } else {
+                        let res = match last_error.take() {
+                            Some(e) => res.and(Err(e)),
+                            None => res,
+                        };
+                        for reply in flushes {
+                            let _ = reply.send(res.clone());
+                        }
+                    }
+                } else if pending > 0 && oldest.is_none() {
+                    oldest = Some(Instant::now());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {

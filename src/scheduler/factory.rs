@@ -152,6 +152,12 @@ pub struct Wip {
     pub files: Vec<String>,
 }
 
+/// The factory's state. Lock order (the factory never blocks for good: invariant 10):
+/// `queue_turn` is held for a whole merge-queue turn, inside which the store's writer and
+/// the memory bank's one lock are taken; `live` may be held while a run's `files` is read;
+/// every other lock here (`leases`, `sandbox_socket`, the token table, the refusal log, and
+/// `sandbox::checkout`'s clone-writes lock) is taken alone and let go before another is
+/// taken. No lock is held across an `.await`.
 pub struct Factory {
     ws: Arc<Workspace>,
     cfg: FactoryConfig,
