@@ -1,6 +1,9 @@
 //! What the benchmarks that run a real factory share: a committed repository to run it
 //! on, the `shopfloor` binary as a command, and what a process costs, read from /proc.
 
+// Each benchmark uses the part of this it needs.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::Command;
 
