@@ -33,6 +33,10 @@ backend = "worktree"
 [test]
 command = "true"
 
+# Landing speed is not what this measures: batches keep the queue up with the runs.
+[merge]
+mode = "batch"
+
 [agents.stress]
 adapter = "fixture"
 scenario = "stress.toml"
