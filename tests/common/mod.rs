@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the real binary: a temp shopfloor home and a real git repo.
 #![allow(dead_code)]
 
+pub mod agent_clis;
+pub mod model_server;
 pub mod serve;
 pub mod tmux;
 
