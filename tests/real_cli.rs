@@ -174,7 +174,7 @@ fn claude_code_works_a_ticket_with_allowlist_permissions() {
     assert_eq!(denials.len(), 1, "only the off-list command: {denials:?}");
     assert_eq!(denials[0]["tool_name"], "Bash");
     let scripted = server.scripted();
-    let ran_tests = scripted[4].last_tool_result().unwrap();
+    let ran_tests = scripted[5].last_tool_result().unwrap();
     assert!(
         ran_tests.contains("OK"),
         "the test command ran: {ran_tests}"

@@ -173,11 +173,13 @@ pub fn claude_script(denied_command: Option<&str>) -> Vec<Turn> {
             json!({ "query": SEARCH_WORDS }),
         )
         .after_result_containing("mcp__shopfloor__memory_search"),
+        // Claude Code refuses to edit a file it has not read in the session.
+        Turn::tool("Read", json!({ "file_path": "calc.py" })).after_result_containing("known bug"),
         Turn::tool(
             "Edit",
             json!({ "file_path": "calc.py", "old_string": "return a - b", "new_string": FIXED }),
         )
-        .after_result_containing("known bug"),
+        .after_result_containing("return a - b"),
         Turn::tool(
             "Bash",
             json!({ "command": TEST_COMMAND, "description": "Run the tests" }),

@@ -136,6 +136,8 @@ impl Turn {
 pub struct Request {
     pub api: Api,
     pub at: Instant,
+    /// The same moment on the wall clock, to compare with the factory's timestamps.
+    pub wall: std::time::SystemTime,
     pub method: String,
     pub path: String,
     pub body: Value,
@@ -336,6 +338,7 @@ async fn answer(
     let mut req = Request {
         api: s.api,
         at: Instant::now(),
+        wall: std::time::SystemTime::now(),
         method: method.to_string(),
         path: uri.to_string(),
         body,
