@@ -302,3 +302,72 @@ fn every_planned_flag_is_accepted_by_the_real_clis() {
         }
     }
 }
+
+/// The README's profiles are what users copy: each ```toml block with agents parses as a
+/// shopfloor.toml,
+/// and each of its Claude Code and Codex profiles, planned for a worktree and for Docker,
+/// runs the real CLI to its first answer (pointed at the model server, with the CLIs on
+/// PATH as a user has them), so the README cannot rot again.
+#[test]
+fn the_readmes_profiles_run_against_the_real_clis() {
+    let Some(clis) = AgentClis::find() else {
+        return;
+    };
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let (env, serve) = project();
+    let dir = env.repo_path();
+    let home = tempfile::tempdir().unwrap();
+    let path = vec![("PATH", clis.path_env())];
+    let mut ran_profiles = vec![];
+    for block in blocks {
+        let table: toml::Table = toml::from_str(block).unwrap();
+        // Blocks with agents are shopfloor.toml (others are keymaps, themes...).
+        let Some(agents) = table.get("agents").and_then(|a| a.as_table()) else {
+            continue;
+        };
+        shopfloor::config::Config::parse(block, Path::new("README.md"))
+            .unwrap_or_else(|e| panic!("a README block does not parse: {e}\n{block}"));
+        for (name, value) in agents {
+            let prof: AgentProfile = value.clone().try_into().unwrap();
+            for backend in [BackendKind::Worktree, BackendKind::Docker] {
+                let c = ctx(&env, Some(&serve), backend);
+                let what = format!("README profile `{name}` ({backend})");
+                match prof.adapter {
+                    Adapter::ClaudeCode => {
+                        let server = ModelServer::anthropic(vec![Turn::text("ok")]);
+                        let plan = agent::plan(name, &prof, "say ok", &c).unwrap();
+                        let mut vars = clis::claude_env(&server.url());
+                        vars.extend(path.iter().cloned());
+                        let ran = run(&plan, &dir, home.path(), &vars);
+                        assert_ran(&ran, &format!("{what}: {:?}", plan.argv));
+                        server.finish();
+                    }
+                    Adapter::Codex => {
+                        let server = ModelServer::openai(vec![Turn::text("ok")]);
+                        let mut p = prof.clone();
+                        p.args.extend(clis::codex_provider_args(&server.url()));
+                        p.args.push("--strict-config".into());
+                        let plan = agent::plan(name, &p, "say ok", &c).unwrap();
+                        let mut vars = clis::codex_env();
+                        vars.extend(path.iter().cloned());
+                        let ran = run(&plan, &dir, home.path(), &vars);
+                        assert_ran(&ran, &format!("{what}: {:?}", plan.argv));
+                        server.finish();
+                    }
+                    _ => continue,
+                }
+                ran_profiles.push(what);
+            }
+        }
+    }
+    assert!(
+        ran_profiles.len() >= 6,
+        "the README's Claude Code and Codex profiles ran: {ran_profiles:?}"
+    );
+}
