@@ -323,7 +323,7 @@ fn the_readmes_profiles_run_against_the_real_clis() {
     let (env, serve) = project();
     let dir = env.repo_path();
     let home = tempfile::tempdir().unwrap();
-    let path = vec![("PATH", clis.path_env())];
+    let path = [("PATH", clis.path_env())];
     let mut ran_profiles = vec![];
     for block in blocks {
         let table: toml::Table = toml::from_str(block).unwrap();
