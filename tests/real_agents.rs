@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::Env;
 use common::agent_clis::{self as clis, AgentClis};
 use common::model_server::ModelServer;
-use common::serve::Serve;
 use common::wait_for;
 use serde_json::Value;
 
@@ -77,14 +76,7 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
     env.ok(&["workspace", "create", "real"]);
     env.ok(&["memory", "add", "--kind", "decision", clis::HUMAN_MEMORY]);
     let home = tempfile::tempdir().unwrap();
-    let serve = Serve::start_with_env(
-        &env,
-        &[],
-        &[
-            ("PATH", clis.path_env()),
-            ("HOME", home.path().display().to_string()),
-        ],
-    );
+    let serve = clis.serve(&env, home.path());
     let added = Instant::now();
     env.ok(&["ticket", "add", "Fix calc.add: it subtracts"]);
     let landed = wait_for("the ticket to land", Duration::from_secs(120), || {
@@ -149,6 +141,18 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // For the decoders' work (issue 12, part 2): what stays raw, and the paths edits carry.
+    let raw: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["type"] == "raw")
+        .filter_map(|s| s["reason"].as_str())
+        .collect();
+    let edits: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["type"] == "file_edit")
+        .filter_map(|s| s["path"].as_str())
+        .collect();
+    eprintln!("{} steps; raw: {raw:?}; file edits: {edits:?}", steps.len());
     let text = serde_json::to_string(&steps).unwrap();
     assert!(
         text.contains("memory_search"),

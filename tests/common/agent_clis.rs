@@ -59,6 +59,19 @@ impl AgentClis {
         self.bin.join("codex")
     }
 
+    /// `shopfloor serve` for `env` with the CLIs on its PATH and `home` as HOME (so the CLIs'
+    /// settings and sessions go to the test's own directory, not the user's).
+    pub fn serve(&self, env: &super::Env, home: &std::path::Path) -> super::serve::Serve {
+        super::serve::Serve::start_with_env(
+            env,
+            &[],
+            &[
+                ("PATH", self.path_env()),
+                ("HOME", home.display().to_string()),
+            ],
+        )
+    }
+
     /// PATH with the CLIs first, as a user who installed them has it.
     pub fn path_env(&self) -> String {
         format!(
