@@ -10,15 +10,31 @@
 //!   prints real Claude Code stream-json while really editing files and running commands, so
 //!   the whole factory can be tested without an API key.
 //!
-//! Launch plans, per adapter (`[..]` only when set; `ARGS` is the profile's `args`):
+//! Launch plans, per adapter (`[..]` only when set; `ARGS` is the profile's `args`; `PERMS`
+//! below):
 //!
 //! | adapter | argv |
 //! |---|---|
-//! | `claude-code` | `claude -p --output-format stream-json --verbose [--model M] [--mcp-config .shopfloor/mcp.json] ARGS -- PROMPT` |
-//! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.command="EXE" -c mcp_servers.shopfloor.args=[...]] ARGS -- PROMPT` |
+//! | `claude-code` | `claude -p --output-format stream-json --verbose [--model M] [--mcp-config .shopfloor/mcp.json] PERMS ARGS -- PROMPT` |
+//! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.command="EXE" -c mcp_servers.shopfloor.args=[...] -c mcp_servers.shopfloor.default_tools_approval_mode="approve"] PERMS ARGS -- PROMPT` |
 //! | `gemini` | `gemini --output-format stream-json [--model M] ARGS -p PROMPT` |
 //! | `plain` | `COMMAND ARGS` (prompt in `$SHOPFLOOR_PROMPT` and the file `$SHOPFLOOR_PROMPT_FILE`) |
 //! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO [--mcp-config .shopfloor/mcp.json] ARGS` (prompt in `$SHOPFLOOR_PROMPT`) |
+//!
+//! Permissions (the profile's `permissions`, `auto` by default: `full` in Docker, where the
+//! container is the boundary; `allowlist` in a worktree, where the agent runs as the user).
+//! Either way shopfloor's own MCP tools and edits in the checkout need nobody's leave —
+//! every flag here is checked against the real CLIs by `tests/real_cli.rs`:
+//!
+//! | adapter | `full` | `allowlist` |
+//! |---|---|---|
+//! | `claude-code` | `--dangerously-skip-permissions`, env `IS_SANDBOX=1` (it refuses that flag as root otherwise, and a container often runs as root) | `--permission-mode acceptEdits --allowedTools mcp__shopfloor Bash(TEST:*) Bash(CMD:*)...`: edits, our MCP tools, the `[test]` command and `allow_commands`; any other command is refused |
+//! | `codex` | `--dangerously-bypass-approvals-and-sandbox` (its bubblewrap sandbox cannot start in a container without capabilities anyway) | `--sandbox workspace-write`: Codex has no per-command allowlist in `exec`; every command runs in its own bubblewrap sandbox, writing only the checkout, with no network |
+//!
+//! Our MCP server: Claude gets `--allowedTools mcp__shopfloor`; Codex gets
+//! `default_tools_approval_mode = "approve"` on the server. Claude Code also gets
+//! `DISABLE_AUTOUPDATER=1`: a fleet runs the version it was set up with (a profile's `env`
+//! may say otherwise).
 //!
 //! Why `-- PROMPT` last for Claude and Codex: a prompt starting with `-` would otherwise be
 //! read as a flag, and Claude's `--mcp-config` takes several values, so a prompt right after
@@ -51,7 +67,9 @@ use std::path::{Path, PathBuf};
 
 pub use decode::{DecoderKind, OutputDecoder};
 pub use fixture::run_fixture_agent;
-pub use profile::{Adapter, AgentProfile};
+pub use profile::{Adapter, AgentProfile, Permissions};
+
+use crate::sandbox::BackendKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -93,6 +111,10 @@ pub struct LaunchContext {
     /// This shopfloor binary, for the fixture agent.
     pub shopfloor_exe: PathBuf,
     pub run: u64,
+    /// Where the run happens: what `permissions = "auto"` means depends on it.
+    pub backend: BackendKind,
+    /// The workspace's `[test]` command: an `allowlist` run may always run it.
+    pub test_command: Option<String>,
 }
 
 /// What to start: ready for `std::process::Command` or a container's exec.
@@ -129,11 +151,10 @@ pub fn plan(
     profile.validate(name)?;
     let dir = Path::new(RUN_FILES_DIR);
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let mut env: Vec<(String, String)> = profile
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // The adapter's own defaults first, so the profile's `env` can override them; the
+    // factory's variables last, so nothing can.
+    let mut env: Vec<(String, String)> = adapter_env(profile.adapter, permissions(profile, ctx));
+    env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("SHOPFLOOR_RUN".into(), ctx.run.to_string()));
     env.push(("SHOPFLOOR_AGENT".into(), name.to_string()));
     env.push(("SHOPFLOOR_PROMPT".into(), prompt.to_string()));
@@ -189,6 +210,7 @@ pub fn plan(
                 argv.push("--mcp-config".into());
                 argv.push(mcp_config(&mut files, server));
             }
+            argv.extend(claude_permission_args(profile, ctx));
             argv.extend(profile.args.iter().cloned());
             argv.push("--".into());
             argv.push(prompt.into());
@@ -213,7 +235,11 @@ pub fn plan(
                             .collect()
                     )
                 ));
+                // Our tools run without an approval prompt nobody could answer.
+                argv.push("-c".into());
+                argv.push("mcp_servers.shopfloor.default_tools_approval_mode=\"approve\"".into());
             }
+            argv.extend(codex_permission_args(profile, ctx));
             argv.extend(profile.args.iter().cloned());
             argv.push("--".into());
             argv.push(prompt.into());
@@ -291,6 +317,68 @@ pub fn plan(
     })
 }
 
+/// The profile's permissions with `auto` resolved for where the run happens.
+pub fn permissions(profile: &AgentProfile, ctx: &LaunchContext) -> Permissions {
+    profile
+        .permissions
+        .resolve(ctx.backend == BackendKind::Docker)
+}
+
+/// The environment an adapter sets before the profile's (see the module comment).
+fn adapter_env(adapter: Adapter, perms: Permissions) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if adapter == Adapter::ClaudeCode {
+        env.push(("DISABLE_AUTOUPDATER".into(), "1".into()));
+        if perms == Permissions::Full {
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+    }
+    env
+}
+
+/// The commands an `allowlist` run may run: the `[test]` command, then the profile's.
+fn allowed_commands<'a>(profile: &'a AgentProfile, ctx: &'a LaunchContext) -> Vec<&'a str> {
+    let mut cmds: Vec<&str> = Vec::new();
+    for c in ctx.test_command.iter().chain(&profile.allow_commands) {
+        let c = c.trim();
+        if !c.is_empty() && !cmds.contains(&c) {
+            cmds.push(c);
+        }
+    }
+    cmds
+}
+
+/// Claude Code's permission flags (see the module comment's table).
+fn claude_permission_args(profile: &AgentProfile, ctx: &LaunchContext) -> Vec<String> {
+    match permissions(profile, ctx) {
+        Permissions::Full => vec!["--dangerously-skip-permissions".into()],
+        _ => {
+            let mut args = vec![
+                "--permission-mode".to_string(),
+                "acceptEdits".to_string(),
+                "--allowedTools".to_string(),
+                // The server's name in the MCP config: every tool it offers.
+                "mcp__shopfloor".to_string(),
+            ];
+            // `Bash(PREFIX:*)`: the command itself, or with more arguments.
+            args.extend(
+                allowed_commands(profile, ctx)
+                    .into_iter()
+                    .map(|c| format!("Bash({c}:*)")),
+            );
+            args
+        }
+    }
+}
+
+/// Codex's permission flags (see the module comment's table).
+fn codex_permission_args(profile: &AgentProfile, ctx: &LaunchContext) -> Vec<String> {
+    match permissions(profile, ctx) {
+        Permissions::Full => vec!["--dangerously-bypass-approvals-and-sandbox".into()],
+        _ => vec!["--sandbox".into(), "workspace-write".into()],
+    }
+}
+
 /// Claude Code's `--mcp-config` file naming the stdio server to spawn (the fixture agent
 /// reads the same file).
 fn claude_mcp_config(argv: &[String]) -> Vec<u8> {
@@ -320,6 +408,16 @@ mod tests {
             token: mcp.then(|| "tok-123".to_string()),
             shopfloor_exe: "/usr/bin/shopfloor".into(),
             run: 42,
+            backend: BackendKind::Worktree,
+            test_command: Some("python3 -m unittest".into()),
+        }
+    }
+
+    fn in_docker(mcp: bool) -> LaunchContext {
+        LaunchContext {
+            backend: BackendKind::Docker,
+            workdir: "/workspace".into(),
+            ..ctx(mcp)
         }
     }
 
@@ -341,7 +439,7 @@ mod tests {
     fn claude_code_plan_with_and_without_mcp() {
         let mut prof = AgentProfile::new(Adapter::ClaudeCode);
         prof.model = Some("opus".into());
-        prof.args = vec!["--permission-mode".into(), "acceptEdits".into()];
+        prof.args = vec!["--effort".into(), "high".into()];
         let p = plan("claude", &prof, "fix it", &ctx(true)).unwrap();
         assert_eq!(
             strs(&p.argv),
@@ -357,11 +455,22 @@ mod tests {
                 ".shopfloor/mcp.json",
                 "--permission-mode",
                 "acceptEdits",
+                "--allowedTools",
+                "mcp__shopfloor",
+                "Bash(python3 -m unittest:*)",
+                "--effort",
+                "high",
                 "--",
                 "fix it"
             ]
         );
         assert_eq!(p.decoder, DecoderKind::ClaudeStream);
+        assert_eq!(p.env_var("DISABLE_AUTOUPDATER"), Some("1"));
+        assert_eq!(
+            p.env_var("IS_SANDBOX"),
+            None,
+            "a worktree is no sandbox to Claude"
+        );
         check_common(&p, true);
         assert_eq!(p.files.len(), 3);
         assert_eq!(
@@ -394,6 +503,11 @@ mod tests {
                 "--output-format",
                 "stream-json",
                 "--verbose",
+                "--permission-mode",
+                "acceptEdits",
+                "--allowedTools",
+                "mcp__shopfloor",
+                "Bash(python3 -m unittest:*)",
                 "--",
                 "fix it"
             ]
@@ -403,10 +517,50 @@ mod tests {
     }
 
     #[test]
+    fn claude_code_in_docker_gets_full_permissions_and_allowlists_add_commands() {
+        let prof = AgentProfile::new(Adapter::ClaudeCode);
+        let p = plan("claude", &prof, "fix it", &in_docker(true)).unwrap();
+        let argv = strs(&p.argv);
+        assert!(argv.contains(&"--dangerously-skip-permissions"), "{argv:?}");
+        assert!(!argv.contains(&"--allowedTools"), "{argv:?}");
+        assert_eq!(p.env_var("IS_SANDBOX"), Some("1"), "root in a container");
+
+        // An explicit allowlist holds in Docker too, with the profile's commands after the
+        // [test] command, each once; the profile's env overrides the adapter's defaults.
+        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
+        prof.permissions = Permissions::Allowlist;
+        prof.allow_commands = vec!["cargo check".into(), "python3 -m unittest".into()];
+        prof.env.insert("DISABLE_AUTOUPDATER".into(), "0".into());
+        let p = plan("claude", &prof, "fix it", &in_docker(false)).unwrap();
+        let argv = strs(&p.argv);
+        let at = argv.iter().position(|a| *a == "--allowedTools").unwrap();
+        assert_eq!(
+            argv[at + 1..at + 4],
+            [
+                "mcp__shopfloor",
+                "Bash(python3 -m unittest:*)",
+                "Bash(cargo check:*)"
+            ]
+        );
+        assert_eq!(argv[at + 4], "--");
+        assert_eq!(p.env_var("IS_SANDBOX"), None);
+        assert_eq!(p.env_var("DISABLE_AUTOUPDATER"), Some("0"));
+
+        // Full in a worktree, when the profile says so.
+        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
+        prof.permissions = Permissions::Full;
+        let p = plan("claude", &prof, "fix it", &ctx(false)).unwrap();
+        assert!(
+            p.argv
+                .contains(&"--dangerously-skip-permissions".to_string())
+        );
+    }
+
+    #[test]
     fn codex_plan_uses_config_overrides() {
         let mut prof = AgentProfile::new(Adapter::Codex);
         prof.command = Some("/opt/codex".into());
-        prof.args = vec!["--full-auto".into()];
+        prof.args = vec!["--skip-git-repo-check".into()];
         let p = plan("codex", &prof, "fix it", &ctx(true)).unwrap();
         assert_eq!(
             strs(&p.argv),
@@ -418,7 +572,29 @@ mod tests {
                 "mcp_servers.shopfloor.command=\"/usr/bin/shopfloor\"",
                 "-c",
                 "mcp_servers.shopfloor.args=[\"mcp\", \"--socket\", \"/data/ws/factory.sock\", \"--token-file\", \"/sb/t7/.shopfloor/token\"]",
-                "--full-auto",
+                "-c",
+                "mcp_servers.shopfloor.default_tools_approval_mode=\"approve\"",
+                "--sandbox",
+                "workspace-write",
+                "--skip-git-repo-check",
+                "--",
+                "fix it"
+            ]
+        );
+        assert_eq!(
+            p.env_var("DISABLE_AUTOUPDATER"),
+            None,
+            "Claude's, not Codex's"
+        );
+        let d = plan("codex", &prof, "fix it", &in_docker(false)).unwrap();
+        assert_eq!(
+            strs(&d.argv),
+            [
+                "/opt/codex",
+                "exec",
+                "--json",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--skip-git-repo-check",
                 "--",
                 "fix it"
             ]

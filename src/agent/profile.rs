@@ -5,8 +5,13 @@
 //! ```toml
 //! [agents.claude]
 //! adapter = "claude-code"
-//! args = ["--permission-mode", "acceptEdits"]
+//! model = "sonnet"
 //! concurrency = 2
+//!
+//! [agents.codex]
+//! adapter = "codex"
+//! permissions = "allowlist"          # even in Docker
+//! allow_commands = ["cargo check"]    # beside the [test] command
 //!
 //! [agents.lint-bot]
 //! adapter = "plain"
@@ -48,6 +53,43 @@ pub struct AgentProfile {
     /// The model to ask the CLI for (`--model`); None keeps the CLI's own default.
     #[serde(default)]
     pub model: Option<String>,
+    /// What the agent may do in its sandbox without asking (see [`Permissions`]).
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// Commands (prefixes) an `allowlist` run may run besides the `[test]` command, e.g.
+    /// `"cargo check"` allows `cargo check` and `cargo check --all`.
+    #[serde(default)]
+    pub allow_commands: Vec<String>,
+}
+
+/// What an agent CLI may do in its sandbox without a person allowing it. Whatever the
+/// setting, a run may always call shopfloor's own MCP tools (its memory, leases, traces)
+/// and edit files in its checkout: a headless run has nobody to ask, and a refusal there
+/// only leaves the agent unable to work while the run "succeeds".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permissions {
+    /// `full` in a Docker sandbox, `allowlist` in a worktree.
+    #[default]
+    Auto,
+    /// Anything, no questions: the sandbox is the boundary. Meant for Docker, where the
+    /// container (no capabilities, read-only root, the configured network) holds the agent.
+    Full,
+    /// File edits in the checkout, shopfloor's MCP tools, and commands from an allowlist:
+    /// the `[test]` command and the profile's `allow_commands`. For a worktree, where the
+    /// agent runs as the user on the user's machine.
+    Allowlist,
+}
+
+impl Permissions {
+    /// What `auto` means for a run in `docker` (true) or a worktree (false).
+    pub fn resolve(self, in_docker: bool) -> Permissions {
+        match self {
+            Permissions::Auto if in_docker => Permissions::Full,
+            Permissions::Auto => Permissions::Allowlist,
+            p => p,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -107,6 +149,8 @@ impl AgentProfile {
             concurrency: None,
             scenario: None,
             model: None,
+            permissions: Permissions::Auto,
+            allow_commands: Vec::new(),
         }
     }
 
@@ -148,6 +192,11 @@ impl AgentProfile {
                     .into(),
             );
         }
+        if let Some(c) = self.allow_commands.iter().find(|c| c.trim().is_empty()) {
+            return bad(format!(
+                "allow_commands has an empty command ({c:?}): name a command prefix like \"cargo check\", or remove it"
+            ));
+        }
         if let Some(k) = self.env.keys().find(|k| k.is_empty() || k.contains('=')) {
             return bad(format!(
                 "env name `{k}` is not a valid variable name (empty or has `=`)"
@@ -183,6 +232,32 @@ mod tests {
         assert_eq!(p.env["A"], "1");
         assert_eq!(p.model.as_deref(), Some("opus"));
         p.validate("claude").unwrap();
+    }
+
+    #[test]
+    fn permissions_default_to_auto_and_resolve_by_sandbox() {
+        let p = parse("adapter = \"codex\"").unwrap();
+        assert_eq!(p.permissions, Permissions::Auto);
+        assert_eq!(Permissions::Auto.resolve(true), Permissions::Full);
+        assert_eq!(Permissions::Auto.resolve(false), Permissions::Allowlist);
+        assert_eq!(Permissions::Allowlist.resolve(true), Permissions::Allowlist);
+        assert_eq!(Permissions::Full.resolve(false), Permissions::Full);
+        let p = parse(
+            "adapter = \"claude-code\"\npermissions = \"allowlist\"\nallow_commands = [\"cargo check\"]",
+        )
+        .unwrap();
+        assert_eq!(p.permissions, Permissions::Allowlist);
+        assert_eq!(p.allow_commands, ["cargo check"]);
+        let e = parse("adapter = \"codex\"\npermissions = \"yolo\"").unwrap_err();
+        assert!(e.to_string().contains("allowlist"), "{e}");
+        let mut p = AgentProfile::new(Adapter::ClaudeCode);
+        p.allow_commands = vec![" ".into()];
+        assert!(
+            p.validate("a")
+                .unwrap_err()
+                .to_string()
+                .contains("allow_commands")
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct FactoryConfig {
     pub sandbox: sandbox::SandboxConfig,
     /// How often the queue is looked at when nothing wakes the factory.
     pub poll: Duration,
+    /// The `[test]` command, which an agent with `allowlist` permissions may always run.
+    pub test_command: Option<String>,
 }
 
 impl FactoryConfig {
@@ -66,6 +68,7 @@ impl FactoryConfig {
             agents,
             sandbox: c.sandbox.clone(),
             poll: Duration::from_secs(1),
+            test_command: c.test.command.clone(),
         }
     }
 }
@@ -820,6 +823,8 @@ impl Factory {
                 self.exe.clone()
             },
             run: run.id,
+            backend: self.sandbox.kind(),
+            test_command: self.cfg.test_command.clone(),
         };
         let plan = agent::plan(&agent, &profile, &prompt, &ctx)
             .map_err(|e| FactoryError::Other(e.to_string()))?;

@@ -1,8 +1,10 @@
 //! Helpers for tests that drive the real binary: a temp shopfloor home and a real git repo.
 #![allow(dead_code)]
 
+pub mod agent_clis;
 pub mod docker;
 pub mod mcp;
+pub mod model_server;
 pub mod serve;
 pub mod tmux;
 

@@ -28,9 +28,15 @@ impl Serve {
     }
 
     pub fn start_with(env: &Env, args: &[&str]) -> Serve {
+        Serve::start_with_env(env, args, &[])
+    }
+
+    /// `shopfloor serve ARGS` with extra environment (say, a PATH holding agent CLIs).
+    pub fn start_with_env(env: &Env, args: &[&str], vars: &[(&str, String)]) -> Serve {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("shopfloor"))
             .arg("serve")
             .args(args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .env("SHOPFLOOR_HOME", env.home.path())
             .env("SHOPFLOOR_LOG", "shopfloor=debug")
             .env_remove("SHOPFLOOR_WORKSPACE")
