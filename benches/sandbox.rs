@@ -1,5 +1,6 @@
 //! Sandbox preparation and start-up, each beside a peer measured in the same run:
-//! - `prepare` (git2 worktree on a fresh branch) vs `git worktree add -b` (the git CLI) on a
+//! - `prepare` (a checkout of its own on a fresh branch, borrowing the clone's objects) vs
+//!   `git worktree add -b` (the git CLI) on a
 //!   generated 5,000-file repository; target: within 1.5x of the CLI.
 //! - Docker sandbox ready time (container created + started until its first output line),
 //!   with the image present; target: under 1 s (OpenHands' sandbox start is about 15 s).
