@@ -89,6 +89,13 @@ async fn text(c: &Client, tool: &str, args: Value) -> String {
 
 /// The MCP error a call with bad arguments gets.
 async fn mcp_error(c: &Client, tool: &str, args: Value) -> String {
+    refusal(c, tool, args).await.1
+}
+
+/// How a call is refused: (true, message) for a tool execution error the model reads
+/// (`isError: true`: bad arguments), (false, message) for a protocol error (an unknown
+/// tool, a factory that refused the session).
+async fn refusal(c: &Client, tool: &str, args: Value) -> (bool, String) {
     let Value::Object(args) = args else {
         panic!("arguments are an object")
     };
@@ -96,8 +103,9 @@ async fn mcp_error(c: &Client, tool: &str, args: Value) -> String {
         .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
         .await
     {
+        Ok(r) if r.is_error == Some(true) => (true, result_text(&r)),
         Ok(r) => panic!("{tool} should be refused, got {}", result_text(&r)),
-        Err(e) => e.to_string(),
+        Err(e) => (false, e.to_string()),
     }
 }
 
@@ -262,7 +270,8 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
     );
     assert!(result_text(&lease).contains("leases belong to runs"));
 
-    // Bad arguments are MCP errors, and the session goes on.
+    // Bad arguments are tool errors the model reads (isError, protocol 2025-11-25); an
+    // unknown tool is a protocol error; the session goes on either way.
     for (tool, args, says) in [
         (
             "memory_search",
@@ -296,8 +305,9 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
         ),
         ("no_such_tool", json!({}), "the tools are"),
     ] {
-        let e = mcp_error(&one, tool, args).await;
+        let (tool_error, e) = refusal(&one, tool, args).await;
         assert!(e.contains(says), "{tool}: {e}");
+        assert_eq!(tool_error, tool != "no_such_tool", "{tool}: {e}");
     }
     assert!(
         text(&one, "memory_search", json!({"query": "pool"}))
@@ -634,4 +644,41 @@ fn a_factory_run_uses_the_memory_over_mcp() {
         m["text"].as_str().unwrap().contains("Write today's notes"),
         "{found}"
     );
+}
+
+/// `initialize` over HTTP with a JSON body; the JSON-RPC answer.
+fn initialize(sock: &Path, version: &str) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "0"}}})
+    .to_string();
+    let mut s = UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
+/// The server speaks the protocol the client asks for when rmcp knows it, and the newest
+/// one with an `initialize` handshake (2025-11-25; 2026-07-28 clients send no
+/// `initialize`) to a client from the future.
+#[test]
+fn the_server_negotiates_the_newest_protocol_version() {
+    let env = workspace("proto", None);
+    let serve = Serve::paused(&env);
+    let sock = socket(&env, "proto");
+    for (asked, answered) in [
+        ("2025-11-25", "2025-11-25"),
+        ("2025-06-18", "2025-06-18"),
+        ("2099-01-01", "2025-11-25"),
+    ] {
+        let r = initialize(&sock, asked);
+        assert_eq!(r["result"]["protocolVersion"], answered, "{asked}: {r}");
+    }
+    serve.stop();
 }

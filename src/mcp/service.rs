@@ -73,8 +73,8 @@ impl McpService {
     }
 }
 
-/// Check and run one call for `caller` on a blocking thread; a tool's own failure is an
-/// error result the model reads, bad arguments are an MCP error.
+/// Check and run one call for `caller` on a blocking thread; a tool's own failure and
+/// bad arguments are error results the model reads, an unknown tool an MCP error.
 pub async fn call(
     state: AppState,
     caller: Caller,
@@ -85,8 +85,10 @@ pub async fn call(
         arguments = %logged_arguments(&state, request.arguments.as_ref()),
         "mcp tool call"
     );
-    let call = tools::parse(&request.name, request.arguments)
-        .map_err(|m| McpError::invalid_params(m, None))?;
+    let call = match tools::parse(&request.name, request.arguments) {
+        Ok(call) => call,
+        Err(invalid) => return invalid.into_result(),
+    };
     let name = request.name.to_string();
     let done = tokio::task::spawn_blocking(move || exec::run(&state, &caller, call))
         .await

@@ -271,8 +271,9 @@ impl ServerHandler for StdioServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // Refuse bad arguments here, before any connection is made.
-        tools::parse(&request.name, request.arguments.clone())
-            .map_err(|m| McpError::invalid_params(m, None))?;
+        if let Err(invalid) = tools::parse(&request.name, request.arguments.clone()) {
+            return invalid.into_result().map(CallToolResponse::Complete);
+        }
         let result = match &self.target {
             Target::Socket(_) => {
                 let f = self.factory().await.map_err(|u| failed(u.message()))?;

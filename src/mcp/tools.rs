@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::ErrorData as McpError;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -286,9 +287,39 @@ pub fn is_tool(name: &str) -> bool {
     SPECS.iter().any(|s| s.name == name)
 }
 
-/// Check a call's arguments and turn them into a `Call`. The error is the message for
-/// the MCP error.
-pub fn parse(name: &str, args: Option<JsonObject>) -> Result<Call, String> {
+/// Why a call cannot be made, as MCP wants each told (protocol 2025-11-25, SEP-1303): a
+/// tool that does not exist is a protocol error; arguments the tool refuses are a tool
+/// execution error (`isError: true`), which the model reads and can act on, where a
+/// protocol error would end the turn (the official Python SDK raises on it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    UnknownTool(String),
+    Arguments(String),
+}
+
+impl Invalid {
+    /// The answer to give the client.
+    pub fn into_result(self) -> Result<CallToolResult, McpError> {
+        match self {
+            Invalid::UnknownTool(m) => Err(McpError::invalid_params(m, None)),
+            Invalid::Arguments(m) => Ok(CallToolResult::error(vec![ContentBlock::text(m)])),
+        }
+    }
+}
+
+/// Check a call's tool and arguments and turn them into a `Call`.
+pub fn parse(name: &str, args: Option<JsonObject>) -> Result<Call, Invalid> {
+    if !SPECS.iter().any(|s| s.name == name) {
+        return Err(Invalid::UnknownTool(format!(
+            "no tool `{name}`; the tools are {}",
+            SPECS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    parse_arguments(name, args).map_err(Invalid::Arguments)
+}
+
+/// A known tool's arguments, checked; the error says what to send instead.
+fn parse_arguments(name: &str, args: Option<JsonObject>) -> Result<Call, String> {
     let value = serde_json::Value::Object(args.unwrap_or_default());
     fn de<T: for<'de> Deserialize<'de>>(name: &str, v: serde_json::Value) -> Result<T, String> {
         serde_json::from_value(v).map_err(|e| format!("{name}: bad arguments: {e}"))
@@ -481,7 +512,10 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        let bad = |name: &str, v: serde_json::Value| parse(name, obj(v)).unwrap_err();
+        let bad = |name: &str, v: serde_json::Value| match parse(name, obj(v)).unwrap_err() {
+            Invalid::Arguments(m) => m,
+            Invalid::UnknownTool(m) => panic!("{name} is a tool: {m}"),
+        };
         assert!(
             bad(
                 "memory_search",
@@ -539,7 +573,17 @@ mod tests {
         assert!(
             bad("trace_step", serde_json::json!({"run": -1, "step": 0})).contains("bad arguments")
         );
-        assert!(bad("nope", serde_json::json!({})).contains("the tools are"));
+        match parse("nope", None).unwrap_err() {
+            Invalid::UnknownTool(m) => assert!(m.contains("the tools are"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Bad arguments answer as a tool error the model reads; an unknown tool is a
+        // protocol error.
+        let r = Invalid::Arguments("memory_search: `query` is empty".into())
+            .into_result()
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        assert!(Invalid::UnknownTool("x".into()).into_result().is_err());
 
         match parse("memory_search", obj(serde_json::json!({"query": "pool size", "kinds": ["decision"], "paths": ["./src/db/**"], "since": "7d"}))).unwrap() {
             Call::MemorySearch { kinds, paths, since, limit, .. } => {
