@@ -366,3 +366,94 @@ fn a_line_still_being_written_waits_for_the_next_event() {
     );
     assert_same_as_import(&env, runs[0]["id"].as_u64().unwrap());
 }
+
+/// A hook committed to the repository fires in the factory's own runs too; there the
+/// factory records the run, so the hook records nothing.
+#[test]
+fn a_hook_inside_a_sandbox_does_nothing() {
+    let env = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("s.jsonl");
+    grow(&transcript, None);
+    let out = env
+        .cmd()
+        .args(["hook", "claude-code", "--workspace", WS])
+        .env("SHOPFLOOR_SANDBOX", "worktree")
+        .write_stdin(payload("Stop", "in-a-run", &transcript, &env.repo_path()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(session_runs(&env, "in-a-run").is_empty());
+}
+
+/// With hooks and MCP both connected and no factory, neither waits on the other: the
+/// `shopfloor mcp` session holding the store serves the workspace's socket, and the hooks
+/// go through it (each MCP call once waited out a 5 s hold behind a hook). A factory that
+/// starts then takes the store over at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_and_an_mcp_session_never_wait_on_each_other() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    let env = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("shopfloor"));
+    cmd.args(["mcp", "-w", WS])
+        .env("SHOPFLOOR_HOME", env.home.path())
+        .env_remove("SHOPFLOOR_TOKEN")
+        .env_remove("SHOPFLOOR_SOCKET")
+        .stderr(std::process::Stdio::inherit());
+    let mcp = ().serve(rmcp::transport::TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    let call = |text: String| {
+        let serde_json::Value::Object(args) = json!({"kind": "note", "text": text}) else {
+            unreachable!()
+        };
+        CallToolRequestParams::new("memory_write").with_arguments(args)
+    };
+    mcp.call_tool(call("the session's first note".into()))
+        .await
+        .unwrap();
+    let transcript = dir.path().join("live.jsonl");
+    let total = fixture_lines();
+    let mut call_ms = Vec::new();
+    let mut hook_ms = Vec::new();
+    for i in 1..=6 {
+        grow(&transcript, Some(total * i / 6));
+        let t = std::time::Instant::now();
+        mcp.call_tool(call(format!("note {i}"))).await.unwrap();
+        call_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = std::time::Instant::now();
+        let event = if i == 6 { "Stop" } else { "PostToolUse" };
+        let (_, err) = hook(&env, &payload(event, "live", &transcript, &env.repo_path()));
+        assert_eq!(err, "", "{err}");
+        hook_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    eprintln!("mcp calls between hooks, ms: {call_ms:.1?}; hooks, ms: {hook_ms:.1?}");
+    call_ms.sort_by(f64::total_cmp);
+    assert!(
+        call_ms[call_ms.len() / 2] < 100.0,
+        "MCP calls stay under 100 ms: {call_ms:?}"
+    );
+    assert!(
+        hook_ms.iter().all(|ms| *ms < 4000.0),
+        "no hook waits out the session's hold: {hook_ms:?}"
+    );
+    let runs = session_runs(&env, "live");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["state"], "succeeded");
+
+    // A factory starting now asks the session for the store and gets it at once; the
+    // session's next call goes to the factory.
+    let t = std::time::Instant::now();
+    let server = serve_paused(&env);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let r = mcp
+        .call_tool(call("after the factory".into()))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true));
+    let health = env.json(&["workspace", "show", "--json"]);
+    assert_eq!(health["name"], WS, "{health}");
+    drop(server);
+    let _ = mcp.cancel().await;
+}

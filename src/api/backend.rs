@@ -36,6 +36,7 @@ pub enum Backend {
 pub struct Remote {
     client: Client,
     rt: tokio::runtime::Runtime,
+    holder: super::wire::Holder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,21 @@ impl Remote {
                 ),
             });
         }
-        Ok(Remote { client, rt })
+        Ok(Remote {
+            client,
+            rt,
+            holder: health.holder,
+        })
+    }
+
+    /// Who answers: a factory, or a `shopfloor mcp` serving its store.
+    pub fn holder(&self) -> super::wire::Holder {
+        self.holder
+    }
+
+    /// Ask a `shopfloor mcp` holding the store to let it go.
+    pub fn release(&self) -> Result<(), ApiError> {
+        self.rt.block_on(self.client.release()).map(|_| ())
     }
 
     pub fn client(&self) -> &Client {

@@ -163,6 +163,11 @@ impl Client {
         self.get("/v1/health").await
     }
 
+    /// Ask a `shopfloor mcp` holding the store to let it go (a factory is starting).
+    pub async fn release(&self) -> Result<serde_json::Value, ApiError> {
+        self.post("/v1/release", &serde_json::json!({})).await
+    }
+
     pub async fn counts(&self) -> Result<Counts, ApiError> {
         self.get("/v1/workspace").await
     }

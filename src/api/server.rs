@@ -44,6 +44,9 @@ pub struct AppState {
     /// Turns true when the server shuts down: it ends the event streams, which a graceful
     /// shutdown would otherwise wait on forever.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Set when a `shopfloor mcp` serves its store here: notified to let the store go, so
+    /// a factory can start (`POST /v1/release`).
+    pub release: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             ws,
             factory: None,
             closing: tokio::sync::watch::channel(false).1,
+            release: None,
         }
     }
 
@@ -60,7 +64,14 @@ impl AppState {
             ws: factory.workspace().clone(),
             factory: Some(factory),
             closing: tokio::sync::watch::channel(false).1,
+            release: None,
         }
+    }
+
+    /// Served by a `shopfloor mcp` holding the store: `POST /v1/release` notifies `release`.
+    pub fn releasing_on(mut self, release: Arc<tokio::sync::Notify>) -> AppState {
+        self.release = Some(release);
+        self
     }
 
     /// End event streams when `closing` turns true.
@@ -162,6 +173,7 @@ fn person_routes(state: &AppState) -> Router<AppState> {
     let mcp = crate::mcp::http_service(state.clone());
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/release", post(release))
         .route("/v1/workspace", get(workspace))
         .route("/v1/tickets", get(list_tickets).post(add_ticket))
         .route("/v1/tickets/{id}", get(show_ticket))
@@ -227,7 +239,30 @@ async fn health(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
         workspace: s.ws.info.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        holder: if s.release.is_some() {
+            super::wire::Holder::Mcp
+        } else {
+            super::wire::Holder::Factory
+        },
     })
+}
+
+/// Ask whoever holds the store here to let it go. Only a `shopfloor mcp` does (it reopens
+/// the store, or talks to the factory, on its next call); a factory is stopped with
+/// SIGTERM, not by a request.
+async fn release(State(s): State<AppState>) -> Reply<serde_json::Value> {
+    match &s.release {
+        Some(r) => {
+            r.notify_one();
+            Ok(Json(
+                serde_json::json!({"releasing": true, "workspace": s.ws.info.name}),
+            ))
+        }
+        None => Err(OpError::new(
+            super::wire::ErrorKind::Conflict,
+            "a factory holds this workspace; stop it with Ctrl-C in its terminal, or SIGTERM",
+        )),
+    }
 }
 
 async fn workspace(State(s): State<AppState>) -> Reply<super::wire::Counts> {

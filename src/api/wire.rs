@@ -182,6 +182,18 @@ impl std::error::Error for OpError {
 pub struct Health {
     pub workspace: String,
     pub version: String,
+    /// Who holds the workspace and answers: a factory, or a `shopfloor mcp` serving its
+    /// store while no factory runs (which lets it go when asked, see `POST /v1/release`).
+    #[serde(default)]
+    pub holder: Holder,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    #[default]
+    Factory,
+    Mcp,
 }
 
 /// `GET /v1/workspace`: what the workspace holds.

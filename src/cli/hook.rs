@@ -45,6 +45,12 @@ const HELD_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Run the hook; never fails, never panics out.
 pub fn run(workspace: Option<String>, _agent: HookAgent) {
+    // Hooks committed to the repository fire in the factory's own runs too (the run's
+    // checkout holds the project's .claude/settings.json); the factory records those runs
+    // itself, so the hook does nothing there rather than record them twice.
+    if std::env::var_os(shopfloor::sandbox::ENV_SANDBOX).is_some() {
+        return;
+    }
     let outcome = std::panic::catch_unwind(|| sync(workspace));
     let problem = match outcome {
         Ok(Ok(())) => return,

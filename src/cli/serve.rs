@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use shopfloor::api::auth::{REFUSAL_WINDOW, Transport};
-use shopfloor::api::backend::{Remote, is_locked};
+use shopfloor::api::backend::{Remote, STORE_WAIT, is_locked};
+use shopfloor::api::wire::Holder;
 use shopfloor::api::{AppState, server};
 use shopfloor::scheduler::factory::{Factory, FactoryConfig, FactoryEvent};
 use shopfloor::workspace::Workspace;
@@ -19,21 +20,43 @@ use tokio::task::JoinHandle;
 use super::Ctx;
 
 /// Open the workspace for a factory: its store and index locks are ours from here on.
-/// A workspace a running factory holds is an `AlreadyRunning` error.
+/// A workspace a running factory holds is an `AlreadyRunning` error; one a `shopfloor mcp`
+/// holds (an editor session with no factory) is asked to let go, and taken.
 pub fn open(ctx: &Ctx) -> Result<Workspace> {
     let info = ctx.info()?;
     let name = info.name.clone();
-    match Workspace::open(info.clone()) {
-        Ok(ws) => Ok(ws),
-        // Say "a factory runs" when one answers, rather than "the store is locked".
-        Err(e) if is_locked(&e) && Remote::connect(&info).is_ok() => {
-            Err(shopfloor::api::ApiError::AlreadyRunning {
-                workspace: name,
-                socket: info.socket_path(),
-            }
-            .into())
+    let started = std::time::Instant::now();
+    let mut asked = false;
+    loop {
+        let err = match Workspace::open(info.clone()) {
+            Ok(ws) => return Ok(ws),
+            Err(e) => e,
+        };
+        if !is_locked(&err) {
+            return Err(anyhow::Error::new(err).context(format!("opening workspace `{name}`")));
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("opening workspace `{name}`"))),
+        if let Ok(remote) = Remote::connect(&info) {
+            if remote.holder() == Holder::Factory {
+                // Say "a factory runs" when one answers, rather than "the store is locked".
+                return Err(shopfloor::api::ApiError::AlreadyRunning {
+                    workspace: name,
+                    socket: info.socket_path(),
+                }
+                .into());
+            }
+            if !asked {
+                tracing::info!("asking the shopfloor mcp holding the workspace to let it go");
+                remote.release()?;
+                asked = true;
+            }
+        }
+        if started.elapsed() >= STORE_WAIT {
+            return Err(anyhow::Error::new(err).context(format!(
+                "opening workspace `{name}`: another shopfloor command held it for {} s",
+                STORE_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

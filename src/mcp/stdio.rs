@@ -3,9 +3,13 @@
 //!
 //! Each tool call goes where the workspace is: to the running factory over its Unix
 //! socket (as MCP, to `/mcp`, with the run's token if there is one), or, when no factory
-//! runs, to the store opened right here. The store is let go after a few idle seconds,
-//! because a long-lived editor session must not keep `shopfloor serve` from starting;
-//! once a factory answers, calls go to it.
+//! runs, to the store opened right here. While it holds the store, this process also
+//! serves the person's socket (the control API and MCP, no factory behind it), so a hook,
+//! a CLI command or another MCP session goes through it instead of waiting for the store:
+//! a hook firing after every tool call once made each MCP call wait out the hold. The
+//! store is let go after a minute idle, or at once when `shopfloor serve` asks
+//! (`POST /v1/release`), so an editor session never keeps a factory from starting; once
+//! a factory answers, calls go to it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +33,9 @@ use crate::api::backend::is_locked;
 use crate::api::server::AppState;
 use crate::workspace::{Workspace, WorkspaceInfo};
 
-/// How long the store stays open with no call before it is let go.
-const IDLE_RELEASE: Duration = Duration::from_secs(5);
+/// How long the store stays open with no call before it is let go. Long enough that a
+/// session's calls and hooks rarely reopen it; a factory that starts asks for it anyway.
+const IDLE_RELEASE: Duration = Duration::from_secs(60);
 /// How long a call waits for a store another process holds (another `shopfloor mcp`,
 /// a CLI command) before it says so.
 const LOCK_WAIT: Duration = Duration::from_secs(15);
@@ -75,6 +80,26 @@ struct Direct {
     state: AppState,
     caller: Caller,
     last_used: Instant,
+    /// The person's socket, served from here while the store is held.
+    socket: Option<SocketServer>,
+    /// Notified by `POST /v1/release`.
+    release: Arc<tokio::sync::Notify>,
+}
+
+/// The control API served on the workspace's socket by this process.
+struct SocketServer {
+    stop: tokio::sync::watch::Sender<bool>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Direct {
+    /// Stop serving the socket (requests in flight finish), then let the store go.
+    async fn close(self) {
+        if let Some(s) = self.socket {
+            let _ = s.stop.send(true);
+            let _ = s.served.await;
+        }
+    }
 }
 
 /// The stdio server's handler.
@@ -156,8 +181,9 @@ impl StdioServer {
         let (state, caller) = {
             let mut slot = self.direct.lock().await;
             if slot.is_none() {
-                *slot = Some(open_direct(info.clone(), self.token.clone()).await?);
-                self.spawn_idle_release();
+                let direct = open_direct(info.clone(), self.token.clone()).await?;
+                self.spawn_idle_release(direct.release.clone());
+                *slot = Some(direct);
             }
             let d = slot.as_mut().expect("just opened");
             d.last_used = Instant::now();
@@ -170,25 +196,30 @@ impl StdioServer {
         out
     }
 
-    fn spawn_idle_release(&self) {
+    fn spawn_idle_release(&self, release: Arc<tokio::sync::Notify>) {
         let direct = Arc::downgrade(&self.direct);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let asked = tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    _ = release.notified() => true,
+                };
                 let Some(direct) = direct.upgrade() else {
                     return;
                 };
                 let mut slot = direct.lock().await;
-                match slot.as_ref() {
+                let idle = match slot.as_ref() {
                     None => return,
-                    // Only this handle and calls in flight hold the workspace: once idle,
-                    // dropping ours closes the store.
-                    Some(d) if d.last_used.elapsed() >= IDLE_RELEASE => {
-                        tracing::debug!("releasing the idle workspace");
-                        *slot = None;
-                        return;
+                    Some(d) => d.last_used.elapsed() >= IDLE_RELEASE,
+                };
+                if asked || idle {
+                    tracing::debug!(asked, "letting the workspace go");
+                    // Only this handle, the socket's server and calls in flight hold the
+                    // workspace: once the server stops, dropping ours closes the store.
+                    if let Some(d) = slot.take() {
+                        d.close().await;
                     }
-                    Some(_) => {}
+                    return;
                 }
             }
         });
@@ -225,10 +256,14 @@ async fn open_direct(info: WorkspaceInfo, token: Option<String>) -> Result<Direc
                         }
                     }
                 };
+                let release = Arc::new(tokio::sync::Notify::new());
+                let socket = serve_socket(state.clone().releasing_on(release.clone())).await;
                 return Ok(Direct {
                     state,
                     caller,
                     last_used: Instant::now(),
+                    socket,
+                    release,
                 });
             }
             Err(e) if is_locked(&e) && started.elapsed() < LOCK_WAIT => {
@@ -250,6 +285,43 @@ async fn open_direct(info: WorkspaceInfo, token: Option<String>) -> Result<Direc
             }
         }
     }
+}
+
+/// Serve the person's socket for the workspace this process holds. Nobody else can be
+/// serving it (the store's lock is ours), so a failure is only logged: calls here work
+/// without it, and others wait for the store as before.
+async fn serve_socket(state: AppState) -> Option<SocketServer> {
+    let listener = match crate::api::server::bind(&state.ws.info).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve the workspace's socket while holding its store");
+            return None;
+        }
+    };
+    let router = match crate::api::server::api(state) {
+        Ok(api) => api.person,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the API for the workspace's socket");
+            return None;
+        }
+    };
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let served = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::api::server::serve_on(
+            listener,
+            router,
+            crate::api::auth::Transport::Unix,
+            shutdown,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "the workspace's socket stopped");
+        }
+    });
+    Some(SocketServer { stop, served })
 }
 
 impl ServerHandler for StdioServer {
