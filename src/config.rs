@@ -26,6 +26,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `[merge]`: how the merge queue lands branches.
     pub merge: crate::mergeq::MergeConfig,
+    /// `[prices."MODEL"]`: USD per million tokens, for agents that report no cost.
+    pub prices: crate::cost::PricesConfig,
 }
 
 /// `[policy]`: what a change may touch and how big it may be before it lands.
@@ -212,6 +214,7 @@ impl Config {
         self.api
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
+        crate::cost::validate(&self.prices).map_err(|m| bad("prices", None, m))?;
         self.sandbox.validate().map_err(|e| {
             let key = match &e {
                 crate::sandbox::SandboxError::BadConfig { key, .. } => key.clone(),

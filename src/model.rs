@@ -223,6 +223,10 @@ pub enum Lifecycle {
     Usage(Usage),
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Tokens and money spent, as reported by the agent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
@@ -232,8 +236,14 @@ pub struct Usage {
     pub output_tokens: u64,
     #[serde(default)]
     pub cache_read_tokens: u64,
+    /// Input written to a prompt cache (Anthropic's cache creation), priced apart.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The cost was priced from token counts (`[prices]`), not reported by the agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cost_priced: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turns: Option<u64>,
 }
@@ -245,6 +255,8 @@ impl Usage {
         self.input_tokens += u.input_tokens;
         self.output_tokens += u.output_tokens;
         self.cache_read_tokens += u.cache_read_tokens;
+        self.cache_write_tokens += u.cache_write_tokens;
+        self.cost_priced |= u.cost_priced;
         if let Some(c) = u.cost_usd {
             self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + c);
         }

@@ -46,9 +46,14 @@ fn config(cli: Cli, server: &ModelServer, docker: Option<&str>) -> String {
             clis::toml_env(&clis::codex_env())
         ),
     };
+    // A model the built-in price list does not know is priced as the user says.
+    let prices = format!(
+        "[prices.\"{}\"]\ninput = 5.0\noutput = 40.0\ncache_read = 0.5\n",
+        clis::CODEX_MODEL
+    );
     format!(
         "[factory]\ndefault_agent = \"agent\"\nquiet_timeout_s = 60\ntimeout_s = 180\n\n\
-         [sandbox]\n{sandbox}\n\n[test]\ncommand = \"{}\"\n\n[agents.agent]\n{profile}\n",
+         [sandbox]\n{sandbox}\n\n[test]\ncommand = \"{}\"\n\n[agents.agent]\n{profile}\n\n{prices}",
         clis::TEST_COMMAND
     )
 }
@@ -95,6 +100,17 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
     let run = landed["runs"][0].as_u64().unwrap();
     let r = env.json(&["run", "show", &run.to_string(), "--json"]);
     assert_eq!(r["state"], "succeeded", "{r}");
+    // Every run has a cost: Claude Code reports its own, Codex's tokens are priced.
+    let usage = &r["usage"];
+    assert!(
+        usage["cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+        "{usage}"
+    );
+    assert_eq!(
+        usage["cost_priced"].as_bool().unwrap_or(false),
+        matches!(cli, Cli::Codex),
+        "{usage}"
+    );
     assert_eq!(
         r["sandbox"],
         if docker.is_some() {

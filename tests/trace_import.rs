@@ -379,10 +379,9 @@ fn edit_permission_dialog_has_write_file_edit_read_and_rejected_edit() {
     assert_eq!(count(&steps, "thinking"), 4);
     let run = store.run(report.run).unwrap().unwrap();
     assert_eq!(run.agent, "claude-code");
-    assert_eq!(
-        run.usage.input_tokens,
-        (10 + 2739) + (13 + 442) + (10 + 2956) + (13 + 263)
-    );
+    // Plain input and cache writes apart: they are priced apart.
+    assert_eq!(run.usage.input_tokens, 10 + 13 + 10 + 13);
+    assert_eq!(run.usage.cache_write_tokens, 2739 + 442 + 2956 + 263);
     assert_eq!(run.usage.output_tokens, 8 + 1 + 8 + 1);
     assert_eq!(run.usage.cache_read_tokens, 15364 + 18103 + 15293 + 18249);
     assert_eq!(run.files_changed, vec!["/tmp/workspace".to_string()]);
@@ -484,11 +483,13 @@ fn stream_json_with_real_values() {
     assert_eq!(
         run.usage,
         Usage {
-            input_tokens: 120,
+            input_tokens: 100,
             output_tokens: 40,
             cache_read_tokens: 300,
+            cache_write_tokens: 20,
             cost_usd: Some(0.0123),
-            turns: Some(3)
+            turns: Some(3),
+            ..Usage::default()
         },
         "only the result's session total counts, not the per-message usage too"
     );
@@ -630,7 +631,8 @@ fn codex_exec_events() {
             output_tokens: 122,
             cache_read_tokens: 24448,
             cost_usd: None,
-            turns: Some(1)
+            turns: Some(1),
+            ..Usage::default()
         }
     );
     // Replay knows the deletion, and that the update's content is not in the trace.

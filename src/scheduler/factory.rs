@@ -49,6 +49,8 @@ pub struct FactoryConfig {
     pub poll: Duration,
     /// The `[test]` command, which an agent with `allowlist` permissions may always run.
     pub test_command: Option<String>,
+    /// What tokens cost, for agents that report none (`[prices]` over the built-in list).
+    pub prices: crate::cost::Prices,
 }
 
 impl FactoryConfig {
@@ -68,6 +70,7 @@ impl FactoryConfig {
             agents,
             sandbox: c.sandbox.clone(),
             poll: Duration::from_secs(1),
+            prices: crate::cost::Prices::new(&c.prices),
             test_command: c.test.command.clone(),
         }
     }
@@ -889,6 +892,7 @@ impl Factory {
             );
         }
         let mut usage = Usage::default();
+        let mut model: Option<String> = None;
         let files = self
             .live
             .lock()
@@ -921,7 +925,7 @@ impl Factory {
                         };
                         for d in drafts {
                             let step = builder.push(d);
-                            note_step(&step, &mut usage, &files, &prepared.dir);
+                            note_step(&step, &mut usage, &mut model, &files, &prepared.dir);
                             pending.push(step);
                         }
                         if pending.len() >= FLUSH_STEPS {
@@ -960,7 +964,7 @@ impl Factory {
         self.tokens.revoke(run.id);
         for d in decoder.finish() {
             let step = builder.push(d);
-            note_step(&step, &mut usage, &files, &prepared.dir);
+            note_step(&step, &mut usage, &mut model, &files, &prepared.dir);
             pending.push(step);
         }
         let exited = builder.push(crate::trace::Draft::new(StepKind::Lifecycle {
@@ -972,6 +976,12 @@ impl Factory {
         pending.push(exited);
         self.flush(run.id, &mut pending).await?;
 
+        // Agents that report no cost (Codex, Gemini) get their tokens priced; the model is
+        // the one the agent said it ran, else the profile's.
+        let usage = self
+            .cfg
+            .prices
+            .priced(usage, model.as_deref().or(profile.model.as_deref()));
         let outcome = match stopped {
             Some(o) => o,
             None if exit.success() => Outcome::Succeeded,
@@ -1284,9 +1294,19 @@ impl FactoryError {
     }
 }
 
-/// Keep a run's running totals from its own steps: tokens and cost, files touched.
-fn note_step(step: &Step, usage: &mut Usage, files: &Arc<Mutex<Vec<String>>>, workdir: &Path) {
+/// Keep a run's running totals from its own steps: tokens and cost, the model the agent
+/// says it runs, files touched.
+fn note_step(
+    step: &Step,
+    usage: &mut Usage,
+    model: &mut Option<String>,
+    files: &Arc<Mutex<Vec<String>>>,
+    workdir: &Path,
+) {
     match &step.kind {
+        StepKind::Lifecycle {
+            event: Lifecycle::Started { model: Some(m), .. },
+        } => *model = Some(m.clone()),
         StepKind::Lifecycle {
             event: Lifecycle::Usage(u),
         } => {

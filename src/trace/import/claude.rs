@@ -206,11 +206,12 @@ impl ClaudeState {
 
 pub(crate) fn usage_of(u: &Value) -> Usage {
     Usage {
-        input_tokens: u64_of(u, "input_tokens") + u64_of(u, "cache_creation_input_tokens"),
+        input_tokens: u64_of(u, "input_tokens"),
         output_tokens: u64_of(u, "output_tokens"),
         cache_read_tokens: u64_of(u, "cache_read_input_tokens"),
-        cost_usd: None,
-        turns: None,
+        // Priced apart from plain input (at 1.25x): kept apart.
+        cache_write_tokens: u64_of(u, "cache_creation_input_tokens"),
+        ..Usage::default()
     }
 }
 

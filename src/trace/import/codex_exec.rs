@@ -170,8 +170,8 @@ impl TraceParser for CodexExecParser {
                         input_tokens: u64_of(&u, "input_tokens").saturating_sub(cached),
                         output_tokens: u64_of(&u, "output_tokens"),
                         cache_read_tokens: cached,
-                        cost_usd: None,
                         turns: Some(1),
+                        ..Usage::default()
                     }),
                 }));
             }

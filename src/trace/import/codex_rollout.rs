@@ -192,8 +192,8 @@ impl CodexRolloutParser {
                                 input_tokens: u64_of(u, "input_tokens").saturating_sub(cached),
                                 output_tokens: u64_of(u, "output_tokens"),
                                 cache_read_tokens: cached,
-                                cost_usd: None,
                                 turns: None,
+                                ..Usage::default()
                             }),
                         }));
                     }

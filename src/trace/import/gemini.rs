@@ -198,8 +198,8 @@ impl TraceParser for GeminiParser {
                     input_tokens: u64_of(&stats, "input_tokens"),
                     output_tokens: u64_of(&stats, "output_tokens"),
                     cache_read_tokens: u64_of(&stats, "cached"),
-                    cost_usd: None,
                     turns: None,
+                    ..Usage::default()
                 };
                 out.push(
                     Draft::new(StepKind::Lifecycle {
