@@ -58,6 +58,21 @@ fn the_headless_demo_bounces_retries_with_the_lesson_and_lands_everything() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    // The summary prints a bounce whole: its reason's first line ends in a colon, and the
+    // test output under it is what a reader needs.
+    let summary = stdout.split("\nsummary").nth(1).expect("a summary");
+    let bounced = summary
+        .lines()
+        .position(|l| l.contains("bounced") && l.trim_end().ends_with(':'))
+        .unwrap_or_else(|| panic!("a bounce in the summary:\n{summary}"));
+    let below = summary.lines().nth(bounced + 1).unwrap_or("");
+    assert!(
+        below.starts_with("      ") && !below.trim().is_empty(),
+        "the bounce's detail follows it:\n{summary}"
+    );
+    // The demo's repository is on `main`.
+    let user = git2::Repository::open(root.join("inventory")).unwrap();
+    assert_eq!(user.head().unwrap().shorthand().unwrap(), "main");
     // The retry kept the check the first attempt dropped, and every change is on main.
     let stock = file_on_main(&root, "inventory/stock.py").unwrap();
     assert!(stock.contains("def release"), "{stock}");

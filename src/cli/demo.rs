@@ -124,7 +124,9 @@ fn make_repo(dir: &Path) -> Result<()> {
         std::fs::create_dir_all(p.parent().expect("files have a parent"))?;
         std::fs::write(&p, text)?;
     }
-    let repo = git2::Repository::init(dir)?;
+    // `main`, whatever the machine's git says: the demo's summary and README name it.
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))?;
     let mut index = repo.index()?;
     index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
     index.write()?;
@@ -379,6 +381,12 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
 }
 
 /// What happened, from the API: tickets and their attempts, the queue, the lessons, main.
+/// A message printed whole under its summary line: a bounce's reason ends its first line
+/// with a colon and puts the test's output below, which is the part worth reading.
+fn whole(text: &str) -> String {
+    text.trim_end().replace('\n', "\n      ")
+}
+
 async fn summary(client: &Client) -> Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
@@ -406,7 +414,7 @@ async fn summary(client: &Client) -> Result<String> {
         let why = e
             .reason
             .as_deref()
-            .map(|r| format!(": {}", r.lines().next().unwrap_or("")))
+            .map(|r| format!(": {}", whole(r)))
             .unwrap_or_default();
         let by = e
             .approval
@@ -431,12 +439,7 @@ async fn summary(client: &Client) -> Result<String> {
         })
         .await?;
     for h in lessons.iter().filter(|h| h.memory.text.contains("bounced")) {
-        writeln!(
-            out,
-            "  lesson {}: {}",
-            h.memory.id,
-            h.memory.text.lines().next().unwrap_or("")
-        )?;
+        writeln!(out, "  lesson {}: {}", h.memory.id, whole(&h.memory.text))?;
     }
     writeln!(
         out,
