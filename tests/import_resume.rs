@@ -1,8 +1,10 @@
-//! A `trace import` killed with SIGKILL mid-file leaves its run marked partial, says so in
-//! `run list`, `run show` and `trace show`, and importing the same file again resumes that
-//! run to exactly the full set of steps: the real binary on a real store.
+//! `trace import` through the real binary on a real store: one killed with SIGKILL
+//! mid-file leaves its run marked partial, says so in `run list`, `run show` and `trace
+//! show`, and importing the same file again resumes that run to exactly the full set of
+//! steps; a FIFO is refused at once, with or without a factory.
 
 mod common;
+use common::serve::Serve;
 use common::{Env, wait_for};
 
 use std::time::Duration;
@@ -96,4 +98,31 @@ fn kill_9_mid_import_then_import_again_gives_every_step_once_in_order() {
     // The steps stored before the kill are searchable too.
     let hits = env.json(&["trace", "search", "step 7", "--limit", "1", "--json"]);
     assert_eq!(hits[0]["step"], 7, "{hits}");
+}
+
+#[test]
+fn a_fifo_is_refused_at_once_by_the_cli_and_by_a_running_factory() {
+    let env = Env::new();
+    env.ok(&["workspace", "create", "w"]);
+    let fifo = env.home.path().join("live.jsonl");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    let refused = |env: &Env| {
+        let started = std::time::Instant::now();
+        let (code, err) = env.fails(&["trace", "import", fifo]);
+        assert!(started.elapsed() < Duration::from_secs(30), "it waited");
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("is a FIFO") && err.contains("save the log to a file first"),
+            "{err}"
+        );
+    };
+    refused(&env);
+    // Through the factory's API: refused, and the factory serves the next request.
+    let serve = Serve::paused(&env);
+    refused(&env);
+    let runs = env.json(&["run", "list", "--json"]);
+    assert_eq!(runs.as_array().unwrap().len(), 0);
+    serve.stop();
 }

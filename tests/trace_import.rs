@@ -1259,3 +1259,22 @@ fn a_killed_import_from_a_stream_is_partial_and_says_it_cannot_resume() {
         run.outcome
     );
 }
+
+#[test]
+fn format_detection_reads_a_bounded_amount_of_a_huge_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    // 64 MiB of one line first: detection keeps 64 KiB of it, not the whole line.
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        f.write_all(&chunk).unwrap();
+    }
+    f.write_all(b"\n{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n")
+        .unwrap();
+    drop(f);
+    assert_eq!(
+        shopfloor::trace::detect_file(&path).unwrap(),
+        Some(Format::CodexExec)
+    );
+}
