@@ -1278,3 +1278,28 @@ fn format_detection_reads_a_bounded_amount_of_a_huge_first_line() {
         Some(Format::CodexExec)
     );
 }
+
+#[test]
+fn one_file_imports_into_two_stores_at_once_but_not_twice_into_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    std::fs::write(&path, numbered_trace(3 * shopfloor::trace::BATCH_STEPS)).unwrap();
+    let (_a, store_a) = open_store();
+    let (_b, store_b) = open_store();
+    let mut nested = None;
+    let report = import_file(&store_a, &path, &opts(Format::Jsonl), &mut |_| {
+        if nested.is_none() {
+            // While the first import runs: into another store, fine.
+            let other = import_file(&store_b, &path, &opts(Format::Jsonl), &mut |_| {});
+            // Into the same store, refused: its run is still being written.
+            let same = import_file(&store_a, &path, &opts(Format::Jsonl), &mut |_| {});
+            nested = Some((other.map(|r| r.steps), same.map_err(|e| e.to_string())));
+        }
+    })
+    .unwrap();
+    let (other, same) = nested.unwrap();
+    assert_eq!(other.unwrap(), report.steps);
+    let err = same.unwrap_err();
+    assert!(err.contains("is being imported right now"), "{err}");
+    assert_eq!(store_a.runs().unwrap().len(), 1);
+}

@@ -185,8 +185,10 @@ pub fn detect_file(path: &Path) -> Result<Option<Format>, TraceError> {
     Ok(Format::detect(lines.iter().map(Vec::as_slice)))
 }
 
-/// Paths being imported in this process right now: a second import of the same file waits
-/// for the first to end rather than resuming a run that is still being written.
+/// Files being imported in this process right now, each with the store it goes to: a
+/// second import of the same file into the same store is refused while the first runs,
+/// rather than resuming a run that is still being written. (Another process cannot hold
+/// the same store: its file is locked.)
 static IMPORTING: std::sync::Mutex<std::collections::BTreeSet<String>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
@@ -239,7 +241,7 @@ pub fn import_file(
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
         .into_owned();
-    let _claim = Claim::take(&key, &name)?;
+    let _claim = Claim::take(&format!("{}\0{key}", store.path().display()), &name)?;
     let mut notes = Vec::new();
     let mut resume = None;
     let format = opts.format.name();
