@@ -252,10 +252,12 @@ impl Usage {
     /// Add another report's tokens and cost. Turns are left to the caller: some reports
     /// carry a running total, others a count to add.
     pub fn add_spend(&mut self, u: &Usage) {
-        self.input_tokens += u.input_tokens;
-        self.output_tokens += u.output_tokens;
-        self.cache_read_tokens += u.cache_read_tokens;
-        self.cache_write_tokens += u.cache_write_tokens;
+        // Saturating: the numbers come from agent logs, and a hostile one must not
+        // overflow (a panic in debug builds, a wrapped total in release).
+        self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(u.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(u.cache_write_tokens);
         self.cost_priced |= u.cost_priced;
         if let Some(c) = u.cost_usd {
             self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + c);
@@ -494,6 +496,9 @@ pub enum RunState {
     Restarted,
     /// Made by `trace import`, not by the factory.
     Imported,
+    /// A `trace import` that has not stored its last step: still going, or killed before
+    /// the end of its file. Importing the same file again resumes it.
+    PartialImport,
 }
 
 impl RunState {
@@ -507,6 +512,7 @@ impl RunState {
             RunState::Interrupted => "interrupted",
             RunState::Restarted => "restarted",
             RunState::Imported => "imported",
+            RunState::PartialImport => "partial-import",
         }
     }
     pub fn is_live(self) -> bool {
@@ -536,7 +542,8 @@ impl Attempts {
                 RunState::Preparing
                 | RunState::Running
                 | RunState::Restarted
-                | RunState::Imported => {}
+                | RunState::Imported
+                | RunState::PartialImport => {}
             }
         }
         a
@@ -579,6 +586,25 @@ pub struct Run {
     /// Why it ended as it did, in words for the next prompt and for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+}
+
+/// How far a `trace import` in progress has read its source, kept beside its run (state
+/// `PartialImport`) and moved on in the transaction that stores each batch of its steps, so
+/// an import that was killed resumes exactly where its stored steps end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportMark {
+    /// The file, canonical; None for a stream, which cannot be read again to resume.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The trace format's name.
+    pub format: String,
+    /// The agent the import was asked to name (None: the format's).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Bytes of the source, whole lines, whose steps are all stored.
+    pub read: u64,
+    /// The blake3 hash of those bytes: the same path resumes only with the same content.
+    pub hash: BlobHash,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

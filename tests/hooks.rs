@@ -430,9 +430,11 @@ async fn hooks_and_an_mcp_session_never_wait_on_each_other() {
     }
     eprintln!("mcp calls between hooks, ms: {call_ms:.1?}; hooks, ms: {hook_ms:.1?}");
     call_ms.sort_by(f64::total_cmp);
+    // Tens of milliseconds on a quiet machine (the README's figures); the bounds here leave
+    // room for a loaded CI machine while still catching a call that waits out a hold (5 s).
     assert!(
-        call_ms[call_ms.len() / 2] < 100.0,
-        "MCP calls stay under 100 ms: {call_ms:?}"
+        call_ms[call_ms.len() / 2] < 250.0 && call_ms.iter().all(|ms| *ms < 1000.0),
+        "no MCP call waits behind a hook: {call_ms:?}"
     );
     assert!(
         hook_ms.iter().all(|ms| *ms < 4000.0),

@@ -85,7 +85,8 @@ fn store_err(e: StoreError) -> OpError {
 fn trace_err(e: TraceError) -> OpError {
     let kind = match &e {
         TraceError::NotFound { .. } | TraceError::RunNotFound(_) => ErrorKind::NotFound,
-        TraceError::IsDirectory { .. } => ErrorKind::BadRequest,
+        TraceError::IsDirectory { .. } | TraceError::NotAFile { .. } => ErrorKind::BadRequest,
+        TraceError::Busy { .. } | TraceError::CannotResume { .. } => ErrorKind::Conflict,
         _ => ErrorKind::Internal,
     };
     OpError::from_error(kind, &e)
@@ -393,23 +394,15 @@ pub fn export(ws: &Workspace, run_id: RunId, out: &mut dyn Write) -> Result<u64>
 }
 
 fn detect_format(file: &std::path::Path) -> Result<Format> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(file).map_err(|e| {
-        OpError::from_error(ErrorKind::BadRequest, &e)
-            .with_context(format!("cannot open {}", file.display()))
-    })?;
-    let mut lines = Vec::new();
-    for line in std::io::BufReader::new(f).split(b'\n').take(20) {
-        let mut l = line.map_err(internal)?;
-        l.truncate(64 << 10);
-        lines.push(l);
-    }
-    Format::detect(lines.iter().map(Vec::as_slice)).ok_or_else(|| {
-        OpError::bad_request(format!(
-            "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|gemini|jsonl",
-            file.display()
-        ))
-    })
+    // The trace room reads a bounded amount, whatever the file holds (a 2 GB line).
+    crate::trace::detect_file(file)
+        .map_err(trace_err)?
+        .ok_or_else(|| {
+            OpError::bad_request(format!(
+                "cannot tell the format of {}; pass --format claude-code|claude-stream|codex|codex-exec|gemini|jsonl",
+                file.display()
+            ))
+        })
 }
 
 /// Import a trace file as a new run.

@@ -5,6 +5,8 @@
 //! History:
 //! - v1: steps keyed by one u64, `run << 32 | seq` (capped runs and steps at 2^32 each).
 //! - v2: steps keyed by the tuple (run, seq); approvals table.
+//! - v3: imports table (the progress of a `trace import` in progress, so a killed one can
+//!   resume) and the run state `partial_import`. A v2 store only gains the empty table.
 
 use std::path::Path;
 
@@ -13,7 +15,7 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use super::tables::*;
 use super::{Result, StoreError};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 const VERSION_KEY: &str = "schema_version";
 
 /// The v1 layout, frozen: kept so the migration (and its test) can read it.
@@ -85,6 +87,7 @@ pub fn migrate(db: &Database, path: &Path) -> Result<()> {
     tx.open_table(QUEUE)?;
     tx.open_table(APPROVALS)?;
     tx.open_table(AUDIT)?;
+    tx.open_table(IMPORTS)?;
     write_version(&tx, SCHEMA_VERSION)?;
     tx.commit()?;
     if found != 0 {

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AuditEvent, BlobHash, BlobRef, Memory, MemoryId, Payload, QueueEntry, QueueEntryId, Run, RunId,
-    Step, Ticket, TicketId,
+    AuditEvent, BlobHash, BlobRef, ImportMark, Memory, MemoryId, Payload, QueueEntry, QueueEntryId,
+    Run, RunId, Step, Ticket, TicketId,
 };
 pub use migrate::SCHEMA_VERSION;
 use tables::*;
@@ -139,6 +139,48 @@ fn put_blob_tx(tx: &WriteTransaction, bytes: &[u8]) -> Result<BlobRef> {
         len: bytes.len() as u64,
         preview: preview_of(bytes),
     })
+}
+
+fn run_in(runs: &impl ReadableTable<u64, &'static [u8]>, id: RunId) -> Result<Run> {
+    match runs.get(id)? {
+        Some(v) => decode("runs", v.value()),
+        None => Err(StoreError::NotFound {
+            what: "run",
+            id: id.to_string(),
+        }),
+    }
+}
+
+fn update_run_tx(tx: &WriteTransaction, id: RunId, f: &mut dyn FnMut(&mut Run)) -> Result<Run> {
+    let mut t = tx.open_table(RUNS)?;
+    let mut run = run_in(&t, id)?;
+    f(&mut run);
+    t.insert(id, encode(&run).as_slice())?;
+    Ok(run)
+}
+
+/// See [`Store::append_steps`]; returns the run's step count after the append.
+fn append_steps_tx(tx: &WriteTransaction, run: RunId, steps: &[Step]) -> Result<u64> {
+    let mut runs = tx.open_table(RUNS)?;
+    let mut r = run_in(&runs, run)?;
+    let mut table = tx.open_table(STEPS)?;
+    for (i, step) in steps.iter().enumerate() {
+        let expected = r.steps + i as u64;
+        if step.run != run || step.seq != expected {
+            return Err(StoreError::Invalid(format!(
+                "step out of order for run {run}: got run {} seq {}, expected seq {expected}",
+                step.run, step.seq
+            )));
+        }
+        let mut step = step.clone();
+        for p in step.kind.payloads_mut() {
+            externalize(tx, p)?;
+        }
+        table.insert((run, step.seq), encode(&step).as_slice())?;
+    }
+    r.steps += steps.len() as u64;
+    runs.insert(run, encode(&r).as_slice())?;
+    Ok(r.steps)
 }
 
 impl Store {
@@ -284,19 +326,7 @@ impl Store {
     {
         let f = std::sync::Mutex::new(f);
         self.write(move |tx| {
-            let mut t = tx.open_table(RUNS)?;
-            let mut run: Run = match t.get(id)? {
-                Some(v) => decode("runs", v.value())?,
-                None => {
-                    return Err(StoreError::NotFound {
-                        what: "run",
-                        id: id.to_string(),
-                    });
-                }
-            };
-            (f.lock().expect("update closure panicked"))(&mut run);
-            t.insert(id, encode(&run).as_slice())?;
-            Ok(run)
+            update_run_tx(tx, id, &mut *f.lock().expect("update closure panicked"))
         })
     }
 
@@ -310,36 +340,65 @@ impl Store {
                 id: run.to_string(),
             });
         }
+        self.write(move |tx| append_steps_tx(tx, run, &steps))
+    }
+
+    // ---- imports in progress ----
+
+    /// Create the run of an import and mark it in progress, in one transaction.
+    pub fn begin_import(&self, run: Run, mark: ImportMark) -> Result<Run> {
         self.write(move |tx| {
-            let mut runs = tx.open_table(RUNS)?;
-            let mut r: Run = match runs.get(run)? {
-                Some(v) => decode("runs", v.value())?,
-                None => {
-                    return Err(StoreError::NotFound {
-                        what: "run",
-                        id: run.to_string(),
-                    });
-                }
-            };
-            let mut table = tx.open_table(STEPS)?;
-            for (i, step) in steps.iter().enumerate() {
-                let expected = r.steps + i as u64;
-                if step.run != run || step.seq != expected {
-                    return Err(StoreError::Invalid(format!(
-                        "step out of order for run {run}: got run {} seq {}, expected seq {expected}",
-                        step.run, step.seq
-                    )));
-                }
-                let mut step = step.clone();
-                for p in step.kind.payloads_mut() {
-                    externalize(tx, p)?;
-                }
-                table.insert((run, step.seq), encode(&step).as_slice())?;
-            }
-            r.steps += steps.len() as u64;
-            runs.insert(run, encode(&r).as_slice())?;
-            Ok(r.steps)
+            let mut run = run.clone();
+            run.id = next_id(tx, "next_run")?;
+            run.steps = 0;
+            tx.open_table(RUNS)?
+                .insert(run.id, encode(&run).as_slice())?;
+            tx.open_table(IMPORTS)?
+                .insert(run.id, encode(&mark).as_slice())?;
+            Ok(run)
         })
+    }
+
+    /// Append a batch of an import's steps and move its mark to where they end, in one
+    /// transaction: what the mark says was read is exactly what is stored.
+    pub fn append_import_steps(
+        &self,
+        run: RunId,
+        steps: Vec<Step>,
+        mark: ImportMark,
+    ) -> Result<u64> {
+        self.write(move |tx| {
+            let steps = append_steps_tx(tx, run, &steps)?;
+            tx.open_table(IMPORTS)?
+                .insert(run, encode(&mark).as_slice())?;
+            Ok(steps)
+        })
+    }
+
+    /// Store an import's last steps, change its run (state, usage, ...) and drop its mark,
+    /// in one transaction: a run is never complete without all its steps, nor the reverse.
+    pub fn finish_import<F>(&self, run: RunId, steps: Vec<Step>, f: F) -> Result<Run>
+    where
+        F: FnMut(&mut Run) + Send + 'static,
+    {
+        let f = std::sync::Mutex::new(f);
+        self.write(move |tx| {
+            append_steps_tx(tx, run, &steps)?;
+            tx.open_table(IMPORTS)?.remove(run)?;
+            update_run_tx(tx, run, &mut *f.lock().expect("update closure panicked"))
+        })
+    }
+
+    /// Every import in progress (or cut short), oldest run first.
+    pub fn import_marks(&self) -> Result<Vec<(RunId, ImportMark)>> {
+        let tx = self.read()?;
+        let t = tx.open_table(IMPORTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), decode("imports", v.value())?));
+        }
+        Ok(out)
     }
 
     /// One step, as stored (large payloads are blob references).

@@ -17,3 +17,5 @@ pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs
 pub const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 pub const APPROVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("approvals");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// The progress of each `trace import` still in progress, by run: see `model::ImportMark`.
+pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports");

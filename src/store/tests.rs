@@ -273,6 +273,55 @@ fn opens_a_store_written_by_the_previous_schema() {
 }
 
 #[test]
+fn a_v2_store_opens_with_its_runs_and_gains_the_imports_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    // A v2 store: every table but `imports`, and a run as v2 wrote it.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        migrate::write_version(&tx, 2).unwrap();
+        let mut r = run_draft();
+        r.id = 4;
+        tx.open_table(RUNS)
+            .unwrap()
+            .insert(4, encode(&r).as_slice())
+            .unwrap();
+        tx.open_table(STEPS).unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.run(4).unwrap().unwrap().state, RunState::Imported);
+    assert!(store.import_marks().unwrap().is_empty());
+    let mark = crate::model::ImportMark {
+        path: Some("/t.jsonl".into()),
+        format: "jsonl".into(),
+        agent: None,
+        read: 0,
+        hash: BlobHash::of(b""),
+    };
+    let mut draft = run_draft();
+    draft.state = RunState::PartialImport;
+    let run = store.begin_import(draft, mark.clone()).unwrap();
+    let moved = crate::model::ImportMark { read: 9, ..mark };
+    let s = step(run.id, 0, StepKind::AgentMessage { text: "a".into() });
+    assert_eq!(
+        store
+            .append_import_steps(run.id, vec![s], moved.clone())
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.import_marks().unwrap(), vec![(run.id, moved)]);
+    let s = step(run.id, 1, StepKind::AgentMessage { text: "b".into() });
+    let done = store
+        .finish_import(run.id, vec![s], |r| r.state = RunState::Imported)
+        .unwrap();
+    assert_eq!((done.state, done.steps), (RunState::Imported, 2));
+    assert!(store.import_marks().unwrap().is_empty());
+}
+
+#[test]
 fn a_newer_schema_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");

@@ -4,11 +4,13 @@
 pub mod builder;
 pub mod export;
 pub mod import;
+pub mod ingest;
 pub mod patch;
 pub mod replay;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -16,9 +18,12 @@ use jiff::Timestamp;
 pub use builder::TraceBuilder;
 pub use export::export_jsonl;
 pub use import::{Draft, Format, MAX_LINE_BYTES, TraceParser, parser};
+pub use ingest::{Ingest, LineRead, LineReader, MAX_RAW_LINE_BYTES};
 pub use replay::{Direction, FileContent, FileState, files_at, next_matching};
 
-use crate::model::{Lifecycle, Payload, Run, RunId, RunState, Step, StepKind, Usage};
+use crate::model::{
+    BlobHash, ImportMark, Lifecycle, Payload, Run, RunId, RunState, Step, StepKind, Usage,
+};
 use crate::redact::Redactor;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +47,22 @@ pub enum TraceError {
     Write(#[source] std::io::Error),
     #[error("run {0} not found; `shopfloor trace list` shows the runs")]
     RunNotFound(RunId),
+    #[error(
+        "{path} is {kind}, not a file: reading it could wait forever for a writer; save the log to a file first and import that file"
+    )]
+    NotAFile { path: String, kind: &'static str },
+    #[error(
+        "{path} is being imported right now; wait for that import to end (`shopfloor run list` shows its run as partial-import)"
+    )]
+    Busy { path: String },
+    #[error(
+        "cannot resume run {run} from {path}: {why}; nothing was added to it. Import a copy of the file under another name to make a new run"
+    )]
+    CannotResume {
+        path: String,
+        run: RunId,
+        why: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,6 +89,9 @@ pub struct ImportReport {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// Problems (malformed or oversized lines, invalid UTF-8...), each naming its line.
     pub warnings: Vec<String>,
+    /// When this import resumed a partial import of the same file: the steps its run
+    /// already held (the counts above are the whole run's).
+    pub resumed: Option<u64>,
 }
 
 /// Steps are appended in batches of this many (or fewer when their payloads are large).
@@ -76,74 +100,209 @@ const BATCH_BYTES: u64 = 32 << 20;
 /// Payloads larger than this go to the blob table as soon as their step is built, so a huge
 /// line is moved, never copied, on its way to disk.
 const EAGER_BLOB_BYTES: usize = 1 << 20;
-/// A line longer than this is cut here: beyond it even a blob is not worth the memory.
-pub const MAX_RAW_LINE_BYTES: usize = 256 << 20;
 const MAX_WARNINGS: usize = 1000;
+/// Lines read to guess a file's format, and the bytes of each kept for it.
+const DETECT_LINES: usize = 20;
+const DETECT_LINE_BYTES: usize = 64 << 10;
 
-/// Import a trace file into a new run of `store`; `after_append` sees each batch of steps
+/// The outcome a run shows while its import has not stored its last step.
+fn partial_outcome(resumable: bool) -> String {
+    let how = if resumable {
+        "importing the same file again resumes it"
+    } else {
+        "it was read from a stream, so import the whole log again"
+    };
+    format!(
+        "partial import: its source was not read to the end (the import is still going, or it stopped); {how}"
+    )
+}
+
+/// Open `path` for an import: a regular file, or a clear error. Never blocks: a FIFO, a
+/// socket or a device is refused before it is opened, and the open itself is
+/// non-blocking, so a path swapped for a FIFO after the check cannot hang it either.
+/// Returns the file and its length at open.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), TraceError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let name = path.display().to_string();
+    let read_err = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => TraceError::NotFound { path: name.clone() },
+        _ => TraceError::Read {
+            path: name.clone(),
+            source,
+        },
+    };
+    let refuse = |meta: &std::fs::Metadata| {
+        let t = meta.file_type();
+        let kind = if t.is_dir() {
+            return Err(TraceError::IsDirectory { path: name.clone() });
+        } else if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else {
+            return Ok(());
+        };
+        Err(TraceError::NotAFile {
+            path: name.clone(),
+            kind,
+        })
+    };
+    refuse(&std::fs::metadata(path).map_err(read_err)?)?;
+    // O_NONBLOCK changes nothing for reading a regular file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    refuse(&meta)?;
+    Ok((file, meta.len()))
+}
+
+/// Guess the format of a trace file from its first lines (None when no line tells). Reads
+/// a bounded amount whatever the file holds.
+pub fn detect_file(path: &Path) -> Result<Option<Format>, TraceError> {
+    let (file, _) = open_regular(path)?;
+    let mut reader = LineReader::new(BufReader::new(file));
+    let mut lines = Vec::new();
+    let mut buf = Vec::new();
+    while lines.len() < DETECT_LINES {
+        match reader.read_line(&mut buf, DETECT_LINE_BYTES) {
+            Ok(Some(_)) => lines.push(std::mem::take(&mut buf)),
+            Ok(None) => break,
+            Err(source) => {
+                return Err(TraceError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(Format::detect(lines.iter().map(Vec::as_slice)))
+}
+
+/// Files being imported in this process right now, each with the store it goes to: a
+/// second import of the same file into the same store is refused while the first runs,
+/// rather than resuming a run that is still being written. (Another process cannot hold
+/// the same store: its file is locked.)
+static IMPORTING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+struct Claim(String);
+
+impl Claim {
+    fn take(key: &str, name: &str) -> Result<Claim, TraceError> {
+        let mut set = IMPORTING.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(key.to_string()) {
+            return Err(TraceError::Busy {
+                path: name.to_string(),
+            });
+        }
+        Ok(Claim(key.to_string()))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        IMPORTING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// Import a trace file as a new run of `store`; `after_append` sees each batch of steps
 /// once it is durable (the caller indexes them).
+///
+/// A partial import of the same file (same path, format and agent; a run that was killed
+/// before its last step was stored) is resumed instead, when the file still starts with
+/// the bytes its stored steps were made from: the file is parsed again from the start (a
+/// parser pairs results with calls made anywhere before), the steps already stored are
+/// passed over, the rest appended, and the run ends complete. Only the bytes the file held
+/// when the import began are read, so a log that keeps growing cannot keep it going.
 pub fn import_file(
     store: &Store,
     path: &Path,
     opts: &ImportOptions,
     after_append: &mut dyn FnMut(&[Step]),
 ) -> Result<ImportReport, TraceError> {
+    use std::io::{Read, Seek};
     let name = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TraceError::NotFound { path: name.clone() },
-        _ => TraceError::Read {
-            path: name.clone(),
-            source: e,
-        },
-    })?;
-    if meta.is_dir() {
-        return Err(TraceError::IsDirectory { path: name });
-    }
-    let file = std::fs::File::open(path).map_err(|source| TraceError::Read {
+    let (mut file, len) = open_regular(path)?;
+    let read_err = |source| TraceError::Read {
         path: name.clone(),
         source,
-    })?;
-    import_reader(
+    };
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned();
+    let _claim = Claim::take(&format!("{}\0{key}", store.path().display()), &name)?;
+    let mut notes = Vec::new();
+    let mut resume = None;
+    let format = opts.format.name();
+    let partial = store.import_marks()?.into_iter().rev().find(|(_, m)| {
+        m.path.as_deref() == Some(key.as_str()) && m.format == format && m.agent == opts.agent
+    });
+    if let Some((id, mark)) = partial
+        && let Some(run) = store.run(id)?
+    {
+        let mut hasher = blake3::Hasher::new();
+        let n = std::io::copy(&mut (&mut file).take(mark.read), &mut hasher).map_err(read_err)?;
+        if n == mark.read && BlobHash(*hasher.finalize().as_bytes()) == mark.hash {
+            notes.push(format!(
+                "run {id} was a partial import of this file ({} steps stored before it stopped); resumed it rather than starting a new run",
+                run.steps
+            ));
+            resume = Some((run, mark));
+        } else {
+            notes.push(format!(
+                "run {id} is a partial import of this path, but the file no longer starts with the {} bytes that run was made from; imported it as a new run",
+                mark.read
+            ));
+        }
+        file.rewind().map_err(read_err)?;
+    }
+    let source = Source {
+        name: &name,
+        path: Some(key.clone()),
+    };
+    import_stream(
         store,
-        BufReader::with_capacity(1 << 20, file),
-        &name,
+        BufReader::with_capacity(1 << 20, file.take(len)),
+        &source,
         opts,
+        resume,
+        notes,
         after_append,
     )
 }
 
-/// Read one line into `buf` (without its `\n`), keeping at most `MAX_RAW_LINE_BYTES`.
-/// Returns None at the end of input, else the line's full length.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
-    buf.clear();
-    let mut total: u64 = 0;
-    let mut any = false;
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(any.then_some(total));
-        }
-        any = true;
-        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (&chunk[..i], true),
-            None => (chunk, false),
-        };
-        let room = MAX_RAW_LINE_BYTES.saturating_sub(buf.len());
-        buf.extend_from_slice(&part[..part.len().min(room)]);
-        total += part.len() as u64;
-        let used = part.len() + usize::from(done);
-        reader.consume(used);
-        if done {
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Some(total));
-        }
-    }
+/// Import a trace read from `reader` as a new run; `source_name` names it in the run and in
+/// errors. A stream cannot be read again, so a killed import of one is not resumable.
+pub fn import_reader(
+    store: &Store,
+    reader: impl BufRead,
+    source_name: &str,
+    opts: &ImportOptions,
+    after_append: &mut dyn FnMut(&[Step]),
+) -> Result<ImportReport, TraceError> {
+    let source = Source {
+        name: source_name,
+        path: None,
+    };
+    import_stream(store, reader, &source, opts, None, Vec::new(), after_append)
+}
+
+struct Source<'a> {
+    /// How the run and errors name it.
+    name: &'a str,
+    /// The canonical path of a file (what a resumed import is matched by).
+    path: Option<String>,
 }
 
 struct Tally {
@@ -156,6 +315,21 @@ struct Tally {
 }
 
 impl Tally {
+    fn line(&mut self, read: LineRead) {
+        let r = &mut self.report;
+        match read {
+            LineRead::Blank => {
+                r.lines += 1;
+                r.blank += 1;
+            }
+            LineRead::Line { .. } => {
+                r.lines += 1;
+                r.lines_with_steps += 1;
+            }
+            LineRead::End => {}
+        }
+    }
+
     fn count(&mut self, step: &Step) {
         let r = &mut self.report;
         r.steps += 1;
@@ -183,7 +357,7 @@ impl Tally {
                 let t = &mut self.usage;
                 t.add_spend(u);
                 if let Some(n) = u.turns {
-                    t.turns = Some(t.turns.unwrap_or(0) + n);
+                    t.turns = Some(t.turns.unwrap_or(0).saturating_add(n));
                 }
             }
             StepKind::FileEdit { path, .. } if !self.files.contains(path) => {
@@ -194,12 +368,15 @@ impl Tally {
     }
 }
 
-/// Import a trace read from `reader`; `source_name` names it in the run and in errors.
-pub fn import_reader(
+/// The import loop: `resume` is a partial run of the same source and its mark, whose
+/// stored steps are passed over; `notes` head the report's warnings.
+fn import_stream(
     store: &Store,
-    mut reader: impl BufRead,
-    source_name: &str,
+    reader: impl BufRead,
+    source: &Source,
     opts: &ImportOptions,
+    resume: Option<(Run, ImportMark)>,
+    notes: Vec<String>,
     after_append: &mut dyn FnMut(&[Step]),
 ) -> Result<ImportReport, TraceError> {
     let agent = opts
@@ -207,27 +384,63 @@ pub fn import_reader(
         .clone()
         .unwrap_or_else(|| opts.format.default_agent().to_string());
     let now = Timestamp::now();
-    let run = store.create_run(Run {
-        id: 0,
-        ticket: None,
-        agent: agent.clone(),
-        state: RunState::Imported,
-        started: now,
-        ended: None,
-        steps: 0,
-        source: format!("{source_name} ({})", opts.format),
-        attempt: 0,
-        branch: None,
-        usage: Usage::default(),
-        files_changed: Vec::new(),
-        sandbox: None,
-        outcome: None,
-    })?;
-    let mut parser = import::parser(opts.format);
-    let mut builder = TraceBuilder::new(run.id, 0, agent, opts.redactor.clone());
+    let mark_at = |read: u64, hash: BlobHash| ImportMark {
+        path: source.path.clone(),
+        format: opts.format.name().to_string(),
+        agent: opts.agent.clone(),
+        read,
+        hash,
+    };
+    let (run, stored, mut unverified) = match resume {
+        Some((run, mark)) => {
+            let stored = run.steps;
+            (run, stored, Some(mark))
+        }
+        None => {
+            let run = store.begin_import(
+                Run {
+                    id: 0,
+                    ticket: None,
+                    agent: agent.clone(),
+                    state: RunState::PartialImport,
+                    started: now,
+                    ended: None,
+                    steps: 0,
+                    source: format!("{} ({})", source.name, opts.format),
+                    attempt: 0,
+                    branch: None,
+                    usage: Usage::default(),
+                    files_changed: Vec::new(),
+                    sandbox: None,
+                    outcome: Some(partial_outcome(source.path.is_some())),
+                },
+                mark_at(0, BlobHash::of(b"")),
+            )?;
+            (run, 0, None)
+        }
+    };
+    let cannot_resume = |why: String| TraceError::CannotResume {
+        path: source.name.to_string(),
+        run: run.id,
+        why,
+    };
+    // The stored steps of a resumed run go to `after_append` again: the index may have
+    // lost the last of them with the process that was killed (indexing replaces a step's
+    // document, so the others are unchanged).
+    let mut from = 0;
+    while from < stored {
+        let to = (from + BATCH_STEPS as u64).min(stored);
+        after_append(&store.steps(run.id, from, to)?);
+        from = to;
+    }
+
+    let builder = TraceBuilder::new(run.id, 0, agent, opts.redactor.clone());
+    let mut ingest = Ingest::new(LineReader::hashed(reader), opts.format, builder);
     let mut tally = Tally {
         report: ImportReport {
             run: run.id,
+            warnings: notes,
+            resumed: unverified.as_ref().map(|_| stored),
             ..ImportReport::default()
         },
         usage: Usage::default(),
@@ -238,69 +451,43 @@ pub fn import_reader(
     };
     let mut batch: Vec<Step> = Vec::new();
     let mut batch_bytes: u64 = 0;
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-
-    let mut flush = |batch: &mut Vec<Step>, batch_bytes: &mut u64| -> Result<(), TraceError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let steps = std::mem::take(batch);
-        *batch_bytes = 0;
-        store.append_steps(run.id, steps.clone())?;
-        after_append(&steps);
-        Ok(())
-    };
-
-    let mut line_no: u64 = 0;
+    let mut line_steps: Vec<Step> = Vec::new();
     loop {
-        let full_len = read_line(&mut reader, &mut buf).map_err(|source| TraceError::Read {
-            path: source_name.to_string(),
-            source,
+        // A resumed import goes on only from exactly where the stored steps end, and only
+        // if the file up to there is the one they were made from.
+        if let Some(m) = &unverified
+            && ingest.read() >= m.read
+        {
+            if ingest.read() != m.read || ingest.hash() != m.hash {
+                return Err(cannot_resume(
+                    "the file changed while it was read: it no longer starts with what the run holds".into(),
+                ));
+            }
+            if ingest.next_seq() != stored {
+                return Err(cannot_resume(format!(
+                    "the run holds {stored} steps for the first {} bytes, but this shopfloor makes {} of them (its importer changed)",
+                    m.read,
+                    ingest.next_seq()
+                )));
+            }
+            unverified = None;
+        }
+        let read = ingest.next(&mut line_steps).map_err(|e| TraceError::Read {
+            path: source.name.to_string(),
+            source: e,
         })?;
-        let Some(full_len) = full_len else { break };
-        line_no += 1;
-        tally.report.lines += 1;
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            tally.report.blank += 1;
-            continue;
-        }
-        drafts.clear();
-        if buf.len() > MAX_LINE_BYTES {
-            // Not parsed: the bytes move into the step as they are (no second copy when
-            // they are valid UTF-8) and the store keeps them as a blob.
-            let bytes = std::mem::take(&mut buf);
-            let kept = bytes.len() as u64;
-            let data = String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            let cut = if kept < full_len {
-                format!("; only its first {kept} bytes were kept")
-            } else {
-                String::new()
-            };
-            drafts.push(Draft::new(StepKind::Raw {
-                line: Some(line_no),
-                reason: import::problem(
-                    line_no,
-                    format!("line of {full_len} bytes is over the {} MiB parse limit; kept unparsed{cut}", MAX_LINE_BYTES >> 20),
-                ),
-                data: Payload::Text(data),
-            }));
-        } else {
-            parser.feed(line_no, &buf, &mut drafts);
-        }
-        if drafts.is_empty() {
-            // Parsers promise a step per line; if one breaks that promise the line is
-            // still kept rather than silently lost.
-            drafts.push(Draft::new(StepKind::Raw {
-                line: Some(line_no),
-                reason: import::problem(line_no, "the importer produced no step for this line"),
-                data: Payload::Text(String::from_utf8_lossy(&buf).into_owned()),
-            }));
-        }
-        tally.report.lines_with_steps += 1;
-        for d in drafts.drain(..) {
-            let mut step = builder.push(d);
+        let Some(read) = read else { break };
+        tally.line(read);
+        for mut step in line_steps.drain(..) {
+            tally.count(&step);
+            if step.seq < stored {
+                continue;
+            }
+            if unverified.is_some() {
+                return Err(cannot_resume(
+                    "the file makes more steps before the point the run stopped at than the run holds".into(),
+                ));
+            }
             for p in step.kind.payloads_mut() {
                 if let Payload::Text(t) = p
                     && t.len() > EAGER_BLOB_BYTES
@@ -308,21 +495,25 @@ pub fn import_reader(
                     *p = Payload::Blob(store.put_blob(std::mem::take(t).into_bytes())?);
                 }
             }
-            tally.count(&step);
             batch_bytes += step_bytes(&step);
             batch.push(step);
         }
-        if batch.len() >= BATCH_STEPS || batch_bytes >= BATCH_BYTES {
-            flush(&mut batch, &mut batch_bytes)?;
+        if read != LineRead::End && (batch.len() >= BATCH_STEPS || batch_bytes >= BATCH_BYTES) {
+            let steps = std::mem::take(&mut batch);
+            batch_bytes = 0;
+            store.append_import_steps(
+                run.id,
+                steps.clone(),
+                mark_at(ingest.read(), ingest.hash()),
+            )?;
+            after_append(&steps);
         }
     }
-    parser.finish(&mut drafts);
-    for d in drafts.drain(..) {
-        let step = builder.push(d);
-        tally.count(&step);
-        batch.push(step);
+    if unverified.is_some() {
+        return Err(cannot_resume(
+            "the file ended before the point the run stopped at".into(),
+        ));
     }
-    flush(&mut batch, &mut batch_bytes)?;
 
     let Tally {
         report,
@@ -340,7 +531,9 @@ pub fn import_reader(
     };
     let started = first_ts.unwrap_or(now);
     let ended = last_ts.unwrap_or(now);
-    store.update_run(run.id, move |r| {
+    store.finish_import(run.id, batch.clone(), move |r| {
+        r.state = RunState::Imported;
+        r.outcome = None;
         r.started = started;
         r.ended = Some(ended);
         r.usage = usage.clone();
@@ -349,6 +542,7 @@ pub fn import_reader(
             r.agent = a.clone();
         }
     })?;
+    after_append(&batch);
     Ok(report)
 }
 

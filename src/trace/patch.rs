@@ -3,21 +3,116 @@
 
 use serde_json::Value;
 
+/// Changed lines (old and new, after the lines both texts start and end with) up to which a
+/// diff searches for the fewest changes. Myers' search takes time growing with the square
+/// of them in the worst case (10,000 lines, about a second); beyond, one hunk replaces the
+/// whole changed middle, which applies just as well.
+const MAX_SEARCHED_LINES: usize = 10_000;
+
 /// A unified diff of `before` → `after` (None before = created, None after = deleted).
 pub fn make(path: &str, before: Option<&str>, after: Option<&str>) -> String {
-    let old_name = if before.is_some() {
-        format!("a{}", slash(path))
-    } else {
-        "/dev/null".into()
+    let mut out = header(path, before.is_some(), after.is_some());
+    out.push_str(&hunks(before.unwrap_or(""), after.unwrap_or("")));
+    out
+}
+
+/// The `---`/`+++` lines of a diff of `path` (`/dev/null` for a side that does not exist).
+pub fn header(path: &str, before: bool, after: bool) -> String {
+    let side = |exists: bool, prefix: &str| {
+        if exists {
+            format!("{prefix}{}", slash(path))
+        } else {
+            "/dev/null".into()
+        }
     };
-    let new_name = if after.is_some() {
-        format!("b{}", slash(path))
-    } else {
-        "/dev/null".into()
-    };
-    let diff = similar::TextDiff::from_lines(before.unwrap_or(""), after.unwrap_or(""));
-    let body = diff.unified_diff().context_radius(3).to_string();
-    format!("--- {old_name}\n+++ {new_name}\n{body}")
+    format!("--- {}\n+++ {}\n", side(before, "a"), side(after, "b"))
+}
+
+/// The hunks of a unified diff of `old` → `new`, without a header.
+pub fn hunks(old: &str, new: &str) -> String {
+    match Middle::of(old, new) {
+        m if m.old.len() + m.new.len() > MAX_SEARCHED_LINES => m.one_hunk(),
+        _ => similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(CONTEXT)
+            .to_string(),
+    }
+}
+
+/// Context lines around a change.
+const CONTEXT: usize = 3;
+
+/// Two texts as lines (newlines kept): what they start and end with alike, and the
+/// changed middle of each.
+struct Middle<'a> {
+    a: Vec<&'a str>,
+    b: Vec<&'a str>,
+    /// Lines both start with, and both end with.
+    head: usize,
+    tail: usize,
+    old: std::ops::Range<usize>,
+    new: std::ops::Range<usize>,
+}
+
+impl<'a> Middle<'a> {
+    fn of(old: &'a str, new: &'a str) -> Middle<'a> {
+        let a: Vec<&str> = old.split_inclusive('\n').collect();
+        let b: Vec<&str> = new.split_inclusive('\n').collect();
+        let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let tail = a[head..]
+            .iter()
+            .rev()
+            .zip(b[head..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let (old, new) = (head..a.len() - tail, head..b.len() - tail);
+        Middle {
+            a,
+            b,
+            head,
+            tail,
+            old,
+            new,
+        }
+    }
+
+    /// One hunk that removes the old middle and adds the new, with context around it.
+    fn one_hunk(&self) -> String {
+        if self.old.is_empty() && self.new.is_empty() {
+            return String::new();
+        }
+        let before = self.head.min(CONTEXT);
+        let after = self.tail.min(CONTEXT);
+        let old = self.old.start - before..self.old.end + after;
+        let new = self.new.start - before..self.new.end + after;
+        // A range of no lines is named by the line before it, as diff does.
+        let range = |r: &std::ops::Range<usize>| match r.len() {
+            0 => format!("{},0", r.start),
+            1 => format!("{}", r.start + 1),
+            n => format!("{},{n}", r.start + 1),
+        };
+        let mut out = format!("@@ -{} +{} @@\n", range(&old), range(&new));
+        let mut line = |mark: char, text: &str| {
+            out.push(mark);
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push_str("\n\\ No newline at end of file\n");
+            }
+        };
+        for l in &self.a[old.start..self.old.start] {
+            line(' ', l);
+        }
+        for l in &self.a[self.old.clone()] {
+            line('-', l);
+        }
+        for l in &self.b[self.new.clone()] {
+            line('+', l);
+        }
+        for l in &self.a[self.old.end..old.end] {
+            line(' ', l);
+        }
+        out
+    }
 }
 
 fn slash(path: &str) -> String {
@@ -179,6 +274,46 @@ mod tests {
         assert!(p.starts_with("--- /dev/null\n+++ b/tmp/f"), "{p}");
         assert_eq!(apply("", &p).as_deref(), Some("Hello World"));
         assert!(is_deletion(&make("/tmp/f", Some("x\n"), None)));
+    }
+
+    #[test]
+    fn one_hunk_diffs_apply_back() {
+        let cases = [
+            ("a\nb\nc\nd\ne\nf\ng\nh\n", "a\nb\nc\nd\nX\nY\nf\ng\nh\n"),
+            ("", "new\nfile"),
+            ("gone\n", ""),
+            ("x\ny", "x\nz"),
+            ("same\n", "same\n"),
+            ("1\n2\n", "0\n1\n2\n"),
+            ("1\n2\n", "1\n2\n3"),
+        ];
+        for (before, after) in cases {
+            let body = Middle::of(before, after).one_hunk();
+            let p = format!("--- a/f\n+++ b/f\n{body}");
+            let applied = if body.is_empty() {
+                Some(before.to_string())
+            } else {
+                apply(before, &p)
+            };
+            assert_eq!(
+                applied.as_deref(),
+                Some(after),
+                "{before:?} -> {after:?}:\n{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_diff_of_two_large_unlike_texts_takes_linear_time() {
+        // Myers' search on 200,000 changed lines would take minutes.
+        let before: String = (0..100_000).map(|i| format!("a{i}\n")).collect();
+        let after: String = (0..100_000).map(|i| format!("b{i}\n")).collect();
+        let started = std::time::Instant::now();
+        let p = make("f", Some(&before), Some(&after));
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+        assert_eq!(apply(&before, &p).as_deref(), Some(after.as_str()));
+        let small = make("f", Some("a\nb\n"), Some("a\nc\n"));
+        assert!(small.contains("@@ -1,2 +1,2 @@\n a\n-b\n+c\n"), "{small}");
     }
 
     #[test]

@@ -2,19 +2,23 @@
 //! stream-json`: user/assistant messages, their content blocks, tool calls paired with their
 //! results, and the file edits and commands those results imply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{Draft, json_text, line_text, problem, raw, str_of, u64_of};
+use super::{
+    Draft, MAX_ITEMS_PER_LINE, PendingCalls, json_text, line_text, problem, raw, str_of,
+    too_many_items, u64_of,
+};
 use crate::model::{Lifecycle, Payload, StepKind, Usage};
 use crate::trace::patch;
 
 #[derive(Default)]
 pub(crate) struct ClaudeState {
-    /// Tool calls seen, by id: the tool's name and input, to interpret their results.
-    calls: HashMap<String, (String, Value)>,
+    /// Tool calls seen, by id: the tool's name and, for the tools whose results imply a
+    /// FileEdit or a Command, their input.
+    calls: PendingCalls<(String, Value)>,
     /// Usage already counted (see `usage_key`).
     usage_seen: HashSet<String>,
     /// Emit a Usage step per assistant message (transcripts). Stream-json leaves it off:
@@ -82,16 +86,25 @@ impl ClaudeState {
                     .iter()
                     .filter(|b| str_of(b, "type") == Some("tool_result"))
                     .count();
-                for b in blocks {
+                for b in blocks.iter().take(MAX_ITEMS_PER_LINE) {
                     self.block(
                         line_no,
                         b,
                         assistant,
                         api_error,
                         (n_results == 1).then_some(sidecar).flatten(),
+                        line.len(),
                         &mk,
                         out,
                     );
+                }
+                if blocks.len() > MAX_ITEMS_PER_LINE {
+                    out.push(too_many_items(
+                        line_no,
+                        line,
+                        blocks.len(),
+                        "content blocks",
+                    ));
                 }
             }
             _ => {}
@@ -133,6 +146,7 @@ impl ClaudeState {
         assistant: bool,
         api_error: bool,
         sidecar: Option<&Value>,
+        line_len: usize,
         mk: &dyn Fn(StepKind) -> Draft,
         out: &mut Vec<Draft>,
     ) {
@@ -156,21 +170,27 @@ impl ClaudeState {
             Some("tool_use" | "server_tool_use" | "mcp_tool_use") => {
                 let id = str_of(b, "id").map(String::from);
                 let name = str_of(b, "name").unwrap_or("?").to_string();
-                let input = b.get("input").cloned().unwrap_or(Value::Null);
+                let input = b.get("input").unwrap_or(&Value::Null);
+                let text = json_text(input);
                 if let Some(id) = &id {
-                    self.calls.insert(id.clone(), (name.clone(), input.clone()));
+                    // Only these tools' results imply more than a ToolResult.
+                    let (kept, bytes) = match name.as_str() {
+                        "Write" | "Edit" | "MultiEdit" | "Bash" => (input.clone(), text.len()),
+                        _ => (Value::Null, 0),
+                    };
+                    self.calls.insert(id.clone(), (name.clone(), kept), bytes);
                 }
                 out.push(mk(StepKind::ToolCall {
                     call_id: id,
                     name,
-                    input: Payload::Text(json_text(&input)),
+                    input: Payload::Text(text),
                 }));
             }
             Some("tool_result") => {
                 let call_id = str_of(b, "tool_use_id").map(String::from);
                 let output = result_text(b.get("content"));
                 let is_error = b.get("is_error").and_then(Value::as_bool) == Some(true);
-                let call = call_id.as_ref().and_then(|id| self.calls.get(id)).cloned();
+                let call = call_id.as_ref().and_then(|id| self.calls.get(id));
                 out.push(mk(StepKind::ToolResult {
                     call_id: call_id.clone(),
                     output: Payload::Text(output.clone()),
@@ -179,9 +199,9 @@ impl ClaudeState {
                 if let Some((name, input)) = call {
                     let derived = match name.as_str() {
                         "Write" | "Edit" | "MultiEdit" if !is_error => {
-                            file_edit(&name, &input, sidecar)
+                            file_edit(name, input, sidecar, line_len)
                         }
-                        "Bash" => command(&input, sidecar, &output, is_error),
+                        "Bash" => command(input, sidecar, &output, is_error),
                         _ => None,
                     };
                     if let Some(kind) = derived {
@@ -215,8 +235,20 @@ pub(crate) fn usage_of(u: &Value) -> Usage {
     }
 }
 
-fn apply_edit(text: &str, old: &str, new: &str, all: bool) -> Option<String> {
+/// Bytes of file text an Edit or MultiEdit may scan while its result is rebuilt: a
+/// thousand edits of a 16 MiB file would otherwise take minutes.
+const MAX_REBUILD_SCAN_BYTES: usize = 256 << 20;
+
+/// The file after an edit, or None when `old` is not in it, or when the result would be
+/// larger than `max_len`: replacing every `a` of a file by a longer text, edit after edit,
+/// grows it exponentially, so a 2 KB line could otherwise ask for terabytes.
+fn apply_edit(text: &str, old: &str, new: &str, all: bool, max_len: usize) -> Option<String> {
     if old.is_empty() || !text.contains(old) {
+        return None;
+    }
+    let count = if all { text.matches(old).count() } else { 1 };
+    let len = (text.len() - count * old.len()).checked_add(count.checked_mul(new.len())?)?;
+    if len > max_len {
         return None;
     }
     Some(if all {
@@ -226,9 +258,32 @@ fn apply_edit(text: &str, old: &str, new: &str, all: bool) -> Option<String> {
     })
 }
 
+/// The file after a series of edits, within the bounds above (None when it cannot tell).
+fn apply_edits(before: &str, edits: &[(String, String, bool)], line_len: usize) -> Option<String> {
+    // What an edit can legitimately add is bounded by the line it was read from.
+    let max_len = before.len().saturating_add(line_len);
+    let mut scanned = 0usize;
+    edits
+        .iter()
+        .try_fold(before.to_string(), |text, (old, new, all)| {
+            // Each edit reads the text up to three times (find, count, replace).
+            scanned = scanned.saturating_add(3 * text.len());
+            if scanned > MAX_REBUILD_SCAN_BYTES {
+                return None;
+            }
+            apply_edit(&text, old, new, *all, max_len)
+        })
+}
+
 /// The FileEdit a successful Write/Edit/MultiEdit made, from the result's sidecar when the
-/// transcript has one (whole before/after), else from the call's input.
-fn file_edit(name: &str, input: &Value, sidecar: Option<&Value>) -> Option<StepKind> {
+/// transcript has one (whole before/after), else from the call's input. `line_len` is the
+/// length of the result's line, which bounds what the edit can have added.
+fn file_edit(
+    name: &str,
+    input: &Value,
+    sidecar: Option<&Value>,
+    line_len: usize,
+) -> Option<StepKind> {
     let side = sidecar.filter(|s| s.get("filePath").is_some());
     let path = side
         .and_then(|s| str_of(s, "filePath"))
@@ -254,6 +309,7 @@ fn file_edit(name: &str, input: &Value, sidecar: Option<&Value>) -> Option<StepK
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
+            .take(MAX_ITEMS_PER_LINE + 1)
             .map(|e| {
                 (
                     str_of(e, "old_string").unwrap_or("").to_string(),
@@ -266,17 +322,20 @@ fn file_edit(name: &str, input: &Value, sidecar: Option<&Value>) -> Option<StepK
             .collect(),
         _ => Vec::new(),
     };
+    // More edits than a line's items: the file after them is not rebuilt, and the patch
+    // shows the first ones (the call's input, a step of its own, holds them all).
+    let all_edits = edits.len() <= MAX_ITEMS_PER_LINE;
+    let edits = &edits[..edits.len().min(MAX_ITEMS_PER_LINE)];
     let (before, after) = match side {
         Some(s) => {
             let before = str_of(s, "originalFile").map(String::from);
             let after = if name == "Write" {
                 get("content", "content")
             } else {
-                before.as_deref().and_then(|b| {
-                    edits
-                        .iter()
-                        .try_fold(b.to_string(), |t, (o, n, all)| apply_edit(&t, o, n, *all))
-                })
+                before
+                    .as_deref()
+                    .filter(|_| all_edits)
+                    .and_then(|b| apply_edits(b, edits, line_len))
             };
             (before, after)
         }
@@ -293,13 +352,13 @@ fn file_edit(name: &str, input: &Value, sidecar: Option<&Value>) -> Option<StepK
     {
         patch::render_structured(&path, hunks)
     } else {
-        // Only the replaced snippets are known: a diff of them, which replay can still
-        // apply by content.
-        edits
-            .iter()
-            .map(|(o, n, _)| patch::make(&path, Some(o), Some(n)))
-            .collect::<Vec<_>>()
-            .join("")
+        // Only the replaced snippets are known: a diff of each, under one header (the
+        // path once, however many edits), which replay can still apply by content.
+        let mut p = patch::header(&path, true, true);
+        for (o, n, _) in edits {
+            p.push_str(&patch::hunks(o, n));
+        }
+        p
     };
     Some(StepKind::FileEdit {
         path,

@@ -11,7 +11,8 @@
 use serde_json::Value;
 
 use super::{
-    Draft, TraceParser, json_text, line_text, parse_line, problem, raw, split_words, str_of, u64_of,
+    Draft, MAX_ITEMS_PER_LINE, TraceParser, json_text, line_text, parse_line, problem, raw,
+    split_words, str_of, too_many_items, u64_of,
 };
 use crate::model::{Lifecycle, Payload, StepKind, Usage};
 
@@ -55,9 +56,8 @@ fn item_completed(line_no: u64, line: &[u8], item: &Value, out: &mut Vec<Draft>)
             let changes = item
                 .get("changes")
                 .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for c in &changes {
+                .map_or(&[][..], Vec::as_slice);
+            for c in changes.iter().take(MAX_ITEMS_PER_LINE) {
                 let path = str_of(c, "path").unwrap_or("?").to_string();
                 let kind = str_of(c, "kind").unwrap_or("update");
                 // A header only, so replay knows a deletion; codex exec gives no content.
@@ -72,6 +72,9 @@ fn item_completed(line_no: u64, line: &[u8], item: &Value, out: &mut Vec<Draft>)
                     after: None,
                     patch: text(patch),
                 }));
+            }
+            if changes.len() > MAX_ITEMS_PER_LINE {
+                out.push(too_many_items(line_no, line, changes.len(), "file changes"));
             }
             if changes.is_empty() {
                 out.push(raw(

@@ -8,19 +8,18 @@
 //! `last_token_usage`, once per distinct total); `event_msg/error` → Error; everything else
 //! (`turn_context`, `compacted`, `event_msg`s that echo response items) → Raw.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::{
-    Draft, TraceParser, json_text, line_text, parse_line, problem, raw, str_of, ts_of, u64_of,
+    Draft, PendingCalls, TraceParser, json_text, line_text, parse_line, problem, raw, str_of,
+    ts_of, u64_of,
 };
 use crate::model::{Lifecycle, Payload, StepKind, Usage};
 
 #[derive(Default)]
 pub struct CodexRolloutParser {
     /// Shell calls seen, by call id: the argv they run.
-    shell_calls: HashMap<String, Vec<String>>,
+    shell_calls: PendingCalls<Vec<String>>,
     last_total: Option<Value>,
 }
 
@@ -131,7 +130,8 @@ impl CodexRolloutParser {
                         other => other.clone(),
                     };
                     if let Some(argv) = shell_argv(&args) {
-                        self.shell_calls.insert(id.clone(), argv);
+                        let bytes = argv.iter().map(String::len).sum();
+                        self.shell_calls.insert(id.clone(), argv, bytes);
                     }
                 }
                 out.push(Draft::new(StepKind::ToolCall {

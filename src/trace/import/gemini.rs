@@ -16,21 +16,21 @@
 //!   tool_calls}}` → Usage, and an Error when `status` is `error`;
 //! - anything else → Raw.
 
-use std::collections::HashMap;
-
 use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{
-    Draft, TraceParser, json_text, line_text, parse_line, problem, raw, str_of, ts_of, u64_of,
+    Draft, MAX_LINE_BYTES, PendingCalls, TraceParser, json_text, line_text, parse_line, problem,
+    raw, str_of, ts_of, u64_of,
 };
 use crate::model::{Lifecycle, Payload, StepKind, Usage};
 use crate::trace::patch;
 
 #[derive(Default)]
 pub struct GeminiParser {
-    /// Tool calls seen, by id: name and parameters, to interpret their results.
-    calls: HashMap<String, (String, Value)>,
+    /// Tool calls seen, by id: name and, for the tools whose results imply a Command or a
+    /// FileEdit, their parameters.
+    calls: PendingCalls<(String, Value)>,
     /// Assistant text streamed in deltas, not yet emitted, and the time of its first chunk.
     pending: Option<(String, Option<Timestamp>)>,
 }
@@ -124,6 +124,15 @@ impl TraceParser for GeminiParser {
             && v.get("delta").and_then(Value::as_bool) == Some(true);
         if is_delta {
             let chunk = str_of(&v, "content").unwrap_or("");
+            // Joined text is bounded like a line: an endless stream of deltas becomes
+            // several messages, not one that fills the memory.
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|(t, _)| t.len() + chunk.len() > MAX_LINE_BYTES)
+            {
+                self.flush(out);
+            }
             match &mut self.pending {
                 Some((t, _)) => t.push_str(chunk),
                 None => self.pending = Some((chunk.to_string(), ts)),
@@ -168,16 +177,23 @@ impl TraceParser for GeminiParser {
             "tool_use" => {
                 let call_id = str_of(&v, "tool_id").map(String::from);
                 let name = str_of(&v, "tool_name").unwrap_or("?").to_string();
-                let params = v.get("parameters").cloned().unwrap_or(Value::Null);
+                let params = v.get("parameters").unwrap_or(&Value::Null);
+                let input = json_text(params);
                 if let Some(id) = &call_id {
-                    self.calls
-                        .insert(id.clone(), (name.clone(), params.clone()));
+                    // Only these tools' results imply more than a ToolResult.
+                    let (kept, bytes) = match name.as_str() {
+                        "run_shell_command" | "write_file" | "replace" => {
+                            (params.clone(), input.len())
+                        }
+                        _ => (Value::Null, 0),
+                    };
+                    self.calls.insert(id.clone(), (name.clone(), kept), bytes);
                 }
                 out.push(
                     Draft::new(StepKind::ToolCall {
                         call_id,
                         name,
-                        input: text(json_text(&params)),
+                        input: text(input),
                     })
                     .at(ts),
                 );
@@ -343,6 +359,26 @@ mod tests {
             StepKind::Error {
                 message: "Reached max turns".into()
             }
+        );
+    }
+
+    #[test]
+    fn deltas_that_never_end_join_into_messages_of_bounded_size() {
+        let chunk = "d".repeat(1 << 20);
+        let line =
+            format!(r#"{{"type":"message","role":"assistant","content":"{chunk}","delta":true}}"#);
+        let d = parse(&vec![line; 17].join("\n"));
+        let joined: Vec<u64> = d
+            .iter()
+            .filter_map(|d| match &d.kind {
+                StepKind::AgentMessage { text } => Some(text.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            joined,
+            [16 << 20, 1 << 20],
+            "no text lost, none over a line's limit"
         );
     }
 

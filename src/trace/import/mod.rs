@@ -13,6 +13,7 @@ mod codex_rollout;
 mod gemini;
 mod jsonl;
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -24,6 +25,11 @@ use crate::model::{Payload, StepKind};
 /// Lines longer than this are not parsed; they are kept whole as a `Raw` step (the store
 /// moves the bytes to a blob).
 pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Items of one line (content blocks, file changes, edits) a parser makes steps of; a line
+/// with more keeps the rest whole in one raw step. Real lines hold a handful; without a cap
+/// a 16 MiB line of `{},{},...` would become millions of steps.
+pub const MAX_ITEMS_PER_LINE: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -185,6 +191,91 @@ pub fn parser(format: Format) -> Box<dyn TraceParser> {
 
 // ---- helpers shared by the parsers ----
 
+/// Bytes of tool-call inputs a parser keeps while it waits for their results.
+const MAX_PENDING_CALL_BYTES: usize = 64 << 20;
+
+/// Tool calls waiting for their results, by call id, with what a result needs of them (a
+/// Write's content, a command). Bounded: past `MAX_PENDING_CALL_BYTES` the oldest calls
+/// are forgotten, so a log of calls that never get results cannot fill the memory; a
+/// result that comes after its call was forgotten still becomes a ToolResult, only without
+/// the FileEdit or Command the call would have implied.
+pub(crate) struct PendingCalls<V> {
+    calls: HashMap<String, (V, usize, u64)>,
+    /// Call ids oldest first, with the generation they were kept at (an id kept again
+    /// leaves its older place here stale).
+    order: VecDeque<(String, u64)>,
+    bytes: usize,
+    generation: u64,
+}
+
+impl<V> Default for PendingCalls<V> {
+    fn default() -> Self {
+        PendingCalls {
+            calls: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            generation: 0,
+        }
+    }
+}
+
+impl<V> PendingCalls<V> {
+    /// Keep `value` for call `id`; `bytes` is what it holds (its input's text length).
+    pub fn insert(&mut self, id: String, value: V, bytes: usize) {
+        // An entry costs its id and its table slot as well as its value.
+        let cost = bytes + id.len() + 64;
+        self.generation += 1;
+        self.order.push_back((id.clone(), self.generation));
+        if let Some((_, old, _)) = self.calls.insert(id, (value, cost, self.generation)) {
+            self.bytes -= old;
+        }
+        self.bytes += cost;
+        if self.order.len() > 2 * self.calls.len() + 1024 {
+            // Ids kept again and again leave stale places behind: drop them.
+            let calls = &self.calls;
+            self.order
+                .retain(|(id, g)| calls.get(id).is_some_and(|(_, _, cur)| cur == g));
+        }
+        while self.bytes > MAX_PENDING_CALL_BYTES {
+            let Some((id, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|(_, _, g)| *g == generation)
+            {
+                self.remove(&id);
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.calls.get(id).map(|(v, _, _)| v)
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<V> {
+        let (v, cost, _) = self.calls.remove(id)?;
+        self.bytes -= cost;
+        Some(v)
+    }
+}
+
+/// The raw step that keeps a line whose items (content blocks, file changes) were more
+/// than `MAX_ITEMS_PER_LINE`: the whole line, so none of them is lost.
+pub(crate) fn too_many_items(line_no: u64, line: &[u8], items: usize, what: &str) -> Draft {
+    raw(
+        line_no,
+        problem(
+            line_no,
+            format!(
+                "{items} {what} in one line; the first {MAX_ITEMS_PER_LINE} became steps, and the whole line is kept here"
+            ),
+        ),
+        line_text(line),
+    )
+}
+
 /// The reason of a Raw step that reports a problem always starts with `line N:`, so the
 /// import report can list problems with their line numbers.
 pub fn problem(line_no: u64, msg: impl fmt::Display) -> String {
@@ -324,6 +415,30 @@ pub(crate) fn split_words(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_calls_forget_the_oldest_past_their_budget() {
+        let mut p = PendingCalls::default();
+        let big = MAX_PENDING_CALL_BYTES / 3;
+        for id in ["a", "b", "c"] {
+            p.insert(id.to_string(), id, big);
+        }
+        assert_eq!(p.get("a"), None, "the oldest went");
+        assert_eq!((p.get("b"), p.get("c")), (Some(&"b"), Some(&"c")));
+        // Kept again, a call is young again.
+        p.insert("b".into(), "b2", big);
+        p.insert("d".into(), "d", big);
+        assert_eq!(
+            (p.get("b"), p.get("c"), p.get("d")),
+            (Some(&"b2"), None, Some(&"d"))
+        );
+        assert_eq!(p.remove("b"), Some("b2"));
+        // One id kept a million times holds one place.
+        for _ in 0..1_000_000 {
+            p.insert("x".into(), "x", 1);
+        }
+        assert!(p.order.len() < 3000, "{}", p.order.len());
+    }
 
     #[test]
     fn format_names_round_trip_and_unknown_is_helpful() {

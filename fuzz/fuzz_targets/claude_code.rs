@@ -1,0 +1,6 @@
+//! Arbitrary bytes through the `claude_code` importer's whole line loop (see `shopfloor_fuzz::import_bytes`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    shopfloor_fuzz::import_bytes(shopfloor::trace::Format::ClaudeCode, data);
+});
