@@ -8,8 +8,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use common::Env;
 use common::serve::{Serve, wait_for_socket};
-use common::{Env, fixtures};
 
 const WS: &str = "ws";
 
@@ -86,13 +86,16 @@ fn mask(env: &Env, text: &str) -> String {
     let ts =
         regex::Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
             .unwrap();
-    ts.replace_all(&text, "<TIME>").into_owned()
+    let text = ts.replace_all(&text, "<TIME>");
+    // Clock times in timelines: a log without timestamps is stamped when it is read.
+    let clock = regex::Regex::new(r"\b\d{2}:\d{2}:\d{2}\b").unwrap();
+    clock.replace_all(&text, "<CLOCK>").into_owned()
 }
 
 /// Every command of `ticket`, `trace`, `memory` and `workspace show`, the failing ones
 /// included, each with and without `--json`.
 fn the_sequence(env: &Env, big: &Path) -> Vec<String> {
-    let fixture = fixtures().join("codex/rollout-cli-0.77.0.jsonl");
+    let fixture = common::recorded_codex_log();
     let fixture = fixture.display().to_string();
     let big = big.display().to_string();
     std::fs::write(
@@ -235,7 +238,10 @@ fn the_sequence(env: &Env, big: &Path) -> Vec<String> {
         .collect();
     outs.push(format!(
         "out.jsonl:\n{}",
-        std::fs::read_to_string(env.repo.path().join("out.jsonl")).unwrap()
+        mask(
+            env,
+            &std::fs::read_to_string(env.repo.path().join("out.jsonl")).unwrap()
+        )
     ));
     outs
 }

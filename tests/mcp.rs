@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::Env;
 use common::serve::Serve;
-use common::{Env, fixtures};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -171,8 +171,8 @@ const API_CONFIG: &str = "[factory]\ndefault_agent = \"hanger\"\n\n[sandbox]\nba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_and_http_sessions_share_memory_through_the_factory() {
     let env = workspace("alpha", Some(API_CONFIG));
-    // A run to hold a token: an imported Codex session (run 1, agent `codex`).
-    let rollout = fixtures().join("codex/rollout-cli-0.77.0.jsonl");
+    // An imported Codex session (run 1, agent `codex`), for the trace tools.
+    let rollout = common::recorded_codex_log();
     env.ok(&["trace", "import", rollout.to_str().unwrap()]);
     env.ok(&[
         "ticket",
@@ -240,7 +240,7 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
     let found = text(
         &two,
         "trace_search",
-        json!({"query": "Hello codex", "agent": "codex"}),
+        json!({"query": "Patched running tests", "agent": "codex"}),
     )
     .await;
     let first = found.lines().nth(1).unwrap();
@@ -252,7 +252,7 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
         .parse()
         .unwrap();
     let whole = text(&two, "trace_step", json!({"run": 1, "step": step})).await;
-    assert!(whole.contains("Hello codex"), "{whole}");
+    assert!(whole.contains("Patched; running the tests"), "{whole}");
     let missing = call(&two, "trace_step", json!({"run": 1, "step": 999})).await;
     assert_eq!(missing.is_error, Some(true));
     assert!(result_text(&missing).contains("has no step 999"));

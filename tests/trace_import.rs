@@ -14,27 +14,8 @@ use shopfloor::trace::{
     files_at, import_file, import_reader, next_matching,
 };
 
-/// The shared fixtures folder, or None (after one line on stderr) when this checkout has
-/// no `../shared` beside it. Under CI (`CI=true`) a missing folder fails the test instead.
-fn fixtures() -> Option<PathBuf> {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing: CI needs the real agent logs beside the clone",
-        dir.display()
-    );
-    SAID.call_once(|| {
-        eprintln!(
-            "skipping the tests on real agent logs: {} is absent",
-            dir.display()
-        )
-    });
-    None
-}
+mod common;
+use common::fixtures;
 
 fn fixture(rel: &str) -> Option<PathBuf> {
     fixtures().map(|d| d.join(rel))
