@@ -50,6 +50,12 @@ fn parse_line(bytes: &[u8], author: &Author) -> std::result::Result<Option<NewMe
     if line.text.trim().is_empty() {
         return Err("`text` is empty".into());
     }
+    let chars = line.text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(format!(
+            "`text` is {chars} characters, at most {MAX_TEXT_CHARS}: a memory is what the next agent should know, not a document"
+        ));
+    }
     let kind = match line.kind.as_deref() {
         None => MemoryKind::Note,
         Some(k) => k.parse::<MemoryKind>()?,
@@ -76,6 +82,13 @@ fn parse_line(bytes: &[u8], author: &Author) -> std::result::Result<Option<NewMe
     }))
 }
 
+/// The longest line of a memory import that is read: far above any memory, far below
+/// what would let one line hold the process's memory.
+const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest memory text imported, in characters (MCP takes 16,000; imports may carry
+/// longer notes from other tools).
+pub const MAX_TEXT_CHARS: usize = 64 << 10;
+
 pub(super) fn import(
     bank: &MemoryBank,
     mut reader: impl BufRead,
@@ -89,10 +102,37 @@ pub(super) fn import(
     loop {
         buf.clear();
         // Bytes, not lines: one line of invalid UTF-8 is that line's error, not the file's.
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        // At most MAX_LINE_BYTES of a line are held; the rest of a longer one is skipped.
+        let mut line = std::io::Read::take(&mut reader, MAX_LINE_BYTES as u64 + 1);
+        if line.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
         line_no += 1;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            let mut skipped = buf.len() as u64;
+            loop {
+                let (done, used) = {
+                    let rest = reader.fill_buf()?;
+                    match rest.iter().position(|b| *b == b'\n') {
+                        Some(i) => (true, i + 1),
+                        None => (rest.is_empty(), rest.len()),
+                    }
+                };
+                reader.consume(used);
+                skipped += used as u64;
+                if done {
+                    break;
+                }
+            }
+            summary.errors.push(LineError {
+                line: line_no,
+                message: format!(
+                    "the line is {skipped} bytes, over the {} MiB a memory line may hold; a memory is a few sentences: split it",
+                    MAX_LINE_BYTES >> 20
+                ),
+            });
+            continue;
+        }
         match parse_line(&buf, &author) {
             Ok(Some(m)) => batch.push(m),
             Ok(None) => {}
@@ -117,6 +157,32 @@ mod tests {
 
     fn a() -> Author {
         Author::Human { name: "me".into() }
+    }
+
+    #[test]
+    fn an_endless_line_is_one_error_and_the_next_line_imports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let index = crate::index::Index::open(&dir.path().join("i")).unwrap();
+        let bank =
+            MemoryBank::open(store, index, crate::memory::StaticEmbedder::builtin()).unwrap();
+        let mut input = format!("{{\"text\":\"{}\"}}\n", "x".repeat(3 << 20)).into_bytes();
+        input.extend(format!("{{\"text\":\"{}\"}}\n", "y".repeat(MAX_TEXT_CHARS + 1)).bytes());
+        input.extend(b"{\"text\":\"kept\"}\n");
+        let summary = import(&bank, std::io::Cursor::new(input), a(), 10).unwrap();
+        assert_eq!(summary.imported, 1);
+        assert_eq!(summary.errors.len(), 2, "{:?}", summary.errors);
+        assert!(
+            summary.errors[0].message.contains("over the 1 MiB"),
+            "{:?}",
+            summary.errors
+        );
+        assert_eq!(summary.errors[1].line, 2);
+        assert!(
+            summary.errors[1].message.contains("at most"),
+            "{:?}",
+            summary.errors
+        );
     }
 
     #[test]
