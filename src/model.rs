@@ -221,6 +221,16 @@ pub enum Lifecycle {
         signal: Option<i32>,
     },
     Usage(Usage),
+    /// Bookkeeping the agent's CLI records beside the conversation (a transcript's
+    /// attachments and request records, Codex's item starts, a line on stderr): typed, so it
+    /// is searchable and shown for what it is, not left raw.
+    Note {
+        /// What kind of line it was: `attachment/date`, `item.started`, `stderr`, ...
+        what: String,
+        /// What it said, in short, or whole (a large one is kept as a blob like any text).
+        #[serde(default, skip_serializing_if = "Payload::is_empty")]
+        text: Payload,
+    },
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -316,6 +326,9 @@ impl StepKind {
             }
             StepKind::Error { message } => vec![message],
             StepKind::Raw { data, .. } => vec![data],
+            StepKind::Lifecycle {
+                event: Lifecycle::Note { text, .. },
+            } => vec![text],
             StepKind::Lifecycle { .. } => vec![],
         }
     }
@@ -360,6 +373,10 @@ impl StepKind {
                     (None, Some(s)) => format!("killed by signal {s}"),
                     _ => "exited".to_string(),
                 },
+                Lifecycle::Note { what, text } if text.is_empty() => what.clone(),
+                Lifecycle::Note { what, text } => {
+                    format!("{what}: {}", first_line(text.preview()))
+                }
                 Lifecycle::Usage(u) => {
                     let cost = u.cost_usd.map(|c| format!(" ${c:.4}")).unwrap_or_default();
                     format!(

@@ -157,7 +157,8 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // For the decoders' work (issue 12, part 2): what stays raw, and the paths edits carry.
+    // Traces true to the run: what stays raw (at most 2% of steps), file edits named
+    // repo-relative whatever the sandbox, and steps stamped when they were produced.
     let raw: Vec<&str> = steps
         .iter()
         .filter(|s| s["type"] == "raw")
@@ -168,7 +169,40 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
         .filter(|s| s["type"] == "file_edit")
         .filter_map(|s| s["path"].as_str())
         .collect();
-    eprintln!("{} steps; raw: {raw:?}; file edits: {edits:?}", steps.len());
+    let stamps: std::collections::BTreeSet<&str> =
+        steps.iter().filter_map(|s| s["ts"].as_str()).collect();
+    eprintln!(
+        "{} steps, {} distinct timestamps; raw: {raw:?}; file edits: {edits:?}",
+        steps.len(),
+        stamps.len()
+    );
+    assert!(
+        raw.len() * 50 <= steps.len(),
+        "at most 2% of steps raw: {raw:?}"
+    );
+    assert!(
+        !edits.is_empty() && edits.iter().all(|p| *p == "calc.py"),
+        "file edits are repo-relative: {edits:?}"
+    );
+    assert!(
+        stamps.len() * 2 >= steps.len(),
+        "steps carry their own times, not one instant: {} distinct over {} steps",
+        stamps.len(),
+        steps.len()
+    );
+    let commands = serde_json::to_string(
+        &steps
+            .iter()
+            .filter(|s| s["type"] == "command" || s["type"] == "tool_call")
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for root in ["/workspace/", &format!("{}/", env.home.path().display())] {
+        assert!(
+            !commands.contains(root),
+            "no sandbox path {root} in commands or tool inputs: {commands}"
+        );
+    }
     let text = serde_json::to_string(&steps).unwrap();
     assert!(
         text.contains("memory_search"),

@@ -97,13 +97,44 @@ fn run(plan: &LaunchPlan, dir: &Path, home: &Path, extra_env: &[(&str, String)])
 fn record(name: &str, ran: &Ran, dir: &Path, home: &Path) {
     let mut text = ran
         .stdout
-        .replace(&dir.display().to_string(), "/work/project");
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(mut v) => {
+                trim_strings(&mut v);
+                v.to_string()
+            }
+            Err(_) => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.push('\n');
+    text = text.replace(&dir.display().to_string(), "/work/project");
     text = text.replace(&home.display().to_string(), "/home/agent");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-cli");
     let again = std::env::var("SHOPFLOOR_RECORD_FIXTURES").is_ok_and(|v| v == "1");
     if again || !out.join(name).exists() {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(out.join(name), text).unwrap();
+    }
+}
+
+/// Long strings (system prompts, request shapes: tens of KB a line) cut to their start, so
+/// a recorded fixture stays small and still has every line and field.
+fn trim_strings(v: &mut serde_json::Value) {
+    const KEEP: usize = 600;
+    match v {
+        serde_json::Value::String(s) if s.len() > KEEP => {
+            let mut cut = KEEP;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let dropped = s.len() - cut;
+            s.truncate(cut);
+            s.push_str(&format!("…[{dropped} bytes trimmed]"));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(trim_strings),
+        serde_json::Value::Object(o) => o.values_mut().for_each(trim_strings),
+        _ => {}
     }
 }
 
@@ -186,6 +217,21 @@ fn claude_code_works_a_ticket_with_allowlist_permissions() {
     let memories = env.ok(&["memory", "search", "calc.add fixed", "--json"]);
     assert!(memories.contains(clis::AGENT_MEMORY), "{memories}");
     record("claude-allowlist.jsonl", &ran, &dir, home.path());
+    // The session's transcript, as Claude Code keeps it for its hooks (what `shopfloor hook`
+    // syncs): recorded too, for the decoders.
+    let transcript = std::fs::read_dir(home.path().join(".claude/projects"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .expect("Claude Code wrote the session's transcript");
+    let kept = Ran {
+        stdout: std::fs::read_to_string(&transcript).unwrap(),
+        ..ran
+    };
+    record("claude-transcript.jsonl", &kept, &dir, home.path());
 }
 
 #[test]

@@ -107,7 +107,11 @@ pub fn import_once(format: Format, data: &[u8]) -> Outcome {
             steps.len()
         );
     }
-    assert_eq!(ingest.unanswered, 0, "the parser gave no draft for a line");
+    assert_eq!(
+        ingest.unanswered(),
+        0,
+        "the parser gave no draft for a line"
+    );
     assert_eq!(ingest.read(), data.len() as u64, "every byte read");
     assert_eq!(ingest.hash(), BlobHash::of(data), "every byte hashed");
     assert_eq!(lines, line_count(data));

@@ -5,23 +5,13 @@
 //! line-fed [`TraceParser`]s `trace import` uses, so a live run and an imported log of the
 //! same agent give the same steps.
 //!
-//! - `claude-stream` (Claude Code and the fixture agent), `codex-exec`, `gemini`: stdout is
-//!   JSON lines for the format's parser.
-//! - `plain`: each non-blank stdout line is an `AgentMessage`.
-//! - stderr, for every kind: each non-blank line is a `Raw` step with reason `stderr`, or an
-//!   `Error` step when it looks like one: it starts (after ANSI codes and spaces) with
-//!   `error`, `fatal`, `panic` or `traceback` (any case), or says `panicked at`. Everything
-//!   else on stderr (progress bars, warnings, debug logs) is Raw, because CLIs print a lot of
-//!   harmless chatter there and an Error is what a reviewer jumps to.
-//!
-//! Robustness (invariant 6): non-UTF-8 bytes are decoded lossily (U+FFFD); ANSI escape
-//! codes are kept in the text (the TUI renders them) but never break JSON parsing: escape
-//! sequences before or after a JSON object are dropped for parsing only, and a raw ESC byte
-//! inside it is read as `\u001b`. A line longer than [`MAX_LINE_BYTES`] with no newline in
-//! sight is cut into Raw pieces so memory stays bounded. Nothing here panics on input.
+//! Bytes are split into lines here; each line goes to the one trace decoder
+//! (`trace::decode`) every trace uses, which says what stdout and stderr lines become.
+//! A line longer than [`MAX_LINE_BYTES`] with no newline in sight is cut into Raw pieces so
+//! memory stays bounded. Nothing here panics on input (invariant 6).
 
-use crate::model::{Payload, StepKind};
-use crate::trace::import::{Draft, Format, MAX_LINE_BYTES, TraceParser, parser};
+use crate::trace::decode::{Decoder, Source, Stream};
+use crate::trace::import::{Draft, Format, MAX_LINE_BYTES};
 
 /// Which decoder reads an agent's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,20 +36,23 @@ impl DecoderKind {
             DecoderKind::Plain => None,
         }
     }
+
+    /// What the trace decoder reads its stdout as.
+    pub fn source(self) -> Source {
+        self.format().map_or(Source::Plain, Source::Format)
+    }
 }
 
-/// Bytes of one stream not yet ending in a newline, and the number of the next line.
+/// Bytes of one stream not yet ending in a newline.
 #[derive(Default)]
 struct LineBuf {
     pending: Vec<u8>,
-    /// Lines completed so far (the next line's number is this + 1).
-    lines: u64,
 }
 
 impl LineBuf {
-    /// Append `bytes`; call `line(line_no, bytes)` for each complete line. A line that grows
+    /// Append `bytes`; call `line(bytes, cut)` for each complete line. A line that grows
     /// past the limit before its newline arrives is handed over in pieces (`cut = true`).
-    fn feed(&mut self, mut bytes: &[u8], line: &mut dyn FnMut(u64, &[u8], bool)) {
+    fn feed(&mut self, mut bytes: &[u8], line: &mut dyn FnMut(&mut Vec<u8>, bool)) {
         while !bytes.is_empty() {
             match bytes.iter().position(|&b| b == b'\n') {
                 Some(i) => {
@@ -78,17 +71,16 @@ impl LineBuf {
         }
     }
 
-    fn emit(&mut self, line: &mut dyn FnMut(u64, &[u8], bool), cut: bool) {
-        self.lines += 1;
+    fn emit(&mut self, line: &mut dyn FnMut(&mut Vec<u8>, bool), cut: bool) {
         let mut l = std::mem::take(&mut self.pending);
         if !cut && l.last() == Some(&b'\r') {
             l.pop();
         }
-        line(self.lines, &l, cut);
+        line(&mut l, cut);
     }
 
     /// The input ended: a last line without a newline is still a line.
-    fn finish(&mut self, line: &mut dyn FnMut(u64, &[u8], bool)) {
+    fn finish(&mut self, line: &mut dyn FnMut(&mut Vec<u8>, bool)) {
         if !self.pending.is_empty() {
             self.emit(line, false);
         }
@@ -97,7 +89,7 @@ impl LineBuf {
 
 pub struct OutputDecoder {
     kind: DecoderKind,
-    parser: Option<Box<dyn TraceParser>>,
+    decoder: Decoder,
     stdout: LineBuf,
     stderr: LineBuf,
 }
@@ -106,7 +98,7 @@ impl OutputDecoder {
     pub fn new(kind: DecoderKind) -> OutputDecoder {
         OutputDecoder {
             kind,
-            parser: kind.format().map(parser),
+            decoder: Decoder::new(kind.source()),
             stdout: LineBuf::default(),
             stderr: LineBuf::default(),
         }
@@ -117,182 +109,53 @@ impl OutputDecoder {
     }
 
     pub fn feed_stdout(&mut self, bytes: &[u8]) -> Vec<Draft> {
-        let mut out = Vec::new();
-        let parser = &mut self.parser;
-        self.stdout.feed(bytes, &mut |n, l, cut| {
-            stdout_line(parser, n, l, cut, &mut out)
-        });
-        out
+        self.feed(Stream::Stdout, bytes)
     }
 
     pub fn feed_stderr(&mut self, bytes: &[u8]) -> Vec<Draft> {
+        self.feed(Stream::Stderr, bytes)
+    }
+
+    fn feed(&mut self, stream: Stream, bytes: &[u8]) -> Vec<Draft> {
         let mut out = Vec::new();
-        self.stderr
-            .feed(bytes, &mut |n, l, cut| stderr_line(n, l, cut, &mut out));
+        let (buf, decoder) = match stream {
+            Stream::Stdout => (&mut self.stdout, &mut self.decoder),
+            Stream::Stderr => (&mut self.stderr, &mut self.decoder),
+        };
+        buf.feed(bytes, &mut |l, cut| {
+            let n = full_len(l, cut);
+            decoder.line(stream, l, n, &mut out)
+        });
         out
     }
 
     /// Both streams ended: flush unterminated last lines and whatever the parser holds.
     pub fn finish(&mut self) -> Vec<Draft> {
         let mut out = Vec::new();
-        let parser = &mut self.parser;
-        self.stdout
-            .finish(&mut |n, l, cut| stdout_line(parser, n, l, cut, &mut out));
-        self.stderr
-            .finish(&mut |n, l, cut| stderr_line(n, l, cut, &mut out));
-        if let Some(p) = parser {
-            p.finish(&mut out);
-        }
+        let decoder = &mut self.decoder;
+        self.stdout.finish(&mut |l, cut| {
+            let n = full_len(l, cut);
+            decoder.line(Stream::Stdout, l, n, &mut out)
+        });
+        self.stderr.finish(&mut |l, cut| {
+            let n = full_len(l, cut);
+            decoder.line(Stream::Stderr, l, n, &mut out)
+        });
+        decoder.finish(&mut out);
         out
     }
 }
 
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn is_blank(line: &[u8]) -> bool {
-    line.iter().all(u8::is_ascii_whitespace)
-}
-
-fn cut_raw(line_no: u64, line: &[u8], stream: &str) -> Draft {
-    Draft::new(StepKind::Raw {
-        line: Some(line_no),
-        reason: format!(
-            "line {line_no}: {stream} line over {} MiB without a newline; cut here and kept unparsed",
-            MAX_LINE_BYTES >> 20
-        ),
-        data: Payload::Text(lossy(line)),
-    })
-}
-
-fn stdout_line(
-    parser: &mut Option<Box<dyn TraceParser>>,
-    line_no: u64,
-    line: &[u8],
-    cut: bool,
-    out: &mut Vec<Draft>,
-) {
-    if cut {
-        return out.push(cut_raw(line_no, line, "stdout"));
-    }
-    if is_blank(line) {
-        return;
-    }
-    match parser {
-        Some(p) => {
-            let cleaned = json_ready(line);
-            p.feed(line_no, cleaned.as_deref().unwrap_or(line), out);
-        }
-        None => out.push(Draft::new(StepKind::AgentMessage {
-            text: Payload::Text(lossy(line)),
-        })),
-    }
-}
-
-fn stderr_line(line_no: u64, line: &[u8], cut: bool, out: &mut Vec<Draft>) {
-    if cut {
-        return out.push(cut_raw(line_no, line, "stderr"));
-    }
-    if is_blank(line) {
-        return;
-    }
-    let text = lossy(line);
-    out.push(Draft::new(if looks_like_error(&text) {
-        StepKind::Error {
-            message: Payload::Text(text),
-        }
-    } else {
-        StepKind::Raw {
-            line: Some(line_no),
-            reason: "stderr".into(),
-            data: Payload::Text(text),
-        }
-    }));
-}
-
-/// Whether a stderr line reads as a failure (see the module comment for the rule).
-pub fn looks_like_error(line: &str) -> bool {
-    let plain = strip_ansi(line);
-    let t = plain.trim_start().to_ascii_lowercase();
-    ["error", "fatal", "panic", "traceback"]
-        .iter()
-        .any(|p| t.starts_with(p))
-        || t.contains("panicked at")
-}
-
-/// Text without ANSI escape sequences (CSI `ESC [ ... final`, OSC `ESC ] ... BEL|ST`, and
-/// two-byte `ESC x`).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // Parameters and intermediates, then one final byte in @..~.
-                for n in chars.by_ref() {
-                    if ('@'..='~').contains(&n) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(n) = chars.next() {
-                    if n == '\x07' {
-                        break;
-                    }
-                    if n == '\x1b' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// A JSON line with ANSI codes around or inside it, made parseable: sequences before the
-/// first `{` and after the last `}` are dropped, and raw ESC bytes inside become the JSON
-/// escape `\u001b` (a raw control byte is invalid JSON; escaped, the text keeps its codes).
-/// None when the line has no ESC byte and is used as it is.
-fn json_ready(line: &[u8]) -> Option<Vec<u8>> {
-    if !line.contains(&0x1b) {
-        return None;
-    }
-    let start = line.iter().position(|&b| b == b'{')?;
-    let end = line.iter().rposition(|&b| b == b'}')?;
-    if end < start {
-        return None;
-    }
-    let outside = |part: &[u8]| {
-        let s = strip_ansi(&String::from_utf8_lossy(part));
-        s.trim().is_empty()
-    };
-    if !outside(&line[..start]) || !outside(&line[end + 1..]) {
-        // Something other than escape codes around the object: let the parser report it.
-        return None;
-    }
-    let mut out = Vec::with_capacity(end + 1 - start + 16);
-    for &b in &line[start..=end] {
-        if b == 0x1b {
-            out.extend_from_slice(b"\\u001b");
-        } else {
-            out.push(b);
-        }
-    }
-    Some(out)
+/// A line handed over cut (no newline in sight past the limit) counts as longer than it
+/// is, so the decoder keeps it raw, unparsed.
+fn full_len(line: &[u8], cut: bool) -> u64 {
+    line.len() as u64 + u64::from(cut)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Lifecycle;
+    use crate::model::{Lifecycle, StepKind};
 
     fn names(drafts: &[Draft]) -> Vec<&'static str> {
         drafts.iter().map(|d| d.kind.name()).collect()
@@ -386,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_stdout_lines_are_messages_and_stderr_is_raw_or_error() {
+    fn plain_stdout_lines_are_messages_and_stderr_is_a_note_or_an_error() {
         let mut d = OutputDecoder::new(DecoderKind::Plain);
         let mut drafts = d.feed_stdout(b"working\n\n  \ndone");
         assert_eq!(names(&drafts), ["agent"]);
@@ -395,16 +258,21 @@ mod tests {
         drafts.extend(d.finish());
         assert_eq!(
             names(&drafts),
-            ["agent", "raw", "error", "error", "agent", "raw"]
+            ["agent", "lifecycle", "error", "error", "agent", "lifecycle"]
         );
-        let StepKind::Raw { reason, line, .. } = &drafts[1].kind else {
+        let StepKind::Lifecycle {
+            event: Lifecycle::Note { what, text },
+        } = &drafts[1].kind
+        else {
             panic!()
         };
-        assert_eq!((reason.as_str(), *line), ("stderr", Some(1)));
-        let StepKind::Raw { line, data, .. } = &drafts[5].kind else {
-            panic!()
-        };
-        assert_eq!((*line, data.preview()), (Some(4), "partial"));
+        assert_eq!(
+            (what.as_str(), text.preview()),
+            ("stderr", "warning: slow disk")
+        );
+        assert!(
+            matches!(&drafts[5].kind, StepKind::Lifecycle { event: Lifecycle::Note { text, .. } } if text.preview() == "partial")
+        );
         assert_eq!(
             drafts[4].kind,
             StepKind::AgentMessage {
@@ -423,6 +291,7 @@ mod tests {
         }
         assert_eq!(names(&drafts), ["raw"]);
         assert!(d.stdout.pending.is_empty());
+        let _ = MAX_LINE_BYTES;
     }
 
     #[test]
@@ -443,6 +312,7 @@ mod tests {
 
     #[test]
     fn strip_ansi_handles_csi_osc_and_truncation() {
+        use crate::trace::decode::strip_ansi;
         assert_eq!(strip_ansi("\x1b[1;31mA\x1b[0mB"), "AB");
         assert_eq!(strip_ansi("\x1b]0;title\x07C\x1b]8;;u\x1b\\D"), "CD");
         assert_eq!(strip_ansi("E\x1b"), "E");

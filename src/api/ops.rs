@@ -530,9 +530,8 @@ fn session_source_prefix(id: &str) -> String {
 /// run's count are appended. Only complete lines are read, so a line Claude Code is still
 /// writing waits for the next event.
 pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
-    use crate::model::{Lifecycle, Payload, RunState, StepKind, Usage};
-    use crate::trace::{Draft, Format, TraceBuilder};
-    use std::io::BufRead;
+    use crate::model::{RunState, Usage};
+    use crate::trace::{Format, TraceBuilder};
 
     let id = req.session_id.trim();
     if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
@@ -588,22 +587,31 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
     };
     let stored = run.steps;
 
-    let mut parser = crate::trace::parser(Format::ClaudeCode);
-    let mut builder = TraceBuilder::new(
+    let builder = TraceBuilder::new(
         run.id,
         0,
         Format::ClaudeCode.default_agent(),
         ws.redactor.clone(),
     );
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let (mut lines, mut total) = (0u64, 0u64);
-    let (mut usage, mut files) = (Usage::default(), Vec::<String>::new());
-    let (mut first_ts, mut last_ts) = (None, None);
+    // Only whole lines: Claude Code may be writing the last one as we read.
+    let mut file = file;
+    let whole = crate::trace::ingest::whole_lines_len(&mut file).map_err(|e| {
+        OpError::from_error(ErrorKind::Internal, &e)
+            .with_context(format!("reading {}", req.transcript.display()))
+    })?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, std::io::Read::take(file, whole));
+    let mut ingest = crate::trace::Ingest::new(
+        crate::trace::LineReader::new(reader),
+        Format::ClaudeCode,
+        builder,
+    )
+    .growing();
+    let mut total = 0u64;
+    let mut tally = crate::trace::Tally::default();
     let mut batch: Vec<Step> = Vec::new();
     let mut appended = 0u64;
     let mut warnings = Vec::new();
-    let mut buf = Vec::new();
-    let mut drafts: Vec<Draft> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let index = ws.index();
     let store_batch = |batch: &mut Vec<Step>, appended: &mut u64| -> Result<()> {
         if batch.is_empty() {
@@ -619,58 +627,17 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
         }
         Ok(())
     };
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+    while ingest
+        .next(&mut steps)
+        .map_err(|e| {
             OpError::from_error(ErrorKind::Internal, &e)
                 .with_context(format!("reading {}", req.transcript.display()))
-        })?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            break;
-        }
-        lines += 1;
-        buf.pop();
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        drafts.clear();
-        if buf.len() > crate::trace::MAX_LINE_BYTES {
-            drafts.push(Draft::new(StepKind::Raw {
-                line: Some(lines),
-                reason: crate::trace::import::problem(
-                    lines,
-                    format!(
-                        "line of {} bytes is over the parse limit; kept unparsed",
-                        buf.len()
-                    ),
-                ),
-                data: Payload::Text(String::from_utf8_lossy(&buf).into_owned()),
-            }));
-        } else {
-            parser.feed(lines, &buf, &mut drafts);
-        }
-        // No `parser.finish()`: whatever it would flush at the end of this read is not the
-        // end of the session, and steps emitted there would not be a prefix of the next
-        // read's. (Claude Code's parser has nothing pending anyway.)
-        for d in drafts.drain(..) {
-            let step = builder.push(d);
+        })?
+        .is_some()
+    {
+        for step in steps.drain(..) {
             total += 1;
-            first_ts.get_or_insert(step.ts);
-            last_ts = Some(step.ts);
-            match &step.kind {
-                StepKind::Lifecycle {
-                    event: Lifecycle::Usage(u),
-                } => {
-                    usage.add_spend(u);
-                }
-                StepKind::FileEdit { path, .. } if !files.contains(path) => {
-                    files.push(path.clone())
-                }
-                _ => {}
-            }
+            tally.add(&step);
             if step.seq >= stored {
                 batch.push(step);
                 if batch.len() >= crate::trace::BATCH_STEPS {
@@ -679,6 +646,7 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
             }
         }
     }
+    let lines = ingest.lines();
     store_batch(&mut batch, &mut appended)?;
     if let Err(e) = index.flush() {
         warnings.push(format!(
@@ -698,6 +666,13 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
         RunState::Imported
     };
     let event = req.event.clone();
+    let crate::trace::Tally {
+        usage,
+        files,
+        first_ts,
+        last_ts,
+        ..
+    } = tally;
     let updated = ws
         .store
         .update_run(run.id, move |r| {

@@ -210,6 +210,10 @@ pub fn step_text(s: &Step) -> String {
             }
             Lifecycle::Exited { .. } => parts.push("exited"),
             Lifecycle::Usage(_) => parts.push("usage"),
+            Lifecycle::Note { what, text } => {
+                parts.push(what);
+                parts.push(clip(text.preview()));
+            }
         },
         StepKind::Raw { reason, data, .. } => {
             parts.push(reason);

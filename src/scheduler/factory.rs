@@ -880,19 +880,25 @@ impl Factory {
 
         // Pump output into steps until the process is done or must stop.
         let mut decoder = OutputDecoder::new(plan.decoder);
-        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone());
+        // Paths are stored repo-relative whatever the sandbox: the checkout as the host
+        // names it, and `/workspace` as a container's agent does.
+        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone())
+            .relative_to(prepared.dir.to_string_lossy());
+        if in_docker {
+            builder = builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT);
+        }
         let mut pending: Vec<Step> = vec![];
         if let Some(c) = lease_conflict {
             tracing::info!(run = run.id, "{c}");
             pending.push(
-                builder.push(
+                builder.push_at(
                     crate::trace::Draft::new(StepKind::Decision { text: c.into() })
                         .by(Some("shopfloor".into())),
+                    Some(now()),
                 ),
             );
         }
-        let mut usage = Usage::default();
-        let mut model: Option<String> = None;
+        let mut tally = crate::trace::Tally::default();
         let files = self
             .live
             .lock()
@@ -923,9 +929,12 @@ impl Factory {
                                 decoder.feed_stderr(&b)
                             }
                         };
+                        // Each step carries the time its line arrived, unless the line
+                        // says when it was produced.
+                        let arrived = now();
                         for d in drafts {
-                            let step = builder.push(d);
-                            note_step(&step, &mut usage, &mut model, &files, &prepared.dir);
+                            let step = builder.push_at(d, Some(arrived));
+                            note_step(&step, &mut tally, &files);
                             pending.push(step);
                         }
                         if pending.len() >= FLUSH_STEPS {
@@ -962,26 +971,30 @@ impl Factory {
         let exit = process.control.wait().await?;
         // The agent is gone: its token goes now, before anyone can see the run ended.
         self.tokens.revoke(run.id);
+        let arrived = now();
         for d in decoder.finish() {
-            let step = builder.push(d);
-            note_step(&step, &mut usage, &mut model, &files, &prepared.dir);
+            let step = builder.push_at(d, Some(arrived));
+            note_step(&step, &mut tally, &files);
             pending.push(step);
         }
-        let exited = builder.push(crate::trace::Draft::new(StepKind::Lifecycle {
-            event: Lifecycle::Exited {
-                code: exit.code,
-                signal: exit.signal,
-            },
-        }));
+        let exited = builder.push_at(
+            crate::trace::Draft::new(StepKind::Lifecycle {
+                event: Lifecycle::Exited {
+                    code: exit.code,
+                    signal: exit.signal,
+                },
+            }),
+            Some(now()),
+        );
         pending.push(exited);
         self.flush(run.id, &mut pending).await?;
 
         // Agents that report no cost (Codex, Gemini) get their tokens priced; the model is
         // the one the agent said it ran, else the profile's.
-        let usage = self
-            .cfg
-            .prices
-            .priced(usage, model.as_deref().or(profile.model.as_deref()));
+        let usage = self.cfg.prices.priced(
+            tally.usage,
+            tally.model.as_deref().or(profile.model.as_deref()),
+        );
         let outcome = match stopped {
             Some(o) => o,
             None if exit.success() => Outcome::Succeeded,
@@ -1296,38 +1309,16 @@ impl FactoryError {
 
 /// Keep a run's running totals from its own steps: tokens and cost, the model the agent
 /// says it runs, files touched.
-fn note_step(
-    step: &Step,
-    usage: &mut Usage,
-    model: &mut Option<String>,
-    files: &Arc<Mutex<Vec<String>>>,
-    workdir: &Path,
-) {
-    match &step.kind {
-        StepKind::Lifecycle {
-            event: Lifecycle::Started { model: Some(m), .. },
-        } => *model = Some(m.clone()),
-        StepKind::Lifecycle {
-            event: Lifecycle::Usage(u),
-        } => {
-            usage.add_spend(u);
-            if u.turns.is_some() {
-                usage.turns = u.turns;
-            }
+/// Count a live step; a file it edits for the first time joins the run's live file list
+/// (what leases and the control room read while the run goes on).
+fn note_step(step: &Step, tally: &mut crate::trace::Tally, files: &Arc<Mutex<Vec<String>>>) {
+    if tally.add(step)
+        && let StepKind::FileEdit { path, .. } = &step.kind
+    {
+        let mut f = files.lock().expect("files lock");
+        if !f.contains(path) {
+            f.push(path.clone());
         }
-        StepKind::FileEdit { path, .. } => {
-            // Agents name files by absolute path in their sandbox; others read repo paths.
-            let rel = Path::new(path)
-                .strip_prefix(workdir)
-                .or_else(|_| Path::new(path).strip_prefix("/workspace"))
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| path.clone());
-            let mut f = files.lock().expect("files lock");
-            if !f.contains(&rel) {
-                f.push(rel);
-            }
-        }
-        _ => {}
     }
 }
 

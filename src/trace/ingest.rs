@@ -5,8 +5,9 @@
 use std::io::{self, BufRead};
 
 use super::TraceBuilder;
-use super::import::{self, Draft, Format, MAX_LINE_BYTES, TraceParser};
-use crate::model::{BlobHash, Payload, Step, StepKind};
+use super::decode::{Decoder, Source, Stream};
+use super::import::{Draft, Format};
+use crate::model::{BlobHash, Step};
 
 /// A line longer than this is cut here: beyond it even a blob is not worth the memory.
 pub const MAX_RAW_LINE_BYTES: usize = 256 << 20;
@@ -88,6 +89,28 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+/// The length of `file`'s whole lines: up to and including its last newline (a writer
+/// may be in the middle of the line after it). Reads backwards from the end, a block at a
+/// time, so a long file costs one block.
+pub fn whole_lines_len(file: &mut std::fs::File) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut end = file.metadata()?.len();
+    let mut block = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let part = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            file.seek(SeekFrom::Start(0))?;
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(0)
+}
+
 /// What one call of [`Ingest::next`] read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineRead {
@@ -99,32 +122,46 @@ pub enum LineRead {
     End,
 }
 
-/// Turns a trace, line by line, into the steps of one run.
+/// Turns a trace, line by line, into the steps of one run. Lines go through the one
+/// trace decoder (`trace::decode`), as a live run's output does.
 pub struct Ingest<R> {
     reader: LineReader<R>,
-    parser: Box<dyn TraceParser>,
+    decoder: Decoder,
     builder: TraceBuilder,
     buf: Vec<u8>,
     drafts: Vec<Draft>,
     line_no: u64,
     ended: bool,
-    /// Lines the parser gave no draft for (kept raw here all the same): a broken parser
-    /// promise, which tests and fuzz targets hold at zero.
-    pub unanswered: u64,
+    /// Whether the end of input flushes what the parser holds: not for a file still being
+    /// written (a hook's transcript), whose end is not the session's, and whose steps must
+    /// stay a prefix of the next read's.
+    flush_at_end: bool,
 }
 
 impl<R: BufRead> Ingest<R> {
     pub fn new(reader: LineReader<R>, format: Format, builder: TraceBuilder) -> Self {
         Ingest {
             reader,
-            parser: import::parser(format),
+            decoder: Decoder::new(Source::Format(format)),
             builder,
             buf: Vec::new(),
             drafts: Vec::new(),
             line_no: 0,
             ended: false,
-            unanswered: 0,
+            flush_at_end: true,
         }
+    }
+
+    /// An ingest of a file that is still growing: its end holds nothing back for later.
+    pub fn growing(mut self) -> Self {
+        self.flush_at_end = false;
+        self
+    }
+
+    /// Lines the parser gave no draft for (kept raw all the same): a broken parser
+    /// promise, which tests and fuzz targets hold at zero.
+    pub fn unanswered(&self) -> u64 {
+        self.decoder.unanswered
     }
 
     /// Read the next line and append its steps to `out`; None once the input has ended
@@ -135,50 +172,17 @@ impl<R: BufRead> Ingest<R> {
         }
         let Some(full_len) = self.reader.read_line(&mut self.buf, MAX_RAW_LINE_BYTES)? else {
             self.ended = true;
-            self.parser.finish(&mut self.drafts);
+            if self.flush_at_end {
+                self.decoder.finish(&mut self.drafts);
+            }
             self.build(out);
             return Ok(Some(LineRead::End));
         };
         self.line_no += 1;
-        let line_no = self.line_no;
-        if self.buf.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Some(LineRead::Blank));
-        }
-        if self.buf.len() > MAX_LINE_BYTES {
-            // Not parsed: the bytes move into the step as they are (no second copy when
-            // they are valid UTF-8) and the store keeps them as a blob.
-            let bytes = std::mem::take(&mut self.buf);
-            let kept = bytes.len() as u64;
-            let data = String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            let cut = if kept < full_len {
-                format!("; only its first {kept} bytes were kept")
-            } else {
-                String::new()
-            };
-            self.drafts.push(Draft::new(StepKind::Raw {
-                line: Some(line_no),
-                reason: import::problem(
-                    line_no,
-                    format!(
-                        "line of {full_len} bytes is over the {} MiB parse limit; kept unparsed{cut}",
-                        MAX_LINE_BYTES >> 20
-                    ),
-                ),
-                data: Payload::Text(data),
-            }));
-        } else {
-            self.parser.feed(line_no, &self.buf, &mut self.drafts);
-        }
+        self.decoder
+            .line(Stream::Stdout, &mut self.buf, full_len, &mut self.drafts);
         if self.drafts.is_empty() {
-            // Parsers promise a step per line; if one breaks that promise the line is
-            // still kept rather than silently lost.
-            self.unanswered += 1;
-            self.drafts.push(Draft::new(StepKind::Raw {
-                line: Some(line_no),
-                reason: import::problem(line_no, "the importer produced no step for this line"),
-                data: Payload::Text(String::from_utf8_lossy(&self.buf).into_owned()),
-            }));
+            return Ok(Some(LineRead::Blank));
         }
         self.build(out);
         Ok(Some(LineRead::Line { len: full_len }))
@@ -231,5 +235,28 @@ mod tests {
         assert_eq!(r.read(), input.len() as u64);
         assert_eq!(r.hash(), BlobHash::of(&input));
         assert_eq!(at_blank, 7 + 17 + 1);
+    }
+
+    #[test]
+    fn whole_lines_stop_at_the_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        for (text, want) in [
+            (b"".to_vec(), 0),
+            (b"half".to_vec(), 0),
+            (b"a\nb\nhal".to_vec(), 4),
+            (b"a\n".to_vec(), 2),
+            (
+                [vec![b'x'; 200_000], b"\n".to_vec(), vec![b'y'; 70_000]].concat(),
+                200_001,
+            ),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let mut f = std::fs::File::open(&path).unwrap();
+            assert_eq!(whole_lines_len(&mut f).unwrap(), want);
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut all).unwrap();
+            assert_eq!(all, text, "the file is read from its start after");
+        }
     }
 }

@@ -2,11 +2,13 @@
 //! drafts into a run's steps, import into the store, export as JSONL, and replay.
 
 pub mod builder;
+pub mod decode;
 pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod patch;
 pub mod replay;
+pub mod tally;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -20,10 +22,9 @@ pub use export::export_jsonl;
 pub use import::{Draft, Format, MAX_LINE_BYTES, TraceParser, parser};
 pub use ingest::{Ingest, LineRead, LineReader, MAX_RAW_LINE_BYTES};
 pub use replay::{Direction, FileContent, FileState, files_at, next_matching};
+pub use tally::Tally;
 
-use crate::model::{
-    BlobHash, ImportMark, Lifecycle, Payload, Run, RunId, RunState, Step, StepKind, Usage,
-};
+use crate::model::{BlobHash, ImportMark, Payload, Run, RunId, RunState, Step, StepKind, Usage};
 use crate::redact::Redactor;
 use crate::store::{Store, StoreError};
 
@@ -305,16 +306,14 @@ struct Source<'a> {
     path: Option<String>,
 }
 
-struct Tally {
+/// An import's report beside the run's tally.
+struct ImportTally {
     report: ImportReport,
-    usage: Usage,
-    files: Vec<String>,
-    first_ts: Option<Timestamp>,
-    last_ts: Option<Timestamp>,
+    run: Tally,
     first_agent: Option<String>,
 }
 
-impl Tally {
+impl ImportTally {
     fn line(&mut self, read: LineRead) {
         let r = &mut self.report;
         match read {
@@ -334,36 +333,20 @@ impl Tally {
         let r = &mut self.report;
         r.steps += 1;
         *r.by_kind.entry(step.kind.name()).or_default() += 1;
-        self.first_ts.get_or_insert(step.ts);
         if self.first_agent.is_none() {
             self.first_agent = Some(step.agent.clone());
         }
-        self.last_ts = Some(step.ts);
-        match &step.kind {
-            StepKind::Raw { reason, .. } => {
-                r.raw += 1;
-                if import::is_problem(reason) {
-                    if r.warnings.len() < MAX_WARNINGS {
-                        r.warnings.push(reason.clone());
-                    } else if r.warnings.len() == MAX_WARNINGS {
-                        r.warnings
-                            .push("more problems not listed; see the run's raw steps".into());
-                    }
+        self.run.add(step);
+        if let StepKind::Raw { reason, .. } = &step.kind {
+            r.raw += 1;
+            if import::is_problem(reason) {
+                if r.warnings.len() < MAX_WARNINGS {
+                    r.warnings.push(reason.clone());
+                } else if r.warnings.len() == MAX_WARNINGS {
+                    r.warnings
+                        .push("more problems not listed; see the run's raw steps".into());
                 }
             }
-            StepKind::Lifecycle {
-                event: Lifecycle::Usage(u),
-            } => {
-                let t = &mut self.usage;
-                t.add_spend(u);
-                if let Some(n) = u.turns {
-                    t.turns = Some(t.turns.unwrap_or(0).saturating_add(n));
-                }
-            }
-            StepKind::FileEdit { path, .. } if !self.files.contains(path) => {
-                self.files.push(path.clone())
-            }
-            _ => {}
         }
     }
 }
@@ -436,17 +419,14 @@ fn import_stream(
 
     let builder = TraceBuilder::new(run.id, 0, agent, opts.redactor.clone());
     let mut ingest = Ingest::new(LineReader::hashed(reader), opts.format, builder);
-    let mut tally = Tally {
+    let mut tally = ImportTally {
         report: ImportReport {
             run: run.id,
             warnings: notes,
             resumed: unverified.as_ref().map(|_| stored),
             ..ImportReport::default()
         },
-        usage: Usage::default(),
-        files: Vec::new(),
-        first_ts: None,
-        last_ts: None,
+        run: Tally::default(),
         first_agent: None,
     };
     let mut batch: Vec<Step> = Vec::new();
@@ -515,12 +495,16 @@ fn import_stream(
         ));
     }
 
-    let Tally {
+    let ImportTally {
         report,
-        usage,
-        files,
-        first_ts,
-        last_ts,
+        run:
+            Tally {
+                usage,
+                files,
+                first_ts,
+                last_ts,
+                ..
+            },
         first_agent,
     } = tally;
     // A generic JSONL trace names its agent on its steps; a format's default name is a

@@ -35,6 +35,10 @@ fn result_text(content: Option<&Value>) -> String {
             .iter()
             .map(|b| match str_of(b, "type") {
                 Some("text") => str_of(b, "text").unwrap_or("").to_string(),
+                // What a tool search found: the tools it made callable.
+                Some("tool_reference") => {
+                    format!("[tool_reference] {}", str_of(b, "tool_name").unwrap_or("?"))
+                }
                 Some(other) => format!("[{other}]"),
                 None => json_text(b),
             })

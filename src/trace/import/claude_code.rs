@@ -6,15 +6,32 @@
 //!   `UserMessage`s: they are what the model was shown;
 //! - `summary` lines (a session title written by Claude Code) become an `AgentMessage`
 //!   prefixed `Session summary:`;
-//! - `system` lines with level `error` become `Error`; other system lines (compaction
-//!   boundaries, hook summaries), `progress`, `file-history-snapshot`, `queue-operation`,
-//!   the transcript's own `result` echo and unknown types are `Raw` with a reason naming the
-//!   type.
+//! - `system` lines with level `error` become `Error`; the transcript's bookkeeping (other
+//!   system lines, attachments, request records, `tools-used`, `last-prompt`,
+//!   `queue-operation`, `file-history-snapshot`, `progress`, ...) are lifecycle notes named
+//!   by their type, the line whole; types this list does not know are `Raw`.
 
 use serde_json::Value;
 
 use super::claude::ClaudeState;
-use super::{Draft, TraceParser, line_text, parse_line, raw, str_of, ts_of};
+use super::{Draft, TraceParser, line_text, note, parse_line, raw, str_of, ts_of};
+
+/// Line types Claude Code writes to a transcript beside the conversation (2.1.x).
+const BOOKKEEPING: &[&str] = &[
+    "api-request",
+    "api-request-blob",
+    "api-request-shape",
+    "atis-latch",
+    "attachment",
+    "cost-state",
+    "custom-title",
+    "file-history-snapshot",
+    "last-prompt",
+    "progress",
+    "queue-operation",
+    "result",
+    "tools-used",
+];
 use crate::model::{Lifecycle, Payload, StepKind};
 
 pub struct ClaudeCodeParser {
@@ -39,7 +56,9 @@ impl TraceParser for ClaudeCodeParser {
             Ok(v) => v,
             Err(d) => return out.push(*d),
         };
-        let ts = ts_of(&v, "timestamp");
+        // A file-history snapshot keeps its time inside: `snapshot.timestamp`.
+        let ts = ts_of(&v, "timestamp")
+            .or_else(|| v.get("snapshot").and_then(|s| ts_of(s, "timestamp")));
         // Sub-agent (Task) turns are recorded in the same file: keep them apart.
         let agent = (v.get("isSidechain").and_then(Value::as_bool) == Some(true))
             .then(|| "claude-code/subagent".to_string());
@@ -81,15 +100,16 @@ impl TraceParser for ClaudeCodeParser {
             ),
             "system" => {
                 let sub = str_of(&v, "subtype").unwrap_or("?");
-                out.push(
-                    raw(
-                        line_no,
-                        format!("claude-code system/{sub}"),
-                        line_text(line),
-                    )
-                    .at(ts),
-                )
+                out.push(note(format!("system/{sub}"), line_text(line)).at(ts))
             }
+            "attachment" => {
+                let kind = v
+                    .get("attachment")
+                    .and_then(|a| str_of(a, "type"))
+                    .unwrap_or("?");
+                out.push(note(format!("attachment/{kind}"), line_text(line)).at(ts))
+            }
+            ty if BOOKKEEPING.contains(&ty) => out.push(note(ty, line_text(line)).at(ts)),
             "" => out.push(raw(
                 line_no,
                 super::problem(line_no, "claude-code line without `type`"),

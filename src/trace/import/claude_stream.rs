@@ -1,12 +1,13 @@
 //! `claude -p --output-format stream-json --verbose`: `system/init` starts the run, message
-//! lines are as in transcripts, `result` carries the session's usage and cost.
-//! `stream_event` (partial deltas) and `rate_limit_event` are kept as Raw: the complete
-//! message follows anyway, and nothing is dropped.
+//! lines are as in transcripts (with their own timestamps), `result` carries the session's
+//! usage and cost. `system/permission_denied` is an Error (the agent was refused a tool:
+//! a reviewer must see it). Other `system` lines, `stream_event` (partial deltas: the
+//! complete message follows) and `rate_limit_event` are lifecycle notes, the line whole.
 
 use serde_json::Value;
 
 use super::claude::{ClaudeState, usage_of};
-use super::{Draft, TraceParser, line_text, parse_line, raw, str_of};
+use super::{Draft, TraceParser, line_text, note, parse_line, raw, str_of, ts_of};
 use crate::model::{Lifecycle, Payload, StepKind};
 
 #[derive(Default)]
@@ -33,7 +34,26 @@ impl TraceParser for ClaudeStreamParser {
                     cwd: str_of(&v, "cwd").map(String::from),
                 },
             })),
-            ("user" | "assistant", _) => self.state.message(line_no, line, &v, None, agent, out),
+            ("user" | "assistant", _) => {
+                let ts = ts_of(&v, "timestamp");
+                self.state.message(line_no, line, &v, ts, agent, out)
+            }
+            ("system", Some("permission_denied")) => {
+                let tool = str_of(&v, "tool_name").unwrap_or("a tool");
+                let why = str_of(&v, "message")
+                    .or_else(|| str_of(&v, "decision_reason"))
+                    .unwrap_or("not allowed");
+                out.push(
+                    Draft::new(StepKind::Error {
+                        message: Payload::Text(format!("permission denied: {tool}: {why}")),
+                    })
+                    .by(agent),
+                );
+            }
+            ("system", Some(sub)) => out.push(note(format!("system/{sub}"), line_text(line))),
+            ("stream_event" | "rate_limit_event", _) => {
+                out.push(note(str_of(&v, "type").unwrap_or(""), line_text(line)))
+            }
             ("result", _) => {
                 let mut usage = v.get("usage").map(usage_of).unwrap_or_default();
                 usage.cost_usd = v

@@ -6,12 +6,13 @@
 //! one FileEdit per change (codex reports no diff: the patch is a header naming the kind of
 //! change), `mcp_tool_call` → ToolCall + ToolResult, `web_search` → ToolCall, `todo_list` →
 //! Decision (the plan as a checklist), `error` → Error. `turn.started`, `item.started` and
-//! `item.updated` are Raw: the completed item follows and carries the same data.
+//! `item.updated` are lifecycle notes (the completed item follows with the same data; the
+//! note keeps when it began). An MCP tool's result is its text, not the JSON wrapper.
 
 use serde_json::Value;
 
 use super::{
-    Draft, MAX_ITEMS_PER_LINE, TraceParser, json_text, line_text, parse_line, problem, raw,
+    Draft, MAX_ITEMS_PER_LINE, TraceParser, json_text, line_text, note, parse_line, problem, raw,
     split_words, str_of, too_many_items, u64_of,
 };
 use crate::model::{Lifecycle, Payload, StepKind, Usage};
@@ -21,6 +22,52 @@ pub struct CodexExecParser;
 
 fn text(s: impl Into<String>) -> Payload {
     Payload::Text(s.into())
+}
+
+/// An MCP result as the model read it: its text blocks, joined; anything else (images,
+/// structured content alone) as JSON.
+fn mcp_result_text(r: &Value) -> String {
+    let blocks = r.get("content").and_then(Value::as_array);
+    let texts: Vec<&str> = blocks
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            (str_of(b, "type") == Some("text"))
+                .then(|| str_of(b, "text"))
+                .flatten()
+        })
+        .collect();
+    if texts.is_empty() || blocks.is_some_and(|b| b.len() != texts.len()) {
+        json_text(r)
+    } else {
+        texts.join("\n")
+    }
+}
+
+/// What an item is, in a few words, for the note of its start.
+fn item_summary(item: &Value) -> String {
+    let ty = str_of(item, "type")
+        .or_else(|| str_of(item, "item_type"))
+        .unwrap_or("?");
+    let what = match ty {
+        "command_execution" => item.get("command").map(json_text),
+        "mcp_tool_call" => Some(format!(
+            "{}/{}",
+            str_of(item, "server").unwrap_or("mcp"),
+            str_of(item, "tool").unwrap_or("?")
+        )),
+        "file_change" => item.get("changes").and_then(Value::as_array).map(|c| {
+            c.iter()
+                .filter_map(|c| str_of(c, "path"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        _ => None,
+    };
+    match what {
+        Some(w) => format!("{ty} {w}"),
+        None => ty.to_string(),
+    }
 }
 
 fn item_completed(line_no: u64, line: &[u8], item: &Value, out: &mut Vec<Draft>) {
@@ -99,7 +146,7 @@ fn item_completed(line_no: u64, line: &[u8], item: &Value, out: &mut Vec<Draft>)
             let failed = error.is_some() || str_of(item, "status") == Some("failed");
             let output = match (error, item.get("result")) {
                 (Some(e), _) => str_of(e, "message").map_or_else(|| json_text(e), String::from),
-                (None, Some(r)) => json_text(r),
+                (None, Some(r)) => mcp_result_text(r),
                 (None, None) => String::new(),
             };
             out.push(Draft::new(StepKind::ToolResult {
@@ -187,6 +234,12 @@ impl TraceParser for CodexExecParser {
                         .map_or_else(|| error_message(v.get("error")), String::from),
                 ),
             })),
+            "turn.started" => out.push(note("turn.started", "")),
+            "item.started" | "item.updated" => {
+                let what = str_of(&v, "type").unwrap_or("");
+                let summary = v.get("item").map(item_summary).unwrap_or_default();
+                out.push(note(what, summary));
+            }
             "item.completed" => match v.get("item") {
                 Some(item) => item_completed(line_no, line, item, out),
                 None => out.push(raw(

@@ -287,6 +287,17 @@ pub fn is_problem(reason: &str) -> bool {
     reason.starts_with("line ")
 }
 
+/// A bookkeeping line an agent's CLI writes beside the conversation, typed as a lifecycle
+/// note; `text` is what it says (the whole line where nothing shorter says it).
+pub(crate) fn note(what: impl Into<String>, text: impl Into<String>) -> Draft {
+    Draft::new(StepKind::Lifecycle {
+        event: crate::model::Lifecycle::Note {
+            what: what.into(),
+            text: Payload::Text(text.into()),
+        },
+    })
+}
+
 pub(crate) fn raw(line_no: u64, reason: impl Into<String>, data: impl Into<String>) -> Draft {
     Draft::new(StepKind::Raw {
         line: Some(line_no),
