@@ -212,6 +212,28 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
         text.contains(clis::TEST_COMMAND),
         "the test command is in the trace"
     );
+    // The control API finds the edit by its repo path (it answered "has not edited calc.py"
+    // while edits carried the sandbox's absolute path).
+    let edit_seq = steps
+        .iter()
+        .filter(|s| s["type"] == "file_edit")
+        .filter_map(|s| s["seq"].as_u64())
+        .last()
+        .unwrap();
+    let client = shopfloor::api::client::Client::new(serve.socket());
+    let file = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.file_at(run, edit_seq, "calc.py"))
+        .unwrap_or_else(|e| panic!("calc.py at step {edit_seq}: {e}"));
+    // Claude Code's edits carry the text; Codex's file_change events name the path only,
+    // so its file is known to be edited, its content unknown.
+    match cli {
+        Cli::Claude => assert!(
+            file.content.is_some_and(|c| c.contains(clis::FIXED)),
+            "the file as the agent left it"
+        ),
+        Cli::Codex => assert_eq!(file.edited_at, edit_seq),
+    }
     serve.stop();
     Landed {
         run,
