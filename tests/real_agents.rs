@@ -216,9 +216,9 @@ fn work_a_ticket(cli: Cli, docker: Option<&str>, clis: &AgentClis) -> Landed {
     // while edits carried the sandbox's absolute path).
     let edit_seq = steps
         .iter()
+        .rev()
         .filter(|s| s["type"] == "file_edit")
-        .filter_map(|s| s["seq"].as_u64())
-        .last()
+        .find_map(|s| s["seq"].as_u64())
         .unwrap();
     let client = shopfloor::api::client::Client::new(serve.socket());
     let file = tokio::runtime::Runtime::new()
