@@ -106,6 +106,7 @@ fn run_mode(mode: Mode, test_seconds: f64) -> Figures {
                 files_changed: vec![],
                 sandbox: None,
                 outcome: None,
+                recalled: Vec::new(),
             })
             .unwrap();
         mergeq::enqueue_run(&ws, &repo, &run).unwrap();

@@ -67,6 +67,7 @@ fn run_draft() -> Run {
         files_changed: vec![],
         sandbox: None,
         outcome: None,
+        recalled: Vec::new(),
     }
 }
 

@@ -57,6 +57,7 @@ fn run(id: u64, now: Timestamp) -> Run {
         files_changed: vec![],
         sandbox: None,
         outcome: None,
+        recalled: Vec::new(),
     }
 }
 

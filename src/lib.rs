@@ -9,6 +9,7 @@ pub mod config;
 pub mod connect;
 pub mod cost;
 pub mod index;
+pub mod learn;
 pub mod mcp;
 pub mod memory;
 pub mod mergeq;

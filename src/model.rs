@@ -603,6 +603,9 @@ pub struct Run {
     /// Why it ended as it did, in words for the next prompt and for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// The memories its context pack handed it: lessons it lands with are confirmed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recalled: Vec<MemoryId>,
 }
 
 /// How far a `trace import` in progress has read its source, kept beside its run (state
@@ -721,6 +724,65 @@ pub struct Memory {
     /// An opaque reference given at import, returned unchanged by search.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// How many times what it records happened: a failure that recurs raises the count of
+    /// its lesson rather than writing the lesson again.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub seen: u32,
+    /// A run on its paths that landed after receiving it: the lesson held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<RunId>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Something that happened to a memory, kept in its history (`memory show`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryEvent {
+    pub ts: Timestamp,
+    #[serde(flatten)]
+    pub what: MemoryEventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum MemoryEventKind {
+    /// Written, by a run's step or by hand.
+    Written {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<StepRef>,
+    },
+    /// The same failure happened again, in this run.
+    Repeated { source: StepRef },
+    /// Handed to a run in its context pack, and why.
+    Recalled { run: RunId, why: String },
+    /// A run that received it landed on its paths.
+    Confirmed { run: RunId },
+}
+
+impl MemoryEventKind {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            MemoryEventKind::Written { source: Some(s) } => {
+                format!("written from run {} step {}", s.run, s.step)
+            }
+            MemoryEventKind::Written { source: None } => "written".into(),
+            MemoryEventKind::Repeated { source } => format!(
+                "the same failure again in run {} step {}",
+                source.run, source.step
+            ),
+            MemoryEventKind::Recalled { run, why } => format!("recalled for run {run} ({why})"),
+            MemoryEventKind::Confirmed { run } => {
+                format!("confirmed: run {run} received it and landed")
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -232,7 +232,7 @@ fn fail_exits_with_its_code_after_an_error_result() {
 }
 
 #[test]
-fn fail_then_pass_needs_the_lesson_in_the_prompt() {
+fn fail_then_pass_needs_the_failed_assertion_in_the_prompt() {
     let repo = demo_repo();
     let first = agent(
         repo.path(),
@@ -261,7 +261,7 @@ fn fail_then_pass_needs_the_lesson_in_the_prompt() {
     let second = agent(
         retry.path(),
         &scenario("fail-then-pass"),
-        "Add Stock.release()\n\nLesson: release() must add units back.",
+        "Add Stock.release()\n\nLesson: attempt 1 failed:\n    AssertionError: -1 != 5",
     );
     assert_eq!(
         second.status.code(),

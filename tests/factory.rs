@@ -211,15 +211,37 @@ fn worktree_factory_success_retry_hang_cancel() {
             .contains("exited with code 1"),
         "{first}"
     );
-    let retry_prompt = steps(&env, runs2[1])
+    let prompt_seq = steps(&env, runs2[1])
         .into_iter()
         .find(|s| s["type"] == "user_message")
-        .map(|s| s["text"].as_str().unwrap_or_default().to_string())
+        .map(|s| s["seq"].to_string())
         .unwrap();
-    assert!(
-        retry_prompt.contains("Lesson: attempt 1"),
-        "the failure is in the next prompt: {retry_prompt}"
-    );
+    // The step whole: a prompt over 1 KiB is kept as a blob.
+    let retry_prompt = env.json(&[
+        "trace",
+        "show",
+        &runs2[1].to_string(),
+        "--step",
+        &prompt_seq,
+        "--json",
+    ])["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The retry is told what failed: the assertion, the command and the file it touched
+    // (the fixture passes only when its prompt carries the assertion).
+    for part in [
+        "Lesson: attempt 1",
+        "Ended: the agent exited with code 1.",
+        "Failing command: `python3 -m unittest discover -s tests` (exit 1)",
+        "AssertionError",
+        "Files touched: inventory/stock.py",
+    ] {
+        assert!(
+            retry_prompt.contains(part),
+            "{part:?} is in the next prompt: {retry_prompt}"
+        );
+    }
     let lessons = env.json(&[
         "memory",
         "search",
@@ -228,16 +250,46 @@ fn worktree_factory_success_retry_hang_cancel() {
         "lesson",
         "--json",
     ]);
+    let lesson = lessons
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["memory"])
+        .find(|m| m["text"].as_str().unwrap().contains("failed this way"))
+        .unwrap_or_else(|| panic!("the failure is saved as a lesson: {lessons}"));
     assert!(
-        lessons
+        lesson["text"].as_str().unwrap().contains("AssertionError"),
+        "{lesson}"
+    );
+    assert!(
+        lesson["paths"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["memory"]["text"]
-                .as_str()
-                .unwrap()
-                .contains("Attempt 1 failed")),
-        "the failure is saved as a lesson: {lessons}"
+            .any(|p| p == "inventory/stock.py"),
+        "on the paths the run touched: {lesson}"
+    );
+    // It points at the step it came from: the failing test command of the first run.
+    assert_eq!(lesson["source"]["run"], runs2[0], "{lesson}");
+    let source = env.json(&[
+        "trace",
+        "show",
+        &runs2[0].to_string(),
+        "--step",
+        &lesson["source"]["step"].to_string(),
+        "--json",
+    ]);
+    assert_eq!(source["type"], "command", "{source}");
+    assert_eq!(source["exit_code"], 1, "{source}");
+    // Its history says where it came from and who was handed it.
+    let shown = env.ok(&["memory", "show", &lesson["id"].to_string()]);
+    assert!(
+        shown.contains(&format!("written from run {} step", runs2[0])),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("recalled for run {}", runs2[1])),
+        "the retry was handed the lesson: {shown}"
     );
 
     // A hang killed by the no-output timeout, on both attempts.
@@ -254,6 +306,24 @@ fn worktree_factory_success_retry_hang_cancel() {
         r3["outcome"].as_str().unwrap().contains("no output for"),
         "{r3}"
     );
+    // The same failure twice is one lesson seen twice, not two lessons.
+    let hang_lessons: Vec<Value> = env
+        .json(&[
+            "memory",
+            "search",
+            "Never finishes",
+            "--kind",
+            "lesson",
+            "--json",
+        ])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["memory"].clone())
+        .filter(|m| m["text"].as_str().unwrap().contains("\"Never finishes\""))
+        .collect();
+    assert_eq!(hang_lessons.len(), 1, "{hang_lessons:?}");
+    assert_eq!(hang_lessons[0]["seen"], 2, "{hang_lessons:?}");
 
     // Leases: the slow run holds inventory/**; another run on those paths is told who.
     let slow_run = wait_for("the slow run to be live", Duration::from_secs(20), || {

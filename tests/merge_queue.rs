@@ -112,6 +112,7 @@ fn enqueue(ws: &Workspace, repo: &Repository, branch: &str) -> QueueEntry {
             files_changed: vec![],
             sandbox: Some("worktree".into()),
             outcome: None,
+            recalled: Vec::new(),
         })
         .unwrap();
     mergeq::enqueue_run(ws, repo, &run).unwrap().unwrap()

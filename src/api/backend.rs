@@ -346,6 +346,13 @@ impl Backend {
         )
     }
 
+    pub fn memory(
+        &self,
+        id: crate::model::MemoryId,
+    ) -> Result<super::wire::MemoryDetail, ApiError> {
+        self.with(|ws| ops::memory(ws, id), async |c| c.memory(id).await)
+    }
+
     pub fn search_memory(&self, q: MemorySearch) -> Result<Vec<MemoryHit>, ApiError> {
         self.with(
             |ws| ops::search_memory(ws, q.clone()),

@@ -360,6 +360,13 @@ impl Client {
         self.post("/v1/memory", m).await
     }
 
+    pub async fn memory(
+        &self,
+        id: crate::model::MemoryId,
+    ) -> Result<super::wire::MemoryDetail, ApiError> {
+        self.get(&format!("/v1/memory/{id}")).await
+    }
+
     pub async fn search_memory(&self, q: &MemorySearch) -> Result<Vec<MemoryHit>, ApiError> {
         self.post("/v1/memory/search", q).await
     }

@@ -486,6 +486,17 @@ fn memory_err(e: crate::memory::MemoryError) -> OpError {
     OpError::from_error(kind, &e)
 }
 
+/// A memory with its history.
+pub fn memory(ws: &Workspace, id: crate::model::MemoryId) -> Result<super::wire::MemoryDetail> {
+    let memory = ws.store.memory(id).map_err(store_err)?.ok_or_else(|| {
+        OpError::not_found(format!(
+            "no memory {id}; `shopfloor memory search TEXT` finds memories and their ids"
+        ))
+    })?;
+    let history = ws.memory.history(id).map_err(memory_err)?;
+    Ok(super::wire::MemoryDetail { memory, history })
+}
+
 pub fn add_memory(ws: &Workspace, m: NewMemory) -> Result<Memory> {
     let mut new = crate::memory::NewMemory::new(m.kind, m.text, m.author);
     new.paths = m.paths;
@@ -582,6 +593,7 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
                 files_changed: Vec::new(),
                 sandbox: None,
                 outcome: None,
+                recalled: Vec::new(),
             })
             .map_err(store_err)?,
     };

@@ -202,6 +202,7 @@ fn person_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/sessions/sync", post(sync_session))
         .route("/v1/memory", post(add_memory))
         .route("/v1/memory/search", post(search_memory))
+        .route("/v1/memory/{id}", get(show_memory))
         .route(
             "/v1/memory/import",
             post(import_memory).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
@@ -623,6 +624,14 @@ async fn add_memory(
 ) -> Reply<crate::model::Memory> {
     let Json(m) = body.map_err(bad_json)?;
     Ok(Json(blocking(&s, move |ws| ops::add_memory(ws, m)).await?))
+}
+
+async fn show_memory(
+    State(s): State<AppState>,
+    id: Result<UrlPath<u64>, PathRejection>,
+) -> Reply<super::wire::MemoryDetail> {
+    let UrlPath(id) = id.map_err(bad_path)?;
+    Ok(Json(blocking(&s, move |ws| ops::memory(ws, id)).await?))
 }
 
 async fn search_memory(

@@ -344,6 +344,14 @@ impl From<MemorySearch> for crate::memory::RecallQuery {
 /// A recalled memory, as the memory bank returns it.
 pub type MemoryHit = crate::memory::RecallHit;
 
+/// `GET /v1/memory/{id}`: a memory whole, with its history (written, recalled by which
+/// runs and why, repeated, confirmed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemoryDetail {
+    pub memory: crate::model::Memory,
+    pub history: Vec<crate::model::MemoryEvent>,
+}
+
 /// `POST /v1/memory/import?author=`: the import's summary.
 pub type ImportedMemories = crate::memory::ImportSummary;
 

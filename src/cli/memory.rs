@@ -56,6 +56,13 @@ pub enum MemoryCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One memory whole, with its history: written (from which run and step), recalled
+    /// by which runs and why, the same failure again, confirmed by a landing.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import memories from JSON Lines: {"text": .., "kind"?, "paths"?, "tags"?, "ts"?, "ref"?}
     Import {
         file: PathBuf,
@@ -154,6 +161,40 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
                 &["ID", "KIND", "SCORE", "FOUND BY", "AUTHOR", "WHEN", "TEXT"],
                 &rows,
             );
+            Ok(())
+        }
+        MemoryCmd::Show { id, json } => {
+            let d = ctx.backend()?.memory(id)?;
+            if json {
+                return print_json(&d);
+            }
+            let m = &d.memory;
+            say!(
+                "memory {} · {} · by {} · {}",
+                m.id,
+                m.kind,
+                m.author.name(),
+                when(m.ts)
+            );
+            if m.seen > 1 {
+                say!("seen {} times", m.seen);
+            }
+            if let Some(run) = m.confirmed {
+                say!("confirmed by run {run}, which received it and landed");
+            }
+            if !m.paths.is_empty() {
+                say!("paths: {}", m.paths.join(", "));
+            }
+            if !m.tags.is_empty() {
+                say!("tags: {}", m.tags.join(", "));
+            }
+            say!("");
+            say!("{}", m.text.trim_end());
+            say!("");
+            say!("history:");
+            for e in &d.history {
+                say!("  {}  {}", when(e.ts), e.what.describe());
+            }
             Ok(())
         }
         MemoryCmd::Import { file, json } => {

@@ -172,6 +172,8 @@ mod tests {
             source: Some(StepRef { run: 4, step: 2 }),
             ts: Timestamp::from_second(1000).unwrap(),
             reference: None,
+            seen: 1,
+            confirmed: None,
         };
         assert!(MemoryFilter::default().matches(&m));
         let f = |f: MemoryFilter| f.matches(&m);

@@ -16,6 +16,8 @@ fn mem(id: u64, kind: MemoryKind, text: &str, paths: &[&str], secs: i64) -> Memo
         source: Some(StepRef { run: 7, step: 1 }),
         ts: Timestamp::from_second(secs).unwrap(),
         reference: None,
+        seen: 1,
+        confirmed: None,
     }
 }
 

@@ -67,6 +67,16 @@ impl Catalog {
         );
     }
 
+    /// The oldest live memory carrying `tag`.
+    pub fn find_tag(&self, tag: &str) -> Option<MemoryId> {
+        self.full
+            .values()
+            .filter(|m| m.tags.iter().any(|t| t == tag))
+            .map(|m| m.id)
+            .filter(|id| self.slim.get(*id as usize).is_some_and(|s| s.live))
+            .min()
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = MemoryId> + '_ {
         self.full.keys().copied()
     }
@@ -183,6 +193,8 @@ mod tests {
                 }),
                 ts: Timestamp::from_second(i as i64).unwrap(),
                 reference: None,
+                seen: 1,
+                confirmed: None,
             };
             cat.insert(&m);
             all.push(m);

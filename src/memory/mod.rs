@@ -19,7 +19,7 @@ pub use import::{ImportSummary, LineError};
 pub use recall::{Leg, RRF_K, RecallHit, RecallQuery};
 
 use crate::index::{Index, IndexError, MemoryFilter};
-use crate::model::{Author, Memory, MemoryId, MemoryKind, StepRef};
+use crate::model::{Author, Memory, MemoryEvent, MemoryEventKind, MemoryId, MemoryKind, StepRef};
 use crate::redact::Redactor;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
@@ -123,6 +123,9 @@ pub struct MemoryBank {
     /// held but the full-text index's reader (which takes no lock of ours); a search's
     /// dense leg reads through the guard its caller holds, never taking it again.
     recall: RwLock<Recall>,
+    /// Serializes `record_lesson`'s look-then-write. Taken before the recall lock, never
+    /// while holding it.
+    lessons: std::sync::Mutex<()>,
     /// Applied to every memory before it is embedded, stored or indexed: the one door
     /// memories come in by, so a secret cannot reach the store or the index another way.
     redactor: Redactor,
@@ -194,6 +197,7 @@ impl MemoryBank {
                 vectors: vecs,
                 catalog,
             }),
+            lessons: std::sync::Mutex::new(()),
             redactor: Redactor::standard(),
         })
     }
@@ -292,6 +296,8 @@ impl MemoryBank {
                 source: m.source,
                 ts: m.ts.unwrap_or(now),
                 reference: m.reference,
+                seen: 1,
+                confirmed: None,
             };
             items.push((memory, Some(q.encode())));
             quantized.push(q);
@@ -309,6 +315,97 @@ impl MemoryBank {
     }
 
     /// Wait until every memory written so far is searchable by BM25.
+    /// Write a lesson learned from a failure named `signature` (`trace::digest`): the
+    /// same failure again raises the count of the lesson already written (its paths
+    /// joined, the run noted in its history) instead of writing another. Returns the
+    /// lesson and whether it is new.
+    pub fn record_lesson(&self, lesson: NewMemory, signature: &str) -> Result<(Memory, bool)> {
+        let tag = format!("failure:{signature}");
+        // One lesson writer at a time, so two runs failing alike at once write one lesson.
+        // Lock order: this, then the recall lock (taken inside `add` and below).
+        let _one = self.lessons.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.read().catalog.find_tag(&tag);
+        if let Some(id) = existing {
+            let source = lesson.source;
+            let paths = lesson.paths.clone();
+            let event = source.map(|source| MemoryEvent {
+                ts: Timestamp::now(),
+                what: MemoryEventKind::Repeated { source },
+            });
+            if let Some(m) = self.store.update_memory(id, event, move |m| {
+                m.seen = m.seen.saturating_add(1);
+                for p in &paths {
+                    if !m.paths.contains(p) {
+                        m.paths.push(p.clone());
+                    }
+                }
+            })? {
+                self.write().catalog.insert(&m);
+                return Ok((m, false));
+            }
+        }
+        let mut lesson = lesson;
+        lesson.tags.push(tag);
+        Ok((self.add(lesson)?, true))
+    }
+
+    /// Note that `run` received these memories in its context pack, each with why.
+    pub fn note_recalled(
+        &self,
+        run: crate::model::RunId,
+        hits: &[(MemoryId, String)],
+    ) -> Result<()> {
+        let ts = Timestamp::now();
+        self.store.add_memory_events(
+            hits.iter()
+                .map(|(id, why)| {
+                    (
+                        *id,
+                        MemoryEvent {
+                            ts,
+                            what: MemoryEventKind::Recalled {
+                                run,
+                                why: why.clone(),
+                            },
+                        },
+                    )
+                })
+                .collect(),
+        )?;
+        Ok(())
+    }
+
+    /// Mark lessons confirmed by `run`, which received them and landed.
+    pub fn confirm(&self, ids: &[MemoryId], run: crate::model::RunId) -> Result<()> {
+        for &id in ids {
+            let event = MemoryEvent {
+                ts: Timestamp::now(),
+                what: MemoryEventKind::Confirmed { run },
+            };
+            if let Some(m) = self
+                .store
+                .update_memory(id, Some(event), move |m| m.confirmed = Some(run))?
+            {
+                self.write().catalog.insert(&m);
+            }
+        }
+        Ok(())
+    }
+
+    /// A memory's history, oldest first: its writing (from the record itself, so a
+    /// million imported memories cost no extra rows), then what happened to it since.
+    pub fn history(&self, id: MemoryId) -> Result<Vec<MemoryEvent>> {
+        let Some(m) = self.store.memory(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut events = vec![MemoryEvent {
+            ts: m.ts,
+            what: MemoryEventKind::Written { source: m.source },
+        }];
+        events.extend(self.store.memory_events(id)?);
+        Ok(events)
+    }
+
     pub fn flush_index(&self) -> Result<()> {
         Ok(self.index.flush()?)
     }

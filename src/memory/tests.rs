@@ -325,3 +325,67 @@ fn a_huge_limit_is_clamped_not_allocated() {
     let hits = bank.search(&query).unwrap();
     assert!(!hits.is_empty() && hits.len() <= MAX_LIMIT);
 }
+
+/// Eight runs failing the same way at once write one lesson seen eight times; another
+/// failure is another lesson. Without the lesson lock, look-then-write races and writes
+/// several.
+#[test]
+fn the_same_failure_at_once_from_many_runs_is_one_lesson_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = std::sync::Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..8u64)
+        .map(|run| {
+            let bank = bank.clone();
+            std::thread::spawn(move || {
+                let mut m = NewMemory::new(
+                    MemoryKind::Lesson,
+                    format!("Ticket 3 failed: assert 1 == 5 (run {run})"),
+                    agent("claude"),
+                );
+                m.paths = vec![format!("src/f{run}.rs")];
+                m.source = Some(StepRef { run, step: 4 });
+                bank.record_lesson(m, "sig-a").unwrap().1
+            })
+        })
+        .collect();
+    let new: usize = threads
+        .into_iter()
+        .map(|t| usize::from(t.join().unwrap()))
+        .sum();
+    assert_eq!(new, 1, "one of them writes it");
+    let (other, is_new) = bank
+        .record_lesson(
+            NewMemory::new(MemoryKind::Lesson, "KeyError: sku", agent("codex")),
+            "sig-b",
+        )
+        .unwrap();
+    assert!(is_new);
+    assert_eq!(bank.len(), 2);
+    let id = bank
+        .search(&RecallQuery {
+            text: "assert 1 == 5".into(),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|h| h.memory)
+        .find(|m| m.id != other.id)
+        .unwrap()
+        .id;
+    let lesson = bank.store().memory(id).unwrap().unwrap();
+    assert_eq!(lesson.seen, 8);
+    assert_eq!(lesson.paths.len(), 8, "the paths of every run joined");
+    let history = bank.history(id).unwrap();
+    assert_eq!(history.len(), 8, "written, then repeated seven times");
+    assert!(matches!(history[0].what, MemoryEventKind::Written { .. }));
+    bank.confirm(&[id], 42).unwrap();
+    assert_eq!(
+        bank.store().memory(id).unwrap().unwrap().confirmed,
+        Some(42)
+    );
+    assert!(matches!(
+        bank.history(id).unwrap().last().unwrap().what,
+        MemoryEventKind::Confirmed { run: 42 }
+    ));
+}

@@ -821,6 +821,10 @@ impl<'a> MergeQueue<'a> {
             (Some(b), Some(c)) => git::diff_stat(repo, oid(b)?, oid(c)?).unwrap_or_default(),
             _ => (Vec::new(), 0),
         };
+        // The lessons its run received held: it landed on their paths.
+        if let Some(run) = e.run.and_then(|r| self.ws.store.run(r).ok().flatten()) {
+            crate::learn::confirm_landed(self.ws, run.id, &run.recalled, &paths);
+        }
         audit(
             self.ws,
             "merge-queue",

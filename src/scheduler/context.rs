@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::memory::{MemoryBank, MemoryError, RecallHit, RecallQuery};
+use crate::memory::{Leg, MemoryBank, MemoryError, RecallHit, RecallQuery};
 use crate::model::{MemoryKind, RunId, Ticket};
 
 /// What another live run is doing, as the factory sees it.
@@ -21,26 +21,63 @@ pub struct Activity {
     pub leases: Vec<String>,
 }
 
+/// A memory in the pack, and why it is there.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recalled {
+    pub hit: RecallHit,
+    pub why: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ContextPack {
-    pub memories: Vec<RecallHit>,
+    pub memories: Vec<Recalled>,
     pub others: Vec<Activity>,
     /// Why earlier attempts at this ticket failed, oldest first.
     pub attempts: Vec<String>,
 }
 
-/// Memories recalled per pack: enough to matter, few enough to read.
-const PACK_MEMORIES: usize = 8;
+/// Candidates recall is asked for; the pack keeps those that earn their place.
+const CANDIDATES: usize = 24;
+/// Bytes of memory text a pack holds at most: recall that floods the prompt hurts more
+/// than it helps (SWE-ContextBench), so the pack is kept to what is relevant and short.
+pub const PACK_BYTES: usize = 4000;
+/// A hit found by one ranker only must score at least this share of the best hit's.
+const RELEVANCE: f32 = 0.5;
 
+/// Why a hit is relevant to the ticket, or None when it is not relevant enough: found on
+/// the ticket's paths, or by both its words and its meaning, or by one of them with a
+/// score near the best. Recency alone is no reason.
+pub fn relevance(hit: &RecallHit, best: f32) -> Option<String> {
+    let has = |l: Leg| hit.legs.contains(&l);
+    let mut why = Vec::new();
+    if has(Leg::Path) {
+        why.push("on the ticket's paths");
+    }
+    if has(Leg::Bm25) {
+        why.push("shares the ticket's words");
+    }
+    if has(Leg::Dense) {
+        why.push("close in meaning");
+    }
+    let strong = has(Leg::Path) || (has(Leg::Bm25) && has(Leg::Dense));
+    let near_best =
+        best > 0.0 && hit.score >= RELEVANCE * best && (has(Leg::Bm25) || has(Leg::Dense));
+    (strong || near_best).then(|| why.join(", "))
+}
+
+/// The pack: relevant memories (confirmed lessons first, then by score, stale ones left
+/// out, within [`PACK_BYTES`]), what other runs are doing, and the earlier attempts.
+/// `stale` says whether a memory's paths changed a lot since it was written.
 pub fn build(
     bank: &MemoryBank,
     ticket: &Ticket,
     others: Vec<Activity>,
     attempts: Vec<String>,
+    stale: &dyn Fn(&crate::model::Memory) -> bool,
 ) -> Result<ContextPack, MemoryError> {
-    let memories = bank.search(&RecallQuery {
+    let hits = bank.search(&RecallQuery {
         text: format!("{}\n{}", ticket.title, ticket.body),
-        limit: PACK_MEMORIES,
+        limit: CANDIDATES,
         kinds: vec![
             MemoryKind::Decision,
             MemoryKind::Lesson,
@@ -50,8 +87,37 @@ pub fn build(
         paths: ticket.paths.clone(),
         ..Default::default()
     })?;
+    let best = hits.iter().map(|h| h.score).fold(0.0, f32::max);
+    let mut kept: Vec<Recalled> = hits
+        .into_iter()
+        .filter_map(|hit| {
+            let mut why = relevance(&hit, best)?;
+            let m = &hit.memory;
+            if m.confirmed.is_none() && stale(m) {
+                return None;
+            }
+            if let Some(run) = m.confirmed {
+                why = format!("confirmed by run {run}; {why}");
+            }
+            if m.seen > 1 {
+                why = format!("{why}; seen {} times", m.seen);
+            }
+            Some(Recalled { hit, why })
+        })
+        .collect();
+    // Confirmed lessons first; otherwise recall's order.
+    kept.sort_by_key(|r| r.hit.memory.confirmed.is_none());
+    let mut used = 0;
+    kept.retain(|r| {
+        let size = r.hit.memory.text.len() + r.why.len() + 40;
+        let fits = used + size <= PACK_BYTES;
+        if fits {
+            used += size;
+        }
+        fits
+    });
     Ok(ContextPack {
-        memories,
+        memories: kept,
         others,
         attempts,
     })
@@ -60,6 +126,14 @@ pub fn build(
 impl ContextPack {
     pub fn is_empty(&self) -> bool {
         self.memories.is_empty() && self.others.is_empty() && self.attempts.is_empty()
+    }
+
+    /// Each memory handed over, with why (for its history).
+    pub fn recalled(&self) -> Vec<(crate::model::MemoryId, String)> {
+        self.memories
+            .iter()
+            .map(|r| (r.hit.memory.id, r.why.clone()))
+            .collect()
     }
 
     /// Markdown for the prompt.
@@ -74,8 +148,8 @@ impl ContextPack {
         }
         if !self.memories.is_empty() {
             out.push_str("## What the fleet already knows (shared memory)\n");
-            for h in &self.memories {
-                let m = &h.memory;
+            for r in &self.memories {
+                let m = &r.hit.memory;
                 let paths = if m.paths.is_empty() {
                     String::new()
                 } else {
@@ -83,9 +157,10 @@ impl ContextPack {
                 };
                 let _ = writeln!(
                     out,
-                    "- ({}, memory {}) {}{paths}",
+                    "- ({}, memory {}; {}) {}{paths}",
                     m.kind,
                     m.id,
+                    r.why,
                     m.text.trim()
                 );
             }
@@ -182,6 +257,7 @@ mod tests {
             &ticket,
             others,
             vec!["Attempt 1 failed: exit 1".into()],
+            &|_| false,
         )
         .unwrap();
         assert_eq!(

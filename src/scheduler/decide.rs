@@ -114,8 +114,12 @@ pub fn pick(
 pub enum Outcome {
     /// Exit code 0.
     Succeeded,
-    /// Non-zero exit, or killed by a signal the factory did not send.
-    Failed { why: String },
+    /// Non-zero exit, or killed by a signal the factory did not send: `exit` is the code
+    /// and signal.
+    Failed {
+        why: String,
+        exit: (Option<i32>, Option<i32>),
+    },
     /// The factory stopped it for going over its wall-clock or quiet limit.
     TimedOut { why: String },
     /// A human cancelled the ticket or killed the run.
@@ -170,7 +174,7 @@ pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Nex
         Outcome::Cancelled => Next::Cancel,
         Outcome::Restarted => Next::Requeue,
         Outcome::Interrupted => after_interruption(before.interrupted + 1),
-        Outcome::Failed { why } | Outcome::TimedOut { why } => {
+        Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
             if attempt < max_attempts {
                 Next::Retry {
                     attempt: attempt + 1,
@@ -358,6 +362,7 @@ mod tests {
     fn failures_retry_until_the_last_attempt() {
         let f = Outcome::Failed {
             why: "exit 1".into(),
+            exit: (Some(1), None),
         };
         assert_eq!(
             after_exit(&f, tried(0, 0), 3),
@@ -385,6 +390,7 @@ mod tests {
     fn interruptions_are_no_attempt_but_are_bounded() {
         let f = Outcome::Failed {
             why: "exit 1".into(),
+            exit: (Some(1), None),
         };
         // Two interruptions before: still the agent's first attempt.
         assert!(matches!(

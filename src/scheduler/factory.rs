@@ -20,13 +20,13 @@ use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
 use crate::api::auth::Tokens;
-use crate::memory::NewMemory;
 use crate::model::{
-    Author, Lifecycle, MemoryKind, QueueEntryId, QueueState, Run, RunId, RunState, Step, StepKind,
-    StepRef, Ticket, TicketId, TicketState, Usage,
+    Lifecycle, QueueEntryId, QueueState, Run, RunId, RunState, Step, StepKind, Ticket, TicketId,
+    TicketState, Usage,
 };
 use crate::sandbox::{self, BackendKind, Labels, LaunchSpec, Output, PrepareSpec, Sandbox};
 use crate::trace::TraceBuilder;
+use crate::trace::digest::End;
 use crate::workspace::Workspace;
 
 /// Steps are written to the store at least this often while an agent prints.
@@ -592,6 +592,7 @@ impl Factory {
                 files_changed: vec![],
                 sandbox: Some(kind),
                 outcome: None,
+                recalled: Vec::new(),
             })?;
             let id = run.id;
             ws.store.update_ticket(t_id, move |t| {
@@ -769,29 +770,31 @@ impl Factory {
         let others = self.activity_except(run.id);
         let ws = self.ws.clone();
         let t2 = ticket.clone();
+        let (clone, rid) = (self.clone.clone(), run.id);
         let prompt = blocking(move || {
-            let attempts: Vec<String> = t2
-                .runs
-                .iter()
-                .filter_map(|r| ws.store.run(*r).ok().flatten())
-                .filter(|r| matches!(r.state, RunState::Failed | RunState::Interrupted))
-                .filter_map(|r| r.outcome.map(|o| format!("attempt {}: {o}", r.attempt)))
-                .chain(
-                    // Attempts the merge queue sent back: a conflict with the new main,
-                    // or tests that broke once merged.
-                    ws.store
-                        .queue_entries()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|e| e.ticket == Some(t2.id) && e.state == QueueState::Bounced)
-                        .filter_map(|e| {
-                            e.reason
-                                .map(|r| format!("the merge queue bounced `{}`: {r}", e.branch))
-                        }),
-                )
-                .collect();
-            let pack = context::build(&ws.memory, &t2, others, attempts)
+            let attempts = crate::learn::earlier_attempts(&ws, &t2);
+            // A memory whose paths were rewritten since is stale: left out, unless a
+            // landing confirmed it.
+            let repo = git2::Repository::open(&clone).ok();
+            let head = repo
+                .as_ref()
+                .and_then(|r| r.head().ok()?.peel_to_commit().ok())
+                .map(|c| c.id());
+            let stale = |m: &crate::model::Memory| match (&repo, head) {
+                (Some(r), Some(h)) => crate::learn::is_stale(r, h, m),
+                _ => false,
+            };
+            let pack = context::build(&ws.memory, &t2, others, attempts, &stale)
                 .map_err(|e| FactoryError::Other(format!("building the context pack: {e}")))?;
+            // What it was handed, and why: the memories' histories, and the run (its
+            // landing confirms the lessons among them).
+            let recalled = pack.recalled();
+            if let Err(e) = ws.memory.note_recalled(rid, &recalled) {
+                tracing::warn!(run = rid, error = %e, "could not note the recalled memories");
+            }
+            let ids: Vec<_> = recalled.iter().map(|r| r.0).collect();
+            ws.store
+                .update_run(rid, move |r| r.recalled = ids.clone())?;
             Ok(context::prompt(&t2, &pack))
         })
         .await?;
@@ -999,6 +1002,7 @@ impl Factory {
             Some(o) => o,
             None if exit.success() => Outcome::Succeeded,
             None => Outcome::Failed {
+                exit: (exit.code, exit.signal),
                 why: match (exit.code, exit.signal) {
                     (Some(c), _) => format!("the agent exited with code {c}"),
                     (None, Some(s)) => format!("the agent was killed by signal {s}"),
@@ -1006,16 +1010,8 @@ impl Factory {
                 },
             },
         };
-        self.finish(
-            run,
-            ticket,
-            agent,
-            prepared,
-            outcome,
-            usage,
-            builder.next_seq(),
-        )
-        .await
+        self.finish(run, ticket, agent, prepared, outcome, usage)
+            .await
     }
 
     async fn flush(&self, run: RunId, pending: &mut Vec<Step>) -> Result<(), FactoryError> {
@@ -1047,8 +1043,16 @@ impl Factory {
         prepared: sandbox::Prepared,
         outcome: Outcome,
         usage: Usage,
-        last_seq: u64,
     ) -> Result<(), FactoryError> {
+        // How it ended, for the failure digest: the agent's own failure or a timeout.
+        let end = match &outcome {
+            Outcome::Failed { exit, .. } => Some(End::Exit {
+                code: exit.0,
+                signal: exit.1,
+            }),
+            Outcome::TimedOut { why } => Some(End::TimedOut { why: why.clone() }),
+            _ => None,
+        };
         let ws = self.ws.clone();
         let outcome2 = outcome.clone();
         let agent2 = agent.clone();
@@ -1072,7 +1076,7 @@ impl Factory {
             let files = left.files_changed.clone();
             let (state, why) = match &outcome2 {
                 Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
-                Outcome::Failed { why } | Outcome::TimedOut { why } => {
+                Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
                     (RunState::Failed, why.clone())
                 }
                 Outcome::Cancelled => (RunState::Cancelled, "stopped by a person".into()),
@@ -1108,28 +1112,24 @@ impl Factory {
                 Ok(())
             })?;
             // A lesson is what the agent's own failure teaches; an interruption teaches none.
-            if let Next::Retry { lesson, .. } | Next::Fail { why: lesson } = &next
-                && matches!(outcome2, Outcome::Failed { .. } | Outcome::TimedOut { .. })
-            {
-                let mut paths = ticket.paths.clone();
-                paths.extend(r.files_changed.iter().cloned());
-                paths.sort();
-                paths.dedup();
-                let mut m = NewMemory::new(
-                    MemoryKind::Lesson,
-                    format!("Ticket {} \"{}\": {lesson}", ticket.id, ticket.title),
-                    Author::Agent {
-                        name: agent2.clone(),
-                    },
-                );
-                m.paths = paths;
-                m.tags = vec!["run-failure".into()];
-                m.source = Some(StepRef {
-                    run: run.id,
-                    step: last_seq.saturating_sub(1),
-                });
-                if let Err(e) = ws.memory.add(m) {
-                    tracing::error!(run = run.id, error = %e, "could not save the failure lesson");
+            // Its digest goes into the run's trace (the retry's prompt reads it there) and
+            // into memory, where the same failure again counts instead of repeating.
+            if let (Next::Retry { .. } | Next::Fail { .. }, Some(end)) = (&next, end) {
+                let diff = git2::Repository::open(&prepared.clone)
+                    .ok()
+                    .and_then(|repo| {
+                        crate::learn::diff_size(&repo, &prepared.base_commit, &prepared.branch)
+                    });
+                if let Err(e) = crate::learn::record_failure(
+                    &ws,
+                    run.id,
+                    &ticket,
+                    &agent2,
+                    end,
+                    &r.files_changed,
+                    diff,
+                ) {
+                    tracing::error!(run = run.id, error = %e, "could not record the failure digest");
                 }
             }
             if let Err(e) = sandbox::remove(&prepared) {

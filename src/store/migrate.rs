@@ -7,6 +7,8 @@
 //! - v2: steps keyed by the tuple (run, seq); approvals table.
 //! - v3: imports table (the progress of a `trace import` in progress, so a killed one can
 //!   resume) and the run state `partial_import`. A v2 store only gains the empty table.
+//! - v4: memory_events table (a memory's history); memories may carry `seen` and
+//!   `confirmed` (serde defaults: older records read as seen once, unconfirmed).
 
 use std::path::Path;
 
@@ -15,7 +17,7 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use super::tables::*;
 use super::{Result, StoreError};
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 const VERSION_KEY: &str = "schema_version";
 
 /// The v1 layout, frozen: kept so the migration (and its test) can read it.
@@ -88,6 +90,7 @@ pub fn migrate(db: &Database, path: &Path) -> Result<()> {
     tx.open_table(APPROVALS)?;
     tx.open_table(AUDIT)?;
     tx.open_table(IMPORTS)?;
+    tx.open_table(MEMORY_EVENTS)?;
     write_version(&tx, SCHEMA_VERSION)?;
     tx.commit()?;
     if found != 0 {

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AuditEvent, BlobHash, BlobRef, ImportMark, Memory, MemoryId, Payload, QueueEntry, QueueEntryId,
-    Run, RunId, Step, Ticket, TicketId,
+    AuditEvent, BlobHash, BlobRef, ImportMark, Memory, MemoryEvent, MemoryId, Payload, QueueEntry,
+    QueueEntryId, Run, RunId, Step, Ticket, TicketId,
 };
 pub use migrate::SCHEMA_VERSION;
 use tables::*;
@@ -89,6 +89,17 @@ pub struct Store {
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("model types always serialize")
+}
+
+fn push_memory_event(tx: &WriteTransaction, id: MemoryId, e: &MemoryEvent) -> Result<()> {
+    let mut t = tx.open_table(MEMORY_EVENTS)?;
+    let n = t
+        .range((id, 0)..=(id, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(k, _)| k.value().1 + 1);
+    t.insert((id, n), encode(e).as_slice())?;
+    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
@@ -527,6 +538,53 @@ impl Store {
         t.get(id)?
             .map(|v| decode("memories", v.value()))
             .transpose()
+    }
+
+    /// Change a memory's record (not its text: the index holds that) and add `event` to
+    /// its history, in one transaction. None when there is no such memory.
+    pub fn update_memory(
+        &self,
+        id: MemoryId,
+        event: Option<MemoryEvent>,
+        f: impl Fn(&mut Memory) + Send + 'static,
+    ) -> Result<Option<Memory>> {
+        self.write(move |tx| {
+            let mut mems = tx.open_table(MEMORIES)?;
+            let Some(mut m) = mems
+                .get(id)?
+                .map(|v| decode::<Memory>("memories", v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let text = std::mem::take(&mut m.text);
+            f(&mut m);
+            m.text = text;
+            mems.insert(id, encode(&m).as_slice())?;
+            if let Some(e) = &event {
+                push_memory_event(tx, id, e)?;
+            }
+            Ok(Some(m))
+        })
+    }
+
+    /// Add to memories' histories, in one transaction.
+    pub fn add_memory_events(&self, events: Vec<(MemoryId, MemoryEvent)>) -> Result<()> {
+        self.write(move |tx| {
+            for (id, e) in &events {
+                push_memory_event(tx, *id, e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A memory's history, oldest first.
+    pub fn memory_events(&self, id: MemoryId) -> Result<Vec<MemoryEvent>> {
+        let tx = self.read()?;
+        let t = tx.open_table(MEMORY_EVENTS)?;
+        t.range((id, 0)..=(id, u64::MAX))?
+            .map(|row| decode("memory_events", row?.1.value()))
+            .collect()
     }
 
     pub fn memory_count(&self) -> Result<u64> {

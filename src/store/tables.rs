@@ -12,6 +12,9 @@ pub const STEPS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("step
 pub const MEMORIES: TableDefinition<u64, &[u8]> = TableDefinition::new("memories");
 /// A memory's embedding, encoded by the memory room.
 pub const MEMORY_VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("memory_vectors");
+/// A memory's history, keyed by (memory, n): written, recalled by which runs, repeated,
+/// confirmed.
+pub const MEMORY_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("memory_events");
 /// Content-addressed by blake3.
 pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 pub const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");

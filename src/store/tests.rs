@@ -24,6 +24,7 @@ fn run_draft() -> Run {
         files_changed: vec![],
         sandbox: None,
         outcome: None,
+        recalled: Vec::new(),
     }
 }
 
@@ -291,7 +292,7 @@ fn a_v2_store_opens_with_its_runs_and_gains_the_imports_table() {
         tx.commit().unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.run(4).unwrap().unwrap().state, RunState::Imported);
     assert!(store.import_marks().unwrap().is_empty());
     let mark = crate::model::ImportMark {
@@ -333,4 +334,54 @@ fn a_newer_schema_is_refused_with_advice() {
     }
     let err = Store::open(&path).err().unwrap();
     assert!(err.to_string().contains("upgrade shopfloor"), "{err}");
+}
+
+#[test]
+fn a_v3_store_gains_memory_histories_and_reads_old_memories_as_seen_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        migrate::write_version(&tx, 3).unwrap();
+        // A memory as v3 wrote it: no `seen`, no `confirmed`.
+        let old = br#"{"id":1,"kind":"lesson","text":"t","paths":[],"tags":[],"author":{"by":"human","name":"a"},"ts":"2026-01-01T00:00:00Z"}"#;
+        tx.open_table(MEMORIES)
+            .unwrap()
+            .insert(1, old.as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let m = store.memory(1).unwrap().unwrap();
+    assert_eq!((m.seen, m.confirmed), (1, None));
+    assert!(store.memory_events(1).unwrap().is_empty());
+    let event = |run| crate::model::MemoryEvent {
+        ts: jiff::Timestamp::now(),
+        what: crate::model::MemoryEventKind::Confirmed { run },
+    };
+    let m = store
+        .update_memory(1, Some(event(9)), |m| {
+            m.seen += 1;
+            m.text = "ignored: the text is the index's".into();
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.seen, m.text.as_str()), (2, "t"));
+    store.add_memory_events(vec![(1, event(10))]).unwrap();
+    let runs: Vec<_> = store
+        .memory_events(1)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.what)
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            crate::model::MemoryEventKind::Confirmed { run: 9 },
+            crate::model::MemoryEventKind::Confirmed { run: 10 }
+        ]
+    );
+    assert!(store.update_memory(2, None, |_| {}).unwrap().is_none());
 }

@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod decode;
+pub mod digest;
 pub mod export;
 pub mod import;
 pub mod ingest;
@@ -396,6 +397,7 @@ fn import_stream(
                     files_changed: Vec::new(),
                     sandbox: None,
                     outcome: Some(partial_outcome(source.path.is_some())),
+                    recalled: Vec::new(),
                 },
                 mark_at(0, BlobHash::of(b"")),
             )?;
