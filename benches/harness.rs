@@ -21,7 +21,9 @@ pub fn committed_repo(repo: &Path, files: &[(&str, String)]) {
     };
     git(&["init", "-q", "-b", "main"]);
     for (path, text) in files {
-        std::fs::write(repo.join(path), text).unwrap();
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
     }
     git(&["add", "-A"]);
     git(&[

@@ -91,6 +91,10 @@ pub struct FactoryConfig {
     pub timeout_s: u64,
     pub quiet_timeout_s: u64,
     pub default_agent: String,
+    /// The learning loop: a failed run's digest heads its retry's prompt and becomes a
+    /// lesson in memory. On by default; off only to measure what it is worth (without
+    /// it a retry is told only how the last attempt ended).
+    pub learning: bool,
 }
 
 impl Default for FactoryConfig {
@@ -101,6 +105,7 @@ impl Default for FactoryConfig {
             timeout_s: 3600,
             quiet_timeout_s: 600,
             default_agent: "claude".into(),
+            learning: true,
         }
     }
 }

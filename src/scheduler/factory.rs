@@ -41,6 +41,8 @@ const TIMEOUT_CHECK: Duration = Duration::from_millis(250);
 pub struct FactoryConfig {
     pub concurrency: usize,
     pub max_attempts: u32,
+    /// `[factory] learning`: failures write digests and lessons.
+    pub learning: bool,
     pub timeouts: Timeouts,
     pub default_agent: String,
     pub agents: BTreeMap<String, AgentProfile>,
@@ -62,6 +64,7 @@ impl FactoryConfig {
         FactoryConfig {
             concurrency: c.factory.concurrency,
             max_attempts: c.factory.max_attempts,
+            learning: c.factory.learning,
             timeouts: Timeouts {
                 wall: SignedDuration::from_secs(c.factory.timeout_s as i64),
                 quiet: SignedDuration::from_secs(c.factory.quiet_timeout_s as i64),
@@ -1057,6 +1060,7 @@ impl Factory {
         let outcome2 = outcome.clone();
         let agent2 = agent.clone();
         let max_attempts = self.cfg.max_attempts;
+        let end = end.filter(|_| self.cfg.learning);
         let (r, t, next) = blocking(move || {
             // How the ticket's earlier runs count (this one is still live in the store).
             let before = ws
