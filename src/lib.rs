@@ -21,6 +21,7 @@ pub mod safe_text;
 pub mod sandbox;
 pub mod scheduler;
 pub mod since;
+pub mod spend;
 pub mod store;
 pub mod trace;
 pub mod tui;

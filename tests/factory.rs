@@ -292,6 +292,30 @@ fn worktree_factory_success_retry_hang_cancel() {
         "the retry was handed the lesson: {shown}"
     );
 
+    // What it cost: per ticket (both attempts of ticket 2), per agent, per day.
+    let cost = env.json(&["cost", "--since", "1h", "--json"]);
+    let t2_cost = cost["by_ticket"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == "#2 Release must give units back")
+        .unwrap_or_else(|| panic!("{cost}"));
+    assert_eq!(t2_cost["runs"], 2, "{cost}");
+    assert!(t2_cost["cost_usd"].as_f64().unwrap() > 0.0, "{cost}");
+    assert!(
+        cost["by_agent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["key"] == "flaky"),
+        "{cost}"
+    );
+    let table = env.ok(&["cost"]);
+    assert!(
+        table.contains("#2 Release must give units back") && table.contains("total: $"),
+        "{table}"
+    );
+
     // A hang killed by the no-output timeout, on both attempts.
     let t3 = wait_ticket(&env, 3, "failed", Duration::from_secs(30));
     let last = t3["runs"]

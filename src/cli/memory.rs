@@ -48,7 +48,7 @@ pub enum MemoryCmd {
         #[arg(long, requires = "paths")]
         paths_only: bool,
         /// Only memories newer than this: an RFC 3339 time or an age like 7d, 12h, 30m
-        #[arg(long, value_parser = parse_since)]
+        #[arg(long, value_parser = super::parse_since)]
         since: Option<Timestamp>,
         /// Prefer newer memories
         #[arg(long)]
@@ -73,10 +73,6 @@ pub enum MemoryCmd {
 
 fn parse_kind(s: &str) -> Result<MemoryKind, String> {
     s.parse()
-}
-
-fn parse_since(s: &str) -> Result<Timestamp, String> {
-    shopfloor::since::parse_since(s, Timestamp::now()).map_err(|e| e.to_string())
 }
 
 fn human() -> Author {

@@ -2,6 +2,7 @@
 //! exit code 1; usage errors are clap's (exit code 2).
 
 mod connect;
+mod cost;
 mod demo;
 mod hook;
 mod memory;
@@ -46,6 +47,10 @@ pub struct Cli {
     command: Command,
 }
 
+fn parse_since(s: &str) -> Result<jiff::Timestamp, String> {
+    shopfloor::since::parse_since(s, jiff::Timestamp::now()).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create, list, show and remove workspaces (one per repository)
@@ -66,6 +71,14 @@ enum Command {
     /// The merge queue: list, show, approve, reject, bump, pause, resume
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// What the factory spent, per ticket, agent and day
+    Cost {
+        /// Only runs started since then: `7d`, `24h`, or an RFC 3339 time
+        #[arg(long, value_parser = parse_since)]
+        since: Option<jiff::Timestamp>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the factory headless: run queued tickets, serve the local API on the socket,
     /// print a line per run state change
     Serve {
@@ -235,6 +248,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Trace(cmd) => trace::run(&ctx, cmd),
         Command::Memory(cmd) => memory::run(&ctx, cmd),
         Command::Queue(cmd) => queue::run(&ctx, cmd),
+        Command::Cost { since, json } => cost::run(&ctx, since, json),
         Command::Run(cmd) => run::run(&ctx, cmd),
         Command::Serve { paused } => serve::run(&ctx, paused),
         Command::Up {
