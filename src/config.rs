@@ -95,6 +95,12 @@ pub struct FactoryConfig {
     /// lesson in memory. On by default; off only to measure what it is worth (without
     /// it a retry is told only how the last attempt ended).
     pub learning: bool,
+    /// Dollars one ticket may cost over all its attempts: a run that crosses it is stopped
+    /// and the ticket fails with the reason. None: no limit.
+    pub max_cost_usd: Option<f64>,
+    /// Dollars the workspace may spend a day (UTC): once spent, nothing new starts until
+    /// the next day. None: no limit.
+    pub budget_usd_per_day: Option<f64>,
 }
 
 impl Default for FactoryConfig {
@@ -106,6 +112,8 @@ impl Default for FactoryConfig {
             quiet_timeout_s: 600,
             default_agent: "claude".into(),
             learning: true,
+            max_cost_usd: None,
+            budget_usd_per_day: None,
         }
     }
 }
@@ -186,6 +194,22 @@ impl Config {
                 Some("max_attempts"),
                 "[factory] max_attempts must be at least 1".into(),
             ));
+        }
+        for (key, v) in [
+            ("max_cost_usd", f.max_cost_usd),
+            ("budget_usd_per_day", f.budget_usd_per_day),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(bad(
+                    "factory",
+                    Some(key),
+                    format!(
+                        "[factory] {key} = {v} is not a budget; give dollars above 0 (e.g. 5.0), or leave it out for no limit"
+                    ),
+                ));
+            }
         }
         for (key, v) in [
             ("timeout_s", f.timeout_s),

@@ -116,6 +116,19 @@ pub fn day_cost(runs: &[Run], day: &str) -> f64 {
         .sum()
 }
 
+/// Why nothing new may start: the day's budget is spent. None while there is budget left
+/// (or no budget).
+pub fn day_budget_spent(runs: &[Run], budget: Option<f64>, now: Timestamp) -> Option<String> {
+    let budget = budget?;
+    let today = day_of(now);
+    let spent = day_cost(runs, &today);
+    (spent >= budget).then(|| {
+        format!(
+            "today's budget of ${budget:.2} is spent (${spent:.2} on {today} UTC): nothing new starts until tomorrow; raise [factory] budget_usd_per_day to go on"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +195,13 @@ mod tests {
         assert_eq!(spend(&runs, &[], Some(since)).total.runs, 3);
         assert!((ticket_cost(&runs, 1) - 3.0).abs() < 1e-9);
         assert!((day_cost(&runs, "2026-11-28") - 2.5).abs() < 1e-9);
+        let on_28th = "2026-11-28T20:00:00Z".parse().unwrap();
+        assert!(day_budget_spent(&runs, None, on_28th).is_none());
+        assert!(day_budget_spent(&runs, Some(3.0), on_28th).is_none());
+        let spent = day_budget_spent(&runs, Some(2.5), on_28th).unwrap();
+        assert!(
+            spent.contains("$2.50") && spent.contains("2026-11-28"),
+            "{spent}"
+        );
     }
 }

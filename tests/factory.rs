@@ -647,3 +647,69 @@ fn a_factory_killed_again_and_again_fails_the_ticket_after_five_interruptions() 
     assert_eq!(t["state"], "failed");
     serve.stop();
 }
+
+/// Budgets hold: a run whose reported spend crosses its ticket's `max_cost_usd` is stopped
+/// and the ticket fails with the reason (no retry spends more); once the day's budget is
+/// spent, nothing new starts, and `ticket list`, the status and `cost` say so. (Claude
+/// Code's stream reports its spend once, at its end; Codex's after each turn.)
+#[test]
+fn budgets_stop_a_run_and_hold_the_day() {
+    // The fixture reports about $0.04 a run.
+    let config = r#"
+[factory]
+default_agent = "ok"
+concurrency = 1
+max_attempts = 3
+max_cost_usd = 0.01
+budget_usd_per_day = 0.02
+quiet_timeout_s = 10
+[sandbox]
+backend = "worktree"
+[agents.slow]
+adapter = "fixture"
+scenario = "slow.toml"
+[agents.ok]
+adapter = "fixture"
+scenario = "success"
+"#;
+    let env = factory_env("budget", config, &[]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Slow rewrite"]);
+    let t1 = wait_ticket(&env, 1, "failed", Duration::from_secs(30));
+    let runs1 = t1["runs"].as_array().unwrap();
+    assert_eq!(runs1.len(), 1, "no retry once the budget is spent: {t1}");
+    let r = env.json(&["run", "show", &runs1[0].to_string(), "--json"]);
+    assert!(
+        r["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("the ticket's budget of $0.01 is spent"),
+        "{r}"
+    );
+    // The lesson says why.
+    let lessons = env.ok(&[
+        "memory",
+        "search",
+        "Slow rewrite",
+        "--kind",
+        "lesson",
+        "--json",
+    ]);
+    assert!(
+        lessons.contains("the ticket's budget of $0.01 is spent"),
+        "{lessons}"
+    );
+
+    // That run spent over the day's two cents: the next ticket waits, and everyone is told.
+    env.ok(&["ticket", "add", "Next one", "--agent", "ok"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ticket(&env, 2)["state"], "queued");
+    let list = env.ok(&["ticket", "list"]);
+    assert!(
+        list.contains("today's budget of $0.02 is spent") && list.contains("budget_usd_per_day"),
+        "{list}"
+    );
+    let cost = env.json(&["cost", "--json"]);
+    assert!(cost["total"]["cost_usd"].as_f64().unwrap() > 0.02, "{cost}");
+    drop(serve);
+}

@@ -110,6 +110,7 @@ fn app(f: &Fixture) -> App {
         queue_paused: false,
         address: "/tmp/snap/factory.sock".into(),
         sandbox: Some("worktree".into()),
+        held: None,
     }));
     let _ = app.update(Msg::Tickets(ops::tickets(&f.ws, None).unwrap()));
     // Two live panes from the imported run: the same steps under two agents.

@@ -193,6 +193,11 @@ impl Backend {
         )
     }
 
+    /// The factory at a glance (without a factory: nothing runs, the clone's main).
+    pub fn status(&self) -> Result<super::wire::FactoryStatus, ApiError> {
+        self.with(|ws| ops::status(ws, None), async |c| c.status().await)
+    }
+
     pub fn runs(&self) -> Result<Vec<Run>, ApiError> {
         self.with(ops::runs, async |c| c.runs().await)
     }

@@ -243,6 +243,14 @@ pub fn status(
         queue_paused: crate::mergeq::is_paused(&ws.info),
         address,
         sandbox: factory.map(|f| f.sandbox_kind().to_string()),
+        held: match ws.config.factory.budget_usd_per_day {
+            Some(_) => crate::spend::day_budget_spent(
+                &ws.store.runs().map_err(store_err)?,
+                ws.config.factory.budget_usd_per_day,
+                Timestamp::now(),
+            ),
+            None => None,
+        },
     })
 }
 

@@ -440,6 +440,9 @@ pub struct FactoryStatus {
     /// `worktree` or `docker`, when a factory runs.
     #[serde(default)]
     pub sandbox: Option<String>,
+    /// Why no new run starts though tickets wait: the day's budget is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// One row of `GET /v1/runs/{id}/outline`: what a timeline needs of a step, without its

@@ -76,9 +76,14 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
         }
         TicketCmd::List { state, json } => {
             // In the order the scheduler takes them: priority, then age.
-            let tickets = ctx.backend()?.tickets(state)?;
+            let backend = ctx.backend()?;
+            let tickets = backend.tickets(state)?;
             if json {
                 return print_json(&tickets);
+            }
+            // Why queued tickets are not starting, when the budget says so.
+            if let Some(why) = backend.status()?.held {
+                say!("{why}");
             }
             if tickets.is_empty() {
                 say!("no tickets; `shopfloor ticket add TITLE` queues one");

@@ -122,6 +122,9 @@ pub enum Outcome {
     },
     /// The factory stopped it for going over its wall-clock or quiet limit.
     TimedOut { why: String },
+    /// The factory stopped it: its ticket's budget is spent. No retry: another attempt
+    /// would spend more.
+    OverBudget { why: String },
     /// A human cancelled the ticket or killed the run.
     Cancelled,
     /// The factory stopped; the ticket goes back to the queue as it was.
@@ -174,6 +177,9 @@ pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Nex
         Outcome::Cancelled => Next::Cancel,
         Outcome::Restarted => Next::Requeue,
         Outcome::Interrupted => after_interruption(before.interrupted + 1),
+        Outcome::OverBudget { why } => Next::Fail {
+            why: format!("stopped at attempt {attempt}: {why}"),
+        },
         Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
             if attempt < max_attempts {
                 Next::Retry {

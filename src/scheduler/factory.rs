@@ -43,6 +43,10 @@ pub struct FactoryConfig {
     pub max_attempts: u32,
     /// `[factory] learning`: failures write digests and lessons.
     pub learning: bool,
+    /// `[factory] max_cost_usd`: what one ticket may cost over all its attempts.
+    pub max_cost_usd: Option<f64>,
+    /// `[factory] budget_usd_per_day`: what the workspace may spend a UTC day.
+    pub budget_usd_per_day: Option<f64>,
     pub timeouts: Timeouts,
     pub default_agent: String,
     pub agents: BTreeMap<String, AgentProfile>,
@@ -65,6 +69,8 @@ impl FactoryConfig {
             concurrency: c.factory.concurrency,
             max_attempts: c.factory.max_attempts,
             learning: c.factory.learning,
+            max_cost_usd: c.factory.max_cost_usd,
+            budget_usd_per_day: c.factory.budget_usd_per_day,
             timeouts: Timeouts {
                 wall: SignedDuration::from_secs(c.factory.timeout_s as i64),
                 quiet: SignedDuration::from_secs(c.factory.quiet_timeout_s as i64),
@@ -177,6 +183,9 @@ pub struct Factory {
     wake: Notify,
     /// While set, no new run starts; live runs go on.
     paused: std::sync::atomic::AtomicBool,
+    /// Why the scheduler holds back (the day's budget is spent), as last said: a change is
+    /// logged once, not every tick.
+    held: Mutex<Option<String>>,
     /// The workspace's own clone: the factory's source of truth.
     clone: PathBuf,
     main_branch: String,
@@ -239,6 +248,7 @@ impl Factory {
             leases: Mutex::new(LeaseTable::default()),
             wake: Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
+            held: Mutex::new(None),
             clone,
             main_branch,
             exe,
@@ -524,6 +534,25 @@ impl Factory {
             .collect();
         if waiting.is_empty() {
             return Ok(());
+        }
+        // The day's budget spent: nothing new starts (live runs go on).
+        if let Some(budget) = self.cfg.budget_usd_per_day {
+            let ws = self.ws.clone();
+            let runs = blocking(move || Ok(ws.store.runs()?)).await?;
+            let held = crate::spend::day_budget_spent(&runs, Some(budget), now());
+            let changed = {
+                let mut h = self.held.lock().expect("held lock");
+                let changed = *h != held;
+                *h = held.clone();
+                changed
+            };
+            if let Some(why) = held {
+                if changed {
+                    tracing::warn!("{why}");
+                    println!("{why}");
+                }
+                return Ok(());
+            }
         }
         let busy = {
             let live = self.live.lock().expect("live lock");
@@ -912,6 +941,24 @@ impl Factory {
             .get(&run.id)
             .map(|l| l.files.clone())
             .unwrap_or_default();
+        // What the ticket's earlier runs cost: this run may spend the rest of its budget.
+        let budget_left = match self.cfg.max_cost_usd {
+            Some(max) => {
+                let (ws, tid, rid) = (self.ws.clone(), ticket.id, run.id);
+                let before: f64 = blocking(move || {
+                    Ok(ws
+                        .store
+                        .runs()?
+                        .iter()
+                        .filter(|r| r.ticket == Some(tid) && r.id != rid)
+                        .filter_map(|r| r.usage.cost_usd)
+                        .sum())
+                })
+                .await?;
+                Some((max, before))
+            }
+            None => None,
+        };
         let started = now();
         let mut last_output = started;
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
@@ -942,6 +989,26 @@ impl Factory {
                             let step = builder.push_at(d, Some(arrived));
                             note_step(&step, &mut tally, &files);
                             pending.push(step);
+                        }
+                        if let (Some((max, before)), None) = (budget_left, &stopped) {
+                            let spent = self
+                                .cfg
+                                .prices
+                                .priced(
+                                    tally.usage.clone(),
+                                    tally.model.as_deref().or(profile.model.as_deref()),
+                                )
+                                .cost_usd
+                                .unwrap_or(0.0);
+                            if before + spent > max {
+                                let why = format!(
+                                    "the ticket's budget of ${max:.2} is spent (${:.2} over its runs); raise [factory] max_cost_usd or split the ticket",
+                                    before + spent
+                                );
+                                tracing::warn!(run = run.id, "{why}; stopping it");
+                                process.control.kill().await?;
+                                stopped = Some(Outcome::OverBudget { why });
+                            }
                         }
                         if pending.len() >= FLUSH_STEPS {
                             self.flush(run.id, &mut pending).await?;
@@ -1053,7 +1120,9 @@ impl Factory {
                 code: exit.0,
                 signal: exit.1,
             }),
-            Outcome::TimedOut { why } => Some(End::TimedOut { why: why.clone() }),
+            Outcome::TimedOut { why } | Outcome::OverBudget { why } => {
+                Some(End::TimedOut { why: why.clone() })
+            }
             _ => None,
         };
         let ws = self.ws.clone();
@@ -1080,7 +1149,9 @@ impl Factory {
             let files = left.files_changed.clone();
             let (state, why) = match &outcome2 {
                 Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
-                Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
+                Outcome::Failed { why, .. }
+                | Outcome::TimedOut { why }
+                | Outcome::OverBudget { why } => {
                     (RunState::Failed, why.clone())
                 }
                 Outcome::Cancelled => (RunState::Cancelled, "stopped by a person".into()),

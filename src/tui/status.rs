@@ -21,6 +21,8 @@ pub struct Status {
     pub waiting: usize,
     /// The socket (or TCP address) the factory answers on.
     pub address: String,
+    /// Why nothing new starts: the day's budget is spent.
+    pub held: Option<String>,
 }
 
 pub struct StatusBar<'a> {
@@ -60,6 +62,12 @@ impl StatusBar<'_> {
                 t.style("queue.waiting"),
             ));
         }
+        if s.held.is_some() {
+            spans.push(Span::styled(
+                "│ $ day's budget spent: nothing new starts ",
+                t.style("queue.waiting"),
+            ));
+        }
         spans.push(Span::styled(
             format!("│ {} ", s.address),
             t.style("ui.muted").patch(base),
@@ -88,6 +96,7 @@ mod tests {
             main_head: Some("9e0d3114abcdef".into()),
             running: 3,
             limit: 4,
+            held: None,
             queued: 5,
             waiting,
             address: "~/.local/share/shopfloor/shop/factory.sock".into(),

@@ -58,6 +58,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         limit: s.limit,
         queued: s.queue_len,
         waiting: s.waiting,
+        held: s.held.clone(),
         address: if app.connected {
             s.address.clone()
         } else {
