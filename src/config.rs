@@ -28,6 +28,8 @@ pub struct Config {
     pub merge: crate::mergeq::MergeConfig,
     /// `[prices."MODEL"]`: USD per million tokens, for agents that report no cost.
     pub prices: crate::cost::PricesConfig,
+    /// `[notify]`: the bell and desktop notifications, and a command for each notice.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[policy]`: what a change may touch and how big it may be before it lands.

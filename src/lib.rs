@@ -14,6 +14,7 @@ pub mod mcp;
 pub mod memory;
 pub mod mergeq;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod private;
 pub mod redact;

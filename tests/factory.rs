@@ -713,3 +713,53 @@ scenario = "success"
     assert!(cost["total"]["cost_usd"].as_f64().unwrap() > 0.02, "{cost}");
     drop(serve);
 }
+
+/// `[notify] command` gets each notice as JSON on stdin, from the real factory: an agent
+/// gone quiet (it may be waiting for input), then its ticket failed for good.
+#[test]
+fn the_notify_command_hears_a_quiet_agent_and_a_ticket_failed_for_good() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("notices.jsonl");
+    let config = format!(
+        r#"
+[factory]
+default_agent = "hang"
+max_attempts = 1
+quiet_timeout_s = 2
+[sandbox]
+backend = "worktree"
+[agents.hang]
+adapter = "fixture"
+scenario = "hang"
+[notify]
+command = "cat >> '{}'; echo >> '{}'"
+"#,
+        file.display(),
+        file.display()
+    );
+    let env = factory_env("notify", &config, &[]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Never finishes"]);
+    wait_ticket(&env, 1, "failed", Duration::from_secs(30));
+    let notices: Vec<Value> = wait_for("both notices", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let v: Vec<Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (v.len() >= 2).then_some(v)
+    });
+    assert_eq!(notices[0]["kind"], "agent_quiet", "{notices:?}");
+    assert_eq!(notices[0]["ticket"], 1);
+    assert!(
+        notices[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for input"),
+        "{notices:?}"
+    );
+    assert_eq!(notices[1]["kind"], "ticket_failed", "{notices:?}");
+    assert_eq!(notices[1]["workspace"], "notify");
+    drop(serve);
+}

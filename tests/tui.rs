@@ -734,3 +734,48 @@ fn hostile_text_reaches_no_screen_of_the_control_room() {
         "{shown}"
     );
 }
+
+/// The control room rings for a person: an entry waiting for approval, a quiet agent and
+/// a ticket failed for good each become a notification effect (the loop writes it to the
+/// terminal as BEL + OSC 777 + OSC 9); a landing does not.
+#[test]
+fn events_that_need_a_person_notify_and_others_do_not() {
+    use shopfloor::notify::NoticeKind;
+    use shopfloor::scheduler::factory::FactoryEvent;
+    let f = fixture();
+    let mut app = app(&f);
+    let notices = |fx: Vec<Effect>| -> Vec<NoticeKind> {
+        fx.into_iter()
+            .filter_map(|e| match e {
+                Effect::Notify(n) => Some(n.kind),
+                _ => None,
+            })
+            .collect()
+    };
+    let fx = app.update(Msg::Event(FactoryEvent::Queue {
+        landed: vec![],
+        bounced: vec![],
+        rejected: vec![],
+        waiting: vec![3],
+    }));
+    assert_eq!(notices(fx), [NoticeKind::NeedsApproval]);
+    let fx = app.update(Msg::Event(FactoryEvent::Quiet {
+        run: 1,
+        ticket: Some(1),
+        agent: "claude".into(),
+        seconds: 60,
+    }));
+    assert_eq!(notices(fx), [NoticeKind::AgentQuiet]);
+    let fx = app.update(Msg::Event(FactoryEvent::TicketState {
+        ticket: 1,
+        state: TicketState::Failed,
+    }));
+    assert_eq!(notices(fx), [NoticeKind::TicketFailed]);
+    let fx = app.update(Msg::Event(FactoryEvent::Queue {
+        landed: vec![2],
+        bounced: vec![],
+        rejected: vec![],
+        waiting: vec![],
+    }));
+    assert!(notices(fx).is_empty());
+}

@@ -34,6 +34,10 @@ pub fn run(ctx: &Ctx, attach: bool, paused: bool, theme: Option<String>) -> Resu
     if let Some(t) = theme {
         opts.theme = t;
     }
+    // `[notify] terminal = false` turns the bell and desktop notifications off.
+    if let Ok(c) = shopfloor::config::Config::load(&info.config_path()) {
+        opts.notify = c.notify.terminal;
+    }
     let rt = serve::runtime()?;
     let done = rt.block_on(async move {
         if running_elsewhere {

@@ -129,6 +129,13 @@ pub enum FactoryEvent {
         rejected: Vec<QueueEntryId>,
         waiting: Vec<QueueEntryId>,
     },
+    /// A live run has printed nothing for a while: it may be waiting for input.
+    Quiet {
+        run: RunId,
+        ticket: Option<TicketId>,
+        agent: String,
+        seconds: u64,
+    },
     /// Not from the factory: an event stream that fell behind says so, and how far; its
     /// reader reloads what it shows.
     Resync { missed: u64 },
@@ -480,6 +487,24 @@ impl Factory {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), FactoryError> {
         let queue = tokio::spawn(self.clone().queue_loop(shutdown.clone()));
+        // `[notify] command`: every notice the factory's events carry, handed over as JSON.
+        let notifier = self.ws.config.notify.command.clone().map(|command| {
+            let mut events = self.subscribe();
+            let workspace = self.ws.info.name.clone();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) => {
+                            for n in crate::notify::of_event(&workspace, &e) {
+                                crate::notify::run_command(&command, &n);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+        });
         loop {
             if *shutdown.borrow() {
                 break;
@@ -498,6 +523,9 @@ impl Factory {
         // A turn in progress finishes on its own thread; the next start recovers what a
         // stop in the middle of it leaves.
         queue.abort();
+        if let Some(n) = notifier {
+            n.abort();
+        }
         let stops: Vec<watch::Sender<Stop>> = self
             .live
             .lock()
@@ -961,6 +989,7 @@ impl Factory {
         };
         let started = now();
         let mut last_output = started;
+        let mut quiet_told = false;
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         let mut timeout_tick = tokio::time::interval(TIMEOUT_CHECK);
         let mut stopped: Option<Outcome> = None;
@@ -970,6 +999,7 @@ impl Factory {
                 line = process.output.recv() => match line {
                     Some(line) => {
                         last_output = now();
+                        quiet_told = false;
                         // The sandbox hands over whole lines; the decoder takes a byte
                         // stream, so each line gets its newline back.
                         let drafts = match line {
@@ -1022,6 +1052,19 @@ impl Factory {
                     }
                 }
                 _ = timeout_tick.tick(), if stopped.is_none() => {
+                    // Half the quiet limit (at most a minute) without a line: say so once,
+                    // a person may be able to help before the run is killed.
+                    let quiet = now().duration_since(last_output);
+                    let notice_after = (self.cfg.timeouts.quiet / 2).min(SignedDuration::from_secs(60));
+                    if quiet >= notice_after && !quiet_told {
+                        quiet_told = true;
+                        self.emit(FactoryEvent::Quiet {
+                            run: run.id,
+                            ticket: run.ticket,
+                            agent: agent.clone(),
+                            seconds: quiet.as_secs().max(0) as u64,
+                        });
+                    }
                     if let Some(why) = decide::timed_out(now(), started, last_output, &self.cfg.timeouts) {
                         tracing::warn!(run = run.id, "{why}; killing it");
                         process.control.kill().await?;

@@ -163,6 +163,8 @@ pub enum Effect {
         note: Option<String>,
     },
     AddMemory(NewMemory),
+    /// Ring the bell and raise a desktop notification: a person is needed.
+    Notify(crate::notify::Notice),
     Quit,
 }
 
@@ -636,7 +638,11 @@ impl App {
     // ---- factory events ----
 
     fn event(&mut self, e: FactoryEvent, fx: &mut Vec<Effect>) {
+        for n in crate::notify::of_event(&self.status.workspace, &e) {
+            fx.push(Effect::Notify(n));
+        }
         match e {
+            FactoryEvent::Quiet { .. } => {}
             FactoryEvent::RunState { .. } => {
                 self.load(Load::Runs, LoadArgs::default(), fx);
                 self.load(Load::Status, LoadArgs::default(), fx);

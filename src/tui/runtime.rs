@@ -37,6 +37,8 @@ pub struct Options {
     pub theme: String,
     /// Who approves and rejects: the person at the terminal.
     pub user: String,
+    /// Bell and desktop notifications (`[notify] terminal`).
+    pub notify: bool,
 }
 
 impl Options {
@@ -47,6 +49,7 @@ impl Options {
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "dark".into()),
             user: crate::api::auth::local_user(),
+            notify: true,
         }
     }
 }
@@ -206,7 +209,8 @@ pub async fn perform(client: &Client, user: &str, effect: Effect) -> Option<Msg>
         message: e.to_string(),
     };
     let msg = match effect {
-        Effect::Quit => return None,
+        // The loop writes notifications to the terminal itself, between frames.
+        Effect::Quit | Effect::Notify(_) => return None,
         Effect::Load(load, LoadArgs { from }) => {
             let r = match load {
                 Load::Status => client.status().await.map(Msg::Status),
@@ -386,6 +390,16 @@ pub async fn run(
             for fx in app.update(m) {
                 if fx == Effect::Quit {
                     quit = true;
+                } else if let Effect::Notify(n) = &fx {
+                    // Written between frames, straight to the terminal: escape sequences
+                    // the screen does not show, which the terminal turns into a bell and a
+                    // desktop notification.
+                    if opts.notify {
+                        use std::io::Write;
+                        let mut out = std::io::stdout();
+                        let _ = out.write_all(crate::notify::terminal_sequence(n).as_bytes());
+                        let _ = out.flush();
+                    }
                 } else {
                     run_effect(fx, &tx);
                 }
