@@ -763,3 +763,54 @@ command = "cat >> '{}'; echo >> '{}'"
     assert_eq!(notices[1]["workspace"], "notify");
     drop(serve);
 }
+
+/// `[sandbox] ports`: 16 runs live at once each get their own block of ports, exported to
+/// the agent as SHOPFLOOR_PORT and SHOPFLOOR_PORTS; no two blocks overlap.
+#[test]
+fn sixteen_parallel_runs_get_ports_that_never_overlap() {
+    let scenario = "name = \"ports\"\n[[step]]\nrun = \"echo PORTS=$SHOPFLOOR_PORTS FIRST=$SHOPFLOOR_PORT\"\n\
+                    [[step]]\nsleep_ms = 2500\n[[step]]\nsay = \"done\"\n";
+    let config = r#"
+[factory]
+default_agent = "ports"
+concurrency = 16
+[sandbox]
+backend = "worktree"
+ports = 10
+port_base = 31000
+[agents.ports]
+adapter = "fixture"
+scenario = "ports.toml"
+"#;
+    let env = factory_env("ports", config, &[("ports.toml", scenario)]);
+    let serve = Serve::start(&env);
+    for i in 0..16 {
+        env.ok(&["ticket", "add", &format!("Serve on my own ports {i}")]);
+    }
+    let mut blocks: Vec<(u16, u16)> = Vec::new();
+    for id in 1..=16 {
+        let t = wait_ticket(&env, id, "review", Duration::from_secs(60));
+        let run = t["runs"][0].as_u64().unwrap();
+        let out = steps(&env, run)
+            .into_iter()
+            .find(|s| s["type"] == "command")
+            .map(|s| s["output"].as_str().unwrap_or_default().to_string())
+            .unwrap();
+        let ports = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("PORTS="))
+            .unwrap_or_else(|| panic!("{out}"));
+        let (a, b) = ports.split_once('-').unwrap();
+        let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
+        assert_eq!(b - a + 1, 10, "{out}");
+        assert!(out.contains(&format!("FIRST={a}")), "{out}");
+        assert!(a >= 31000, "{out}");
+        blocks.push((a, b));
+    }
+    // The runs overlapped in time (16 at once, each 2.5 s), so every block is distinct.
+    blocks.sort();
+    for w in blocks.windows(2) {
+        assert!(w[0].1 < w[1].0, "{blocks:?}");
+    }
+    drop(serve);
+}

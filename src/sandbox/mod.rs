@@ -15,6 +15,7 @@
 pub mod checkout;
 pub mod docker;
 pub mod lines;
+pub mod ports;
 pub mod worktree;
 
 use std::fmt;
@@ -69,6 +70,10 @@ pub struct SandboxConfig {
     pub include: Vec<String>,
     /// Environment variables passed through to the agent. [`BASE_ENV`] always passes.
     pub env_allow: Vec<String>,
+    /// TCP ports each run gets to itself (`SHOPFLOOR_PORT`, `SHOPFLOOR_PORTS`); 0: none.
+    pub ports: u16,
+    /// The first port of the first block.
+    pub port_base: u16,
 }
 
 impl Default for SandboxConfig {
@@ -82,6 +87,8 @@ impl Default for SandboxConfig {
             network: "none".to_string(),
             include: vec![".env".to_string(), ".env.*".to_string()],
             env_allow: BASE_ENV.iter().map(|s| s.to_string()).collect(),
+            ports: 0,
+            port_base: ports::DEFAULT_BASE,
         }
     }
 }
@@ -133,6 +140,19 @@ impl SandboxConfig {
         }
         if self.image.trim().is_empty() {
             return bad("sandbox.image must name an image, e.g. \"shopfloor-agent:latest\"");
+        }
+        if self.ports > 1000 {
+            return bad("sandbox.ports must be from 0 (none) to 1000 ports a run, e.g. 10");
+        }
+        if self.ports > 0 && self.port_base < 1024 {
+            return bad(
+                "sandbox.port_base must be 1024 or above (ports below need root), e.g. 20000",
+            );
+        }
+        if self.ports > 0 && ports::PortBlocks::new(self.port_base, self.ports).capacity() < 16 {
+            return bad(
+                "sandbox.port_base leaves room for fewer than 16 runs' blocks below 65535; lower it or give fewer ports",
+            );
         }
         Ok(())
     }

@@ -207,6 +207,8 @@ pub struct Factory {
     queue_wake: Notify,
     /// One merge queue turn at a time.
     queue_turn: Mutex<()>,
+    /// Each live run's own block of ports (`[sandbox] ports`).
+    ports: sandbox::ports::PortBlocks,
 }
 
 fn now() -> Timestamp {
@@ -246,6 +248,7 @@ impl Factory {
             crate::policy::Policy::from_config(&ws.config.policy)
                 .map_err(|e| FactoryError::Other(format!("[policy]: {e}")))?,
         );
+        let ports = sandbox::ports::PortBlocks::new(cfg.sandbox.port_base, cfg.sandbox.ports);
         let f = Arc::new(Factory {
             ws,
             cfg,
@@ -256,6 +259,7 @@ impl Factory {
             wake: Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
             held: Mutex::new(None),
+            ports,
             clone,
             main_branch,
             exe,
@@ -913,11 +917,23 @@ impl Factory {
                 .and_then(|mut f| f.write_all(bytes))
                 .map_err(|e| FactoryError::Other(format!("writing {}: {e}", p.display())))?;
         }
+        // Its own ports, held until this function returns (the process has ended by then).
+        let ports = match self.cfg.sandbox.ports {
+            0 => None,
+            _ => Some(self.ports.take(run.id).ok_or_else(|| {
+                FactoryError::Other(format!(
+                    "every block of {} ports from {} is held by a live run; lower [factory] concurrency or [sandbox] ports",
+                    self.cfg.sandbox.ports, self.cfg.sandbox.port_base
+                ))
+            })?),
+        };
+        let mut env = plan.env.clone();
+        env.extend(ports.iter().flat_map(|p| p.env()));
         let mut process = self
             .sandbox
             .launch(LaunchSpec {
                 argv: plan.argv.clone(),
-                env: plan.env.clone(),
+                env,
                 workdir: prepared.dir.clone(),
                 labels: Labels {
                     workspace: sandbox_label(&self.ws),
