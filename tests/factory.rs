@@ -814,3 +814,89 @@ scenario = "ports.toml"
     }
     drop(serve);
 }
+
+/// `[sandbox] setup` runs in each new sandbox before the agent, its output a step;
+/// `teardown` after the agent; a failing setup ends the run before the agent starts, with
+/// the setup's output as the lesson.
+#[test]
+fn setup_and_teardown_run_in_the_sandbox_and_a_failed_setup_stops_the_run() {
+    let scenario = "name = \"reads-setup\"\n[[step]]\nrun = \"cat .setup-ran\"\nexpect_exit = 0\n";
+    let config = r#"
+[factory]
+default_agent = "reads"
+max_attempts = 1
+[sandbox]
+backend = "worktree"
+ports = 5
+setup = ["echo ready on $SHOPFLOOR_PORT > .setup-ran", "echo installed"]
+teardown = ["echo stopping; rm .setup-ran"]
+[agents.reads]
+adapter = "fixture"
+scenario = "reads.toml"
+"#;
+    let env = factory_env("setup", config, &[("reads.toml", scenario)]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Needs its deps"]);
+    let t = wait_ticket(&env, 1, "review", Duration::from_secs(30));
+    let run = t["runs"][0].as_u64().unwrap();
+    let all = steps(&env, run);
+    let by = |who: &str| -> Vec<&Value> { all.iter().filter(|s| s["agent"] == who).collect() };
+    let setup = by("shopfloor/setup");
+    assert_eq!(setup.len(), 2, "{all:?}");
+    assert_eq!(setup[1]["output"], "installed\n");
+    assert_eq!(setup[0]["exit_code"], 0);
+    // The agent saw what setup made, with its port.
+    let agent_cat = all
+        .iter()
+        .find(|s| s["type"] == "command" && s["agent"] != "shopfloor/setup")
+        .unwrap();
+    assert!(
+        agent_cat["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("ready on "),
+        "{agent_cat}"
+    );
+    let teardown = by("shopfloor/teardown");
+    assert_eq!(teardown.len(), 1, "{all:?}");
+    assert_eq!(teardown[0]["output"], "stopping\n");
+    assert!(
+        teardown[0]["seq"].as_u64() > setup[1]["seq"].as_u64(),
+        "teardown comes after the agent"
+    );
+    drop(serve);
+
+    // A setup that fails: the agent never starts; the run fails with the setup's output.
+    let failing = config.replace(
+        r#"setup = ["echo ready on $SHOPFLOOR_PORT > .setup-ran", "echo installed"]"#,
+        r#"setup = ["echo 'npm ERR! missing script: ci' >&2; exit 3"]"#,
+    );
+    let env = factory_env("setup-fails", &failing, &[("reads.toml", scenario)]);
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Needs its deps"]);
+    let t = wait_ticket(&env, 1, "failed", Duration::from_secs(30));
+    let run = t["runs"][0].as_u64().unwrap();
+    let r = env.json(&["run", "show", &run.to_string(), "--json"]);
+    assert!(
+        r["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("setup `echo 'npm ERR! missing script: ci' >&2; exit 3` failed (exit 3)"),
+        "{r}"
+    );
+    let all = steps(&env, run);
+    assert!(
+        !all.iter().any(|s| s["agent"] == "reads"),
+        "the agent never started: {all:?}"
+    );
+    let lessons = env.ok(&[
+        "memory",
+        "search",
+        "Needs its deps",
+        "--kind",
+        "lesson",
+        "--json",
+    ]);
+    assert!(lessons.contains("npm ERR! missing script: ci"), "{lessons}");
+    drop(serve);
+}

@@ -70,6 +70,13 @@ pub struct SandboxConfig {
     pub include: Vec<String>,
     /// Environment variables passed through to the agent. [`BASE_ENV`] always passes.
     pub env_allow: Vec<String>,
+    /// Commands run (`sh -c`) in each new sandbox before the agent starts, in order, with
+    /// the agent's sandbox and ports: their output becomes steps, and a failure ends the run
+    /// with the setup's output as its lesson. E.g. `["npm ci"]`.
+    pub setup: Vec<String>,
+    /// Commands run in the sandbox after the agent has ended (stop what setup started);
+    /// a failure is recorded as a step and changes nothing else.
+    pub teardown: Vec<String>,
     /// TCP ports each run gets to itself (`SHOPFLOOR_PORT`, `SHOPFLOOR_PORTS`); 0: none.
     pub ports: u16,
     /// The first port of the first block.
@@ -87,6 +94,8 @@ impl Default for SandboxConfig {
             network: "none".to_string(),
             include: vec![".env".to_string(), ".env.*".to_string()],
             env_allow: BASE_ENV.iter().map(|s| s.to_string()).collect(),
+            setup: Vec::new(),
+            teardown: Vec::new(),
             ports: 0,
             port_base: ports::DEFAULT_BASE,
         }
@@ -140,6 +149,14 @@ impl SandboxConfig {
         }
         if self.image.trim().is_empty() {
             return bad("sandbox.image must name an image, e.g. \"shopfloor-agent:latest\"");
+        }
+        if self
+            .setup
+            .iter()
+            .chain(&self.teardown)
+            .any(|c| c.trim().is_empty())
+        {
+            return bad("sandbox.setup and sandbox.teardown hold commands; remove the empty one");
         }
         if self.ports > 1000 {
             return bad("sandbox.ports must be from 0 (none) to 1000 ports a run, e.g. 10");

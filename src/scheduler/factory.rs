@@ -927,8 +927,52 @@ impl Factory {
                 ))
             })?),
         };
+        let port_env: Vec<(String, String)> = ports.iter().flat_map(|p| p.env()).collect();
+        // Paths are stored repo-relative whatever the sandbox: the checkout as the host
+        // names it, and `/workspace` as a container's agent does.
+        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone())
+            .relative_to(prepared.dir.to_string_lossy());
+        if in_docker {
+            builder = builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT);
+        }
+        let mut pending: Vec<Step> = vec![];
+        // `[sandbox] setup`, in the sandbox, before the agent: a failure ends the run.
+        for cmd in &self.cfg.sandbox.setup {
+            let (step, exit) = self
+                .sandbox_command(
+                    &run,
+                    &prepared,
+                    cmd,
+                    port_env.clone(),
+                    "setup",
+                    &mut builder,
+                )
+                .await?;
+            pending.push(step);
+            if !exit.success() {
+                self.flush(run.id, &mut pending).await?;
+                let why = format!(
+                    "the sandbox's setup `{cmd}` failed ({}); the agent did not start",
+                    describe_exit(exit)
+                );
+                tracing::warn!(run = run.id, "{why}");
+                return self
+                    .finish(
+                        run,
+                        ticket,
+                        agent,
+                        prepared,
+                        Outcome::Failed {
+                            why,
+                            exit: (exit.code, exit.signal),
+                        },
+                        Usage::default(),
+                    )
+                    .await;
+            }
+        }
         let mut env = plan.env.clone();
-        env.extend(ports.iter().flat_map(|p| p.env()));
+        env.extend(port_env.iter().cloned());
         let mut process = self
             .sandbox
             .launch(LaunchSpec {
@@ -959,14 +1003,6 @@ impl Factory {
 
         // Pump output into steps until the process is done or must stop.
         let mut decoder = OutputDecoder::new(plan.decoder);
-        // Paths are stored repo-relative whatever the sandbox: the checkout as the host
-        // names it, and `/workspace` as a container's agent does.
-        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone())
-            .relative_to(prepared.dir.to_string_lossy());
-        if in_docker {
-            builder = builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT);
-        }
-        let mut pending: Vec<Step> = vec![];
         if let Some(c) = lease_conflict {
             tracing::info!(run = run.id, "{c}");
             pending.push(
@@ -1119,6 +1155,25 @@ impl Factory {
             Some(now()),
         );
         pending.push(exited);
+        // `[sandbox] teardown`: recorded, never changing how the run ended.
+        for cmd in &self.cfg.sandbox.teardown {
+            match self
+                .sandbox_command(
+                    &run,
+                    &prepared,
+                    cmd,
+                    port_env.clone(),
+                    "teardown",
+                    &mut builder,
+                )
+                .await
+            {
+                Ok((step, _)) => pending.push(step),
+                Err(e) => {
+                    tracing::warn!(run = run.id, error = %e, "teardown `{cmd}` could not run")
+                }
+            }
+        }
         self.flush(run.id, &mut pending).await?;
 
         // Agents that report no cost (Codex, Gemini) get their tokens priced; the model is
@@ -1141,6 +1196,63 @@ impl Factory {
         };
         self.finish(run, ticket, agent, prepared, outcome, usage)
             .await
+    }
+
+    /// Run a `[sandbox] setup` or `teardown` command in the run's sandbox (a container
+    /// runs it with the agent's hardening), bounded by the run's wall time: the step it
+    /// makes (a command, by `shopfloor/<what>`) and how it ended.
+    async fn sandbox_command(
+        &self,
+        run: &Run,
+        prepared: &sandbox::Prepared,
+        cmd: &str,
+        env: Vec<(String, String)>,
+        what: &str,
+        builder: &mut TraceBuilder,
+    ) -> Result<(Step, sandbox::Exit), FactoryError> {
+        /// Output kept of a setup command: its end is what says why it failed.
+        const KEEP: usize = 64 << 10;
+        let mut process = self
+            .sandbox
+            .launch(LaunchSpec {
+                argv: vec!["sh".into(), "-c".into(), cmd.to_string()],
+                env,
+                workdir: prepared.dir.clone(),
+                labels: Labels {
+                    workspace: sandbox_label(&self.ws),
+                    run: run.id,
+                },
+                socket: None,
+                read_only: vec![prepared.clone_objects()],
+            })
+            .await?;
+        let mut out: Vec<u8> = Vec::new();
+        let wall = std::time::Duration::from_secs(self.cfg.timeouts.wall.as_secs().max(1) as u64);
+        let read = async {
+            while let Some(line) = process.output.recv().await {
+                let (Output::Stdout(b) | Output::Stderr(b)) = line;
+                out.extend_from_slice(&b);
+                out.push(b'\n');
+                if out.len() > 2 * KEEP {
+                    out.drain(..out.len() - KEEP);
+                }
+            }
+        };
+        if tokio::time::timeout(wall, read).await.is_err() {
+            process.control.kill().await?;
+        }
+        let exit = process.control.wait().await?;
+        let output = String::from_utf8_lossy(&out[out.len().saturating_sub(KEEP)..]).into_owned();
+        let step = builder.push_at(
+            crate::trace::Draft::new(StepKind::Command {
+                argv: vec!["sh".into(), "-c".into(), cmd.to_string()],
+                exit_code: exit.code.or(if exit.success() { Some(0) } else { None }),
+                output: output.into(),
+            })
+            .by(Some(format!("shopfloor/{what}"))),
+            Some(now()),
+        );
+        Ok((step, exit))
     }
 
     async fn flush(&self, run: RunId, pending: &mut Vec<Step>) -> Result<(), FactoryError> {
@@ -1443,6 +1555,15 @@ impl FactoryError {
 
 /// Keep a run's running totals from its own steps: tokens and cost, the model the agent
 /// says it runs, files touched.
+/// How a process ended, in words.
+fn describe_exit(exit: sandbox::Exit) -> String {
+    match (exit.code, exit.signal) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "ended abnormally".into(),
+    }
+}
+
 /// Count a live step; a file it edits for the first time joins the run's live file list
 /// (what leases and the control room read while the run goes on).
 fn note_step(step: &Step, tally: &mut crate::trace::Tally, files: &Arc<Mutex<Vec<String>>>) {
