@@ -110,6 +110,9 @@ impl Default for FactoryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TestConfig {
     pub command: Option<String>,
+    /// Whether merge tests in a Docker sandbox get a network (`bridge`); off by default,
+    /// like agents' runs.
+    pub network: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +202,17 @@ impl Config {
                 "merge",
                 Some("batch_size"),
                 "[merge] batch_size must be at least 1".into(),
+            ));
+        }
+        if !(1..=crate::mergeq::MAX_DEPTH).contains(&self.merge.depth) {
+            return Err(bad(
+                "merge",
+                Some("depth"),
+                format!(
+                    "[merge] depth = {} is out of range: speculative mode tests 1 to {} entries at once, each in a sandbox of its own; e.g. depth = 4",
+                    self.merge.depth,
+                    crate::mergeq::MAX_DEPTH
+                ),
             ));
         }
         if self.merge.test_timeout_s == 0 {

@@ -6,6 +6,8 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub mod transitions;
+
 pub type TicketId = u64;
 pub type RunId = u64;
 pub type MemoryId = u64;
@@ -712,6 +714,8 @@ pub enum QueueState {
     Queued,
     Testing,
     AwaitingApproval,
+    /// Tested and gated; main is being moved to it (see `transitions`).
+    Landing,
     Merged,
     Bounced,
     Rejected,
@@ -731,6 +735,7 @@ impl QueueState {
             QueueState::Queued => "queued",
             QueueState::Testing => "testing",
             QueueState::AwaitingApproval => "awaiting-approval",
+            QueueState::Landing => "landing",
             QueueState::Merged => "merged",
             QueueState::Bounced => "bounced",
             QueueState::Rejected => "rejected",

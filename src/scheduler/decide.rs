@@ -171,7 +171,7 @@ pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Nex
         Outcome::Restarted => Next::Requeue,
         Outcome::Interrupted => after_interruption(before.interrupted + 1),
         Outcome::Failed { why } | Outcome::TimedOut { why } => {
-            if attempt < max_attempts {
+            if !crate::model::transitions::attempts_spent(attempt, max_attempts) {
                 Next::Retry {
                     attempt: attempt + 1,
                     lesson: format!("Attempt {attempt} failed: {why}"),

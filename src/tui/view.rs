@@ -657,6 +657,7 @@ pub fn queue_symbol(s: QueueState) -> (&'static str, &'static str) {
         QueueState::Queued => ("·", "ui"),
         QueueState::Testing => ("⟳", "queue.testing"),
         QueueState::AwaitingApproval => ("⚑", "queue.waiting"),
+        QueueState::Landing => ("⇡", "queue.testing"),
         QueueState::Merged => ("✓", "queue.merged"),
         QueueState::Bounced => ("↩", "queue.bounced"),
         QueueState::Rejected => ("✗", "queue.rejected"),
