@@ -545,10 +545,16 @@ fn publish_to_user(ws: &Workspace, repo: &Repository, main_branch: &str, main: &
                 ws.info.repo.display()
             ));
         }
-        let url = ws.info.repo.to_string_lossy().into_owned();
-        let mut remote = repo.remote_anonymous(&url).map_err(|e| e.to_string())?;
+        // Fetched from the user's side: libgit2 cannot push into a non-bare repository.
+        // Only the objects and that one ref are written; no FETCH_HEAD either.
+        let clone = repo.path().to_string_lossy().into_owned();
+        let mut remote = user.remote_anonymous(&clone).map_err(|e| e.to_string())?;
         let spec = format!("+refs/heads/{main_branch}:{target}");
-        remote.push(&[&spec], None).map_err(|e| e.to_string())?;
+        let mut opts = git2::FetchOptions::new();
+        opts.update_fetchhead(false);
+        remote
+            .fetch(&[&spec], Some(&mut opts), None)
+            .map_err(|e| e.to_string())?;
         let now = user.refname_to_id(&target).map_err(|e| e.to_string())?;
         if hex(now) != main {
             return Err(format!("{USER_BRANCH} is at {now}, not {main}"));
