@@ -437,6 +437,24 @@ mod tests {
         );
         assert!(e.contains("command") && e.starts_with("s.toml:4: "), "{e}");
 
+        for depth in [0, 33] {
+            let e = error(
+                &format!("[merge]\nmode = \"speculative\"\ndepth = {depth}\n"),
+                true,
+            );
+            assert!(
+                e.starts_with("s.toml:3: [merge] depth") && e.contains("1 to 32"),
+                "{e}"
+            );
+        }
+        let e = Config::parse("[merge]\nmode = \"sideways\"\n", Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:2:") && e.contains("speculative"),
+            "{e}"
+        );
+
         let e = error("[sandbox]\ncpus = -1.0\n", true);
         assert!(
             e.starts_with("s.toml:2: ") && e.contains("sandbox.cpus"),
