@@ -364,14 +364,32 @@ fn remember(
     paths: Vec<String>,
     author: Author,
 ) {
+    write_memories(ws, vec![memory(e, kind, text, paths, author)]);
+}
+
+fn memory(
+    e: &QueueEntry,
+    kind: MemoryKind,
+    text: String,
+    paths: Vec<String>,
+    author: Author,
+) -> NewMemory {
     let mut m = NewMemory::new(kind, text, author);
     m.paths = paths;
     m.tags = vec!["merge-queue".into()];
     if let Some(r) = e.run {
         m.source = Some(crate::model::StepRef { run: r, step: 0 });
     }
-    if let Err(err) = ws.memory.add(m) {
-        tracing::error!(entry = e.id, error = %err, "could not write the queue's memory");
+    m
+}
+
+/// In one store transaction and one index commit: a batch landing's memories cost one.
+fn write_memories(ws: &Workspace, memories: Vec<NewMemory>) {
+    if memories.is_empty() {
+        return;
+    }
+    if let Err(err) = ws.memory.add_many(memories) {
+        tracing::error!(error = %err, "could not write the queue's memories");
     }
 }
 
@@ -627,9 +645,8 @@ impl QueueStore for StoreQueue<'_> {
         };
         match self.ws.store.apply_entries(ids.to_vec(), cx, ev.clone()) {
             Ok(outs) => {
-                for o in &outs {
-                    self.note(&ev, o);
-                }
+                let memories = outs.iter().filter_map(|o| self.note(&ev, o)).collect();
+                write_memories(self.ws, memories);
                 Ok(Ok(outs))
             }
             Err(StoreError::Refused(r)) => {
@@ -642,8 +659,8 @@ impl QueueStore for StoreQueue<'_> {
 }
 
 impl StoreQueue<'_> {
-    /// The audit line and the memory a transition leaves.
-    fn note(&self, ev: &EntryEvent, o: &EntryOutcome) {
+    /// The audit line a transition leaves, and the memory it leaves to write.
+    fn note(&self, ev: &EntryEvent, o: &EntryOutcome) -> Option<NewMemory> {
         let e = &o.entry;
         let bot = || Author::Agent {
             name: "merge-queue".into(),
@@ -656,14 +673,13 @@ impl StoreQueue<'_> {
                     "queue.bounced",
                     format!("entry {}: {}", e.id, first_line(reason)),
                 );
-                remember(
-                    self.ws,
+                Some(memory(
                     e,
                     MemoryKind::Lesson,
                     format!("`{}` bounced from the merge queue: {reason}", e.branch),
                     paths.clone(),
                     bot(),
-                );
+                ))
             }
             EntryEvent::Deny { verdict, reason } => {
                 audit(
@@ -672,14 +688,13 @@ impl StoreQueue<'_> {
                     "queue.rejected",
                     format!("entry {}: {reason}", e.id),
                 );
-                remember(
-                    self.ws,
+                Some(memory(
                     e,
                     MemoryKind::Lesson,
                     format!("`{}` was rejected by the merge queue: {reason}", e.branch),
                     verdict.denied.clone(),
                     bot(),
-                );
+                ))
             }
             EntryEvent::TestResult(_) if o.discarded() => {
                 audit(
@@ -688,13 +703,14 @@ impl StoreQueue<'_> {
                     "queue.result_discarded",
                     format!("entry {}: {}", e.id, e.state.name()),
                 );
+                None
             }
-            EntryEvent::Landed { commit } => self.note_landed(e, commit),
-            _ => {}
+            EntryEvent::Landed { commit } => Some(self.note_landed(e, commit)),
+            _ => None,
         }
     }
 
-    fn note_landed(&self, e: &QueueEntry, main: &str) {
+    fn note_landed(&self, e: &QueueEntry, main: &str) -> NewMemory {
         let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
             (Some(b), Some(c)) => Repository::open(&self.repo_path)
                 .ok()
@@ -727,8 +743,7 @@ impl StoreQueue<'_> {
                 )
             })
             .unwrap_or_default();
-        remember(
-            self.ws,
+        memory(
             e,
             MemoryKind::Decision,
             format!(
@@ -740,7 +755,7 @@ impl StoreQueue<'_> {
             Author::Agent {
                 name: "merge-queue".into(),
             },
-        );
+        )
     }
 }
 
