@@ -79,14 +79,30 @@ impl Tester for SandboxTester {
 
     fn test(&self, jobs: &[TestJob]) -> Result<Vec<Vec<TestRecord>>, QueueError> {
         // Checked out one after another (one repository handle); tested at once.
-        let repo = Repository::open(&self.repo_path)?;
-        let mut dirs = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let dir = self.scratch.join(&j.candidate);
-            let _ = std::fs::remove_dir_all(&dir);
-            git::checkout(&repo, Oid::from_str(&j.candidate)?, &dir)?;
-            dirs.push(dir);
-        }
+        let dirs: Vec<PathBuf> = jobs
+            .iter()
+            .map(|j| self.scratch.join(&j.candidate))
+            .collect();
+        // Each candidate checked out and tested on a thread of its own (a repository
+        // handle each: git2's is not shared across threads), so a round of speculation
+        // pays one checkout's time, not K.
+        let checked: Vec<Result<(), QueueError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .iter()
+                .zip(&dirs)
+                .map(|(j, d)| s.spawn(move || self.checkout(&j.candidate, d)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(QueueError::Invalid("a checkout panicked".into())))
+                })
+                .collect()
+        });
+        checked
+            .into_iter()
+            .collect::<Result<Vec<()>, QueueError>>()?;
         let out = match &self.backend {
             TestBackend::Host => std::thread::scope(|s| {
                 let handles: Vec<_> = jobs
@@ -109,6 +125,13 @@ impl Tester for SandboxTester {
 }
 
 impl SandboxTester {
+    fn checkout(&self, candidate: &str, dir: &Path) -> Result<(), QueueError> {
+        let repo = Repository::open(&self.repo_path)?;
+        let _ = std::fs::remove_dir_all(dir);
+        git::checkout(&repo, Oid::from_str(candidate)?, dir)?;
+        Ok(())
+    }
+
     /// Run `once` until green or the flaky retries are spent; every try is kept.
     fn tries(
         &self,
