@@ -1,8 +1,10 @@
-//! The merge queue, serial against batch (issue 5), run with `cargo bench --bench
-//! merge_queue`: 20 queued branches on a real repository (200 files, each branch edits its
-//! own), one of them breaking the tests, and a test command that takes a fixed time T
-//! (`MQ_TEST_SECONDS`, default 1). Printed side by side: wall time, test runs, landed and
-//! bounced, for `mode = "serial"` and `mode = "batch"` (batch_size 20) on identical queues.
+//! The merge queue, serial against batch (issue 5) and speculative (issue 13), run with
+//! `cargo bench --bench merge_queue`: 20 queued branches on a real repository (200 files,
+//! each branch edits its own), one of them breaking the tests, and a test command that takes
+//! a fixed time T (`MQ_TEST_SECONDS`, default 1). Printed side by side: wall time, test runs,
+//! landed and bounced, for `mode = "serial"`, `mode = "batch"` (batch_size 20) and
+//! `mode = "speculative"` (depth 4, candidates tested in parallel sandboxes) on identical
+//! queues. Target: speculative at most a third of serial's wall time.
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use shopfloor::workspace::{Home, Workspace};
 
 const BRANCHES: usize = 20;
 const BAD: usize = 13;
+const DEPTH: usize = 4;
 
 fn commit_all(root: &Path) {
     let repo = Repository::init(root).unwrap();
@@ -115,6 +118,7 @@ fn run_mode(mode: Mode, test_seconds: f64) -> Figures {
     let cfg = MergeConfig {
         mode,
         batch_size: BRANCHES,
+        depth: DEPTH,
         ..MergeConfig::default()
     };
     let q = MergeQueue::new(
@@ -152,19 +156,32 @@ fn main() {
         .unwrap_or(1.0);
     let serial = run_mode(Mode::Serial, t);
     let batch = run_mode(Mode::Batch, t);
+    let speculative = run_mode(Mode::Speculative, t);
     println!();
     println!("{BRANCHES} queued branches, one breaking the tests, test command takes T = {t} s");
     println!("| mode | wall time | test runs | landed | bounced |");
     println!("|---|---|---|---|---|");
-    for (name, f) in [("serial", &serial), ("batch (20)", &batch)] {
+    for (name, f) in [
+        ("serial", &serial),
+        ("batch (20)", &batch),
+        ("speculative (depth 4)", &speculative),
+    ] {
         println!(
             "| {name} | {:.1} s | {} | {} | {} |",
             f.seconds, f.test_runs, f.landed, f.bounced
         );
     }
     println!(
-        "batch used {:.2} of serial's test runs (target: under a third) and {:.2} of its wall time",
+        "batch used {:.2} of serial's test runs and {:.2} of its wall time; speculative {:.2} of its wall time (target: at most a third)",
         batch.test_runs as f64 / serial.test_runs as f64,
-        batch.seconds / serial.seconds
+        batch.seconds / serial.seconds,
+        speculative.seconds / serial.seconds
+    );
+    assert!(
+        serial.landed == BRANCHES - 1
+            && batch.landed == serial.landed
+            && speculative.landed == serial.landed,
+        "every mode lands the same {} branches",
+        BRANCHES - 1
     );
 }

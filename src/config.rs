@@ -125,6 +125,9 @@ impl Default for FactoryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TestConfig {
     pub command: Option<String>,
+    /// Whether merge tests in a Docker sandbox get a network (`bridge`); off by default,
+    /// like agents' runs.
+    pub network: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +233,17 @@ impl Config {
                 "merge",
                 Some("batch_size"),
                 "[merge] batch_size must be at least 1".into(),
+            ));
+        }
+        if !(1..=crate::mergeq::MAX_DEPTH).contains(&self.merge.depth) {
+            return Err(bad(
+                "merge",
+                Some("depth"),
+                format!(
+                    "[merge] depth = {} is out of range: speculative mode tests 1 to {} entries at once, each in a sandbox of its own; e.g. depth = 4",
+                    self.merge.depth,
+                    crate::mergeq::MAX_DEPTH
+                ),
             ));
         }
         if self.merge.test_timeout_s == 0 {
@@ -453,6 +467,24 @@ mod tests {
             true,
         );
         assert!(e.contains("command") && e.starts_with("s.toml:4: "), "{e}");
+
+        for depth in [0, 33] {
+            let e = error(
+                &format!("[merge]\nmode = \"speculative\"\ndepth = {depth}\n"),
+                true,
+            );
+            assert!(
+                e.starts_with("s.toml:3: [merge] depth") && e.contains("1 to 32"),
+                "{e}"
+            );
+        }
+        let e = Config::parse("[merge]\nmode = \"sideways\"\n", Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.toml:2:") && e.contains("speculative"),
+            "{e}"
+        );
 
         let e = error("[sandbox]\ncpus = -1.0\n", true);
         assert!(

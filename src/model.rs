@@ -6,6 +6,8 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub mod transitions;
+
 pub type TicketId = u64;
 pub type RunId = u64;
 pub type MemoryId = u64;
@@ -791,6 +793,8 @@ pub enum QueueState {
     Queued,
     Testing,
     AwaitingApproval,
+    /// Tested and gated; main is being moved to it (see `transitions`).
+    Landing,
     Merged,
     Bounced,
     Rejected,
@@ -810,6 +814,7 @@ impl QueueState {
             QueueState::Queued => "queued",
             QueueState::Testing => "testing",
             QueueState::AwaitingApproval => "awaiting-approval",
+            QueueState::Landing => "landing",
             QueueState::Merged => "merged",
             QueueState::Bounced => "bounced",
             QueueState::Rejected => "rejected",

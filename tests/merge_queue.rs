@@ -135,6 +135,30 @@ fn queue<'a>(
     )
 }
 
+/// Queue `n` branches `<name>i`, each adding `<file>i.txt`; branch `bad` breaks the tests.
+fn queue_one_broken(
+    ws: &Workspace,
+    repo: &Repository,
+    main: &str,
+    name: &str,
+    file: &str,
+    n: usize,
+    bad: usize,
+) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let b = format!("{name}{i}");
+            let text = if i == bad {
+                "BROKEN\n".to_string()
+            } else {
+                format!("file {i}\n")
+            };
+            branch(repo, main, &b, &[(&format!("{file}{i}.txt"), &text)]);
+            enqueue(ws, repo, &b).id
+        })
+        .collect()
+}
+
 fn entry(ws: &Workspace, id: u64) -> QueueEntry {
     ws.store.queue_entry(id).unwrap().unwrap()
 }
@@ -394,17 +418,7 @@ fn batches_bisect_to_the_one_bad_entry_with_fewer_test_runs() {
         ..MergeConfig::default()
     };
     let q = queue(&ws, &repo, &main, cfg, &policy);
-    let mut ids = Vec::new();
-    for i in 0..8 {
-        let name = format!("b{i}");
-        let text = if i == 5 {
-            "BROKEN\n".to_string()
-        } else {
-            format!("file {i}\n")
-        };
-        branch(&repo, &main, &name, &[(&format!("f{i}.txt"), &text)]);
-        ids.push(enqueue(&ws, &repo, &name).id);
-    }
+    let ids = queue_one_broken(&ws, &repo, &main, "b", "f", 8, 5);
     let mut runs = 0;
     let mut landed = Vec::new();
     let mut bounced = Vec::new();
@@ -465,6 +479,62 @@ fn flaky_tests_are_retried_a_bounded_number_of_times_and_recorded() {
     assert_eq!(tests.len(), 2, "{tests:?}");
     assert!(!tests[0].ok && tests[0].retry == 0);
     assert!(tests[1].ok && tests[1].retry == 1);
+    assert_eq!(
+        mergeq::flaky(&entry(&ws, e.id)),
+        vec![(tests[1].commit.clone(), 1)],
+        "recorded as flaky, for `queue show`"
+    );
+}
+
+#[test]
+fn speculation_tests_the_next_entries_at_once_and_rebuilds_only_behind_the_red_one() {
+    let (_env, ws, repo, main) = setup("");
+    let policy = Policy::from_config(&ws.config.policy).unwrap();
+    let cfg = MergeConfig {
+        mode: Mode::Speculative,
+        depth: 4,
+        ..MergeConfig::default()
+    };
+    // Each test takes 1 s: four at once take about one, not four.
+    let q = MergeQueue::new(
+        &ws,
+        repo.path().parent().unwrap().to_path_buf(),
+        main.clone(),
+        cfg,
+        Some(format!("sleep 1; {CHECK}")),
+        &policy,
+    );
+    let ids = queue_one_broken(&ws, &repo, &main, "s", "s", 6, 2);
+    let started = std::time::Instant::now();
+    let first = q.turn().unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(first.test_runs, 4, "main+0, +1, +2, +3 at once");
+    assert!(
+        took < 3.5,
+        "four 1 s test runs in parallel took {took:.1} s"
+    );
+    assert_eq!(
+        first.landed,
+        ids[..2].to_vec(),
+        "the green prefix, in order"
+    );
+    assert_eq!(first.bounced, vec![ids[2]]);
+    let behind = entry(&ws, ids[3]);
+    assert_eq!(
+        behind.state,
+        QueueState::Queued,
+        "rebuilt without the red one"
+    );
+    assert!(behind.reason.unwrap().contains("ahead of it broke"));
+    let e2 = entry(&ws, ids[2]);
+    assert!(e2.reason.unwrap().contains("entries ahead of it"));
+    let second = q.turn().unwrap();
+    assert_eq!(second.landed, ids[3..].to_vec());
+    let head = main_oid(&repo, &main);
+    assert!(file_at(&repo, head, "s2.txt").is_none(), "red never lands");
+    for i in [0, 1, 3, 4, 5] {
+        assert!(file_at(&repo, head, &format!("s{i}.txt")).is_some());
+    }
 }
 
 #[test]

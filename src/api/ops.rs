@@ -11,6 +11,7 @@ use super::wire::{
     NewMemory, NewTicket, OpError, QueueAction, QueueDetail, QueueView, StepFound, StepSearch,
     SyncSession, SyncedSession,
 };
+use crate::model::transitions::TicketEvent;
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
 use crate::trace::{Format, TraceError};
@@ -184,18 +185,17 @@ pub fn ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
         .ok_or_else(|| ticket_not_found(id))
 }
 
+/// Cancel a ticket: its queue entries are withdrawn in the same transaction, so a branch
+/// waiting in a paused queue, or being tested, never lands.
 pub fn cancel_ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
+    ticket_event(ws, id, TicketEvent::Cancel)
+}
+
+/// Apply a person's event to a ticket through the state machine.
+fn ticket_event(ws: &Workspace, id: TicketId, ev: TicketEvent) -> Result<Ticket> {
     ws.store
-        .update_ticket(id, |t| {
-            if t.state.is_final() {
-                return Err(StoreError::Invalid(format!(
-                    "ticket {} is already {}; only queued, running or review tickets can be cancelled",
-                    t.id, t.state
-                )));
-            }
-            t.state = TicketState::Cancelled;
-            Ok(())
-        })
+        .apply_ticket(id, ev)
+        .map(|o| o.ticket)
         .map_err(|e| ticket_update_err(id, e))
 }
 
@@ -256,41 +256,20 @@ pub fn status(
 
 /// Give a ticket a new priority (higher runs first); a finished ticket keeps its own.
 pub fn set_priority(ws: &Workspace, id: TicketId, priority: i32) -> Result<Ticket> {
-    ws.store
-        .update_ticket(id, move |t| {
-            if t.state.is_final() {
-                return Err(StoreError::Invalid(format!(
-                    "ticket {} is already {}; a priority only matters before it lands",
-                    t.id, t.state
-                )));
-            }
-            t.priority = priority;
-            Ok(())
-        })
-        .map_err(|e| ticket_update_err(id, e))
+    ticket_event(ws, id, TicketEvent::Prioritize(priority))
 }
 
 /// Queue a failed or cancelled ticket again: the next run gets the lessons its earlier
 /// attempts left. A ticket still queued, running or in review is not retried twice.
 pub fn retry_ticket(ws: &Workspace, id: TicketId) -> Result<Ticket> {
-    ws.store
-        .update_ticket(id, |t| {
-            if !matches!(t.state, TicketState::Failed | TicketState::Cancelled) {
-                return Err(StoreError::Invalid(format!(
-                    "ticket {} is {}; only a failed or cancelled ticket is retried (kill its run first)",
-                    t.id, t.state
-                )));
-            }
-            t.state = TicketState::Queued;
-            Ok(())
-        })
-        .map_err(|e| ticket_update_err(id, e))
+    ticket_event(ws, id, TicketEvent::Retry)
 }
 
 fn ticket_update_err(id: TicketId, e: StoreError) -> OpError {
     match e {
         StoreError::NotFound { .. } => ticket_not_found(id),
         StoreError::Invalid(m) => OpError::new(ErrorKind::Conflict, m),
+        StoreError::Refused(r) => OpError::new(ErrorKind::Conflict, r.why),
         e => store_err(e),
     }
 }
@@ -733,7 +712,9 @@ pub fn audit(ws: &Workspace) -> Result<Vec<crate::model::AuditEvent>> {
 fn queue_err(e: crate::mergeq::QueueError) -> OpError {
     let kind = match &e {
         crate::mergeq::QueueError::NoEntry(_) => ErrorKind::NotFound,
-        crate::mergeq::QueueError::Invalid(_) => ErrorKind::Conflict,
+        crate::mergeq::QueueError::Invalid(_) | crate::mergeq::QueueError::Refused(_) => {
+            ErrorKind::Conflict
+        }
         _ => ErrorKind::Internal,
     };
     OpError::from_error(kind, &e)

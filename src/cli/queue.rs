@@ -172,6 +172,12 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                     }
                 );
             }
+            for (commit, failed) in shopfloor::mergeq::flaky(e) {
+                say!(
+                    "flaky: the tests failed {failed} time(s) on {} and then passed on a retry",
+                    short(&commit)
+                );
+            }
             if let Some(t) = e.tests.last() {
                 say!("--- last test log ---\n{}", t.log.trim_end());
             }
@@ -191,7 +197,12 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
         }
         QueueCmd::Reject { entry, reason } => {
             let e = b.queue_act(entry, "reject", act(Some(reason)))?;
-            say!("entry {} rejected", e.id);
+            // The reason says whether it was being tested: the person learns it holds.
+            say!(
+                "entry {} rejected: {}",
+                e.id,
+                e.reason.as_deref().unwrap_or("it will not land")
+            );
             Ok(())
         }
         QueueCmd::Bump { entry } => {

@@ -56,7 +56,12 @@ pub fn checkout(repo: &Repository, commit: Oid, dir: &Path) -> Result<(), git2::
     std::fs::create_dir_all(dir).map_err(|e| git2::Error::from_str(&e.to_string()))?;
     let tree = repo.find_commit(commit)?.tree()?;
     let mut co = git2::build::CheckoutBuilder::new();
-    co.target_dir(dir).force().recreate_missing(true);
+    // Not the clone's index either: libgit2 would otherwise lock and rewrite it, which
+    // also made parallel checkouts (speculative mode) fail on `index.lock`.
+    co.target_dir(dir)
+        .force()
+        .recreate_missing(true)
+        .update_index(false);
     repo.checkout_tree(tree.as_object(), Some(&mut co))
 }
 

@@ -1,28 +1,39 @@
 //! The merge queue: the only writer of main.
 //!
 //! Agents finish on branches in the workspace's clone; each finished run becomes a queue
-//! entry. For the entry at the head (priority, then arrival), the queue merges main and
-//! the branch in memory (git2, no working tree), bounces a conflict back to its ticket
-//! with the paths, judges the diff with the policy, checks the merged commit out into a
-//! directory of its own and runs the test command there, and only then moves
-//! `refs/heads/<main>` with a compare-and-swap on the main it tested against. A lost race
-//! (another factory, a hand-run `git`) leaves main as the winner left it and the entry is
-//! rebuilt on the new main. An entry whose diff needs a human waits, tested, for an
-//! approval pinned to its branch head; a new commit on the branch voids it.
+//! entry. A turn takes the head entry (serial), a batch, or the next `depth` entries
+//! (speculative), merges each onto main and the entries ahead of it in memory (git2, no
+//! working tree), bounces a conflict back to its ticket with the paths, judges the diff
+//! with the policy, tests the candidates in the workspace's sandbox (a hardened container
+//! or a scrubbed process group), and only then moves `refs/heads/<main>` with a
+//! compare-and-swap on the main it tested against. A lost race (another factory, a
+//! hand-run `git`) leaves main as the winner left it and the entries are rebuilt on the new
+//! main. An entry whose diff needs a human waits, tested, for an approval pinned to its
+//! branch head; a new commit on the branch voids it.
 //!
-//! `mode = "batch"` tests up to `batch_size` entries merged together; green lands them
-//! all, red bisects over prefixes of the batch to find the first entry that breaks it,
-//! lands the green prefix, bounces the culprit and queues the rest again.
+//! `mode = "batch"` tests up to `batch_size` entries merged together and bisects a red
+//! batch for the entry that breaks it; `mode = "speculative"` tests main+A, main+A+B, ...
+//! (`depth` of them) at once in parallel sandboxes, lands the green prefix in order,
+//! bounces the first red entry and rebuilds only the candidates behind it.
+//!
+//! What to do is decided by [`decide`]; [`driver`] carries it out through small traits
+//! (git, tests, store) implemented here on the real things; every state change is a
+//! transition of [`crate::model::transitions`], applied in one store transaction, so a
+//! person's reject, cancel or pause holds whatever the queue is doing at that moment.
 //!
 //! Invariants (each has a test): main never points at a commit whose tests failed or
 //! whose gate was not satisfied; two writers racing cannot both win; an approval of X does
-//! not land Y; a denied path never lands; a kill at any moment leaves main at the old or
-//! the new commit, and `recover` makes the queue consistent again.
+//! not land Y; a denied, rejected or cancelled entry never lands; nothing lands twice; a
+//! kill at any moment leaves main at the old or the new commit, and `recover` makes the
+//! queue consistent again.
 
+pub mod decide;
+pub mod driver;
 pub mod git;
 mod test_run;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use git2::{Oid, Repository};
@@ -30,21 +41,27 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::memory::NewMemory;
+use crate::model::transitions::{EntryEvent, EntryOutcome, Refusal};
 use crate::model::{
-    Approval, AuditEvent, Author, MemoryKind, QueueEntry, QueueEntryId, QueueState, Run,
-    TestRecord, TicketState, Verdict,
+    Approval, AuditEvent, Author, MemoryKind, QueueEntry, QueueEntryId, QueueState, Run, Verdict,
 };
+use crate::store::{EntryContext, StoreError};
 use crate::workspace::Workspace;
+use driver::{Driver, Merge, QueueGit, QueueStore};
 use git::Merged;
+pub use test_run::TestBackend;
 
 /// `[merge]` in shopfloor.toml.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MergeConfig {
-    /// `serial` (one entry at a time) or `batch`.
+    /// `serial` (one entry at a time), `batch` or `speculative`.
     pub mode: Mode,
     /// Entries tested together in batch mode.
     pub batch_size: usize,
+    /// Speculative mode: how many entries are tested at once, each on main plus the
+    /// entries ahead of it (1 to 32).
+    pub depth: usize,
     /// Times a red test run is tried again before it counts (flaky tests); each is recorded.
     pub flaky_retries: u32,
     /// Seconds a test run may take.
@@ -53,11 +70,16 @@ pub struct MergeConfig {
     pub push: Option<String>,
 }
 
+/// The deepest speculation `[merge] depth` accepts: each level is a sandbox running the
+/// whole test suite at once.
+pub const MAX_DEPTH: usize = 32;
+
 impl Default for MergeConfig {
     fn default() -> Self {
         MergeConfig {
             mode: Mode::Serial,
             batch_size: 8,
+            depth: 4,
             flaky_retries: 0,
             test_timeout_s: 1800,
             push: None,
@@ -70,6 +92,7 @@ impl Default for MergeConfig {
 pub enum Mode {
     Serial,
     Batch,
+    Speculative,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +103,10 @@ pub enum QueueError {
     Git(#[from] git2::Error),
     #[error("queue entry {0} does not exist; `shopfloor queue list` shows the queue")]
     NoEntry(QueueEntryId),
+    /// A person's decision or the queue's state refused the change (see
+    /// `model::transitions`).
+    #[error("{0}")]
+    Refused(Refusal),
     #[error("{0}")]
     Invalid(String),
     #[error("the policy could not judge the change: {0}")]
@@ -125,6 +152,7 @@ pub struct MergeQueue<'a> {
     cfg: MergeConfig,
     test_command: Option<String>,
     judge: &'a dyn Judge,
+    backend: TestBackend,
     /// Where candidates are checked out to be tested.
     scratch: PathBuf,
 }
@@ -208,6 +236,17 @@ pub fn enqueue_run(ws: &Workspace, repo: &Repository, run: &Run) -> Result<Optio
     Ok(Some(e))
 }
 
+/// Apply one entry transition in one store transaction; a refusal is the error.
+fn transition(ws: &Workspace, id: QueueEntryId, ev: EntryEvent) -> Result<EntryOutcome> {
+    ws.store
+        .apply_entry(id, EntryContext::new(ws.config.factory.max_attempts), ev)
+        .map_err(|e| match e {
+            StoreError::Refused(r) => QueueError::Refused(r),
+            StoreError::NotFound { .. } => QueueError::NoEntry(id),
+            e => QueueError::Store(e),
+        })
+}
+
 /// A human approves `id`, pinned to the branch head the entry holds now.
 pub fn approve(
     ws: &Workspace,
@@ -215,27 +254,15 @@ pub fn approve(
     by: &str,
     note: Option<String>,
 ) -> Result<QueueEntry> {
-    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    if e.state.is_finished() {
-        return Err(QueueError::Invalid(format!(
-            "entry {id} is {}; only a queued or waiting entry can be approved",
-            e.state.name()
-        )));
-    }
     let approval = Approval {
         entry: id,
-        commit: e.head.clone(),
+        // Pinned by the transition to the head the store holds.
+        commit: String::new(),
         by: by.to_string(),
         note: note.clone(),
         ts: Timestamp::now(),
     };
-    let e = update(ws, id, |e| {
-        e.approval = Some(approval.clone());
-        if e.state == QueueState::AwaitingApproval {
-            e.state = QueueState::Queued;
-        }
-        Ok(())
-    })?;
+    let e = transition(ws, id, EntryEvent::Approve(approval))?.entry;
     audit(
         ws,
         &format!("human:{by}"),
@@ -263,20 +290,17 @@ pub fn approve(
     Ok(e)
 }
 
-/// A human rejects `id` with a reason: it never lands.
+/// A human rejects `id` with a reason: it never lands, even if it is being tested now.
 pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Result<QueueEntry> {
-    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    if e.state == QueueState::Merged {
-        return Err(QueueError::Invalid(format!(
-            "entry {id} has already landed"
-        )));
-    }
-    let e = update(ws, id, |e| {
-        e.state = QueueState::Rejected;
-        e.reason = Some(format!("rejected by {by}: {reason}"));
-        Ok(())
-    })?;
-    set_ticket_state(ws, e.ticket, TicketState::Failed)?;
+    let e = transition(
+        ws,
+        id,
+        EntryEvent::Reject {
+            by: by.to_string(),
+            reason: reason.to_string(),
+        },
+    )?
+    .entry;
     audit(
         ws,
         &format!("human:{by}"),
@@ -298,13 +322,6 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
 
 /// Move `id` ahead of every other entry.
 pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
-    let e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    if e.state.is_finished() {
-        return Err(QueueError::Invalid(format!(
-            "entry {id} is {}; only an entry still to land can be bumped",
-            e.state.name()
-        )));
-    }
     let top = ws
         .store
         .queue_entries()?
@@ -312,10 +329,7 @@ pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
         .map(|e| e.priority)
         .max()
         .unwrap_or(0);
-    let e = update(ws, id, |e| {
-        e.priority = top + 1;
-        Ok(())
-    })?;
+    let e = transition(ws, id, EntryEvent::Bump { priority: top + 1 })?.entry;
     audit(
         ws,
         &format!("human:{by}"),
@@ -325,30 +339,14 @@ pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
     Ok(e)
 }
 
-fn update(
-    ws: &Workspace,
-    id: QueueEntryId,
-    f: impl FnOnce(&mut QueueEntry) -> Result<()>,
-) -> Result<QueueEntry> {
-    let mut e = ws.store.queue_entry(id)?.ok_or(QueueError::NoEntry(id))?;
-    f(&mut e)?;
-    e.updated = Some(Timestamp::now());
-    Ok(ws.store.put_queue_entry(e)?)
-}
-
-/// Move an entry's ticket, if it has one, to `state`.
-fn set_ticket_state(
-    ws: &Workspace,
-    ticket: Option<crate::model::TicketId>,
-    state: TicketState,
-) -> Result<()> {
-    if let Some(t) = ticket {
-        ws.store.update_ticket(t, move |t| {
-            t.state = state;
-            Ok(())
-        })?;
-    }
-    Ok(())
+/// Whether an entry's tests were flaky: a run that failed and then passed on its retry,
+/// for the same commit. Returns (commit, failed tries before the pass) of each.
+pub fn flaky(e: &QueueEntry) -> Vec<(String, u32)> {
+    e.tests
+        .iter()
+        .filter(|t| t.ok && t.retry > 0)
+        .map(|t| (t.commit.clone(), t.retry))
+        .collect()
 }
 
 /// A commit hash as the queue prints it: its first ten characters.
@@ -366,14 +364,32 @@ fn remember(
     paths: Vec<String>,
     author: Author,
 ) {
+    write_memories(ws, vec![memory(e, kind, text, paths, author)]);
+}
+
+fn memory(
+    e: &QueueEntry,
+    kind: MemoryKind,
+    text: String,
+    paths: Vec<String>,
+    author: Author,
+) -> NewMemory {
     let mut m = NewMemory::new(kind, text, author);
     m.paths = paths;
     m.tags = vec!["merge-queue".into()];
     if let Some(r) = e.run {
         m.source = Some(crate::model::StepRef { run: r, step: 0 });
     }
-    if let Err(err) = ws.memory.add(m) {
-        tracing::error!(entry = e.id, error = %err, "could not write the queue's memory");
+    m
+}
+
+/// In one store transaction and one index commit: a batch landing's memories cost one.
+fn write_memories(ws: &Workspace, memories: Vec<NewMemory>) {
+    if memories.is_empty() {
+        return;
+    }
+    if let Err(err) = ws.memory.add_many(memories) {
+        tracing::error!(error = %err, "could not write the queue's memories");
     }
 }
 
@@ -394,481 +410,184 @@ impl<'a> MergeQueue<'a> {
             cfg,
             test_command,
             judge,
+            backend: TestBackend::Host,
             scratch,
         }
+    }
+
+    /// Test candidates in `backend` (the factory's sandbox) instead of a scrubbed process
+    /// group on the host.
+    pub fn with_backend(mut self, backend: TestBackend) -> Self {
+        self.backend = backend;
+        self
     }
 
     fn repo(&self) -> Result<Repository> {
         Ok(Repository::open(&self.repo_path)?)
     }
 
-    fn main_oid(&self, repo: &Repository) -> Result<Oid> {
-        Ok(repo.refname_to_id(&format!("refs/heads/{}", self.main))?)
+    /// Run `f` with the driver over the real repository, sandbox and store.
+    fn drive<T>(&self, f: impl FnOnce(&Driver<'_>) -> Result<T>) -> Result<T> {
+        let git = RepoGit {
+            repo: self.repo()?,
+            main: self.main.clone(),
+            judge: self.judge,
+            push: self.cfg.push.clone(),
+            ws: self.ws,
+        };
+        let store = StoreQueue {
+            ws: self.ws,
+            repo_path: self.repo_path.clone(),
+        };
+        let tester = test_run::SandboxTester {
+            repo_path: self.repo_path.clone(),
+            scratch: self.scratch.clone(),
+            command: self.test_command.clone(),
+            timeout: Duration::from_secs(self.cfg.test_timeout_s),
+            flaky_retries: self.cfg.flaky_retries,
+            backend: self.backend.clone(),
+            label: crate::sandbox::workspace_label(&self.ws.info),
+            allowed_env: self.ws.config.sandbox.allowed_env_names(),
+        };
+        let d = Driver {
+            git: &git,
+            tester: &tester,
+            store: &store,
+            cfg: &self.cfg,
+            requires_tests: self.judge.requires_tests(),
+        };
+        f(&d)
     }
 
-    /// After a crash: an entry caught mid-test is queued again, unless its candidate is
-    /// already in main (the crash fell between moving main and recording it).
+    /// After a crash: an entry caught mid-test is queued again; one caught landing is
+    /// recorded as landed if main holds it, else queued again.
     pub fn recover(&self) -> Result<()> {
-        let repo = self.repo()?;
-        let main = self.main_oid(&repo)?;
-        for e in self.ws.store.queue_entries()? {
-            if e.state != QueueState::Testing {
-                continue;
-            }
-            let landed = match e.candidate.as_deref().map(oid).transpose()? {
-                Some(c) => c == main || repo.graph_descendant_of(main, c).unwrap_or(false),
-                None => false,
-            };
-            if landed {
-                self.finish_landed(&repo, e.id, main)?;
-            } else {
-                update(self.ws, e.id, |e| {
-                    e.state = QueueState::Queued;
-                    e.reason = Some("the factory stopped while it was tested; queued again".into());
-                    Ok(())
-                })?;
-            }
-        }
+        self.drive(|d| d.recover())?;
         let _ = std::fs::remove_dir_all(&self.scratch);
         Ok(())
     }
 
-    /// One turn: the head entry (serial) or a batch. Idle when nothing is queued.
+    /// One turn: the head entry (serial), a batch, or the next `depth` entries
+    /// (speculative). Idle when nothing is queued.
     pub fn turn(&self) -> Result<Turn> {
-        let repo = self.repo()?;
-        let mut turn = Turn::default();
-        let queued: Vec<QueueEntry> = ordered(self.ws.store.queue_entries()?)
-            .into_iter()
-            // Turns never overlap, so an entry still `testing` when one starts was left by
-            // a factory that died mid-turn: take it again (a landing that did reach main
-            // is found as already in it), whether or not `recover` ran.
-            .filter(|e| matches!(e.state, QueueState::Queued | QueueState::Testing))
-            .collect();
-        if queued.is_empty() {
-            return Ok(turn);
-        }
-        // Refresh each entry's branch head: a new commit voids an approval.
-        let mut ready = Vec::new();
-        for e in queued {
-            let e = self.refresh_head(&repo, e)?;
-            ready.push(e);
-        }
-        match self.cfg.mode {
-            Mode::Serial => self.serial(&repo, &ready[0], &mut turn)?,
-            Mode::Batch => {
-                let batch: Vec<QueueEntry> =
-                    ready.into_iter().take(self.cfg.batch_size.max(1)).collect();
-                self.batch(&repo, batch, &mut turn)?;
-            }
-        }
-        Ok(turn)
+        self.drive(|d| d.turn())
+    }
+}
+
+/// The factory's clone, its main and the policy, for the driver.
+struct RepoGit<'a> {
+    repo: Repository,
+    main: String,
+    judge: &'a dyn Judge,
+    push: Option<String>,
+    ws: &'a Workspace,
+}
+
+impl QueueGit for RepoGit<'_> {
+    fn main(&self) -> Result<String> {
+        Ok(hex(self
+            .repo
+            .refname_to_id(&format!("refs/heads/{}", self.main))?))
     }
 
-    fn refresh_head(&self, repo: &Repository, e: QueueEntry) -> Result<QueueEntry> {
-        let head = match repo.refname_to_id(&format!("refs/heads/{}", e.branch)) {
-            Ok(h) => hex(h),
-            Err(_) => return Ok(e),
-        };
-        if head == e.head {
-            return Ok(e);
-        }
-        let id = e.id;
-        update(self.ws, id, |e| {
-            e.head = head.clone();
-            if e.approval.as_ref().is_some_and(|a| a.commit != head) {
-                e.reason =
-                    Some("the branch changed after it was approved: the approval is void".into());
-            }
-            Ok(())
-        })
+    fn branch_head(&self, branch: &str) -> Result<Option<String>> {
+        Ok(self
+            .repo
+            .refname_to_id(&format!("refs/heads/{branch}"))
+            .ok()
+            .map(hex))
     }
 
-    /// The policy requires tests, and there is no command to run them.
-    fn untestable(&self) -> bool {
-        self.judge.requires_tests()
-            && self
-                .test_command
-                .as_deref()
-                .is_none_or(|c| c.trim().is_empty())
-    }
-
-    /// Whether `e` holds a human approval for exactly its current head.
-    fn approved(e: &QueueEntry) -> bool {
-        e.approval.as_ref().is_some_and(|a| a.commit == e.head)
-    }
-
-    /// Whether the entry is approved as the store has it now: an approval may arrive
-    /// while its tests run.
-    fn approved_now(&self, id: QueueEntryId) -> Result<bool> {
-        let e = self
-            .ws
-            .store
-            .queue_entry(id)?
-            .ok_or(QueueError::NoEntry(id))?;
-        Ok(Self::approved(&e))
-    }
-
-    fn serial(&self, repo: &Repository, e: &QueueEntry, turn: &mut Turn) -> Result<()> {
-        let base = self.main_oid(repo)?;
-        let Some(candidate) = self.merge_or_bounce(repo, e, base, turn)? else {
-            return Ok(());
-        };
-        let verdict = self
-            .judge
-            .judge(repo, base, candidate)
-            .map_err(QueueError::Policy)?;
-        if !self.gate_allows(e, &verdict, turn)? {
-            return Ok(());
-        }
-        if self.untestable() && !self.approved_now(e.id)? {
-            // The gate requires green tests that cannot run: a human decides.
-            let v = verdict.clone();
-            update(self.ws, e.id, |x| {
-                x.state = QueueState::AwaitingApproval;
-                x.verdict = Some(v);
-                x.reason = Some("the policy requires the `test` check, but no [test] command is configured: configure one, or approve to land it untested".into());
-                Ok(())
-            })?;
-            turn.waiting.push(e.id);
-            return Ok(());
-        }
-        self.set_testing(e.id, base, candidate, &verdict)?;
-        let record = self.test(repo, candidate, &[e.id], turn)?;
-        let ok = record.ok;
-        update(self.ws, e.id, |x| {
-            x.tests.push(record.clone());
-            Ok(())
-        })?;
-        if !ok {
-            self.bounce(
-                e.id,
-                format!(
-                    "the tests failed on {} (merged onto main {}):\n{}",
-                    short(&hex(candidate)),
-                    short(&hex(base)),
-                    tail(&record.log, 2000)
-                ),
-                Vec::new(),
-                turn,
-            )?;
-            return Ok(());
-        }
-        if verdict.needs_human && !self.approved_now(e.id)? {
-            update(self.ws, e.id, |x| {
-                x.state = QueueState::AwaitingApproval;
-                x.reason = Some(format!(
-                    "tested green; waiting for a human: {}",
-                    verdict.reasons.join("; ")
-                ));
-                Ok(())
-            })?;
-            turn.waiting.push(e.id);
-            return Ok(());
-        }
-        self.land(repo, &[e.id], base, candidate, turn)
-    }
-
-    /// Merge the entry onto `base`; a conflict bounces it. Returns the candidate.
-    fn merge_or_bounce(
-        &self,
-        repo: &Repository,
-        e: &QueueEntry,
-        base: Oid,
-        turn: &mut Turn,
-    ) -> Result<Option<Oid>> {
-        let message = format!(
-            "Merge {}{}",
-            e.branch,
-            e.ticket
-                .map(|t| format!(" (ticket {t})"))
-                .unwrap_or_default()
-        );
-        match git::merge(repo, base, oid(&e.head)?, &message)? {
-            Merged::Clean { commit } => Ok(Some(commit)),
-            Merged::AlreadyIn => {
-                self.finish_landed(repo, e.id, base)?;
-                turn.landed.push(e.id);
-                Ok(None)
-            }
-            Merged::Conflict { paths } => {
-                self.bounce(
-                    e.id,
-                    format!(
-                        "merge conflict with main {} in {}; rebuild the change on the new main",
-                        short(&hex(base)),
-                        paths.join(", ")
-                    ),
-                    paths,
-                    turn,
-                )?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Apply the policy's verdict: a denial rejects; otherwise go on (a needed approval
-    /// is checked after the tests, so the human approves a green candidate).
-    fn gate_allows(&self, e: &QueueEntry, verdict: &Verdict, turn: &mut Turn) -> Result<bool> {
-        if verdict.allowed {
-            return Ok(true);
-        }
-        let reason = format!("the policy rejects it: {}", verdict.reasons.join("; "));
-        let v = verdict.clone();
-        let r = reason.clone();
-        let entry = update(self.ws, e.id, |x| {
-            x.state = QueueState::Rejected;
-            x.verdict = Some(v);
-            x.reason = Some(r);
-            Ok(())
-        })?;
-        set_ticket_state(self.ws, entry.ticket, TicketState::Failed)?;
-        audit(
-            self.ws,
-            "merge-queue",
-            "queue.rejected",
-            format!("entry {}: {reason}", e.id),
-        );
-        remember(
-            self.ws,
-            &entry,
-            MemoryKind::Lesson,
-            format!(
-                "`{}` was rejected by the merge queue: {reason}",
-                entry.branch
-            ),
-            verdict.denied.clone(),
-            Author::Agent {
-                name: "merge-queue".into(),
+    fn merge(&self, base: &str, head: &str, message: &str) -> Result<Merge> {
+        Ok(
+            match git::merge(&self.repo, oid(base)?, oid(head)?, message)? {
+                Merged::Clean { commit } => Merge::Clean(hex(commit)),
+                Merged::AlreadyIn => Merge::AlreadyIn,
+                Merged::Conflict { paths } => Merge::Conflict(paths),
             },
-        );
-        turn.rejected.push(e.id);
-        Ok(false)
+        )
     }
 
-    fn set_testing(
-        &self,
-        id: QueueEntryId,
-        base: Oid,
-        candidate: Oid,
-        verdict: &Verdict,
-    ) -> Result<()> {
-        let v = verdict.clone();
-        update(self.ws, id, |x| {
-            x.state = QueueState::Testing;
-            x.base = Some(hex(base));
-            x.candidate = Some(hex(candidate));
-            x.verdict = Some(v);
-            x.reason = None;
-            Ok(())
-        })?;
-        Ok(())
+    fn contains(&self, main: &str, commit: &str) -> Result<bool> {
+        let (m, c) = (oid(main)?, oid(commit)?);
+        Ok(m == c || self.repo.graph_descendant_of(m, c).unwrap_or(false))
     }
 
-    /// Run the test command on `candidate`, with the configured flaky retries.
-    fn test(
-        &self,
-        repo: &Repository,
-        candidate: Oid,
-        batch: &[QueueEntryId],
-        turn: &mut Turn,
-    ) -> Result<TestRecord> {
-        let dir = self.scratch.join(hex(candidate));
-        let _ = std::fs::remove_dir_all(&dir);
-        git::checkout(repo, candidate, &dir)?;
-        let mut retry = 0;
-        let record = loop {
-            turn.test_runs += 1;
-            let out = test_run::run(
-                self.test_command.as_deref(),
-                &dir,
-                Duration::from_secs(self.cfg.test_timeout_s),
-            );
-            let record = TestRecord {
-                commit: hex(candidate),
-                ok: out.ok,
-                exit_code: out.exit_code,
-                seconds: out.seconds,
-                log: out.log,
-                batch: batch.to_vec(),
-                retry,
-            };
-            if record.ok || retry >= self.cfg.flaky_retries {
-                break record;
-            }
-            // Recorded, then tried again: a flaky test is visible in the entry's history.
-            for id in batch {
-                let r = record.clone();
-                update(self.ws, *id, |x| {
-                    x.tests.push(r);
-                    Ok(())
-                })?;
-            }
-            retry += 1;
-        };
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(record)
-    }
-
-    fn bounce(
-        &self,
-        id: QueueEntryId,
-        reason: String,
-        paths: Vec<String>,
-        turn: &mut Turn,
-    ) -> Result<()> {
-        let r = reason.clone();
-        let e = update(self.ws, id, |x| {
-            x.state = QueueState::Bounced;
-            x.reason = Some(r);
-            Ok(())
-        })?;
-        if let Some(t) = e.ticket {
-            // Back to its ticket: the scheduler runs it again on the new main, with this
-            // reason in the prompt, until its attempts are spent.
-            // Attempts as the scheduler counts them: interruptions are none of the agent's.
-            let max = self.ws.config.factory.max_attempts;
-            let spent = match self.ws.store.ticket(t)? {
-                Some(ticket) => self.ws.store.attempts(&ticket)?.counted >= max,
-                None => false,
-            };
-            self.ws.store.update_ticket(t, move |t| {
-                if t.state == TicketState::Review {
-                    t.state = if spent {
-                        TicketState::Failed
-                    } else {
-                        TicketState::Queued
-                    };
-                }
-                Ok(())
-            })?;
-        }
-        audit(
-            self.ws,
-            "merge-queue",
-            "queue.bounced",
-            format!("entry {id}: {}", first_line(&reason)),
-        );
-        remember(
-            self.ws,
-            &e,
-            MemoryKind::Lesson,
-            format!("`{}` bounced from the merge queue: {reason}", e.branch),
-            paths,
-            Author::Agent {
-                name: "merge-queue".into(),
-            },
-        );
-        turn.bounced.push(id);
-        Ok(())
-    }
-
-    /// Move main to `candidate` if it is still at `base`; record the landing.
-    fn land(
-        &self,
-        repo: &Repository,
-        ids: &[QueueEntryId],
-        base: Oid,
-        candidate: Oid,
-        turn: &mut Turn,
-    ) -> Result<()> {
-        let moved = git::compare_and_swap(
-            repo,
-            &self.main,
-            base,
-            candidate,
-            &format!("merge queue: land entries {ids:?}"),
-        )?;
+    fn compare_and_swap(&self, old: &str, new: &str, message: &str) -> Result<bool> {
+        let moved = git::compare_and_swap(&self.repo, &self.main, oid(old)?, oid(new)?, message)?;
         if !moved {
-            // Someone else moved main: rebuild on the new main next turn.
-            for id in ids {
-                update(self.ws, *id, |x| {
-                    x.state = QueueState::Queued;
-                    x.reason =
-                        Some("main moved while it was tested; rebuilt on the new main".into());
-                    Ok(())
-                })?;
-            }
             audit(
                 self.ws,
                 "merge-queue",
                 "queue.raced",
-                format!(
-                    "entries {ids:?}: main moved from {} before landing",
-                    short(&hex(base))
-                ),
+                format!("main moved from {} before landing", short(old)),
             );
-            return Ok(());
         }
-        for id in ids {
-            self.finish_landed(repo, *id, candidate)?;
-            turn.landed.push(*id);
-        }
-        if let Some(remote) = &self.cfg.push {
-            self.push(repo, remote)?;
+        Ok(moved)
+    }
+
+    fn judge(&self, base: &str, candidate: &str) -> Result<Verdict> {
+        self.judge
+            .judge(&self.repo, oid(base)?, oid(candidate)?)
+            .map_err(QueueError::Policy)
+    }
+
+    fn published(&self, main: &str) -> Result<()> {
+        publish_to_user(self.ws, &self.repo, &self.main, main);
+        if let Some(remote) = &self.push {
+            self.push(remote)?;
         }
         Ok(())
     }
+}
 
-    fn finish_landed(&self, repo: &Repository, id: QueueEntryId, main: Oid) -> Result<()> {
-        let e = update(self.ws, id, |x| {
-            x.state = QueueState::Merged;
-            x.landed = Some(hex(main));
-            x.reason = None;
-            Ok(())
-        })?;
-        set_ticket_state(self.ws, e.ticket, TicketState::Merged)?;
-        let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
-            (Some(b), Some(c)) => git::diff_stat(repo, oid(b)?, oid(c)?).unwrap_or_default(),
-            _ => (Vec::new(), 0),
-        };
-        // The lessons its run received held: it landed on their paths.
-        if let Some(run) = e.run.and_then(|r| self.ws.store.run(r).ok().flatten()) {
-            crate::learn::confirm_landed(self.ws, run.id, &run.recalled, &paths);
+/// The branch people see landed work on, in their own repository.
+pub const USER_BRANCH: &str = "shopfloor/main";
+
+/// Point `shopfloor/main` in the user's repository at `main` (pushing the objects it
+/// needs), never touching their HEAD, index or working tree; a failure is logged and
+/// audited, since main has landed in the factory's clone either way.
+fn publish_to_user(ws: &Workspace, repo: &Repository, main_branch: &str, main: &str) {
+    let done = (|| -> std::result::Result<(), String> {
+        let user = Repository::open(&ws.info.repo).map_err(|e| e.to_string())?;
+        let target = format!("refs/heads/{USER_BRANCH}");
+        // Their checked-out branch is never moved under their feet (invariant 7).
+        if user
+            .head()
+            .ok()
+            .and_then(|h| h.name().ok().map(String::from))
+            == Some(target.clone())
+        {
+            return Err(format!(
+                "{USER_BRANCH} is checked out in {}; switch to another branch and the next landing updates it",
+                ws.info.repo.display()
+            ));
         }
-        audit(
-            self.ws,
-            "merge-queue",
-            "queue.merged",
-            format!("entry {id} {} -> main {}", e.branch, short(&hex(main))),
-        );
-        let title = e
-            .ticket
-            .and_then(|t| self.ws.store.ticket(t).ok().flatten())
-            .map(|t| t.title)
-            .unwrap_or_else(|| e.branch.clone());
-        let approved = e
-            .approval
-            .as_ref()
-            .map(|a| {
-                format!(
-                    "; approved by {}{}",
-                    a.by,
-                    a.note
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        remember(
-            self.ws,
-            &e,
-            MemoryKind::Decision,
-            format!(
-                "Landed on main: {title} (`{}`, {} files, {lines} lines){approved}",
-                e.branch,
-                paths.len()
-            ),
-            paths,
-            Author::Agent {
-                name: "merge-queue".into(),
-            },
-        );
+        // Fetched from the user's side: libgit2 cannot push into a non-bare repository.
+        // Only the objects and that one ref are written; no FETCH_HEAD either.
+        let clone = repo.path().to_string_lossy().into_owned();
+        let mut remote = user.remote_anonymous(&clone).map_err(|e| e.to_string())?;
+        let spec = format!("+refs/heads/{main_branch}:{target}");
+        let mut opts = git2::FetchOptions::new();
+        opts.update_fetchhead(false);
+        remote
+            .fetch(&[&spec], Some(&mut opts), None)
+            .map_err(|e| e.to_string())?;
+        let now = user.refname_to_id(&target).map_err(|e| e.to_string())?;
+        if hex(now) != main {
+            return Err(format!("{USER_BRANCH} is at {now}, not {main}"));
+        }
         Ok(())
+    })();
+    if let Err(why) = done {
+        tracing::warn!(%why, "could not update {USER_BRANCH} in the user's repository");
+        audit(ws, "merge-queue", "queue.publish_failed", why);
     }
+}
 
-    fn push(&self, repo: &Repository, remote: &str) -> Result<()> {
-        let mut r = repo.find_remote(remote).map_err(|e| {
+impl RepoGit<'_> {
+    fn push(&self, remote: &str) -> Result<()> {
+        let mut r = self.repo.find_remote(remote).map_err(|e| {
             QueueError::Invalid(format!(
                 "[merge] push = \"{remote}\": no such remote in the factory's clone: {e}"
             ))
@@ -900,112 +619,147 @@ impl<'a> MergeQueue<'a> {
         }
         Ok(())
     }
+}
 
-    /// Batch mode: merge the entries in order onto main, test the whole; on red, bisect
-    /// over prefixes for the first entry that breaks it.
-    fn batch(&self, repo: &Repository, entries: Vec<QueueEntry>, turn: &mut Turn) -> Result<()> {
-        if self.untestable() {
-            // Nothing to batch: each entry waits for a human, one at a time.
-            return self.serial(repo, &entries[0], turn);
-        }
-        let base = self.main_oid(repo)?;
-        // Merge in order; a conflict bounces that entry and the rest go on without it.
-        let mut ids: Vec<QueueEntryId> = Vec::new();
-        let mut candidates: Vec<Oid> = Vec::new();
-        let mut tip = base;
-        for e in entries {
-            let Some(candidate) = self.merge_or_bounce(repo, &e, tip, turn)? else {
-                continue;
-            };
-            // Each entry is judged on its own diff from the main it builds on.
-            let own_base = tip;
-            let verdict = self
-                .judge
-                .judge(repo, own_base, candidate)
-                .map_err(QueueError::Policy)?;
-            if !self.gate_allows(&e, &verdict, turn)? {
-                continue;
-            }
-            if verdict.needs_human && !Self::approved(&e) {
-                // Tested alone, later, in serial: a human waits on it, not the batch.
-                if turn.landed.is_empty() && ids.is_empty() {
-                    return self.serial(repo, &e, turn);
-                }
-                continue;
-            }
-            self.set_testing(e.id, own_base, candidate, &verdict)?;
-            ids.push(e.id);
-            candidates.push(candidate);
-            tip = candidate;
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        // Find the longest green prefix: the whole batch first, then bisect.
-        let mut results: Vec<Option<bool>> = vec![None; ids.len()];
-        let mut record_for = |k: usize, this: &Self, turn: &mut Turn| -> Result<bool> {
-            if let Some(r) = results[k] {
-                return Ok(r);
-            }
-            let record = this.test(repo, candidates[k], &ids[..=k], turn)?;
-            for id in &ids[..=k] {
-                let r = record.clone();
-                update(this.ws, *id, |x| {
-                    x.tests.push(r);
-                    Ok(())
-                })?;
-            }
-            results[k] = Some(record.ok);
-            Ok(record.ok)
+/// The workspace's store for the driver; landings, bounces and denials are audited and
+/// become memories here.
+struct StoreQueue<'a> {
+    ws: &'a Workspace,
+    repo_path: PathBuf,
+}
+
+impl QueueStore for StoreQueue<'_> {
+    fn entries(&self) -> Result<Vec<QueueEntry>> {
+        Ok(self.ws.store.queue_entries()?)
+    }
+
+    fn apply(
+        &self,
+        ids: &[QueueEntryId],
+        ev: EntryEvent,
+    ) -> Result<std::result::Result<Vec<EntryOutcome>, Refusal>> {
+        let info = self.ws.info.clone();
+        let cx = EntryContext {
+            max_attempts: self.ws.config.factory.max_attempts,
+            paused: Arc::new(move || is_paused(&info)),
         };
-        let last = ids.len() - 1;
-        let (green, culprit) = if record_for(last, self, turn)? {
-            (Some(last), None)
-        } else {
-            // Invariant: prefix `lo` (exclusive) is green or empty, prefix `hi` is red.
-            let (mut lo, mut hi) = (0usize, last);
-            let mut green = None;
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if record_for(mid, self, turn)? {
-                    green = Some(mid);
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
+        match self.ws.store.apply_entries(ids.to_vec(), cx, ev.clone()) {
+            Ok(outs) => {
+                let memories = outs.iter().filter_map(|o| self.note(&ev, o)).collect();
+                write_memories(self.ws, memories);
+                Ok(Ok(outs))
             }
-            (green, Some(lo))
-        };
-        if let Some(g) = green {
-            let landing: Vec<QueueEntryId> = ids[..=g].to_vec();
-            self.land(repo, &landing, base, candidates[g], turn)?;
+            Err(StoreError::Refused(r)) => {
+                tracing::info!(entries = ?ids, "{r}");
+                Ok(Err(r))
+            }
+            Err(e) => Err(e.into()),
         }
-        if let Some(c) = culprit {
-            let log = self
-                .ws
-                .store
-                .queue_entry(ids[c])?
-                .and_then(|e| e.tests.last().map(|t| t.log.clone()))
-                .unwrap_or_default();
-            self.bounce(
-                ids[c],
+    }
+}
+
+impl StoreQueue<'_> {
+    /// The audit line a transition leaves, and the memory it leaves to write.
+    fn note(&self, ev: &EntryEvent, o: &EntryOutcome) -> Option<NewMemory> {
+        let e = &o.entry;
+        let bot = || Author::Agent {
+            name: "merge-queue".into(),
+        };
+        match ev {
+            EntryEvent::Bounce { reason, paths } => {
+                audit(
+                    self.ws,
+                    "merge-queue",
+                    "queue.bounced",
+                    format!("entry {}: {}", e.id, first_line(reason)),
+                );
+                Some(memory(
+                    e,
+                    MemoryKind::Lesson,
+                    format!("`{}` bounced from the merge queue: {reason}", e.branch),
+                    paths.clone(),
+                    bot(),
+                ))
+            }
+            EntryEvent::Deny { verdict, reason } => {
+                audit(
+                    self.ws,
+                    "merge-queue",
+                    "queue.rejected",
+                    format!("entry {}: {reason}", e.id),
+                );
+                Some(memory(
+                    e,
+                    MemoryKind::Lesson,
+                    format!("`{}` was rejected by the merge queue: {reason}", e.branch),
+                    verdict.denied.clone(),
+                    bot(),
+                ))
+            }
+            EntryEvent::TestResult(_) if o.discarded() => {
+                audit(
+                    self.ws,
+                    "merge-queue",
+                    "queue.result_discarded",
+                    format!("entry {}: {}", e.id, e.state.name()),
+                );
+                None
+            }
+            EntryEvent::Landed { commit } => Some(self.note_landed(e, commit)),
+            _ => None,
+        }
+    }
+
+    fn note_landed(&self, e: &QueueEntry, main: &str) -> NewMemory {
+        let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
+            (Some(b), Some(c)) => Repository::open(&self.repo_path)
+                .ok()
+                .and_then(|repo| git::diff_stat(&repo, oid(b).ok()?, oid(c).ok()?).ok())
+                .unwrap_or_default(),
+            _ => (Vec::new(), 0),
+        };
+        audit(
+            self.ws,
+            "merge-queue",
+            "queue.merged",
+            format!("entry {} {} -> main {}", e.id, e.branch, short(main)),
+        );
+        // The lessons its run received held: it landed on their paths.
+        if let Some(run) = e.run.and_then(|r| self.ws.store.run(r).ok().flatten()) {
+            crate::learn::confirm_landed(self.ws, run.id, &run.recalled, &paths);
+        }
+        let title = e
+            .ticket
+            .and_then(|t| self.ws.store.ticket(t).ok().flatten())
+            .map(|t| t.title)
+            .unwrap_or_else(|| e.branch.clone());
+        let approved = e
+            .approval
+            .as_ref()
+            .map(|a| {
                 format!(
-                    "it breaks the tests (found by bisecting a batch of {}):\n{}",
-                    ids.len(),
-                    tail(&log, 2000)
-                ),
-                Vec::new(),
-                turn,
-            )?;
-            // The rest were tested only with the culprit in: queue them again.
-            for id in &ids[c + 1..] {
-                update(self.ws, *id, |x| {
-                    x.state = QueueState::Queued;
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(())
+                    "; approved by {}{}",
+                    a.by,
+                    a.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        memory(
+            e,
+            MemoryKind::Decision,
+            format!(
+                "Landed on main: {title} (`{}`, {} files, {lines} lines){approved}",
+                e.branch,
+                paths.len()
+            ),
+            paths,
+            Author::Agent {
+                name: "merge-queue".into(),
+            },
+        )
     }
 }
 

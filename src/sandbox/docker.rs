@@ -64,6 +64,9 @@ pub struct DockerSandbox {
     binary: Option<PathBuf>,
     /// Containers this object launched and has not removed yet: `reap_orphans` spares them.
     live: Arc<Mutex<HashSet<String>>>,
+    /// Labels every container gets besides the workspace's and the run's (a merge test's
+    /// entries).
+    extra_labels: HashMap<String, String>,
 }
 
 impl DockerSandbox {
@@ -94,7 +97,25 @@ impl DockerSandbox {
             allowed_env: cfg.allowed_env_names(),
             binary: std::env::current_exe().ok(),
             live: Arc::default(),
+            extra_labels: HashMap::new(),
         })
+    }
+
+    /// The same engine and settings, its containers carrying `labels` as well.
+    pub fn clone_with_labels(
+        &self,
+        labels: impl IntoIterator<Item = (String, String)>,
+    ) -> DockerSandbox {
+        let mut extra_labels = self.extra_labels.clone();
+        extra_labels.extend(labels);
+        DockerSandbox {
+            docker: self.docker.clone(),
+            cfg: self.cfg.clone(),
+            allowed_env: self.allowed_env.clone(),
+            binary: self.binary.clone(),
+            live: self.live.clone(),
+            extra_labels,
+        }
     }
 
     /// Mount `path` at [`BINARY_MOUNT`] instead of the running executable (tests, or a
@@ -161,10 +182,13 @@ impl Sandbox for DockerSandbox {
             env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: Some(WORKSPACE_MOUNT.to_string()),
             user: Some(format!("{uid}:{gid}")),
-            labels: Some(HashMap::from([
-                (LABEL_WORKSPACE.to_string(), spec.labels.workspace.clone()),
-                (LABEL_RUN.to_string(), spec.labels.run.to_string()),
-            ])),
+            labels: Some({
+                let mut l = self.extra_labels.clone();
+                // Last, so no extra label can forge the workspace's or the run's.
+                l.insert(LABEL_WORKSPACE.to_string(), spec.labels.workspace.clone());
+                l.insert(LABEL_RUN.to_string(), spec.labels.run.to_string());
+                l
+            }),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             attach_stdin: Some(false),

@@ -250,6 +250,15 @@ impl SandboxError {
     }
 }
 
+/// The label a workspace's sandboxes (agent runs and merge tests) carry and are reaped by:
+/// its name plus a hash of its data directory, because two shopfloor homes (a demo, a
+/// test, a second user) may each hold a workspace of the same name, and one factory must
+/// never reap the other's.
+pub fn workspace_label(info: &crate::workspace::WorkspaceInfo) -> String {
+    let hash = blake3::hash(info.dir.as_os_str().as_encoded_bytes());
+    format!("{}-{}", info.name, &hash.to_hex()[..8])
+}
+
 /// What identifies a launched process as belonging to a workspace's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labels {

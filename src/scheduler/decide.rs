@@ -181,7 +181,7 @@ pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Nex
             why: format!("stopped at attempt {attempt}: {why}"),
         },
         Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
-            if attempt < max_attempts {
+            if !crate::model::transitions::attempts_spent(attempt, max_attempts) {
                 Next::Retry {
                     attempt: attempt + 1,
                     lesson: format!("Attempt {attempt} failed: {why}"),

@@ -20,6 +20,7 @@ use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
 use crate::api::auth::Tokens;
+use crate::model::transitions::{AfterRun, TicketEvent};
 use crate::model::{
     Lifecycle, QueueEntryId, QueueState, Run, RunId, RunState, Step, StepKind, Ticket, TicketId,
     TicketState, Usage,
@@ -349,6 +350,12 @@ impl Factory {
         f: impl FnOnce(&crate::mergeq::MergeQueue<'_>) -> Result<T, FactoryError>,
     ) -> Result<T, FactoryError> {
         let _one = self.queue_turn.lock().expect("queue lock");
+        // Merge tests run in the agents' sandbox: code an agent wrote never runs outside one.
+        let backend = crate::mergeq::TestBackend::for_sandbox(
+            self.sandbox.kind(),
+            &self.cfg.sandbox,
+            self.ws.config.test.network,
+        );
         let q = crate::mergeq::MergeQueue::new(
             &self.ws,
             self.clone.clone(),
@@ -356,7 +363,8 @@ impl Factory {
             self.ws.config.merge.clone(),
             self.ws.config.test.command.clone(),
             &*self.judge,
-        );
+        )
+        .with_backend(backend);
         f(&q)
     }
 
@@ -610,14 +618,9 @@ impl Factory {
         for u in picks.unrunnable {
             let ws = self.ws.clone();
             let reason = u.reason.clone();
-            let t = blocking(move || {
-                Ok(ws.store.update_ticket(u.ticket, move |t| {
-                    t.state = TicketState::Failed;
-                    t.body = format!("{}\n\n[shopfloor] not run: {reason}", t.body.trim_end());
-                    Ok(())
-                })?)
-            })
-            .await?;
+            let t =
+                blocking(move || ticket_event(&ws, u.ticket, TicketEvent::Unrunnable { reason }))
+                    .await?;
             tracing::warn!(ticket = t.id, "ticket cannot run: {}", u.reason);
             self.emit(FactoryEvent::TicketState {
                 ticket: t.id,
@@ -658,18 +661,8 @@ impl Factory {
                 outcome: None,
                 recalled: Vec::new(),
             })?;
-            let id = run.id;
-            ws.store.update_ticket(t_id, move |t| {
-                if t.state != TicketState::Queued {
-                    return Err(crate::store::StoreError::Invalid(format!(
-                        "ticket {} is {} now",
-                        t.id, t.state
-                    )));
-                }
-                t.state = TicketState::Running;
-                t.runs.push(id);
-                Ok(())
-            })?;
+            ws.store
+                .apply_ticket(t_id, TicketEvent::Claim { run: run.id })?;
             Ok(run)
         })
         .await;
@@ -721,12 +714,13 @@ impl Factory {
                     })?;
                     let t = match r.ticket {
                         Some(t) if transient => Some(after_interruption(&ws, t)?),
-                        Some(t) => Some(ws.store.update_ticket(t, |t| {
-                            if t.state == TicketState::Running {
-                                t.state = TicketState::Failed;
-                            }
-                            Ok(())
-                        })?),
+                        Some(t) => Some(ticket_event(
+                            &ws,
+                            t,
+                            TicketEvent::RunEnded {
+                                next: AfterRun::Fail,
+                            },
+                        )?),
                         None => None,
                     };
                     Ok((r, t))
@@ -1342,21 +1336,14 @@ impl Factory {
                 r.files_changed = files.clone();
                 r.outcome = Some(why.clone());
             })?;
-            let next2 = next.clone();
-            let t = ws.store.update_ticket(ticket.id, move |t| {
-                // A cancel that raced the run's end wins.
-                if t.state == TicketState::Cancelled {
-                    return Ok(());
-                }
-                t.state = match &next2 {
-                    Next::Requeue => TicketState::Queued,
-                    Next::Review => TicketState::Review,
-                    Next::Retry { .. } => TicketState::Queued,
-                    Next::Fail { .. } => TicketState::Failed,
-                    Next::Cancel => TicketState::Cancelled,
-                };
-                Ok(())
-            })?;
+            // A cancel that raced the run's end wins: the state machine keeps it.
+            let after = match &next {
+                Next::Requeue | Next::Retry { .. } => AfterRun::Queue,
+                Next::Review => AfterRun::Review,
+                Next::Fail { .. } => AfterRun::Fail,
+                Next::Cancel => AfterRun::Cancel,
+            };
+            let t = ticket_event(&ws, ticket.id, TicketEvent::RunEnded { next: after })?;
             // A lesson is what the agent's own failure teaches; an interruption teaches none.
             // Its digest goes into the run's trace (the retry's prompt reads it there) and
             // into memory, where the same failure again counts instead of repeating.
@@ -1506,12 +1493,10 @@ impl Factory {
     }
 }
 
-/// The label a workspace's sandboxes carry and are reaped by: its name plus a hash of its
-/// data directory, because two shopfloor homes (a demo, a test, a second user) may each
-/// hold a workspace of the same name, and one factory must never reap the other's agents.
+/// The label a workspace's sandboxes carry and are reaped by (see
+/// [`sandbox::workspace_label`]).
 fn sandbox_label(ws: &Workspace) -> String {
-    let hash = blake3::hash(ws.info.dir.as_os_str().as_encoded_bytes());
-    format!("{}-{}", ws.info.name, &hash.to_hex()[..8])
+    sandbox::workspace_label(&ws.info)
 }
 
 /// Carry out what the scheduler decided for an interrupted run's ticket: back to the queue,
@@ -1522,19 +1507,29 @@ fn after_interruption(ws: &Workspace, ticket: TicketId) -> Result<Ticket, Factor
         Some(t) => ws.store.attempts(&t)?,
         None => Default::default(),
     };
-    let state = match decide::after_interruption(attempts.interrupted) {
+    let next = match decide::after_interruption(attempts.interrupted) {
         Next::Fail { why } => {
             tracing::warn!(ticket, "{why}");
-            TicketState::Failed
+            AfterRun::Fail
         }
-        _ => TicketState::Queued,
+        _ => AfterRun::Queue,
     };
-    Ok(ws.store.update_ticket(ticket, move |t| {
-        if t.state == TicketState::Running {
-            t.state = state;
+    ticket_event(ws, ticket, TicketEvent::RunEnded { next })
+}
+
+/// Apply a machine's event to a ticket through the state machine. A refusal (a person
+/// moved the ticket first) leaves the ticket as the person left it, and is logged.
+fn ticket_event(ws: &Workspace, id: TicketId, ev: TicketEvent) -> Result<Ticket, FactoryError> {
+    match ws.store.apply_ticket(id, ev) {
+        Ok(o) => Ok(o.ticket),
+        Err(crate::store::StoreError::Refused(r)) => {
+            tracing::info!(ticket = id, "{r}");
+            ws.store
+                .ticket(id)?
+                .ok_or_else(|| FactoryError::Other(format!("ticket {id} is gone from the store")))
         }
-        Ok(())
-    })?)
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl FactoryError {

@@ -14,6 +14,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::model::transitions::{self, EntryEvent, EntryOutcome, TicketEvent, TicketOutcome};
 use crate::model::{
     AuditEvent, BlobHash, BlobRef, ImportMark, Memory, MemoryEvent, MemoryId, Payload, QueueEntry,
     QueueEntryId, Run, RunId, Step, Ticket, TicketId,
@@ -51,6 +52,9 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("{0}")]
     Invalid(String),
+    /// The state machine refused a transition (see `model::transitions`).
+    #[error("{0}")]
+    Refused(crate::model::transitions::Refusal),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
     #[error("the store's writer has stopped")]
@@ -78,6 +82,23 @@ db_err_from!(
 );
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What an entry transition needs besides the store's own records.
+#[derive(Clone)]
+pub struct EntryContext {
+    pub max_attempts: u32,
+    /// Whether the queue is paused, asked inside the transaction.
+    pub paused: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl EntryContext {
+    pub fn new(max_attempts: u32) -> EntryContext {
+        EntryContext {
+            max_attempts,
+            paused: Arc::new(|| false),
+        }
+    }
+}
 
 /// A handle on one workspace's store. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
@@ -643,6 +664,120 @@ impl Store {
         let tx = self.read()?;
         let t = tx.open_table(QUEUE)?;
         t.get(id)?.map(|v| decode("queue", v.value())).transpose()
+    }
+
+    /// Apply one ticket transition in one write transaction: the ticket and its queue
+    /// entries are read, checked and written together, so a cancel and a landing cannot
+    /// interleave.
+    pub fn apply_ticket(&self, id: TicketId, ev: TicketEvent) -> Result<TicketOutcome> {
+        self.write(move |tx| {
+            let mut tickets = tx.open_table(TICKETS)?;
+            let t: Ticket = match tickets.get(id)? {
+                Some(v) => decode("tickets", v.value())?,
+                None => {
+                    return Err(StoreError::NotFound {
+                        what: "ticket",
+                        id: id.to_string(),
+                    });
+                }
+            };
+            let mut queue = tx.open_table(QUEUE)?;
+            let mut entries: Vec<QueueEntry> = Vec::new();
+            for row in queue.iter()? {
+                let (_, v) = row?;
+                let e: QueueEntry = decode("queue", v.value())?;
+                if e.ticket == Some(id) {
+                    entries.push(e);
+                }
+            }
+            let mut out = transitions::ticket(&t, &entries, &ev).map_err(StoreError::Refused)?;
+            let now = jiff::Timestamp::now();
+            if out.ticket != t {
+                out.ticket.updated = now;
+                tickets.insert(id, encode(&out.ticket).as_slice())?;
+            }
+            for e in &mut out.entries {
+                e.updated = Some(now);
+                queue.insert(e.id, encode(&*e).as_slice())?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Apply one entry transition in one write transaction (see [`Store::apply_entries`]).
+    pub fn apply_entry(
+        &self,
+        id: QueueEntryId,
+        cx: EntryContext,
+        ev: EntryEvent,
+    ) -> Result<EntryOutcome> {
+        let mut v = self.apply_entries(vec![id], cx, ev)?;
+        Ok(v.pop().expect("one outcome per entry"))
+    }
+
+    /// Apply the same transition to every entry of `ids` in one write transaction, all or
+    /// none: the first refusal aborts the whole and is returned as
+    /// `StoreError::Refused`, prefixed with nothing, so a batch lands whole or not at all.
+    /// The context's attempts are read here, from the entry's ticket's runs; `paused` is
+    /// asked inside the transaction, so a pause written before it is seen.
+    pub fn apply_entries(
+        &self,
+        ids: Vec<QueueEntryId>,
+        cx: EntryContext,
+        ev: EntryEvent,
+    ) -> Result<Vec<EntryOutcome>> {
+        self.write(move |tx| {
+            let mut queue = tx.open_table(QUEUE)?;
+            let mut tickets = tx.open_table(TICKETS)?;
+            let runs = tx.open_table(RUNS)?;
+            let paused = (cx.paused)();
+            let now = jiff::Timestamp::now();
+            let mut outs = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let e: QueueEntry = match queue.get(*id)? {
+                    Some(v) => decode("queue", v.value())?,
+                    None => {
+                        return Err(StoreError::NotFound {
+                            what: "queue entry",
+                            id: id.to_string(),
+                        });
+                    }
+                };
+                let t: Option<Ticket> = match e.ticket {
+                    Some(t) => tickets
+                        .get(t)?
+                        .map(|v| decode("tickets", v.value()))
+                        .transpose()?,
+                    None => None,
+                };
+                let mut states = Vec::new();
+                for r in t.iter().flat_map(|t| &t.runs) {
+                    if let Some(v) = runs.get(*r)? {
+                        states.push(decode::<Run>("runs", v.value())?.state);
+                    }
+                }
+                let context = transitions::Context {
+                    attempts: crate::model::Attempts::of(states),
+                    max_attempts: cx.max_attempts,
+                    paused,
+                };
+                let mut out = transitions::entry(&e, t.as_ref(), &context, &ev)
+                    .map_err(StoreError::Refused)?;
+                if out.entry != e {
+                    out.entry.updated = Some(now);
+                    queue.insert(*id, encode(&out.entry).as_slice())?;
+                }
+                if let (Some(mut t), Some(state)) = (t, out.ticket)
+                    && t.state != state
+                {
+                    t.state = state;
+                    t.updated = now;
+                    tickets.insert(t.id, encode(&t).as_slice())?;
+                }
+                outs.push(out);
+            }
+            Ok(outs)
+        })
     }
 
     pub fn append_audit(&self, event: AuditEvent) -> Result<()> {

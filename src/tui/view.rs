@@ -658,6 +658,7 @@ pub fn queue_symbol(s: QueueState) -> (&'static str, &'static str) {
         QueueState::Queued => ("·", "ui"),
         QueueState::Testing => ("⟳", "queue.testing"),
         QueueState::AwaitingApproval => ("⚑", "queue.waiting"),
+        QueueState::Landing => ("⇡", "queue.testing"),
         QueueState::Merged => ("✓", "queue.merged"),
         QueueState::Bounced => ("↩", "queue.bounced"),
         QueueState::Rejected => ("✗", "queue.rejected"),
@@ -666,6 +667,11 @@ pub fn queue_symbol(s: QueueState) -> (&'static str, &'static str) {
 
 fn test_summary(e: &QueueEntry) -> String {
     match e.tests.last() {
+        // A pass on a retry is a flaky suite: said, not hidden behind the tick.
+        Some(r) if r.ok && r.retry > 0 => format!(
+            "tests ✓ flaky (failed {} time(s) first) {:.1}s",
+            r.retry, r.seconds
+        ),
         Some(r) if r.ok => format!("tests ✓ {:.1}s", r.seconds),
         Some(r) => format!(
             "tests ✗ exit {} {:.1}s",

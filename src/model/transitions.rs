@@ -1,0 +1,720 @@
+//! The one state machine of tickets and merge-queue entries. Every change of a ticket's or
+//! an entry's state is one of these pure functions, `(state, event) -> (new state, effects)`
+//! or a [`Refusal`] that says why; the store applies one per write transaction (read, check,
+//! write), so a person's decision and a machine's result can never interleave halfway.
+//!
+//! A person's decision wins over a machine's outcome: a reject or a cancel takes effect while
+//! the entry is being tested, and the test result that arrives afterwards is recorded and
+//! discarded; a paused queue refuses to begin a landing. The only window a person cannot
+//! close is [`QueueState::Landing`]: the tests and the gate have passed and main is being
+//! moved, which either happens or, after a crash, is found out by `recover`.
+
+use std::fmt;
+
+use super::{
+    Approval, Attempts, QueueEntry, QueueEntryId, QueueState, RunId, TestRecord, Ticket, TicketId,
+    TicketState, Verdict,
+};
+
+/// Why a transition was not made, in words for the person or the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub why: String,
+}
+
+impl Refusal {
+    fn new(why: impl Into<String>) -> Refusal {
+        Refusal { why: why.into() }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The retry cap, decided here and nowhere else: whether a ticket whose runs have counted
+/// `counted` attempts (the latest included) may have no more.
+pub fn attempts_spent(counted: u32, max_attempts: u32) -> bool {
+    counted >= max_attempts
+}
+
+/// What a transition asks the world to do besides writing the new state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Stop the ticket's live runs (it was cancelled).
+    StopRuns(TicketId),
+    /// A machine's result arrived for an entry a person already decided: it was recorded
+    /// and changes nothing.
+    Discarded(String),
+}
+
+// ---- tickets ----
+
+/// What happens to a ticket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TicketEvent {
+    /// The scheduler starts run `run` of it.
+    Claim { run: RunId },
+    /// Its run ended; the scheduler decided what comes next.
+    RunEnded { next: AfterRun },
+    /// The factory could not run it as asked (an unknown agent profile, say).
+    Unrunnable { reason: String },
+    /// A person cancels it.
+    Cancel,
+    /// A person queues a failed or cancelled ticket again.
+    Retry,
+    /// A person gives it a new priority.
+    Prioritize(i32),
+}
+
+/// Where a ticket goes after its run, as the scheduler decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterRun {
+    /// Its branch goes to the merge queue.
+    Review,
+    /// Back to the queue for another run.
+    Queue,
+    Fail,
+    Cancel,
+}
+
+/// A ticket transition's result: the ticket, the entries of it that change with it (a
+/// cancel withdraws them), and effects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketOutcome {
+    pub ticket: Ticket,
+    pub entries: Vec<QueueEntry>,
+    pub effects: Vec<Effect>,
+}
+
+/// Apply `ev` to ticket `t`, whose queue entries are `entries`.
+pub fn ticket(
+    t: &Ticket,
+    entries: &[QueueEntry],
+    ev: &TicketEvent,
+) -> Result<TicketOutcome, Refusal> {
+    let mut out = TicketOutcome {
+        ticket: t.clone(),
+        entries: Vec::new(),
+        effects: Vec::new(),
+    };
+    let id = t.id;
+    match ev {
+        TicketEvent::Claim { run } => {
+            if t.state != TicketState::Queued {
+                return Err(Refusal::new(format!(
+                    "ticket {id} is {} now; only a queued ticket is started",
+                    t.state
+                )));
+            }
+            out.ticket.state = TicketState::Running;
+            out.ticket.runs.push(*run);
+        }
+        TicketEvent::RunEnded { next } => match t.state {
+            TicketState::Running => {
+                out.ticket.state = match next {
+                    AfterRun::Review => TicketState::Review,
+                    AfterRun::Queue => TicketState::Queued,
+                    AfterRun::Fail => TicketState::Failed,
+                    AfterRun::Cancel => TicketState::Cancelled,
+                };
+            }
+            // A cancel that raced the run's end wins; the run's result is recorded on the
+            // run, not on the ticket.
+            TicketState::Cancelled => out.effects.push(Effect::Discarded(format!(
+                "ticket {id} was cancelled while its run ended; it stays cancelled"
+            ))),
+            s => {
+                return Err(Refusal::new(format!(
+                    "ticket {id} is {s}, not running; its run's end changes nothing"
+                )));
+            }
+        },
+        TicketEvent::Unrunnable { reason } => {
+            if t.state != TicketState::Queued {
+                return Err(Refusal::new(format!("ticket {id} is {} now", t.state)));
+            }
+            out.ticket.state = TicketState::Failed;
+            out.ticket.body = format!("{}\n\n[shopfloor] not run: {reason}", t.body.trim_end());
+        }
+        TicketEvent::Cancel => {
+            if t.state.is_final() {
+                return Err(Refusal::new(format!(
+                    "ticket {id} is already {}; only queued, running or review tickets can be cancelled",
+                    t.state
+                )));
+            }
+            for e in entries.iter().filter(|e| e.ticket == Some(id)) {
+                match entry(
+                    e,
+                    Some(t),
+                    &Context::default(),
+                    &EntryEvent::TicketCancelled,
+                ) {
+                    Ok(o) => {
+                        if o.entry != *e {
+                            out.entries.push(o.entry);
+                        }
+                    }
+                    Err(r) => {
+                        return Err(Refusal::new(format!(
+                            "ticket {id} cannot be cancelled now: {r}"
+                        )));
+                    }
+                }
+            }
+            out.ticket.state = TicketState::Cancelled;
+            out.effects.push(Effect::StopRuns(id));
+        }
+        TicketEvent::Retry => {
+            if !matches!(t.state, TicketState::Failed | TicketState::Cancelled) {
+                return Err(Refusal::new(format!(
+                    "ticket {id} is {}; only a failed or cancelled ticket is retried (kill its run first)",
+                    t.state
+                )));
+            }
+            out.ticket.state = TicketState::Queued;
+        }
+        TicketEvent::Prioritize(p) => {
+            if t.state.is_final() {
+                return Err(Refusal::new(format!(
+                    "ticket {id} is already {}; a priority only matters before it lands",
+                    t.state
+                )));
+            }
+            out.ticket.priority = *p;
+        }
+    }
+    Ok(out)
+}
+
+// ---- queue entries ----
+
+/// What happens to a queue entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EntryEvent {
+    /// Its branch has a new head (which voids an approval of the old one).
+    HeadMoved { head: String },
+    /// A person approves its current head.
+    Approve(Approval),
+    /// A person rejects it.
+    Reject { by: String, reason: String },
+    /// Its ticket was cancelled.
+    TicketCancelled,
+    /// A person moves it in the queue.
+    Bump { priority: i32 },
+    /// The queue merged it onto `base` as `candidate` and starts testing it.
+    StartTest {
+        base: String,
+        candidate: String,
+        verdict: Verdict,
+    },
+    /// One test run that included it finished.
+    TestResult(TestRecord),
+    /// It waits for a person (a needed approval, or tests that cannot run).
+    Wait {
+        verdict: Option<Verdict>,
+        reason: String,
+    },
+    /// The policy denies it.
+    Deny { verdict: Verdict, reason: String },
+    /// It goes back to its ticket (a conflict, red tests); `paths` are the ones involved.
+    Bounce { reason: String, paths: Vec<String> },
+    /// Back in line, to be merged and tested again (main moved, the queue was paused, an
+    /// entry ahead of it in a batch broke, the factory stopped).
+    Requeue { reason: String },
+    /// The queue is about to move main to `landing`, a commit that holds this entry.
+    BeginLanding {
+        landing: String,
+        /// The `test` check is required: `landing` must have a green run.
+        requires_green: bool,
+    },
+    /// Main now holds it, at `commit`.
+    Landed { commit: String },
+}
+
+/// What the store reads, in the same transaction, for an entry transition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// How its ticket's runs count (for a bounce: back to the queue, or failed).
+    pub attempts: Attempts,
+    pub max_attempts: u32,
+    /// The queue is paused: nothing begins to land.
+    pub paused: bool,
+}
+
+/// An entry transition's result: the entry, its ticket's new state if it changes, effects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryOutcome {
+    pub entry: QueueEntry,
+    pub ticket: Option<TicketState>,
+    pub effects: Vec<Effect>,
+}
+
+impl EntryOutcome {
+    /// The event was recorded but changed nothing: a person had decided first.
+    pub fn discarded(&self) -> bool {
+        self.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Discarded(_)))
+    }
+}
+
+/// Whether `e` holds a human approval for exactly its current head.
+pub fn approved(e: &QueueEntry) -> bool {
+    e.approval.as_ref().is_some_and(|a| a.commit == e.head)
+}
+
+fn decided(id: QueueEntryId, e: &QueueEntry) -> String {
+    let why = e
+        .reason
+        .as_deref()
+        .and_then(|r| r.lines().next())
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    format!("entry {id} is {}{why}", e.state.name())
+}
+
+/// Apply `ev` to entry `e`, whose ticket (if any) is `t`.
+pub fn entry(
+    e: &QueueEntry,
+    t: Option<&Ticket>,
+    cx: &Context,
+    ev: &EntryEvent,
+) -> Result<EntryOutcome, Refusal> {
+    use QueueState as S;
+    let id = e.id;
+    let mut out = EntryOutcome {
+        entry: e.clone(),
+        ticket: None,
+        effects: Vec::new(),
+    };
+    let n = &mut out.entry;
+    // The ticket follows its entry only while it waits in review: a ticket a person
+    // cancelled, or one already running again, is not the entry's to move.
+    let in_review = t.is_some_and(|t| t.state == TicketState::Review);
+    let landing = || {
+        Refusal::new(format!(
+            "entry {id} is landing on main right now (its tests and gate passed); it is too late to stop it: revert it on main if it must go"
+        ))
+    };
+    match ev {
+        EntryEvent::HeadMoved { head } => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval if *head != e.head => {
+                if e.approval.as_ref().is_some_and(|a| a.commit != *head) {
+                    n.reason = Some(
+                        "the branch changed after it was approved: the approval is void".into(),
+                    );
+                }
+                n.head = head.clone();
+            }
+            _ => {}
+        },
+        EntryEvent::Approve(a) => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval => {
+                let mut a = a.clone();
+                // Pinned to the head the store holds, whatever the caller read.
+                a.commit = e.head.clone();
+                n.approval = Some(a);
+                if e.state == S::AwaitingApproval {
+                    n.state = S::Queued;
+                }
+            }
+            S::Landing => return Err(landing()),
+            _ => {
+                return Err(Refusal::new(format!(
+                    "entry {id} is {}; only a queued, testing or waiting entry can be approved",
+                    e.state.name()
+                )));
+            }
+        },
+        EntryEvent::Reject { by, reason } => match e.state {
+            S::Queued | S::AwaitingApproval => {
+                n.state = S::Rejected;
+                n.reason = Some(format!("rejected by {by}: {reason}"));
+                if in_review {
+                    out.ticket = Some(TicketState::Failed);
+                }
+            }
+            S::Testing => {
+                n.state = S::Rejected;
+                n.reason = Some(format!(
+                    "rejected by {by} while it was being tested: {reason}; the rejection is recorded and it will not land"
+                ));
+                if in_review {
+                    out.ticket = Some(TicketState::Failed);
+                }
+            }
+            S::Landing => return Err(landing()),
+            S::Merged => return Err(Refusal::new(format!("entry {id} has already landed"))),
+            S::Bounced => {
+                return Err(Refusal::new(format!(
+                    "entry {id} was bounced back to its ticket and will not land as it is; cancel the ticket to stop it"
+                )));
+            }
+            S::Rejected => return Err(Refusal::new(format!("{}: already", decided(id, e)))),
+        },
+        EntryEvent::TicketCancelled => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval => {
+                n.state = S::Rejected;
+                n.reason = Some(match (e.state, e.ticket) {
+                    (S::Testing, Some(t)) => format!(
+                        "ticket {t} was cancelled while it was being tested; it will not land"
+                    ),
+                    (_, Some(t)) => format!("ticket {t} was cancelled; it will not land"),
+                    _ => "its ticket was cancelled; it will not land".into(),
+                });
+            }
+            S::Landing => return Err(landing()),
+            S::Merged | S::Bounced | S::Rejected => {}
+        },
+        EntryEvent::Bump { priority } => {
+            if e.state.is_finished() || e.state == S::Landing {
+                return Err(Refusal::new(format!(
+                    "entry {id} is {}; only an entry still to land can be bumped",
+                    e.state.name()
+                )));
+            }
+            n.priority = *priority;
+        }
+        EntryEvent::StartTest {
+            base,
+            candidate,
+            verdict,
+        } => match e.state {
+            // `testing` too: a turn a dead factory left halfway is taken again.
+            S::Queued | S::Testing => {
+                n.state = S::Testing;
+                n.base = Some(base.clone());
+                n.candidate = Some(candidate.clone());
+                n.verdict = Some(verdict.clone());
+                n.reason = None;
+            }
+            _ => {
+                return Err(Refusal::new(format!(
+                    "{}; it is not tested",
+                    decided(id, e)
+                )));
+            }
+        },
+        EntryEvent::TestResult(r) => {
+            // Always recorded: a person reads every run, a flaky one included.
+            n.tests.push(r.clone());
+            if e.state != S::Testing {
+                out.effects.push(Effect::Discarded(format!(
+                    "{}; the test result is recorded and discarded",
+                    decided(id, e)
+                )));
+            }
+        }
+        EntryEvent::Wait { verdict, reason } => match e.state {
+            S::Queued | S::Testing => {
+                n.state = S::AwaitingApproval;
+                if let Some(v) = verdict {
+                    n.verdict = Some(v.clone());
+                }
+                n.reason = Some(reason.clone());
+            }
+            _ => return Err(Refusal::new(decided(id, e))),
+        },
+        EntryEvent::Deny { verdict, reason } => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval => {
+                n.state = S::Rejected;
+                n.verdict = Some(verdict.clone());
+                n.reason = Some(reason.clone());
+                if in_review {
+                    out.ticket = Some(TicketState::Failed);
+                }
+            }
+            _ => return Err(Refusal::new(decided(id, e))),
+        },
+        EntryEvent::Bounce { reason, .. } => match e.state {
+            S::Queued | S::Testing => {
+                n.state = S::Bounced;
+                n.reason = Some(reason.clone());
+                if in_review {
+                    // Back to its ticket: run again on the new main with this reason in the
+                    // prompt, until its attempts are spent.
+                    out.ticket = Some(if attempts_spent(cx.attempts.counted, cx.max_attempts) {
+                        TicketState::Failed
+                    } else {
+                        TicketState::Queued
+                    });
+                }
+            }
+            _ => return Err(Refusal::new(decided(id, e))),
+        },
+        EntryEvent::Requeue { reason } => match e.state {
+            S::Queued | S::Testing | S::Landing => {
+                n.state = S::Queued;
+                n.reason = Some(reason.clone());
+            }
+            _ => return Err(Refusal::new(decided(id, e))),
+        },
+        EntryEvent::BeginLanding {
+            landing,
+            requires_green,
+        } => {
+            if e.state != S::Testing {
+                return Err(Refusal::new(format!(
+                    "{}; it will not land",
+                    decided(id, e)
+                )));
+            }
+            if cx.paused {
+                return Err(Refusal::new(format!(
+                    "the queue is paused; entry {id} holds and is tested again after `shopfloor queue resume`"
+                )));
+            }
+            let Some(v) = &e.verdict else {
+                return Err(Refusal::new(format!("entry {id} was never judged")));
+            };
+            if !v.allowed {
+                return Err(Refusal::new(format!("the policy denies entry {id}")));
+            }
+            if v.needs_human && !approved(e) {
+                return Err(Refusal::new(format!(
+                    "entry {id} needs a person's approval of {}",
+                    short(&e.head)
+                )));
+            }
+            if *requires_green && !e.tests.iter().any(|r| r.ok && r.commit == *landing) {
+                return Err(Refusal::new(format!(
+                    "no green test run of {} holds entry {id}",
+                    short(landing)
+                )));
+            }
+            n.state = S::Landing;
+            n.landed = None;
+        }
+        EntryEvent::Landed { commit } => match e.state {
+            // `queued`/`testing`: its branch was found already in main.
+            S::Landing | S::Queued | S::Testing => {
+                n.state = S::Merged;
+                n.landed = Some(commit.clone());
+                n.reason = None;
+                if t.is_some_and(|t| !t.state.is_final()) {
+                    out.ticket = Some(TicketState::Merged);
+                }
+            }
+            _ => return Err(Refusal::new(decided(id, e))),
+        },
+    }
+    Ok(out)
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+
+    fn e(state: QueueState) -> QueueEntry {
+        QueueEntry {
+            id: 4,
+            ticket: Some(1),
+            run: Some(1),
+            branch: "b".into(),
+            head: "h1".into(),
+            priority: 0,
+            state,
+            enqueued: Timestamp::UNIX_EPOCH,
+            verdict: Some(Verdict {
+                allowed: true,
+                needs_human: false,
+                reasons: vec![],
+                denied: vec![],
+                gated: vec![],
+                changed_lines: 1,
+                files: 1,
+            }),
+            reason: None,
+            candidate: Some("c1".into()),
+            base: Some("m0".into()),
+            tests: vec![],
+            approval: None,
+            landed: None,
+            updated: None,
+        }
+    }
+
+    fn t(state: TicketState) -> Ticket {
+        Ticket {
+            id: 1,
+            title: "t".into(),
+            body: String::new(),
+            priority: 0,
+            agent: None,
+            paths: vec![],
+            state,
+            created: Timestamp::UNIX_EPOCH,
+            updated: Timestamp::UNIX_EPOCH,
+            runs: vec![],
+        }
+    }
+
+    fn green(commit: &str) -> TestRecord {
+        TestRecord {
+            commit: commit.into(),
+            ok: true,
+            exit_code: Some(0),
+            seconds: 1.0,
+            log: String::new(),
+            batch: vec![4],
+            retry: 0,
+        }
+    }
+
+    #[test]
+    fn a_rejection_mid_test_holds_and_the_result_is_recorded_and_discarded() {
+        let cx = Context::default();
+        let ticket = t(TicketState::Review);
+        let testing = e(QueueState::Testing);
+        let rejected = entry(
+            &testing,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::Reject {
+                by: "ana".into(),
+                reason: "no".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(rejected.entry.state, QueueState::Rejected);
+        assert_eq!(rejected.ticket, Some(TicketState::Failed));
+        assert!(
+            rejected
+                .entry
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("being tested")
+        );
+        let result = entry(
+            &rejected.entry,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::TestResult(green("c1")),
+        )
+        .unwrap();
+        assert!(result.discarded());
+        assert_eq!(result.entry.state, QueueState::Rejected);
+        assert_eq!(result.entry.tests.len(), 1, "recorded all the same");
+        let land = entry(
+            &result.entry,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::BeginLanding {
+                landing: "c1".into(),
+                requires_green: true,
+            },
+        )
+        .unwrap_err();
+        assert!(land.why.contains("rejected"), "{land}");
+    }
+
+    #[test]
+    fn a_landing_needs_green_tests_an_approval_of_its_head_and_an_unpaused_queue() {
+        let ticket = t(TicketState::Review);
+        let mut x = e(QueueState::Testing);
+        let begin = EntryEvent::BeginLanding {
+            landing: "c1".into(),
+            requires_green: true,
+        };
+        let cx = Context::default();
+        assert!(entry(&x, Some(&ticket), &cx, &begin).is_err(), "not tested");
+        x.tests.push(green("c1"));
+        let paused = Context {
+            paused: true,
+            ..Context::default()
+        };
+        let r = entry(&x, Some(&ticket), &paused, &begin).unwrap_err();
+        assert!(r.why.contains("paused"), "{r}");
+        x.verdict.as_mut().unwrap().needs_human = true;
+        x.approval = Some(Approval {
+            entry: 4,
+            commit: "h0".into(),
+            by: "ana".into(),
+            note: None,
+            ts: Timestamp::UNIX_EPOCH,
+        });
+        assert!(
+            entry(&x, Some(&ticket), &cx, &begin).is_err(),
+            "approved another head"
+        );
+        x.approval.as_mut().unwrap().commit = "h1".into();
+        let o = entry(&x, Some(&ticket), &cx, &begin).unwrap();
+        assert_eq!(o.entry.state, QueueState::Landing);
+        let r = entry(
+            &o.entry,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::Reject {
+                by: "ana".into(),
+                reason: "late".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(r.why.contains("too late"), "{r}");
+        let done = entry(
+            &o.entry,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::Landed {
+                commit: "c1".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(done.entry.state, QueueState::Merged);
+        assert_eq!(done.ticket, Some(TicketState::Merged));
+    }
+
+    #[test]
+    fn cancelling_a_ticket_withdraws_its_entries_and_a_bounce_follows_the_retry_cap() {
+        let ticket = t(TicketState::Review);
+        let o = super::ticket(&ticket, &[e(QueueState::Queued)], &TicketEvent::Cancel).unwrap();
+        assert_eq!(o.ticket.state, TicketState::Cancelled);
+        assert_eq!(o.entries[0].state, QueueState::Rejected);
+        assert_eq!(o.effects, vec![Effect::StopRuns(1)]);
+        let blocked =
+            super::ticket(&ticket, &[e(QueueState::Landing)], &TicketEvent::Cancel).unwrap_err();
+        assert!(blocked.why.contains("too late"), "{blocked}");
+        for (counted, want) in [(1, TicketState::Queued), (2, TicketState::Failed)] {
+            let cx = Context {
+                attempts: Attempts {
+                    counted,
+                    interrupted: 0,
+                },
+                max_attempts: 2,
+                paused: false,
+            };
+            let o = entry(
+                &e(QueueState::Testing),
+                Some(&ticket),
+                &cx,
+                &EntryEvent::Bounce {
+                    reason: "red".into(),
+                    paths: vec![],
+                },
+            )
+            .unwrap();
+            assert_eq!(o.ticket, Some(want));
+        }
+        let ran = super::ticket(
+            &t(TicketState::Cancelled),
+            &[],
+            &TicketEvent::RunEnded {
+                next: AfterRun::Review,
+            },
+        )
+        .unwrap();
+        assert_eq!(ran.ticket.state, TicketState::Cancelled, "cancel wins");
+    }
+}
