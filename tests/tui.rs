@@ -779,3 +779,32 @@ fn events_that_need_a_person_notify_and_others_do_not() {
     }));
     assert!(notices(fx).is_empty());
 }
+
+/// The Tickets screen shows what each ticket's runs cost.
+#[test]
+fn the_tickets_screen_shows_each_tickets_spend() {
+    let f = fixture();
+    let mut app = app(&f);
+    let mut tickets = ops::tickets(&f.ws, None).unwrap();
+    // The queued ticket, selected on the board: its card and its detail.
+    let t = tickets
+        .iter_mut()
+        .find(|t| t.state == TicketState::Queued)
+        .unwrap();
+    let id = t.id;
+    t.runs = vec![1, 2];
+    let _ = app.update(Msg::Tickets(tickets));
+    let mut runs = vec![];
+    for (rid, cost) in [(1, 0.25), (2, 0.17)] {
+        let mut r = f.run.clone();
+        r.id = rid;
+        r.ticket = Some(id);
+        r.usage.cost_usd = Some(cost);
+        runs.push(r);
+    }
+    let _ = app.update(Msg::Runs(runs));
+    app.screen = Screen::Tickets;
+    let text = format!("{:?}", render(&app, 160, 40).backend());
+    assert!(text.contains("p1 · $0.42 · claude"), "the card: {text}");
+    assert!(text.contains("spent $0.42"), "the detail: {text}");
+}

@@ -219,6 +219,11 @@ fn draw_tickets(frame: &mut Frame, area: Rect, app: &App) {
                 t,
             ));
             let mut meta = format!("    p{}", tk.priority);
+            // What it cost first: the column cuts the end of the line.
+            let spent = crate::spend::ticket_cost(&app.runs, tk.id);
+            if spent > 0.0 {
+                meta.push_str(&format!(" · ${spent:.2}"));
+            }
             if let Some(a) = &tk.agent {
                 meta.push_str(&format!(" · {a}"));
             }
@@ -285,8 +290,9 @@ fn draw_ticket_detail(frame: &mut Frame, area: Rect, app: &App) {
     if !tk.runs.is_empty() {
         let runs: Vec<String> = tk.runs.iter().map(|r| r.to_string()).collect();
         meta.push_str(&format!(
-            " · runs {} (enter replays the last)",
-            runs.join(", ")
+            " · runs {} (enter replays the last) · spent ${:.2}",
+            runs.join(", "),
+            crate::spend::ticket_cost(&app.runs, tk.id)
         ));
     }
     lines.push(Line::styled(meta, t.style("ui.muted")));
