@@ -768,34 +768,63 @@ command = "cat >> '{}'; echo >> '{}'"
 /// the agent as SHOPFLOOR_PORT and SHOPFLOOR_PORTS; no two blocks overlap.
 #[test]
 fn sixteen_parallel_runs_get_ports_that_never_overlap() {
+    sixteen_runs_get_their_own_ports("backend = \"worktree\"");
+}
+
+/// The same in Docker: sixteen containers at once, each with its own block, and the
+/// sandbox's setup run in each container before its agent.
+#[test]
+fn sixteen_parallel_containers_get_ports_that_never_overlap() {
+    let Some(image) = common::docker::test_image() else {
+        return;
+    };
+    sixteen_runs_get_their_own_ports(&format!(
+        "backend = \"docker\"\nimage = \"{image}\"\nsetup = [\"echo set up in $(hostname)\"]"
+    ));
+}
+
+fn sixteen_runs_get_their_own_ports(sandbox: &str) {
     let scenario = "name = \"ports\"\n[[step]]\nrun = \"echo PORTS=$SHOPFLOOR_PORTS FIRST=$SHOPFLOOR_PORT\"\n\
                     [[step]]\nsleep_ms = 2500\n[[step]]\nsay = \"done\"\n";
-    let config = r#"
+    let config = format!(
+        r#"
 [factory]
 default_agent = "ports"
 concurrency = 16
 [sandbox]
-backend = "worktree"
+{sandbox}
 ports = 10
 port_base = 31000
 [agents.ports]
 adapter = "fixture"
 scenario = "ports.toml"
-"#;
-    let env = factory_env("ports", config, &[("ports.toml", scenario)]);
+"#
+    );
+    let env = factory_env("ports", &config, &[("ports.toml", scenario)]);
     let serve = Serve::start(&env);
     for i in 0..16 {
         env.ok(&["ticket", "add", &format!("Serve on my own ports {i}")]);
     }
-    let mut blocks: Vec<(u16, u16)> = Vec::new();
+    // (first port, last port, started, ended) of each run.
+    let mut blocks: Vec<(u16, u16, String, String)> = Vec::new();
     for id in 1..=16 {
         let t = wait_ticket(&env, id, "review", Duration::from_secs(60));
         let run = t["runs"][0].as_u64().unwrap();
         let out = steps(&env, run)
             .into_iter()
-            .find(|s| s["type"] == "command")
+            .find(|s| s["type"] == "command" && s["agent"] == "ports")
             .map(|s| s["output"].as_str().unwrap_or_default().to_string())
             .unwrap();
+        if sandbox.contains("setup") {
+            let setup = steps(&env, run)
+                .into_iter()
+                .find(|s| s["agent"] == "shopfloor/setup")
+                .expect("the setup step");
+            assert!(
+                setup["output"].as_str().unwrap().starts_with("set up in "),
+                "{setup}"
+            );
+        }
         let ports = out
             .split_whitespace()
             .find_map(|w| w.strip_prefix("PORTS="))
@@ -805,13 +834,29 @@ scenario = "ports.toml"
         assert_eq!(b - a + 1, 10, "{out}");
         assert!(out.contains(&format!("FIRST={a}")), "{out}");
         assert!(a >= 31000, "{out}");
-        blocks.push((a, b));
+        // Held from before its first step (the block is taken before launch; `started` is
+        // when the run was created, before its sandbox was prepared) to after it ended.
+        let r = env.json(&["run", "show", &run.to_string(), "--json"]);
+        let first = steps(&env, run)[0]["ts"].as_str().unwrap().to_string();
+        blocks.push((a, b, first, r["ended"].as_str().unwrap().to_string()));
     }
-    // The runs overlapped in time (16 at once, each 2.5 s), so every block is distinct.
-    blocks.sort();
-    for w in blocks.windows(2) {
-        assert!(w[0].1 < w[1].0, "{blocks:?}");
+    // A block is held from before a run starts until after it has ended, so two runs live
+    // at the same time never share a port (a block comes back once its run is over).
+    let ts = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+    let mut overlapping = 0;
+    for (i, x) in blocks.iter().enumerate() {
+        for y in &blocks[i + 1..] {
+            let live_together = ts(&x.2) < ts(&y.3) && ts(&y.2) < ts(&x.3);
+            if live_together {
+                overlapping += 1;
+                assert!(x.1 < y.0 || y.1 < x.0, "live together: {x:?} and {y:?}");
+            }
+        }
     }
+    assert!(
+        overlapping >= 15,
+        "runs of 2.5 s each at concurrency 16 ran together: {overlapping} pairs"
+    );
     drop(serve);
 }
 
