@@ -40,22 +40,19 @@ const FEATURE: &str = "name = \"feature\"\n[[step]]\nwrite = { path = \"feature.
 const MIGRATE: &str = "name = \"migrate\"\n[[step]]\nwrite = { path = \"migrations/001.sql\", content = \"create table t (id int);\\n\" }\n[[step]]\nsay = \"done\"\n";
 
 fn setup(check: &str) -> Env {
-    let env = Env::new();
-    let root = env.repo.path();
-    std::fs::write(root.join("shopfloor.toml"), CONFIG).unwrap();
-    std::fs::write(root.join("feature.toml"), FEATURE).unwrap();
-    std::fs::write(root.join("migrate.toml"), MIGRATE).unwrap();
-    std::fs::write(root.join("check.sh"), check).unwrap();
-    common::commit_all(root, "project");
-    env.ok(&["workspace", "create", "qf"]);
-    env
+    Env::project(
+        "qf",
+        &[
+            ("shopfloor.toml", CONFIG),
+            ("feature.toml", FEATURE),
+            ("migrate.toml", MIGRATE),
+            ("check.sh", check),
+        ],
+    )
 }
 
 fn entries(env: &Env) -> Vec<Value> {
-    env.json(&["queue", "list", "--json"])["entries"]
-        .as_array()
-        .unwrap()
-        .clone()
+    env.queue_entries()
 }
 
 fn clone_main(env: &Env) -> (git2::Oid, git2::Repository) {

@@ -31,21 +31,18 @@ scenario = "feature.toml"
 const FEATURE: &str = "name = \"feature\"\n[[step]]\nwrite = { path = \"feature.txt\", content = \"a feature\\n\" }\n[[step]]\nsay = \"done\"\n";
 
 fn setup(check: &str) -> Env {
-    let env = Env::new();
-    let root = env.repo.path();
-    std::fs::write(root.join("shopfloor.toml"), CONFIG).unwrap();
-    std::fs::write(root.join("feature.toml"), FEATURE).unwrap();
-    std::fs::write(root.join("check.sh"), check).unwrap();
-    common::commit_all(root, "project");
-    env.ok(&["workspace", "create", "gates"]);
-    env
+    Env::project(
+        "gates",
+        &[
+            ("shopfloor.toml", CONFIG),
+            ("feature.toml", FEATURE),
+            ("check.sh", check),
+        ],
+    )
 }
 
 fn entries(env: &Env) -> Vec<Value> {
-    env.json(&["queue", "list", "--json"])["entries"]
-        .as_array()
-        .unwrap()
-        .clone()
+    env.queue_entries()
 }
 
 fn clone_main(env: &Env) -> git2::Oid {

@@ -1061,21 +1061,19 @@ impl Factory {
                         // Each step carries the time its line arrived, unless the line
                         // says when it was produced.
                         let arrived = now();
+                        let mut spent_more = false;
                         for d in drafts {
                             let step = builder.push_at(d, Some(arrived));
                             note_step(&step, &mut tally, &files);
+                            spent_more |= matches!(
+                                step.kind,
+                                StepKind::Lifecycle { event: Lifecycle::Usage(_) }
+                            );
                             pending.push(step);
                         }
-                        if let (Some((max, before)), None) = (budget_left, &stopped) {
-                            let spent = self
-                                .cfg
-                                .prices
-                                .priced(
-                                    tally.usage.clone(),
-                                    tally.model.as_deref().or(profile.model.as_deref()),
-                                )
-                                .cost_usd
-                                .unwrap_or(0.0);
+                        // Priced only when the agent reported spend, not on every line.
+                        if let (Some((max, before)), None, true) = (budget_left, &stopped, spent_more) {
+                            let spent = self.run_cost(&tally, &profile).cost_usd.unwrap_or(0.0);
                             if before + spent > max {
                                 let why = format!(
                                     "the ticket's budget of ${max:.2} is spent (${:.2} over its runs); raise [factory] max_cost_usd or split the ticket",
@@ -1170,12 +1168,7 @@ impl Factory {
         }
         self.flush(run.id, &mut pending).await?;
 
-        // Agents that report no cost (Codex, Gemini) get their tokens priced; the model is
-        // the one the agent said it ran, else the profile's.
-        let usage = self.cfg.prices.priced(
-            tally.usage,
-            tally.model.as_deref().or(profile.model.as_deref()),
-        );
+        let usage = self.run_cost(&tally, &profile);
         let outcome = match stopped {
             Some(o) => o,
             None if exit.success() => Outcome::Succeeded,
@@ -1190,6 +1183,15 @@ impl Factory {
         };
         self.finish(run, ticket, agent, prepared, outcome, usage)
             .await
+    }
+
+    /// What a run has spent so far: agents that report no cost (Codex, Gemini) get their
+    /// tokens priced; the model is the one the agent said it ran, else the profile's.
+    fn run_cost(&self, tally: &crate::trace::Tally, profile: &AgentProfile) -> Usage {
+        self.cfg.prices.priced(
+            tally.usage.clone(),
+            tally.model.as_deref().or(profile.model.as_deref()),
+        )
     }
 
     /// Run a `[sandbox] setup` or `teardown` command in the run's sandbox (a container

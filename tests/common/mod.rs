@@ -18,6 +18,27 @@ pub struct Env {
 }
 
 impl Env {
+    /// A fresh home and a repository holding `files` (path, text) committed, with the
+    /// workspace `name` created on it: a project the factory tests run in.
+    pub fn project(name: &str, files: &[(&str, &str)]) -> Env {
+        let env = Env::new();
+        let root = env.repo.path();
+        for (path, text) in files {
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        commit_all(root, "project");
+        env.ok(&["workspace", "create", name]);
+        env
+    }
+
+    /// The merge queue's entries, as `queue list --json` gives them.
+    pub fn queue_entries(&self) -> Vec<serde_json::Value> {
+        self.json(&["queue", "list", "--json"])["entries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// A fresh home and a git repository with one commit.
     pub fn new() -> Env {
         let home = tempfile::tempdir().unwrap();
