@@ -110,6 +110,7 @@ fn run_mode(mode: Mode, test_seconds: f64) -> Figures {
                 sandbox: None,
                 outcome: None,
                 recalled: Vec::new(),
+                review_of: None,
             })
             .unwrap();
         mergeq::enqueue_run(&ws, &repo, &run).unwrap();

@@ -130,6 +130,7 @@ fn main() {
                 },
                 socket: None,
                 read_only: vec![],
+                workdir_read_only: false,
             };
             let t = Instant::now();
             let mut p = sb.launch(spec).await.expect("launch");

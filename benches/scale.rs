@@ -68,6 +68,7 @@ fn run_draft() -> Run {
         sandbox: None,
         outcome: None,
         recalled: Vec::new(),
+        review_of: None,
     }
 }
 

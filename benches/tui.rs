@@ -58,6 +58,7 @@ fn run(id: u64, now: Timestamp) -> Run {
         sandbox: None,
         outcome: None,
         recalled: Vec::new(),
+        review_of: None,
     }
 }
 

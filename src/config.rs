@@ -30,6 +30,78 @@ pub struct Config {
     pub prices: crate::cost::PricesConfig,
     /// `[notify]`: the bell and desktop notifications, and a command for each notice.
     pub notify: crate::notify::NotifyConfig,
+    /// `[review]`: agent review of queue entries after their tests pass.
+    pub review: ReviewConfig,
+}
+
+/// `[review]`: which agent reviews which changes, after the tests pass and before a
+/// person's gate.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Reviewer profiles in order of preference; the first that is not the profile which
+    /// wrote the change reviews it (the same profile only when it is the only one named).
+    /// Empty: no agent review.
+    pub agents: Vec<String>,
+    /// Review only changes touching these paths (gitignore-style globs); empty: every change.
+    pub paths: Vec<String>,
+    /// Seconds a review run may take.
+    pub timeout_s: u64,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            agents: Vec::new(),
+            paths: Vec::new(),
+            timeout_s: 900,
+        }
+    }
+}
+
+impl ReviewConfig {
+    /// Whether a change touching `changed` is to be reviewed.
+    pub fn wants(&self, changed: &[String]) -> bool {
+        if self.agents.is_empty() {
+            return false;
+        }
+        if self.paths.is_empty() {
+            return true;
+        }
+        match self.globs() {
+            Ok(set) => changed.iter().any(|p| set.is_match(p)),
+            Err(_) => true,
+        }
+    }
+
+    fn globs(&self) -> Result<globset::GlobSet, String> {
+        let mut b = globset::GlobSetBuilder::new();
+        for p in &self.paths {
+            let pat = p.trim_start_matches('/');
+            // `dir/` means everything under it, as in .gitignore.
+            let pat = match pat.strip_suffix('/') {
+                Some(d) => format!("{d}/**"),
+                None => pat.to_string(),
+            };
+            b.add(
+                globset::GlobBuilder::new(&pat)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| format!("[review] paths: `{p}` is not a glob: {e}"))?,
+            );
+        }
+        b.build().map_err(|e| format!("[review] paths: {e}"))
+    }
+
+    /// The reviewer for a change written by `author`: the first listed profile that is
+    /// not the author's.
+    pub fn reviewer_for(&self, author: &str) -> Option<&str> {
+        self.agents
+            .iter()
+            .find(|a| *a != author)
+            .or(self.agents.first())
+            .map(String::as_str)
+    }
 }
 
 /// `[policy]`: what a change may touch and how big it may be before it lands.
@@ -281,6 +353,37 @@ impl Config {
             }
         })?;
         let profiles = self.agent_profiles();
+        for a in &self.review.agents {
+            if !profiles.contains_key(a) {
+                return Err(bad(
+                    "review",
+                    Some("agents"),
+                    format!(
+                        "[review] agents names `{a}`, which is no profile; define [agents.{a}] or pick one of: {}",
+                        profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        self.review
+            .globs()
+            .map_err(|m| bad("review", Some("paths"), m))?;
+        if self.review.timeout_s == 0 {
+            return Err(bad(
+                "review",
+                Some("timeout_s"),
+                "[review] timeout_s must be at least 1 (seconds)".into(),
+            ));
+        }
+        if self.policy.required_checks.iter().any(|c| c == "review")
+            && self.review.agents.is_empty()
+        {
+            return Err(bad(
+                "policy",
+                Some("required_checks"),
+                "[policy] required_checks names `review`, but [review] agents is empty: name a reviewer profile (e.g. agents = [\"codex\"])".into(),
+            ));
+        }
         for (name, p) in &profiles {
             p.validate(name)
                 .map_err(|e| bad(&format!("agents.{name}"), None, e.to_string()))?;

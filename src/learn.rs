@@ -148,12 +148,24 @@ pub fn earlier_attempts(ws: &Workspace, ticket: &Ticket) -> Vec<String> {
         .filter(|e| e.ticket == Some(ticket.id))
         .filter_map(|e| {
             let reason = e.reason.as_deref()?;
+            // A review's or a person's comments are the lesson itself: every one of them
+            // goes, within the budget, not just the lines a test log is cut to.
+            let reviewed = e.state == QueueState::Bounced
+                && (!e.comments.is_empty()
+                    || crate::model::transitions::review_of_head(&e)
+                        .is_some_and(|r| r.verdict == crate::model::ReviewVerdict::RequestChanges));
             let who = match e.state {
+                QueueState::Bounced if reviewed => "a review sent back",
                 QueueState::Bounced => "the merge queue bounced",
                 QueueState::Rejected => "a person rejected",
                 _ => return None,
             };
-            Some(format!("{who} `{}`: {}", e.branch, shorten(reason)))
+            let why = if reviewed {
+                clip(reason, DIGEST_BUDGET)
+            } else {
+                shorten(reason)
+            };
+            Some(format!("{who} `{}`: {why}", e.branch))
         });
     runs.chain(queue).collect()
 }
@@ -170,15 +182,19 @@ fn shorten(reason: &str) -> String {
     if !tail.is_empty() {
         out.push_str(&format!("\n...\n{}", tail.join("\n")));
     }
-    if out.len() > DIGEST_BUDGET {
-        let mut cut = DIGEST_BUDGET;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
+    clip(&out, DIGEST_BUDGET)
+}
+
+/// `s` within `max` bytes, cut at a character boundary and marked.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
     }
-    out
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
 }
 
 /// The failure digest a run's trace ends with, if it has one.

@@ -608,6 +608,10 @@ pub struct Run {
     /// The memories its context pack handed it: lessons it lands with are confirmed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recalled: Vec<MemoryId>,
+    /// A review run: the queue entry whose change it reviews (it has no ticket of its own
+    /// and no branch; nothing it writes lands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_of: Option<QueueEntryId>,
 }
 
 /// How far a `trace import` in progress has read its source, kept beside its run (state
@@ -856,6 +860,87 @@ pub struct QueueEntry {
     pub landed: Option<String>,
     #[serde(default)]
     pub updated: Option<Timestamp>,
+    /// Agent reviews of it, oldest first; each is of the head it names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<Review>,
+    /// People's comments on lines of its diff, waiting to be sent back with it (`R`,
+    /// `queue send-back`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<LineComment>,
+}
+
+impl QueueEntry {
+    /// Every comment on its change as it is now: people's, and those of reviews of its
+    /// current head.
+    pub fn line_comments(&self) -> Vec<&LineComment> {
+        self.comments
+            .iter()
+            .chain(
+                self.reviews
+                    .iter()
+                    .filter(|r| r.head == self.head)
+                    .flat_map(|r| r.comments.iter()),
+            )
+            .collect()
+    }
+}
+
+/// What an agent reviewer answers about a queue entry's change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewVerdict {
+    Approve,
+    RequestChanges,
+}
+
+impl ReviewVerdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReviewVerdict::Approve => "approve",
+            ReviewVerdict::RequestChanges => "request-changes",
+        }
+    }
+}
+
+/// A comment on one line of a change: by a reviewer run or a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineComment {
+    /// Repository-relative path.
+    pub path: String,
+    /// 1-based line in the new version of the file.
+    pub line: u32,
+    pub text: String,
+    /// Who wrote it: a person's login, or `review run N (agent)`.
+    pub by: String,
+    pub ts: Timestamp,
+}
+
+impl LineComment {
+    /// `path:line: text (by)`, one line per line of the text.
+    pub fn render(&self) -> String {
+        format!(
+            "{}:{}: {} ({})",
+            self.path,
+            self.line,
+            self.text.trim(),
+            self.by
+        )
+    }
+}
+
+/// An agent reviewer's answer on an entry, pinned to the branch head it reviewed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The review run.
+    pub run: RunId,
+    pub agent: String,
+    /// The branch head it reviewed: a new commit needs a new review.
+    pub head: String,
+    pub verdict: ReviewVerdict,
+    pub summary: String,
+    #[serde(default)]
+    pub comments: Vec<LineComment>,
+    pub ts: Timestamp,
 }
 
 /// One run of the test command on a candidate.

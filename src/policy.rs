@@ -9,8 +9,9 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use crate::config::PolicyConfig;
 use crate::model::Verdict;
 
-/// The checks a `required_checks` entry may name; "test" is the `[test]` command.
-pub const KNOWN_CHECKS: &[&str] = &["test"];
+/// The checks a `required_checks` entry may name; "test" is the `[test]` command,
+/// "review" an agent review (`[review]`).
+pub const KNOWN_CHECKS: &[&str] = &["test", "review"];
 
 /// What a `[policy] paths` line does to the paths it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -157,6 +157,7 @@ mod tests {
             sandbox: None,
             outcome: None,
             recalled: vec![],
+            review_of: None,
         }
     }
 

@@ -97,6 +97,7 @@ fn the_control_rooms_routes_answer_on_a_real_factory() {
                 &shopfloor::api::wire::QueueAction {
                     by: "tester".into(),
                     note: None,
+                    ..Default::default()
                 },
             )
             .await

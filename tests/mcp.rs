@@ -24,11 +24,12 @@ use shopfloor::workspace::Home;
 
 use common::mcp::{Client, result_text, unix_transport};
 
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 9] = [
     "lease",
     "memory_search",
     "memory_write",
     "release",
+    "review_submit",
     "ticket_get",
     "trace_search",
     "trace_step",
@@ -268,7 +269,7 @@ async fn stdio_and_http_sessions_share_memory_through_the_factory() {
         Some(true),
         "a person has no run to lease for"
     );
-    assert!(result_text(&lease).contains("leases belong to runs"));
+    assert!(result_text(&lease).contains("only a run can call it"));
 
     // Bad arguments are tool errors the model reads (isError, protocol 2025-11-25); an
     // unknown tool is a protocol error; the session goes on either way.

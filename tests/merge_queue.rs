@@ -113,6 +113,7 @@ fn enqueue(ws: &Workspace, repo: &Repository, branch: &str) -> QueueEntry {
             sandbox: Some("worktree".into()),
             outcome: None,
             recalled: Vec::new(),
+            review_of: None,
         })
         .unwrap();
     mergeq::enqueue_run(ws, repo, &run).unwrap().unwrap()

@@ -85,6 +85,7 @@ fn spec(dir: &Path, workspace: &str, run: u64, script: &str) -> LaunchSpec {
         },
         socket: None,
         read_only: vec![],
+        workdir_read_only: false,
     }
 }
 

@@ -111,6 +111,7 @@ fn launch_spec(dir: &Path, argv: &[&str], run: u64) -> LaunchSpec {
         },
         socket: None,
         read_only: vec![],
+        workdir_read_only: false,
     }
 }
 

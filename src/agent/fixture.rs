@@ -35,6 +35,8 @@
 //! [[step]]
 //! lease = ["src/db/**"]                        # MCP tools `lease` / `release`: paths to claim or give back
 //! [[step]]
+//! review_submit = { verdict = "approve", summary = "...", comments = [{ path = "a.py", line = 3, text = "..." }] }
+//! [[step]]
 //! sleep_ms = 200              # go quiet for a while
 //! [[step]]
 //! flood = { per_second = 1000, seconds = 5 }   # or `lines = 1000`; $SHOPFLOOR_FLOOD_SECONDS overrides `seconds`
@@ -132,6 +134,7 @@ struct StepSpec {
     memory_search: Option<String>,
     lease: Option<Vec<String>>,
     release: Option<Vec<String>>,
+    review_submit: Option<serde_json::Value>,
     sleep_ms: Option<u64>,
     flood: Option<FloodSpec>,
     fail: Option<i32>,
@@ -363,6 +366,15 @@ impl Scenario {
                     Action::Mcp {
                         tool: "memory_search",
                         args: json!({ "query": q }),
+                    },
+                ));
+            }
+            if let Some(args) = s.review_submit {
+                actions.push((
+                    "review_submit",
+                    Action::Mcp {
+                        tool: "review_submit",
+                        args,
                     },
                 ));
             }

@@ -581,6 +581,7 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
                 sandbox: None,
                 outcome: None,
                 recalled: Vec::new(),
+                review_of: None,
             })
             .map_err(store_err)?,
     };
@@ -757,7 +758,8 @@ pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<Que
     })
 }
 
-/// A queue action by its verb (`approve`, `reject`, `bump`), as the route names it.
+/// A queue action by its verb (`approve`, `reject`, `bump`, `comment`, `send-back`), as
+/// the route names it.
 pub fn queue_act(
     ws: &Workspace,
     id: crate::model::QueueEntryId,
@@ -768,8 +770,17 @@ pub fn queue_act(
         "approve" => queue_approve(ws, id, a),
         "reject" => queue_reject(ws, id, a),
         "bump" => queue_bump(ws, id, a),
+        "comment" => {
+            let (Some(path), Some(line), Some(text)) = (a.path, a.line, a.note) else {
+                return Err(OpError::bad_request(
+                    "a comment needs a path, a line and its text (--path P --line L TEXT)",
+                ));
+            };
+            crate::mergeq::comment(ws, id, &a.by, &path, line, &text).map_err(queue_err)
+        }
+        "send-back" => crate::mergeq::send_back(ws, id, &a.by).map_err(queue_err),
         other => Err(OpError::not_found(format!(
-            "no queue action `{other}`; use approve, reject or bump"
+            "no queue action `{other}`; use approve, reject, bump, comment or send-back"
         ))),
     }
 }

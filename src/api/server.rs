@@ -462,6 +462,8 @@ async fn queue_act(
     if let Some(f) = &s.factory {
         f.queue_changed();
         f.wake_queue();
+        // Sent back: its ticket is queued again.
+        f.wake();
     }
     Ok(Json(e))
 }

@@ -391,12 +391,17 @@ pub struct SyncedSession {
     pub warnings: Vec<String>,
 }
 
-/// `POST /v1/queue/{id}/approve`, `/reject`, `/bump`: who acts, and why.
+/// `POST /v1/queue/{id}/approve`, `/reject`, `/bump`, `/comment`, `/send-back`: who
+/// acts, and why (a comment's text is its `note`, on `path` at `line`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueAction {
     pub by: String,
     #[serde(default)]
     pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
 }
 
 /// `GET /v1/queue/{id}`: an entry with what a reviewer needs beside it.

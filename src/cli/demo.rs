@@ -336,6 +336,7 @@ async fn headless_run(running: &serve::Running, client: &Client) -> Result<()> {
                     &QueueAction {
                         by: "demo-reviewer".into(),
                         note: Some("approved by `shopfloor demo --headless`".into()),
+                        ..QueueAction::default()
                     },
                 )
                 .await?;

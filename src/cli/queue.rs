@@ -36,6 +36,20 @@ pub enum QueueCmd {
     },
     /// Move an entry to the front
     Bump { entry: u64 },
+    /// Comment on a line of an entry's diff; `queue send-back` sends the comments to its agent
+    Comment {
+        entry: u64,
+        /// The file, repository-relative
+        #[arg(long)]
+        path: String,
+        /// The line in the new version of the file (1-based)
+        #[arg(long)]
+        line: u32,
+        /// What to change there
+        text: String,
+    },
+    /// Send an entry back to its agent with every comment on it (its ticket runs again)
+    SendBack { entry: u64 },
     /// Stop landing (entries stay queued)
     Pause,
     /// Land again
@@ -54,6 +68,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
     let act = |note: Option<String>| QueueAction {
         by: shopfloor::api::auth::local_user(),
         note,
+        ..QueueAction::default()
     };
     match cmd {
         QueueCmd::List { json } => {
@@ -178,6 +193,30 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                     short(&commit)
                 );
             }
+            for r in &e.reviews {
+                say!(
+                    "review by run {} ({}) of {}: {}{}",
+                    r.run,
+                    r.agent,
+                    short(&r.head),
+                    r.verdict.name(),
+                    if r.head == e.head {
+                        ""
+                    } else {
+                        " (of an earlier head)"
+                    }
+                );
+                say!("  {}", r.summary.trim());
+                for c in &r.comments {
+                    say!("  {}:{}: {}", c.path, c.line, c.text.trim());
+                }
+            }
+            if !e.comments.is_empty() {
+                say!("comments:");
+                for c in &e.comments {
+                    say!("  {}", c.render());
+                }
+            }
             if let Some(t) = e.tests.last() {
                 say!("--- last test log ---\n{}", t.log.trim_end());
             }
@@ -211,6 +250,39 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 "entry {} moved to the front (priority {})",
                 e.id,
                 e.priority
+            );
+            Ok(())
+        }
+        QueueCmd::Comment {
+            entry,
+            path,
+            line,
+            text,
+        } => {
+            let a = QueueAction {
+                path: Some(path),
+                line: Some(line),
+                ..act(Some(text))
+            };
+            let e = b.queue_act(entry, "comment", a)?;
+            say!(
+                "entry {} has {} comment{}; `shopfloor queue send-back {}` sends them to its agent",
+                e.id,
+                e.comments.len(),
+                if e.comments.len() == 1 { "" } else { "s" },
+                e.id
+            );
+            Ok(())
+        }
+        QueueCmd::SendBack { entry } => {
+            let e = b.queue_act(entry, "send-back", act(None))?;
+            say!(
+                "entry {} sent back to its agent: {}",
+                e.id,
+                e.reason
+                    .as_deref()
+                    .and_then(|r| r.lines().next())
+                    .unwrap_or("")
             );
             Ok(())
         }

@@ -247,6 +247,16 @@ pub fn run(state: &AppState, caller: &Caller, call: Call) -> Outcome {
             }
             Ok(out)
         }
+        Call::ReviewSubmit {
+            verdict,
+            summary,
+            comments,
+        } => {
+            let (factory, run) = run_in_factory(state, caller, "review_submit")?;
+            factory
+                .submit_review(run, verdict, summary, comments)
+                .map_err(Failure)
+        }
     }
 }
 
@@ -263,7 +273,7 @@ fn run_in_factory<'a>(
     };
     let Some(run) = caller.run() else {
         return Err(Failure(format!(
-            "{tool}: leases belong to runs; call it with your run's token (SHOPFLOOR_TOKEN)"
+            "{tool}: only a run can call it; call it with your run's token (SHOPFLOOR_TOKEN)"
         )));
     };
     Ok((factory, run))

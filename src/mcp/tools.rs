@@ -141,6 +141,42 @@ pub struct TicketGetArgs {
     pub id: TicketId,
 }
 
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictArg {
+    /// The change may land as it is.
+    Approve,
+    /// The change goes back to its agent with your comments.
+    #[serde(alias = "request-changes")]
+    RequestChanges,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentArg {
+    /// Repository-relative path of the file.
+    pub path: String,
+    /// Line number in the new version of the file (1-based).
+    pub line: u32,
+    /// What is wrong there and what to do instead.
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSubmitArgs {
+    /// "approve" or "request_changes".
+    pub verdict: VerdictArg,
+    /// The review in a few sentences: what the change does and whether it is right.
+    pub summary: String,
+    /// Comments on lines of the change (at most 200).
+    #[serde(default)]
+    pub comments: Vec<CommentArg>,
+}
+
+/// The most a review's summary may say.
+pub const MAX_SUMMARY_CHARS: usize = 16_000;
+
 /// A checked tool call, ready to run.
 #[derive(Debug)]
 pub enum Call {
@@ -177,6 +213,12 @@ pub enum Call {
     },
     TicketGet {
         id: TicketId,
+    },
+    ReviewSubmit {
+        verdict: crate::model::ReviewVerdict,
+        summary: String,
+        /// (path, line, text), each checked.
+        comments: Vec<(String, u32, String)>,
     },
 }
 
@@ -240,6 +282,13 @@ const SPECS: &[Spec] = &[
         title: "Release leased paths",
         description: "Give back paths you leased, once you are done with them.",
         schema: schema::<ReleaseArgs>,
+        read_only: false,
+    },
+    Spec {
+        name: "review_submit",
+        title: "Submit your review",
+        description: "Only for a review run: give your verdict on the change you were asked to review (approve, or request_changes with comments on the lines to change). Call it once, at the end; request_changes sends the change back to its agent with your comments.",
+        schema: schema::<ReviewSubmitArgs>,
         read_only: false,
     },
     Spec {
@@ -420,6 +469,37 @@ fn parse_arguments(name: &str, args: Option<JsonObject>) -> Result<Call, String>
             let a: TicketGetArgs = de(name, value)?;
             Call::TicketGet { id: a.id }
         }
+        "review_submit" => {
+            let a: ReviewSubmitArgs = de(name, value)?;
+            if a.summary.trim().is_empty() {
+                return Err(format!("{name}: `summary` is empty; say what you found"));
+            }
+            if a.summary.chars().count() > MAX_SUMMARY_CHARS {
+                return Err(format!(
+                    "{name}: `summary` is at most {MAX_SUMMARY_CHARS} characters"
+                ));
+            }
+            if a.comments.len() > crate::mergeq::MAX_COMMENTS {
+                return Err(format!(
+                    "{name}: at most {} comments",
+                    crate::mergeq::MAX_COMMENTS
+                ));
+            }
+            let mut comments = Vec::with_capacity(a.comments.len());
+            for c in a.comments {
+                crate::mergeq::check_comment(&c.path, c.line, &c.text)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                comments.push((c.path, c.line, c.text));
+            }
+            Call::ReviewSubmit {
+                verdict: match a.verdict {
+                    VerdictArg::Approve => crate::model::ReviewVerdict::Approve,
+                    VerdictArg::RequestChanges => crate::model::ReviewVerdict::RequestChanges,
+                },
+                summary: a.summary,
+                comments,
+            }
+        }
         other => {
             return Err(format!(
                 "no tool `{other}`; the tools are {}",
@@ -570,6 +650,53 @@ mod tests {
             .contains("ttl_s")
         );
         assert!(bad("lease", serde_json::json!({"paths": []})).contains("empty"));
+        let review = |v: serde_json::Value| bad("review_submit", v);
+        assert!(
+            review(serde_json::json!({"verdict": "ok", "summary": "s"}))
+                .contains("unknown variant")
+        );
+        assert!(
+            review(serde_json::json!({"verdict": "approve", "summary": " "})).contains("empty")
+        );
+        assert!(
+            review(serde_json::json!({"verdict": "approve", "summary": "s",
+                "comments": [{"path": "/etc/passwd", "line": 1, "text": "t"}]}))
+            .contains("repository-relative")
+        );
+        assert!(
+            review(serde_json::json!({"verdict": "approve", "summary": "s",
+                "comments": [{"path": "a/../../x", "line": 1, "text": "t"}]}))
+            .contains("leaves the repository")
+        );
+        assert!(
+            review(serde_json::json!({"verdict": "approve", "summary": "s",
+                "comments": [{"path": "a.py", "line": 0, "text": "t"}]}))
+            .contains("start at 1")
+        );
+        let many: Vec<_> = (0..201)
+            .map(|i| serde_json::json!({"path": "a.py", "line": i + 1, "text": "t"}))
+            .collect();
+        assert!(
+            review(serde_json::json!({"verdict": "approve", "summary": "s", "comments": many}))
+                .contains("at most 200")
+        );
+        match parse(
+            "review_submit",
+            obj(
+                serde_json::json!({"verdict": "request-changes", "summary": "s",
+                "comments": [{"path": "a.py", "line": 2, "text": "fix"}]}),
+            ),
+        )
+        .unwrap()
+        {
+            Call::ReviewSubmit {
+                verdict, comments, ..
+            } => {
+                assert_eq!(verdict, crate::model::ReviewVerdict::RequestChanges);
+                assert_eq!(comments, vec![("a.py".to_string(), 2, "fix".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(
             bad("trace_step", serde_json::json!({"run": -1, "step": 0})).contains("bad arguments")
         );

@@ -5,7 +5,9 @@
 //! [`crate::model::transitions`], which a person's decision can refuse in between.
 
 use crate::model::transitions::{self, EntryEvent, EntryOutcome, Refusal};
-use crate::model::{QueueEntry, QueueEntryId, QueueState, TestRecord, Verdict};
+use crate::model::{
+    QueueEntry, QueueEntryId, QueueState, Review, ReviewVerdict, TestRecord, Verdict,
+};
 
 use super::decide::{self, Gate, Next};
 use super::{MergeConfig, Mode, QueueError, Turn, short, tail};
@@ -55,6 +57,45 @@ pub trait Tester {
     fn has_command(&self) -> bool;
 }
 
+/// One entry's change for an agent reviewer: the entry, and its own change (from the main
+/// plus entries ahead of it that it was merged onto, to its candidate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReviewJob {
+    pub entry: QueueEntry,
+    pub base: String,
+    pub candidate: String,
+}
+
+/// What came of asking for a review.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReviewAnswer {
+    /// `[review]` does not ask for one for this change (no reviewer, or its paths).
+    NotWanted,
+    Given(Review),
+    /// The review run ended without a verdict: why.
+    NoVerdict(String),
+}
+
+/// Agent review (`[review]`), after the tests pass and before a person's gate.
+pub trait Reviewer {
+    /// Review each job (at once where there are several), one answer per job in order.
+    fn review(&self, jobs: &[ReviewJob]) -> Result<Vec<ReviewAnswer>>;
+    /// `required_checks` names `review`: no verdict means a person decides.
+    fn required(&self) -> bool;
+}
+
+/// No `[review]`: nothing is reviewed by an agent.
+pub struct NoReviewer;
+
+impl Reviewer for NoReviewer {
+    fn review(&self, jobs: &[ReviewJob]) -> Result<Vec<ReviewAnswer>> {
+        Ok(vec![ReviewAnswer::NotWanted; jobs.len()])
+    }
+    fn required(&self) -> bool {
+        false
+    }
+}
+
 /// The store: entries, and transitions applied one transaction at a time.
 pub trait QueueStore {
     fn entries(&self) -> Result<Vec<QueueEntry>>;
@@ -70,9 +111,23 @@ pub struct Driver<'a> {
     pub git: &'a dyn QueueGit,
     pub tester: &'a dyn Tester,
     pub store: &'a dyn QueueStore,
+    pub reviewer: &'a dyn Reviewer,
     pub cfg: &'a MergeConfig,
     /// The policy requires the `test` check.
     pub requires_tests: bool,
+}
+
+/// What a turn's tests (and reviews) decided for its chain.
+struct Tested<'l> {
+    results: Vec<Option<bool>>,
+    /// The longest prefix that may land.
+    green: Option<usize>,
+    /// The entry that breaks the tests.
+    culprit: Option<usize>,
+    logs: &'l [String],
+    requires_green: bool,
+    /// Why the entries behind the prefix go back in line, when it is not the default.
+    held: Option<&'static str>,
 }
 
 /// One entry chained onto main this turn.
@@ -167,11 +222,14 @@ impl Driver<'_> {
             self.land_and_bounce(
                 &main,
                 &chain,
-                vec![None; chain.len()],
-                g,
-                None,
-                &[],
-                false,
+                Tested {
+                    results: vec![None; chain.len()],
+                    green: g,
+                    culprit: None,
+                    logs: &[],
+                    requires_green: false,
+                    held: None,
+                },
                 &mut turn,
             )?;
             return Ok(turn);
@@ -204,18 +262,110 @@ impl Driver<'_> {
                 Next::Done { green, culprit } => break (green, culprit),
             }
         };
+        // The green prefix goes to agent review; the first entry sent back (or left
+        // without a verdict a required review needs) ends it, and a test culprit behind
+        // it is tested again without it.
+        let (green, culprit, held) = match self.review(&chain, green, &mut turn)? {
+            Some(stop) => (
+                stop.checked_sub(1),
+                None,
+                Some("an entry ahead of it was stopped by its review; rebuilt on the new main"),
+            ),
+            None => (green, culprit, None),
+        };
         let requires_green = self.requires_tests;
         self.land_and_bounce(
             &main,
             &chain,
-            results,
-            green,
-            culprit,
-            &logs,
-            requires_green,
+            Tested {
+                results,
+                green,
+                culprit,
+                logs: &logs,
+                requires_green,
+                held,
+            },
             &mut turn,
         )?;
         Ok(turn)
+    }
+
+    /// Ask for agent reviews of chain entries `0..=green` whose current head has none;
+    /// record each answer. Returns the first entry that may not land now.
+    fn review(
+        &self,
+        chain: &[Link],
+        green: Option<usize>,
+        turn: &mut Turn,
+    ) -> Result<Option<usize>> {
+        let Some(g) = green else {
+            return Ok(None);
+        };
+        let now = self.store.entries()?;
+        let mut jobs = Vec::new();
+        let mut at = Vec::new();
+        for (k, l) in chain.iter().enumerate().take(g + 1) {
+            let Some(e) = now.iter().find(|e| e.id == l.id) else {
+                continue;
+            };
+            // An approval of this head stands (main moved since, say): not asked again.
+            let reviewed =
+                transitions::review_of_head(e).is_some_and(|r| r.verdict == ReviewVerdict::Approve);
+            if e.state == QueueState::Testing && !reviewed {
+                jobs.push(ReviewJob {
+                    entry: e.clone(),
+                    base: l.base.clone(),
+                    candidate: l.candidate.clone(),
+                });
+                at.push(k);
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        let answers = self.reviewer.review(&jobs)?;
+        let mut stop: Option<usize> = None;
+        for ((k, job), answer) in at.into_iter().zip(&jobs).zip(answers) {
+            let id = job.entry.id;
+            match answer {
+                ReviewAnswer::NotWanted => {}
+                ReviewAnswer::Given(r) => {
+                    let sent_back = r.verdict == ReviewVerdict::RequestChanges;
+                    let o = self.apply(id, EntryEvent::Reviewed(r))?;
+                    if sent_back {
+                        if o.is_some_and(|o| o.entry.state == QueueState::Bounced) {
+                            turn.bounced.push(id);
+                        }
+                        stop = Some(stop.map_or(k, |s| s.min(k)));
+                    }
+                }
+                ReviewAnswer::NoVerdict(why) if self.reviewer.required() => {
+                    let reason = format!(
+                        "tested green; the required agent review gave no verdict ({why}): a person approves or rejects it"
+                    );
+                    if self
+                        .apply(
+                            id,
+                            EntryEvent::Wait {
+                                verdict: None,
+                                reason,
+                            },
+                        )?
+                        .is_some()
+                    {
+                        turn.waiting.push(id);
+                    }
+                    stop = Some(stop.map_or(k, |s| s.min(k)));
+                }
+                ReviewAnswer::NoVerdict(why) => {
+                    tracing::warn!(
+                        entry = id,
+                        "the agent review gave no verdict ({why}); it is not required, the entry goes on"
+                    );
+                }
+            }
+        }
+        Ok(stop)
     }
 
     /// A new commit on the branch: the entry follows it (and an approval of the old head
@@ -330,21 +480,25 @@ impl Driver<'_> {
 
     /// Land the longest green prefix the store still allows, bounce the culprit, and
     /// queue the rest again to be rebuilt on the new main.
-    #[allow(clippy::too_many_arguments)]
     fn land_and_bounce(
         &self,
         main: &str,
         chain: &[Link],
-        results: Vec<Option<bool>>,
-        mut green: Option<usize>,
-        culprit: Option<usize>,
-        logs: &[String],
-        requires_green: bool,
+        tested: Tested<'_>,
         turn: &mut Turn,
     ) -> Result<()> {
+        let Tested {
+            results,
+            mut green,
+            culprit,
+            logs,
+            requires_green,
+            held,
+        } = tested;
         let ids: Vec<QueueEntryId> = chain.iter().map(|l| l.id).collect();
-        let mut held =
-            "the queue was paused while it was tested; tested again after `shopfloor queue resume`";
+        let mut held = held.unwrap_or(
+            "the queue was paused while it was tested; tested again after `shopfloor queue resume`",
+        );
         // Every entry of the prefix begins landing in one transaction, or none does: a
         // person who rejected, cancelled or paused in the meantime wins.
         let mut landing = None;

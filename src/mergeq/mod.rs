@@ -155,6 +155,8 @@ pub struct MergeQueue<'a> {
     backend: TestBackend,
     /// Where candidates are checked out to be tested.
     scratch: PathBuf,
+    /// Agent review after green tests (`[review]`); none by default.
+    reviewer: &'a dyn driver::Reviewer,
 }
 
 fn hex(o: Oid) -> String {
@@ -226,6 +228,8 @@ pub fn enqueue_run(ws: &Workspace, repo: &Repository, run: &Run) -> Result<Optio
         approval: None,
         landed: None,
         updated: Some(Timestamp::now()),
+        reviews: Vec::new(),
+        comments: Vec::new(),
     })?;
     audit(
         ws,
@@ -320,6 +324,109 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
     Ok(e)
 }
 
+/// The most a comment may say, and the most comments an entry holds: a person's or a
+/// reviewer's notes, not a file.
+pub const MAX_COMMENT_CHARS: usize = 8_000;
+pub const MAX_COMMENTS: usize = 200;
+
+/// Check a comment's path, line and text; the error says what to change.
+pub fn check_comment(path: &str, line: u32, text: &str) -> Result<()> {
+    let bad = |m: String| Err(QueueError::Invalid(m));
+    if path.trim().is_empty() || path.len() > 4096 || path.starts_with('/') || path.contains('\0') {
+        return bad(format!(
+            "comment path `{}` is not a repository-relative path (e.g. src/lib.rs)",
+            crate::safe_text::for_terminal(&path.chars().take(200).collect::<String>())
+        ));
+    }
+    if path.split('/').any(|c| c == "..") {
+        return bad(format!(
+            "comment path `{path}` leaves the repository (`..`)"
+        ));
+    }
+    if line == 0 {
+        return bad("comment line numbers start at 1".into());
+    }
+    if text.trim().is_empty() {
+        return bad("the comment is empty; say what to change".into());
+    }
+    if text.chars().count() > MAX_COMMENT_CHARS {
+        return bad(format!(
+            "the comment is {} characters; at most {MAX_COMMENT_CHARS}: split it",
+            text.chars().count()
+        ));
+    }
+    Ok(())
+}
+
+/// A person comments on line `line` of `path` in entry `id`'s diff; it goes back to the
+/// agent with the entry (`send_back`).
+pub fn comment(
+    ws: &Workspace,
+    id: QueueEntryId,
+    by: &str,
+    path: &str,
+    line: u32,
+    text: &str,
+) -> Result<QueueEntry> {
+    check_comment(path, line, text)?;
+    if let Some(e) = ws.store.queue_entry(id)?
+        && e.comments.len() >= MAX_COMMENTS
+    {
+        return Err(QueueError::Invalid(format!(
+            "entry {id} holds {MAX_COMMENTS} comments already; send it back (`shopfloor queue send-back {id}`)"
+        )));
+    }
+    let c = crate::model::LineComment {
+        path: path.to_string(),
+        line,
+        text: text.to_string(),
+        by: by.to_string(),
+        ts: Timestamp::now(),
+    };
+    let e = transition(ws, id, EntryEvent::Comment(c))?.entry;
+    audit(
+        ws,
+        &format!("human:{by}"),
+        "queue.commented",
+        format!("entry {id} {path}:{line}"),
+    );
+    Ok(e)
+}
+
+/// A person sends `id` back to its agent with every comment on it: the same path as an
+/// agent reviewer's request for changes. The comments are the retry's lesson.
+pub fn send_back(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
+    let e = transition(ws, id, EntryEvent::SendBack { by: by.to_string() })?.entry;
+    audit(
+        ws,
+        &format!("human:{by}"),
+        "queue.sent_back",
+        format!("entry {id} with {} comments", e.comments.len()),
+    );
+    remember(
+        ws,
+        &e,
+        MemoryKind::Lesson,
+        format!(
+            "`{}` was sent back: {}",
+            e.branch,
+            e.reason.as_deref().unwrap_or_default()
+        ),
+        comment_paths(&e.comments),
+        Author::Human {
+            name: by.to_string(),
+        },
+    );
+    Ok(e)
+}
+
+fn comment_paths(comments: &[crate::model::LineComment]) -> Vec<String> {
+    let mut paths: Vec<String> = comments.iter().map(|c| c.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// Move `id` ahead of every other entry.
 pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
     let top = ws
@@ -412,6 +519,7 @@ impl<'a> MergeQueue<'a> {
             judge,
             backend: TestBackend::Host,
             scratch,
+            reviewer: &driver::NoReviewer,
         }
     }
 
@@ -419,6 +527,12 @@ impl<'a> MergeQueue<'a> {
     /// group on the host.
     pub fn with_backend(mut self, backend: TestBackend) -> Self {
         self.backend = backend;
+        self
+    }
+
+    /// Ask `reviewer` for agent reviews of green entries before they land.
+    pub fn with_reviewer(mut self, reviewer: &'a dyn driver::Reviewer) -> Self {
+        self.reviewer = reviewer;
         self
     }
 
@@ -453,6 +567,7 @@ impl<'a> MergeQueue<'a> {
             git: &git,
             tester: &tester,
             store: &store,
+            reviewer: self.reviewer,
             cfg: &self.cfg,
             requires_tests: self.judge.requires_tests(),
         };
@@ -706,6 +821,35 @@ impl StoreQueue<'_> {
                 None
             }
             EntryEvent::Landed { commit } => Some(self.note_landed(e, commit)),
+            EntryEvent::Reviewed(r) => {
+                audit(
+                    self.ws,
+                    &format!("review-run:{}", r.run),
+                    "queue.reviewed",
+                    format!(
+                        "entry {} at {}: {}{}",
+                        e.id,
+                        short(&r.head),
+                        r.verdict.name(),
+                        if o.discarded() { " (discarded)" } else { "" }
+                    ),
+                );
+                (e.state == QueueState::Bounced && !o.discarded()).then(|| {
+                    memory(
+                        e,
+                        MemoryKind::Lesson,
+                        format!(
+                            "`{}` was sent back by its review: {}",
+                            e.branch,
+                            e.reason.as_deref().unwrap_or_default()
+                        ),
+                        comment_paths(&r.comments),
+                        Author::Agent {
+                            name: r.agent.clone(),
+                        },
+                    )
+                })
+            }
             _ => None,
         }
     }
@@ -884,6 +1028,8 @@ mod tests {
             approval: None,
             landed: None,
             updated: None,
+            reviews: Vec::new(),
+            comments: Vec::new(),
         }
     }
 

@@ -169,6 +169,7 @@ impl SandboxTester {
             },
             socket: None,
             read_only: Vec::new(),
+            workdir_read_only: false,
         }
     }
 

@@ -12,8 +12,8 @@
 use std::fmt;
 
 use super::{
-    Approval, Attempts, QueueEntry, QueueEntryId, QueueState, RunId, TestRecord, Ticket, TicketId,
-    TicketState, Verdict,
+    Approval, Attempts, LineComment, QueueEntry, QueueEntryId, QueueState, Review, ReviewVerdict,
+    RunId, TestRecord, Ticket, TicketId, TicketState, Verdict,
 };
 
 /// Why a transition was not made, in words for the person or the log.
@@ -235,6 +235,13 @@ pub enum EntryEvent {
     },
     /// Main now holds it, at `commit`.
     Landed { commit: String },
+    /// An agent reviewer answered. Always recorded; a request for changes sends the entry
+    /// back to its ticket with the review as the retry's lesson.
+    Reviewed(Review),
+    /// A person comments on a line of its diff (sent back with it by `SendBack`).
+    Comment(LineComment),
+    /// A person sends it back to its agent with every comment on it.
+    SendBack { by: String },
 }
 
 /// What the store reads, in the same transaction, for an entry transition.
@@ -261,6 +268,31 @@ impl EntryOutcome {
         self.effects
             .iter()
             .any(|e| matches!(e, Effect::Discarded(_)))
+    }
+}
+
+/// The latest agent review of `e`'s current head, if any.
+pub fn review_of_head(e: &QueueEntry) -> Option<&Review> {
+    e.reviews.iter().rev().find(|r| r.head == e.head)
+}
+
+/// A review's request for changes, in words for the entry's reason and the retry's prompt:
+/// the summary, then each comment on its own line.
+pub fn changes_requested(who: &str, summary: &str, comments: &[LineComment]) -> String {
+    let mut out = format!("{who} asked for changes: {}", summary.trim());
+    for c in comments {
+        out.push_str("\n- ");
+        out.push_str(&c.render());
+    }
+    out
+}
+
+/// The ticket of an entry going back to it: queued again, or failed with its attempts spent.
+fn back_to_ticket(cx: &Context) -> TicketState {
+    if attempts_spent(cx.attempts.counted, cx.max_attempts) {
+        TicketState::Failed
+    } else {
+        TicketState::Queued
     }
 }
 
@@ -439,11 +471,7 @@ pub fn entry(
                 if in_review {
                     // Back to its ticket: run again on the new main with this reason in the
                     // prompt, until its attempts are spent.
-                    out.ticket = Some(if attempts_spent(cx.attempts.counted, cx.max_attempts) {
-                        TicketState::Failed
-                    } else {
-                        TicketState::Queued
-                    });
+                    out.ticket = Some(back_to_ticket(cx));
                 }
             }
             _ => return Err(Refusal::new(decided(id, e))),
@@ -482,6 +510,12 @@ pub fn entry(
                     short(&e.head)
                 )));
             }
+            if review_of_head(e).is_some_and(|r| r.verdict == ReviewVerdict::RequestChanges) {
+                return Err(Refusal::new(format!(
+                    "a review asked for changes to {} of entry {id}",
+                    short(&e.head)
+                )));
+            }
             if *requires_green && !e.tests.iter().any(|r| r.ok && r.commit == *landing) {
                 return Err(Refusal::new(format!(
                     "no green test run of {} holds entry {id}",
@@ -502,6 +536,63 @@ pub fn entry(
                 }
             }
             _ => return Err(Refusal::new(decided(id, e))),
+        },
+        EntryEvent::Reviewed(r) => {
+            // Always recorded, like a test run: people read every review.
+            n.reviews.push(r.clone());
+            let live = matches!(e.state, S::Queued | S::Testing) && r.head == e.head;
+            if !live {
+                out.effects.push(Effect::Discarded(format!(
+                    "{}; the review is recorded and changes nothing",
+                    decided(id, e)
+                )));
+            } else if r.verdict == ReviewVerdict::RequestChanges {
+                n.state = S::Bounced;
+                n.reason = Some(changes_requested(
+                    &format!("review run {} ({})", r.run, r.agent),
+                    &r.summary,
+                    &r.comments,
+                ));
+                if in_review {
+                    out.ticket = Some(back_to_ticket(cx));
+                }
+            }
+        }
+        EntryEvent::Comment(c) => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval => n.comments.push(c.clone()),
+            S::Landing => return Err(landing()),
+            _ => {
+                return Err(Refusal::new(format!(
+                    "{}; a comment only reaches an entry still to land",
+                    decided(id, e)
+                )));
+            }
+        },
+        EntryEvent::SendBack { by } => match e.state {
+            S::Queued | S::Testing | S::AwaitingApproval => {
+                if e.comments.is_empty() {
+                    return Err(Refusal::new(format!(
+                        "entry {id} has no comments to send back: write one first (`shopfloor queue comment {id} --path P --line L TEXT`, or `c` on a line of its diff)"
+                    )));
+                }
+                n.state = S::Bounced;
+                let summary = format!(
+                    "{} comment{} on the change",
+                    e.comments.len(),
+                    if e.comments.len() == 1 { "" } else { "s" }
+                );
+                n.reason = Some(changes_requested(by, &summary, &e.comments));
+                if in_review {
+                    out.ticket = Some(back_to_ticket(cx));
+                }
+            }
+            S::Landing => return Err(landing()),
+            _ => {
+                return Err(Refusal::new(format!(
+                    "{}; only an entry still to land is sent back",
+                    decided(id, e)
+                )));
+            }
         },
     }
     Ok(out)
@@ -542,6 +633,8 @@ mod tests {
             approval: None,
             landed: None,
             updated: None,
+            reviews: Vec::new(),
+            comments: Vec::new(),
         }
     }
 
@@ -716,5 +809,153 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ran.ticket.state, TicketState::Cancelled, "cancel wins");
+    }
+
+    fn review(verdict: ReviewVerdict, head: &str) -> Review {
+        Review {
+            run: 9,
+            agent: "codex".into(),
+            head: head.into(),
+            verdict,
+            summary: "the sign is wrong".into(),
+            comments: vec![LineComment {
+                path: "a.py".into(),
+                line: 3,
+                text: "add, do not subtract".into(),
+                by: "review run 9 (codex)".into(),
+                ts: Timestamp::UNIX_EPOCH,
+            }],
+            ts: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_request_for_changes_bounces_with_its_comments_and_never_lands() {
+        let cx = Context {
+            max_attempts: 3,
+            ..Context::default()
+        };
+        let ticket = t(TicketState::Review);
+        let o = entry(
+            &e(QueueState::Testing),
+            Some(&ticket),
+            &cx,
+            &EntryEvent::Reviewed(review(ReviewVerdict::RequestChanges, "h1")),
+        )
+        .unwrap();
+        assert_eq!(o.entry.state, QueueState::Bounced);
+        assert_eq!(o.ticket, Some(TicketState::Queued));
+        let why = o.entry.reason.as_deref().unwrap();
+        assert!(why.contains("review run 9 (codex) asked for changes: the sign is wrong"));
+        assert!(why.contains("a.py:3: add, do not subtract"), "{why}");
+
+        // Should it still be testing (a racing turn), it may not begin landing.
+        let mut testing = e(QueueState::Testing);
+        testing
+            .reviews
+            .push(review(ReviewVerdict::RequestChanges, "h1"));
+        testing.tests.push(green("c1"));
+        let land = entry(
+            &testing,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::BeginLanding {
+                landing: "c1".into(),
+                requires_green: true,
+            },
+        );
+        assert!(land.unwrap_err().why.contains("asked for changes"));
+        // A review of an older head does not hold the new one.
+        testing.head = "h2".into();
+        assert!(
+            entry(
+                &testing,
+                Some(&ticket),
+                &cx,
+                &EntryEvent::BeginLanding {
+                    landing: "c1".into(),
+                    requires_green: true,
+                },
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_review_arriving_after_a_person_decided_is_recorded_and_changes_nothing() {
+        let cx = Context::default();
+        for verdict in [ReviewVerdict::Approve, ReviewVerdict::RequestChanges] {
+            let o = entry(
+                &e(QueueState::Rejected),
+                Some(&t(TicketState::Failed)),
+                &cx,
+                &EntryEvent::Reviewed(review(verdict, "h1")),
+            )
+            .unwrap();
+            assert_eq!(o.entry.state, QueueState::Rejected);
+            assert_eq!(o.entry.reviews.len(), 1);
+            assert!(o.discarded());
+            assert_eq!(o.ticket, None);
+        }
+    }
+
+    #[test]
+    fn comments_go_back_with_a_send_back_and_only_to_an_entry_still_to_land() {
+        let cx = Context {
+            max_attempts: 3,
+            ..Context::default()
+        };
+        let ticket = t(TicketState::Review);
+        let waiting = e(QueueState::AwaitingApproval);
+        let refused = entry(
+            &waiting,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::SendBack { by: "ana".into() },
+        );
+        assert!(refused.unwrap_err().why.contains("no comments"));
+        let c = LineComment {
+            path: "a.py".into(),
+            line: 7,
+            text: "validate qty".into(),
+            by: "ana".into(),
+            ts: Timestamp::UNIX_EPOCH,
+        };
+        let commented = entry(
+            &waiting,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::Comment(c.clone()),
+        )
+        .unwrap()
+        .entry;
+        let back = entry(
+            &commented,
+            Some(&ticket),
+            &cx,
+            &EntryEvent::SendBack { by: "ana".into() },
+        )
+        .unwrap();
+        assert_eq!(back.entry.state, QueueState::Bounced);
+        assert_eq!(back.ticket, Some(TicketState::Queued));
+        assert!(
+            back.entry
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("a.py:7: validate qty (ana)")
+        );
+        for s in [QueueState::Merged, QueueState::Bounced, QueueState::Landing] {
+            assert!(entry(&e(s), Some(&ticket), &cx, &EntryEvent::Comment(c.clone())).is_err());
+            assert!(
+                entry(
+                    &e(s),
+                    Some(&ticket),
+                    &cx,
+                    &EntryEvent::SendBack { by: "ana".into() }
+                )
+                .is_err()
+            );
+        }
     }
 }

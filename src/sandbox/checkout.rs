@@ -187,6 +187,90 @@ pub fn prepare(spec: &PrepareSpec, include: &[String]) -> Result<Prepared, Sandb
     })
 }
 
+/// A read-only sandbox of `commit` for a review run `run` of queue entry `entry`: a
+/// detached checkout (no branch, in the clone or in it) whose files and directories are
+/// read-only. Nothing from it ever comes back: the review answers through MCP. In a
+/// container the checkout is mounted read-only too ([`super::LaunchSpec::workdir_read_only`]),
+/// which is the real boundary; on the host the modes tell a well-behaved agent it is
+/// reading, not writing.
+pub fn prepare_review(
+    root: &Path,
+    clone_path: &Path,
+    entry: u64,
+    run: u64,
+    commit: &str,
+) -> Result<Prepared, SandboxError> {
+    crate::private::private_dir(root).map_err(SandboxError::io(root))?;
+    let root = root.canonicalize().map_err(SandboxError::io(root))?;
+    let clone_path = clone_path
+        .canonicalize()
+        .map_err(SandboxError::io(clone_path))?;
+    let dir = root.join(format!("review-{entry}-{run}"));
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SandboxError::io(&dir)(e)),
+    }
+    let repo = git2::Repository::init(&dir).map_err(git_err(&dir))?;
+    write_alternates(&dir, &objects_dir(&clone_path))?;
+    drop(repo);
+    let repo = git2::Repository::open(&dir).map_err(git_err(&dir))?;
+    let id = git2::Oid::from_str(commit).map_err(git_err(&dir))?;
+    let c = repo.find_commit(id).map_err(git_err(&dir))?;
+    repo.set_head_detached(c.id()).map_err(git_err(&dir))?;
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .map_err(git_err(&dir))?;
+    Ok(Prepared {
+        dir,
+        branch: String::new(),
+        base_commit: commit.to_string(),
+        clone: clone_path,
+    })
+}
+
+/// Make every file and directory under `dir` read-only (after the agent's own config
+/// files are written into it).
+pub fn seal(dir: &Path) -> Result<(), SandboxError> {
+    set_writable(dir, false)
+}
+
+/// Give every file and directory under `dir` its owner's write bit back, so it can be
+/// removed.
+fn unseal(dir: &Path) {
+    let _ = set_writable(dir, true);
+}
+
+fn set_writable(dir: &Path, writable: bool) -> Result<(), SandboxError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(SandboxError::io(dir))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if meta.is_dir() && writable {
+        // Writable first, so its entries can be changed.
+        let mut p = meta.permissions();
+        p.set_mode(p.mode() | 0o200);
+        std::fs::set_permissions(dir, p).map_err(SandboxError::io(dir))?;
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir).map_err(SandboxError::io(dir))? {
+            let e = e.map_err(SandboxError::io(dir))?;
+            set_writable(&e.path(), writable)?;
+        }
+    }
+    if !(meta.is_dir() && writable) {
+        let mut p = meta.permissions();
+        let mode = if writable {
+            p.mode() | 0o200
+        } else {
+            p.mode() & !0o222
+        };
+        p.set_mode(mode);
+        std::fs::set_permissions(dir, p).map_err(SandboxError::io(dir))?;
+    }
+    Ok(())
+}
+
 /// Point the sandbox's object store at the clone's, and nowhere else.
 fn write_alternates(dir: &Path, objects: &Path) -> Result<(), SandboxError> {
     let info = dir.join(".git/objects/info");
@@ -389,6 +473,10 @@ pub(crate) fn parse_author(author: &str) -> (String, String) {
 
 /// Remove the sandbox's directory. The branch stays in the clone: the merge queue needs it.
 pub fn remove(p: &Prepared) -> Result<(), SandboxError> {
+    if p.branch.is_empty() {
+        // A review's sealed checkout.
+        unseal(&p.dir);
+    }
     match std::fs::remove_dir_all(&p.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -128,7 +128,13 @@ impl DockerSandbox {
     /// The checkout read-write; the binary, the sandboxes' socket and the clone's objects
     /// (which the checkout borrows through its alternates, at the same path) read-only.
     /// Nothing else of the host: not the clone's refs, not other runs' branches.
-    fn mounts(&self, workdir: &Path, socket: Option<&Path>, read_only: &[PathBuf]) -> Vec<Mount> {
+    fn mounts(
+        &self,
+        workdir: &Path,
+        workdir_read_only: bool,
+        socket: Option<&Path>,
+        read_only: &[PathBuf],
+    ) -> Vec<Mount> {
         let bind = |source: &Path, target: &Path, read_only: bool| Mount {
             source: Some(source.to_string_lossy().into_owned()),
             target: Some(target.to_string_lossy().into_owned()),
@@ -136,7 +142,7 @@ impl DockerSandbox {
             read_only: Some(read_only),
             ..Default::default()
         };
-        let mut mounts = vec![bind(workdir, Path::new(WORKSPACE_MOUNT), false)];
+        let mut mounts = vec![bind(workdir, Path::new(WORKSPACE_MOUNT), workdir_read_only)];
         if let Some(bin) = &self.binary {
             mounts.push(bind(bin, Path::new(BINARY_MOUNT), true));
         }
@@ -195,7 +201,12 @@ impl Sandbox for DockerSandbox {
             open_stdin: Some(false),
             tty: Some(false),
             host_config: Some(HostConfig {
-                mounts: Some(self.mounts(&workdir, spec.socket.as_deref(), &spec.read_only)),
+                mounts: Some(self.mounts(
+                    &workdir,
+                    spec.workdir_read_only,
+                    spec.socket.as_deref(),
+                    &spec.read_only,
+                )),
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 readonly_rootfs: Some(true),

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use checkout::{Leftovers, PrepareSpec, Prepared, commit_leftovers, prepare, remove};
+pub use checkout::{
+    Leftovers, PrepareSpec, Prepared, commit_leftovers, prepare, prepare_review, remove, seal,
+};
 pub use docker::DockerSandbox;
 pub use worktree::WorktreeSandbox;
 
@@ -282,6 +284,8 @@ pub struct LaunchSpec {
     /// Host paths the sandbox reads at the same path (the clone's objects, which the
     /// checkout borrows): mounted read-only in a container, already readable on the host.
     pub read_only: Vec<PathBuf>,
+    /// The checkout itself is mounted read-only (a review run).
+    pub workdir_read_only: bool,
 }
 
 /// One line of a process's output, without its newline. A line longer than
@@ -454,6 +458,7 @@ mod tests {
             },
             socket: None,
             read_only: vec![],
+            workdir_read_only: false,
         };
         let env = build_env(&names, &["HOME"], &spec, BackendKind::Worktree);
         assert!(env.iter().any(|(k, v)| k == ENV_RUN && v == "7"));

@@ -156,9 +156,20 @@ enum Stop {
     Shutdown,
 }
 
+/// What [`Factory::pump`] pumps for: the run, its agent and what it may still spend.
+struct Pumped<'a> {
+    run: &'a Run,
+    agent: &'a str,
+    profile: &'a AgentProfile,
+    /// The ticket's budget and what its earlier runs spent.
+    budget_left: Option<(f64, f64)>,
+    timeouts: Timeouts,
+}
+
 /// A run in flight.
 struct Live {
-    ticket: TicketId,
+    /// None for a review run.
+    ticket: Option<TicketId>,
     agent: String,
     title: String,
     stop: watch::Sender<Stop>,
@@ -175,10 +186,12 @@ pub struct Wip {
     pub files: Vec<String>,
 }
 
+mod review;
+
 /// The factory's state. Lock order (the factory never blocks for good: invariant 10):
 /// `queue_turn` is held for a whole merge-queue turn, inside which the store's writer and
 /// the memory bank's one lock are taken; `live` may be held while a run's `files` is read;
-/// every other lock here (`leases`, `sandbox_socket`, the token table, the refusal log, and
+/// every other lock here (`leases`, `sandbox_socket`, `reviewing`, the token table, the refusal log, and
 /// `sandbox::checkout`'s clone-writes lock) is taken alone and let go before another is
 /// taken. No lock is held across an `.await`.
 pub struct Factory {
@@ -210,6 +223,8 @@ pub struct Factory {
     queue_turn: Mutex<()>,
     /// Each live run's own block of ports (`[sandbox] ports`).
     ports: sandbox::ports::PortBlocks,
+    /// Live review runs and the verdicts they submitted (`review_submit`).
+    reviewing: Mutex<HashMap<RunId, review::Reviewing>>,
 }
 
 fn now() -> Timestamp {
@@ -269,6 +284,7 @@ impl Factory {
             judge,
             queue_wake: Notify::new(),
             queue_turn: Mutex::new(()),
+            reviewing: Mutex::new(HashMap::new()),
         });
         f.recover().await?;
         Ok(f)
@@ -346,7 +362,7 @@ impl Factory {
 
     /// Run `f` with the merge queue over the factory's clone (blocking).
     fn merge_queue<T>(
-        &self,
+        self: &Arc<Self>,
         f: impl FnOnce(&crate::mergeq::MergeQueue<'_>) -> Result<T, FactoryError>,
     ) -> Result<T, FactoryError> {
         let _one = self.queue_turn.lock().expect("queue lock");
@@ -365,6 +381,17 @@ impl Factory {
             &*self.judge,
         )
         .with_backend(backend);
+        // Agent review after green tests, when `[review]` names a reviewer: review runs
+        // are started on the runtime and waited for on this (blocking) thread.
+        let reviewer = review::FactoryReviewer {
+            factory: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let q = if self.ws.config.review.agents.is_empty() {
+            q
+        } else {
+            q.with_reviewer(&reviewer)
+        };
         f(&q)
     }
 
@@ -660,6 +687,7 @@ impl Factory {
                 sandbox: Some(kind),
                 outcome: None,
                 recalled: Vec::new(),
+                review_of: None,
             })?;
             ws.store
                 .apply_ticket(t_id, TicketEvent::Claim { run: run.id })?;
@@ -677,7 +705,7 @@ impl Factory {
         self.live.lock().expect("live lock").insert(
             run.id,
             Live {
-                ticket: ticket.id,
+                ticket: Some(ticket.id),
                 agent: agent.clone(),
                 title: ticket.title.clone(),
                 stop,
@@ -864,53 +892,7 @@ impl Factory {
         };
 
         let in_docker = self.sandbox.kind() == BackendKind::Docker;
-        let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
-        let ctx = LaunchContext {
-            workdir: if in_docker {
-                PathBuf::from("/workspace")
-            } else {
-                prepared.dir.clone()
-            },
-            mcp_socket: api_socket.as_ref().map(|s| {
-                if in_docker {
-                    PathBuf::from(crate::sandbox::docker::SOCKET_MOUNT)
-                } else {
-                    s.clone()
-                }
-            }),
-            token: api_socket
-                .as_ref()
-                .map(|_| self.tokens.issue(run.id, &agent)),
-            shopfloor_exe: if in_docker {
-                PathBuf::from("/usr/local/bin/shopfloor")
-            } else {
-                self.exe.clone()
-            },
-            run: run.id,
-            backend: self.sandbox.kind(),
-            test_command: self.cfg.test_command.clone(),
-        };
-        let plan = agent::plan(&agent, &profile, &prompt, &ctx)
-            .map_err(|e| FactoryError::Other(e.to_string()))?;
-        for (path, bytes) in &plan.files {
-            let p = if path.is_absolute() {
-                path.clone()
-            } else {
-                prepared.dir.join(path)
-            };
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| FactoryError::Other(e.to_string()))?;
-            }
-            // Owner-only: the MCP config and the token are the run's credentials.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&p)
-                .and_then(|mut f| f.write_all(bytes))
-                .map_err(|e| FactoryError::Other(format!("writing {}: {e}", p.display())))?;
-        }
+        let plan = self.plan_launch(&run, &agent, &profile, &prompt, &prepared)?;
         // Its own ports, held until this function returns (the process has ended by then).
         let ports = match self.cfg.sandbox.ports {
             0 => None,
@@ -968,32 +950,10 @@ impl Factory {
         let mut env = plan.env.clone();
         env.extend(port_env.iter().cloned());
         let mut process = self
-            .sandbox
-            .launch(LaunchSpec {
-                argv: plan.argv.clone(),
-                env,
-                workdir: prepared.dir.clone(),
-                labels: Labels {
-                    workspace: sandbox_label(&self.ws),
-                    run: run.id,
-                },
-                socket: api_socket.clone(),
-                read_only: vec![prepared.clone_objects()],
+            .launch_agent(&run, &plan, env, &prepared, false, |p| {
+                format!("{} in {}", p.control.id(), prepared.dir.display())
             })
             .await?;
-        let ws = self.ws.clone();
-        let rid = run.id;
-        let running =
-            blocking(move || Ok(ws.store.update_run(rid, |r| r.state = RunState::Running)?))
-                .await?;
-        self.emit_run(
-            &running,
-            Some(format!(
-                "{} in {}",
-                process.control.id(),
-                prepared.dir.display()
-            )),
-        );
 
         // Pump output into steps until the process is done or must stop.
         let mut decoder = OutputDecoder::new(plan.decoder);
@@ -1033,120 +993,24 @@ impl Factory {
             }
             None => None,
         };
-        let started = now();
-        let mut last_output = started;
-        let mut quiet_told = false;
-        let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
-        let mut timeout_tick = tokio::time::interval(TIMEOUT_CHECK);
-        let mut stopped: Option<Outcome> = None;
-        let mut out_open = true;
-        while out_open {
-            tokio::select! {
-                line = process.output.recv() => match line {
-                    Some(line) => {
-                        last_output = now();
-                        quiet_told = false;
-                        // The sandbox hands over whole lines; the decoder takes a byte
-                        // stream, so each line gets its newline back.
-                        let drafts = match line {
-                            Output::Stdout(mut b) => {
-                                b.push(b'\n');
-                                decoder.feed_stdout(&b)
-                            }
-                            Output::Stderr(mut b) => {
-                                b.push(b'\n');
-                                decoder.feed_stderr(&b)
-                            }
-                        };
-                        // Each step carries the time its line arrived, unless the line
-                        // says when it was produced.
-                        let arrived = now();
-                        let mut spent_more = false;
-                        for d in drafts {
-                            let step = builder.push_at(d, Some(arrived));
-                            note_step(&step, &mut tally, &files);
-                            spent_more |= matches!(
-                                step.kind,
-                                StepKind::Lifecycle { event: Lifecycle::Usage(_) }
-                            );
-                            pending.push(step);
-                        }
-                        // Priced only when the agent reported spend, not on every line.
-                        if let (Some((max, before)), None, true) = (budget_left, &stopped, spent_more) {
-                            let spent = self.run_cost(&tally, &profile).cost_usd.unwrap_or(0.0);
-                            if before + spent > max {
-                                let why = format!(
-                                    "the ticket's budget of ${max:.2} is spent (${:.2} over its runs); raise [factory] max_cost_usd or split the ticket",
-                                    before + spent
-                                );
-                                tracing::warn!(run = run.id, "{why}; stopping it");
-                                process.control.kill().await?;
-                                stopped = Some(Outcome::OverBudget { why });
-                            }
-                        }
-                        if pending.len() >= FLUSH_STEPS {
-                            self.flush(run.id, &mut pending).await?;
-                        }
-                    }
-                    None => out_open = false,
+        let (exit, stopped) = self
+            .pump(
+                Pumped {
+                    run: &run,
+                    agent: &agent,
+                    profile: &profile,
+                    budget_left,
+                    timeouts: self.cfg.timeouts,
                 },
-                _ = flush_tick.tick() => {
-                    if !pending.is_empty() {
-                        self.flush(run.id, &mut pending).await?;
-                    }
-                }
-                _ = timeout_tick.tick(), if stopped.is_none() => {
-                    // Half the quiet limit (at most a minute) without a line: say so once,
-                    // a person may be able to help before the run is killed.
-                    let quiet = now().duration_since(last_output);
-                    let notice_after = (self.cfg.timeouts.quiet / 2).min(SignedDuration::from_secs(60));
-                    if quiet >= notice_after && !quiet_told {
-                        quiet_told = true;
-                        self.emit(FactoryEvent::Quiet {
-                            run: run.id,
-                            ticket: run.ticket,
-                            agent: agent.clone(),
-                            seconds: quiet.as_secs().max(0) as u64,
-                        });
-                    }
-                    if let Some(why) = decide::timed_out(now(), started, last_output, &self.cfg.timeouts) {
-                        tracing::warn!(run = run.id, "{why}; killing it");
-                        process.control.kill().await?;
-                        stopped = Some(Outcome::TimedOut { why });
-                    }
-                }
-                _ = stop.changed(), if stopped.is_none() => {
-                    let why = *stop.borrow();
-                    if why != Stop::No {
-                        process.control.kill().await?;
-                        stopped = Some(match why {
-                            Stop::Cancel => Outcome::Cancelled,
-                            Stop::Retry => Outcome::Restarted,
-                            _ => Outcome::Interrupted,
-                        });
-                    }
-                }
-            }
-        }
-        let exit = process.control.wait().await?;
-        // The agent is gone: its token goes now, before anyone can see the run ended.
-        self.tokens.revoke(run.id);
-        let arrived = now();
-        for d in decoder.finish() {
-            let step = builder.push_at(d, Some(arrived));
-            note_step(&step, &mut tally, &files);
-            pending.push(step);
-        }
-        let exited = builder.push_at(
-            crate::trace::Draft::new(StepKind::Lifecycle {
-                event: Lifecycle::Exited {
-                    code: exit.code,
-                    signal: exit.signal,
-                },
-            }),
-            Some(now()),
-        );
-        pending.push(exited);
+                &mut process,
+                &mut decoder,
+                &mut builder,
+                &mut pending,
+                &mut tally,
+                &files,
+                &mut stop,
+            )
+            .await?;
         // `[sandbox] teardown`: recorded, never changing how the run ended.
         for cmd in &self.cfg.sandbox.teardown {
             match self
@@ -1185,6 +1049,241 @@ impl Factory {
             .await
     }
 
+    /// Plan the agent's launch in `prepared` (a token for `run` when MCP is served) and
+    /// write the files the plan names into the sandbox, owner-only.
+    fn plan_launch(
+        &self,
+        run: &Run,
+        agent: &str,
+        profile: &AgentProfile,
+        prompt: &str,
+        prepared: &sandbox::Prepared,
+    ) -> Result<agent::LaunchPlan, FactoryError> {
+        let in_docker = self.sandbox.kind() == BackendKind::Docker;
+        let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
+        let ctx = LaunchContext {
+            workdir: if in_docker {
+                PathBuf::from(crate::sandbox::docker::WORKSPACE_MOUNT)
+            } else {
+                prepared.dir.clone()
+            },
+            mcp_socket: api_socket.as_ref().map(|s| {
+                if in_docker {
+                    PathBuf::from(crate::sandbox::docker::SOCKET_MOUNT)
+                } else {
+                    s.clone()
+                }
+            }),
+            token: api_socket
+                .as_ref()
+                .map(|_| self.tokens.issue(run.id, agent)),
+            shopfloor_exe: if in_docker {
+                PathBuf::from("/usr/local/bin/shopfloor")
+            } else {
+                self.exe.clone()
+            },
+            run: run.id,
+            backend: self.sandbox.kind(),
+            test_command: self.cfg.test_command.clone(),
+        };
+        let plan = agent::plan(agent, profile, prompt, &ctx)
+            .map_err(|e| FactoryError::Other(e.to_string()))?;
+        for (path, bytes) in &plan.files {
+            let p = if path.is_absolute() {
+                path.clone()
+            } else {
+                prepared.dir.join(path)
+            };
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| FactoryError::Other(e.to_string()))?;
+            }
+            // Owner-only: the MCP config and the token are the run's credentials.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&p)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(|e| FactoryError::Other(format!("writing {}: {e}", p.display())))?;
+        }
+        Ok(plan)
+    }
+
+    /// Launch a planned agent in its sandbox (`env` beside the plan's) and mark its run
+    /// running, with `detail` for the watchers.
+    async fn launch_agent(
+        &self,
+        run: &Run,
+        plan: &agent::LaunchPlan,
+        env: Vec<(String, String)>,
+        prepared: &sandbox::Prepared,
+        workdir_read_only: bool,
+        detail: impl FnOnce(&sandbox::Process) -> String,
+    ) -> Result<sandbox::Process, FactoryError> {
+        let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
+        let process = self
+            .sandbox
+            .launch(LaunchSpec {
+                argv: plan.argv.clone(),
+                env,
+                workdir: prepared.dir.clone(),
+                labels: Labels {
+                    workspace: sandbox_label(&self.ws),
+                    run: run.id,
+                },
+                socket: api_socket,
+                read_only: vec![prepared.clone_objects()],
+                workdir_read_only,
+            })
+            .await?;
+        let ws = self.ws.clone();
+        let rid = run.id;
+        let running =
+            blocking(move || Ok(ws.store.update_run(rid, |r| r.state = RunState::Running)?))
+                .await?;
+        self.emit_run(&running, Some(detail(&process)));
+        Ok(process)
+    }
+
+    /// Pump a live process's output into steps until it ends or must stop (a person, a
+    /// timeout, the budget); then wait for it, revoke its token and record how it exited.
+    #[allow(clippy::too_many_arguments)]
+    async fn pump(
+        &self,
+        what: Pumped<'_>,
+        process: &mut sandbox::Process,
+        decoder: &mut OutputDecoder,
+        builder: &mut TraceBuilder,
+        pending: &mut Vec<Step>,
+        tally: &mut crate::trace::Tally,
+        files: &Arc<Mutex<Vec<String>>>,
+        stop: &mut watch::Receiver<Stop>,
+    ) -> Result<(sandbox::Exit, Option<Outcome>), FactoryError> {
+        let Pumped {
+            run,
+            agent,
+            profile,
+            budget_left,
+            timeouts,
+        } = what;
+        let started = now();
+        let mut last_output = started;
+        let mut quiet_told = false;
+        let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
+        let mut timeout_tick = tokio::time::interval(TIMEOUT_CHECK);
+        let mut stopped: Option<Outcome> = None;
+        let mut out_open = true;
+        while out_open {
+            tokio::select! {
+                line = process.output.recv() => match line {
+                    Some(line) => {
+                        last_output = now();
+                        quiet_told = false;
+                        // The sandbox hands over whole lines; the decoder takes a byte
+                        // stream, so each line gets its newline back.
+                        let drafts = match line {
+                            Output::Stdout(mut b) => {
+                                b.push(b'\n');
+                                decoder.feed_stdout(&b)
+                            }
+                            Output::Stderr(mut b) => {
+                                b.push(b'\n');
+                                decoder.feed_stderr(&b)
+                            }
+                        };
+                        // Each step carries the time its line arrived, unless the line
+                        // says when it was produced.
+                        let arrived = now();
+                        let mut spent_more = false;
+                        for d in drafts {
+                            let step = builder.push_at(d, Some(arrived));
+                            note_step(&step, tally, files);
+                            spent_more |= matches!(
+                                step.kind,
+                                StepKind::Lifecycle { event: Lifecycle::Usage(_) }
+                            );
+                            pending.push(step);
+                        }
+                        // Priced only when the agent reported spend, not on every line.
+                        if let (Some((max, before)), None, true) = (budget_left, &stopped, spent_more) {
+                            let spent = self.run_cost(tally, profile).cost_usd.unwrap_or(0.0);
+                            if before + spent > max {
+                                let why = format!(
+                                    "the ticket's budget of ${max:.2} is spent (${:.2} over its runs); raise [factory] max_cost_usd or split the ticket",
+                                    before + spent
+                                );
+                                tracing::warn!(run = run.id, "{why}; stopping it");
+                                process.control.kill().await?;
+                                stopped = Some(Outcome::OverBudget { why });
+                            }
+                        }
+                        if pending.len() >= FLUSH_STEPS {
+                            self.flush(run.id, pending).await?;
+                        }
+                    }
+                    None => out_open = false,
+                },
+                _ = flush_tick.tick() => {
+                    if !pending.is_empty() {
+                        self.flush(run.id, pending).await?;
+                    }
+                }
+                _ = timeout_tick.tick(), if stopped.is_none() => {
+                    // Half the quiet limit (at most a minute) without a line: say so once,
+                    // a person may be able to help before the run is killed.
+                    let quiet = now().duration_since(last_output);
+                    let notice_after = (timeouts.quiet / 2).min(SignedDuration::from_secs(60));
+                    if quiet >= notice_after && !quiet_told {
+                        quiet_told = true;
+                        self.emit(FactoryEvent::Quiet {
+                            run: run.id,
+                            ticket: run.ticket,
+                            agent: agent.to_string(),
+                            seconds: quiet.as_secs().max(0) as u64,
+                        });
+                    }
+                    if let Some(why) = decide::timed_out(now(), started, last_output, &timeouts) {
+                        tracing::warn!(run = run.id, "{why}; killing it");
+                        process.control.kill().await?;
+                        stopped = Some(Outcome::TimedOut { why });
+                    }
+                }
+                _ = stop.changed(), if stopped.is_none() => {
+                    let why = *stop.borrow();
+                    if why != Stop::No {
+                        process.control.kill().await?;
+                        stopped = Some(match why {
+                            Stop::Cancel => Outcome::Cancelled,
+                            Stop::Retry => Outcome::Restarted,
+                            _ => Outcome::Interrupted,
+                        });
+                    }
+                }
+            }
+        }
+        let exit = process.control.wait().await?;
+        // The agent is gone: its token goes now, before anyone can see the run ended.
+        self.tokens.revoke(run.id);
+        let arrived = now();
+        for d in decoder.finish() {
+            let step = builder.push_at(d, Some(arrived));
+            note_step(&step, tally, files);
+            pending.push(step);
+        }
+        let exited = builder.push_at(
+            crate::trace::Draft::new(StepKind::Lifecycle {
+                event: Lifecycle::Exited {
+                    code: exit.code,
+                    signal: exit.signal,
+                },
+            }),
+            Some(now()),
+        );
+        pending.push(exited);
+        Ok((exit, stopped))
+    }
+
     /// What a run has spent so far: agents that report no cost (Codex, Gemini) get their
     /// tokens priced; the model is the one the agent said it ran, else the profile's.
     fn run_cost(&self, tally: &crate::trace::Tally, profile: &AgentProfile) -> Usage {
@@ -1220,6 +1319,7 @@ impl Factory {
                 },
                 socket: None,
                 read_only: vec![prepared.clone_objects()],
+                workdir_read_only: false,
             })
             .await?;
         let mut out: Vec<u8> = Vec::new();
@@ -1314,6 +1414,11 @@ impl Factory {
                 &agent2,
             )?;
             let files = left.files_changed.clone();
+            // The sandbox goes before anyone is told the run ended: its work is on the
+            // branch now.
+            if let Err(e) = sandbox::remove(&prepared) {
+                tracing::warn!(run = run.id, error = %e, "could not remove the worktree");
+            }
             let (state, why) = match &outcome2 {
                 Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
                 Outcome::Failed { why, .. }
@@ -1367,9 +1472,6 @@ impl Factory {
                     tracing::error!(run = run.id, error = %e, "could not record the failure digest");
                 }
             }
-            if let Err(e) = sandbox::remove(&prepared) {
-                tracing::warn!(run = run.id, error = %e, "could not remove the worktree");
-            }
             Ok((r, t, next))
         })
         .await?;
@@ -1402,7 +1504,7 @@ impl Factory {
     /// Stop the live runs of a ticket (it was cancelled) within a second.
     pub fn stop_ticket(&self, id: TicketId) {
         let live = self.live.lock().expect("live lock");
-        for l in live.values().filter(|l| l.ticket == id) {
+        for l in live.values().filter(|l| l.ticket == Some(id)) {
             let _ = l.stop.send(Stop::Cancel);
         }
     }
@@ -1469,12 +1571,15 @@ impl Factory {
             .lock()
             .expect("live lock")
             .iter()
-            .map(|(id, l)| Wip {
-                run: *id,
-                ticket: l.ticket,
-                agent: l.agent.clone(),
-                title: l.title.clone(),
-                files: l.files.lock().expect("files lock").clone(),
+            // Review runs change nothing: not work in progress.
+            .filter_map(|(id, l)| {
+                Some(Wip {
+                    run: *id,
+                    ticket: l.ticket?,
+                    agent: l.agent.clone(),
+                    title: l.title.clone(),
+                    files: l.files.lock().expect("files lock").clone(),
+                })
             })
             .collect();
         v.sort_by_key(|w| w.run);

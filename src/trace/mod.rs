@@ -398,6 +398,7 @@ fn import_stream(
                     sandbox: None,
                     outcome: Some(partial_outcome(source.path.is_some())),
                     recalled: Vec::new(),
+                    review_of: None,
                 },
                 mark_at(0, BlobHash::of(b"")),
             )?;

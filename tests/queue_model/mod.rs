@@ -262,6 +262,8 @@ impl World {
                 approval: None,
                 landed: None,
                 updated: None,
+                reviews: Vec::new(),
+                comments: Vec::new(),
             },
         );
     }
@@ -338,6 +340,7 @@ impl World {
             git: self,
             tester: self,
             store: self,
+            reviewer: &shopfloor::mergeq::driver::NoReviewer,
             cfg,
             requires_tests: true,
         };
