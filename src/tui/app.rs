@@ -162,6 +162,13 @@ pub enum Effect {
         verb: &'static str,
         note: Option<String>,
     },
+    /// A person's comment on a line of an entry's diff.
+    QueueComment {
+        id: QueueEntryId,
+        path: String,
+        line: u32,
+        text: String,
+    },
     AddMemory(NewMemory),
     /// Ring the bell and raise a desktop notification: a person is needed.
     Notify(crate::notify::Notice),
@@ -294,6 +301,10 @@ pub struct QueueScreen {
     pub show_log: bool,
     pub file: usize,
     pub scroll: u16,
+    /// Keys move a cursor over the diff's lines (`l`), not over the entries.
+    pub diff_focus: bool,
+    /// The cursor's line in the shown file's part of the diff.
+    pub line: usize,
 }
 
 impl QueueScreen {
@@ -870,6 +881,23 @@ impl App {
         }
     }
 
+    /// Where `c` comments: the path and new-file line under the diff's cursor.
+    fn comment_target(&self) -> Result<(String, u32), String> {
+        if !self.queue.diff_focus {
+            return Err(
+                "l moves into the diff; then c comments on the line under the cursor".into(),
+            );
+        }
+        let files = self.diff_files();
+        let Some((path, part)) = files.get(self.queue.file) else {
+            return Err("no diff to comment on (yet)".into());
+        };
+        match new_line_numbers(part).get(self.queue.line) {
+            Some(Some(n)) => Ok((path.clone(), *n)),
+            _ => Err("that line is not in the new version of the file (a header or a removed line); comment on an added or kept line".into()),
+        }
+    }
+
     /// The files of the selected entry's diff, each with its part of the patch.
     pub fn diff_files(&self) -> Vec<(String, String)> {
         let Some(d) = &self.queue.detail else {
@@ -1112,6 +1140,18 @@ impl App {
     fn prompt_done(&mut self, purpose: PromptFor, text: String, fx: &mut Vec<Effect>) {
         let text = text.trim().to_string();
         match purpose {
+            PromptFor::Comment { entry, path, line } => {
+                if text.is_empty() {
+                    self.refuse("an empty comment says nothing; c and type one");
+                    return;
+                }
+                fx.push(Effect::QueueComment {
+                    id: entry,
+                    path,
+                    line,
+                    text,
+                });
+            }
             PromptFor::Reject(id) => {
                 if text.is_empty() {
                     self.refuse("a rejection needs a reason; press R and type one");
@@ -1386,16 +1426,98 @@ impl App {
         let page = self.page.get().max(1);
         let entry = self.queue.selected_entry().cloned();
         match a {
+            "down" | "up" if self.queue.diff_focus => {
+                let lines = self
+                    .diff_files()
+                    .get(self.queue.file)
+                    .map_or(0, |(_, part)| part.lines().count());
+                self.queue.line = if a == "down" {
+                    (self.queue.line + 1).min(lines.saturating_sub(1))
+                } else {
+                    self.queue.line.saturating_sub(1)
+                };
+            }
             "down" if self.queue.selected + 1 < n => {
                 self.queue.selected += 1;
                 self.queue.detail = None;
+                self.queue.line = 0;
                 self.queue_detail(fx);
             }
             "up" if self.queue.selected > 0 => {
                 self.queue.selected -= 1;
                 self.queue.detail = None;
+                self.queue.line = 0;
                 self.queue_detail(fx);
             }
+            "focus_diff" => {
+                if self.diff_files().is_empty() {
+                    self.refuse("no diff to move in (yet)");
+                } else {
+                    self.queue.diff_focus = true;
+                    self.queue.show_log = false;
+                    // The first line a comment can go on.
+                    if let Some((_, part)) = self.diff_files().get(self.queue.file) {
+                        self.queue.line = new_line_numbers(part)
+                            .iter()
+                            .position(|n| n.is_some())
+                            .unwrap_or(0)
+                            .max(self.queue.line.min(part.lines().count().saturating_sub(1)));
+                    }
+                }
+            }
+            "focus_list" => self.queue.diff_focus = false,
+            "comment" => match (entry, self.comment_target()) {
+                (Some(e), _) if e.state.is_finished() || e.state == QueueState::Landing => self
+                    .refuse(&format!(
+                        "entry {} is {}; a comment only reaches an entry still to land",
+                        e.id,
+                        e.state.name()
+                    )),
+                (Some(e), Ok((path, line))) => {
+                    self.layers.push(Layer::Prompt(Box::new(Prompt::new(
+                        PromptFor::Comment {
+                            entry: e.id,
+                            path: path.clone(),
+                            line,
+                        },
+                        &format!(" Comment on {path}:{line} (enter adds; R sends them back) "),
+                        "",
+                        &self.theme,
+                    ))));
+                }
+                (Some(_), Err(why)) => self.refuse(&why),
+                (None, _) => self.refuse("the queue is empty"),
+            },
+            "send_back" => match entry {
+                Some(e) if e.state.is_finished() || e.state == QueueState::Landing => {
+                    self.refuse(&format!(
+                        "entry {} is {}; only an entry still to land is sent back",
+                        e.id,
+                        e.state.name()
+                    ))
+                }
+                Some(e) if e.comments.is_empty() => self.refuse(&format!(
+                    "entry {} has no comments yet: l moves into the diff, c comments on a line",
+                    e.id
+                )),
+                Some(e) => {
+                    let n = e.comments.len();
+                    self.layers.push(Layer::Confirm(Confirm {
+                        question: format!(
+                            "Send entry {} `{}` back to its agent with {n} comment{}? Its ticket runs again with them.",
+                            e.id,
+                            e.branch,
+                            if n == 1 { "" } else { "s" }
+                        ),
+                        on_yes: Effect::QueueAct {
+                            id: e.id,
+                            verb: "send-back",
+                            note: None,
+                        },
+                    }));
+                }
+                None => self.refuse("the queue is empty"),
+            },
             "page_down" => self.queue.scroll = self.queue.scroll.saturating_add(page / 2),
             "page_up" => self.queue.scroll = self.queue.scroll.saturating_sub(page / 2),
             "toggle_log" => {
@@ -1411,6 +1533,7 @@ impl App {
                         (self.queue.file + files - 1) % files
                     };
                     self.queue.scroll = 0;
+                    self.queue.line = 0;
                     self.queue.show_log = false;
                 }
             }
@@ -1563,6 +1686,32 @@ impl App {
             Screen::Fleet => {}
         }
     }
+}
+
+/// For each line of one file's part of a unified diff, its line number in the new
+/// version of the file: None for headers and removed lines.
+pub fn new_line_numbers(part: &str) -> Vec<Option<u32>> {
+    let mut next: Option<u32> = None;
+    part.lines()
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("@@ ") {
+                // `@@ -a,b +c,d @@`: the new side starts at line c.
+                next = rest
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix('+'))
+                    .and_then(|w| w.split(',').next()?.parse().ok());
+                return None;
+            }
+            let n = next?;
+            match l.chars().next() {
+                Some('+') | Some(' ') | None => {
+                    next = Some(n + 1);
+                    Some(n)
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// A unified diff cut into its files: (path, that file's part).

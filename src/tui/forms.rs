@@ -23,9 +23,14 @@ pub struct Confirm {
 }
 
 /// What a prompt's answer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PromptFor {
     Reject(crate::model::QueueEntryId),
+    Comment {
+        entry: crate::model::QueueEntryId,
+        path: String,
+        line: u32,
+    },
     Priority(crate::model::TicketId),
     Search,
 }

@@ -287,6 +287,7 @@ pub async fn perform(client: &Client, user: &str, effect: Effect) -> Option<Msg>
             let a = QueueAction {
                 by: user.to_string(),
                 note,
+                ..QueueAction::default()
             };
             match client.queue_act(id, verb, &a).await {
                 Ok(e) => Msg::Done(format!(
@@ -294,9 +295,30 @@ pub async fn perform(client: &Client, user: &str, effect: Effect) -> Option<Msg>
                     match verb {
                         "approve" => "approved",
                         "reject" => "rejected",
+                        "send-back" => "sent back to its agent",
                         _ => "moved to the front",
                     },
                     e.state.name()
+                )),
+                Err(e) => fail(None, e),
+            }
+        }
+        Effect::QueueComment {
+            id,
+            path,
+            line,
+            text,
+        } => {
+            let a = QueueAction {
+                by: user.to_string(),
+                note: Some(text),
+                path: Some(path.clone()),
+                line: Some(line),
+            };
+            match client.queue_act(id, "comment", &a).await {
+                Ok(e) => Msg::Done(format!(
+                    "comment on {path}:{line} added to entry {id} ({} in all; R sends them back)",
+                    e.comments.len()
                 )),
                 Err(e) => fail(None, e),
             }

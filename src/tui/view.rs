@@ -627,6 +627,30 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                 ));
                 out.extend(diff_lines(patch.preview(), t));
             }
+            // What reviewers (agents and people) said about this file of the run's change.
+            let said: Vec<&crate::model::LineComment> = app
+                .queue
+                .view
+                .entries
+                .iter()
+                .filter(|e| e.run == Some(step.run))
+                .flat_map(|e| {
+                    e.comments
+                        .iter()
+                        .chain(e.reviews.iter().flat_map(|r| r.comments.iter()))
+                })
+                .filter(|c| c.path == *path)
+                .collect();
+            if !said.is_empty() {
+                out.push(Line::raw(""));
+                out.push(label(&format!("comments on {path} in review"), t));
+                for c in said {
+                    out.push(Line::styled(
+                        format!("  line {}: {} ({})", c.line, c.text.trim(), c.by),
+                        t.style("agent.waiting"),
+                    ));
+                }
+            }
         }
         StepKind::Lifecycle { event } => {
             out.push(Line::raw(step.kind.summary()));
@@ -741,7 +765,12 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let detail = q.detail.as_ref().filter(|d| d.entry.id == e.id);
-    let e = detail.map_or(e, |d| &d.entry);
+    // The list is reloaded on every queue event; a detail loaded before is as fresh only
+    // if nothing happened to the entry since.
+    let e = match detail {
+        Some(d) if d.entry.updated > e.updated => &d.entry,
+        _ => e,
+    };
     let (sym, slot) = queue_symbol(e.state);
     let mut lines: Vec<Line> = vec![Line::from(vec![
         Span::styled(format!("{sym} {} ", e.state.name()), t.style(slot)),
@@ -802,6 +831,37 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
             t.style("agent.done"),
         ));
     }
+    for r in e.reviews.iter().filter(|r| r.head == e.head) {
+        let (mark, slot) = match r.verdict {
+            crate::model::ReviewVerdict::Approve => ("✓", "agent.done"),
+            crate::model::ReviewVerdict::RequestChanges => ("✗", "step.error"),
+        };
+        lines.push(Line::styled(
+            format!(
+                "{mark} review by {} (run {}): {}: {}",
+                r.agent,
+                r.run,
+                r.verdict.name(),
+                r.summary.lines().next().unwrap_or("")
+            ),
+            t.style(slot),
+        ));
+    }
+    if !e.comments.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "┃ {} comment{} to send back ({})",
+                e.comments.len(),
+                if e.comments.len() == 1 { "" } else { "s" },
+                app.keymap
+                    .keys_for("queue", "send_back")
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+            ),
+            t.style("agent.waiting"),
+        ));
+    }
     if let Some(r) = &e.reason {
         lines.push(Line::styled(format!("why: {r}"), t.style("step.error")));
     }
@@ -820,14 +880,17 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
     };
     lines.push(Line::styled(
         format!(
-            "{} approve · {} reject · {} bump · {} replay · {} test log · {}/{} files",
+            "{} approve · {} reject · {} bump · {} replay · {} test log · {}/{} files · {} diff · {} comment · {} send back",
             keys("approve"),
             keys("reject"),
             keys("bump"),
             keys("open_replay"),
             keys("toggle_log"),
             keys("prev_file"),
-            keys("next_file")
+            keys("next_file"),
+            keys("focus_diff"),
+            keys("comment"),
+            keys("send_back")
         ),
         t.style("ui.muted"),
     ));
@@ -844,6 +907,8 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
             )),
         top,
     );
+    // The rendered row of the diff's line cursor, when it shows.
+    let mut cursor_row: Option<usize> = None;
     let (title, body): (String, Vec<Line>) = if q.show_log {
         match e.tests.last() {
             Some(r) => (
@@ -863,8 +928,27 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
         let files = app.diff_files();
         match files.get(q.file) {
             Some((path, part)) => (
-                format!(" diff {}/{}: {path} ", q.file + 1, files.len()),
-                diff_lines(part, t),
+                format!(
+                    " diff {}/{}: {path}{} ",
+                    q.file + 1,
+                    files.len(),
+                    if q.diff_focus {
+                        " · j/k line · c comment · h back"
+                    } else {
+                        ""
+                    }
+                ),
+                {
+                    let (lines, row) = commented_diff_lines(
+                        part,
+                        path,
+                        &e.line_comments(),
+                        q.diff_focus.then_some(q.line),
+                        t,
+                    );
+                    cursor_row = row;
+                    lines
+                },
             ),
             None if detail.is_none() => (
                 " diff ".into(),
@@ -876,12 +960,60 @@ fn draw_queue(frame: &mut Frame, area: Rect, app: &App) {
             ),
         }
     };
+    // With a line cursor the diff follows it; else it scrolls by pages.
+    let scroll = match cursor_row {
+        Some(at) => (at as u16).saturating_sub(bottom.height.saturating_sub(2) / 2),
+        None => q.scroll,
+    };
     frame.render_widget(
         Paragraph::new(body)
-            .block(boxed(Span::styled(title, t.style("ui.title")), false, t))
-            .scroll((q.scroll, 0)),
+            .block(boxed(
+                Span::styled(title, t.style("ui.title")),
+                q.diff_focus,
+                t,
+            ))
+            .scroll((scroll, 0)),
         bottom,
     );
+}
+
+/// One file's part of a diff with each comment under the line it is on, and the line
+/// cursor (an index into the part's lines) marked; with the row the cursor is drawn on.
+fn commented_diff_lines(
+    part: &str,
+    path: &str,
+    comments: &[&crate::model::LineComment],
+    cursor: Option<usize>,
+    t: &Theme,
+) -> (Vec<Line<'static>>, Option<usize>) {
+    let numbers = crate::tui::app::new_line_numbers(part);
+    let mut out = Vec::new();
+    let mut row = None;
+    for (i, line) in diff_lines(part, t).into_iter().enumerate() {
+        out.push(if cursor == Some(i) {
+            row = Some(out.len());
+            line.style(t.style("ui.selection"))
+        } else {
+            line
+        });
+        let Some(Some(n)) = numbers.get(i) else {
+            continue;
+        };
+        for c in comments.iter().filter(|c| c.path == path && c.line == *n) {
+            for (k, text) in c.text.lines().enumerate() {
+                let lead = if k == 0 {
+                    format!("    ┃ {}: ", c.by)
+                } else {
+                    "    ┃   ".to_string()
+                };
+                out.push(Line::styled(
+                    format!("{lead}{text}"),
+                    t.style("agent.waiting"),
+                ));
+            }
+        }
+    }
+    (out, row)
 }
 
 // ---- memory ----
