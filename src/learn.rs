@@ -85,18 +85,25 @@ pub fn record_failure(
     paths.extend(digest.files.iter().cloned());
     paths.sort();
     paths.dedup();
+    let queue = digest.end.from_queue();
     let mut m = NewMemory::new(
         MemoryKind::Lesson,
         format!(
-            "Ticket {} \"{}\" failed this way:\n{text}",
-            ticket.id, ticket.title
+            "Ticket {} \"{}\" {}:\n{text}",
+            ticket.id,
+            ticket.title,
+            if queue {
+                "came back from the merge queue"
+            } else {
+                "failed this way"
+            }
         ),
         Author::Agent {
             name: agent.to_string(),
         },
     );
     m.paths = paths;
-    m.tags = vec!["run-failure".into()];
+    m.tags = vec![if queue { "merge-queue" } else { "run-failure" }.into()];
     m.source = Some(StepRef {
         run,
         step: digest.source_step().unwrap_or(next_seq),
@@ -112,6 +119,29 @@ pub fn record_failure(
         Err(e) => tracing::error!(run, error = %e, "could not save the failure lesson"),
     }
     Ok(text)
+}
+
+/// A queue entry came back (a conflict, red merge tests, a reviewer's or a person's no):
+/// its run's digest with that end, in its trace and as a lesson, as for a failed run.
+/// False when the entry has no ticket or run to learn for (the caller writes a plain
+/// memory then) or the workspace's learning loop is off.
+pub fn record_queue_end(ws: &Workspace, e: &crate::model::QueueEntry, end: End) -> bool {
+    if !ws.config.factory.learning {
+        return false;
+    }
+    let (Some(run), Some(tid)) = (e.run, e.ticket) else {
+        return false;
+    };
+    let (Ok(Some(ticket)), Ok(Some(r))) = (ws.store.ticket(tid), ws.store.run(run)) else {
+        return false;
+    };
+    match record_failure(ws, run, &ticket, &r.agent, end, &r.files_changed, None) {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::error!(run, entry = e.id, error = %err, "could not record the entry's digest");
+            false
+        }
+    }
 }
 
 /// What the earlier attempts at `ticket` say, oldest first: one line each, and for the

@@ -163,7 +163,25 @@ fn a_reviewers_request_for_changes_reaches_the_retry_and_the_fixed_change_lands(
     assert_eq!(content, b"RIGHT-VALUE\n");
     // The lesson is in memory, on the path, from the review.
     let m = env.json(&["memory", "search", "REVIEW-SAYS-FIX", "--json"]);
-    assert!(m.to_string().contains("value.txt"), "{m:#}");
+    let lesson = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["memory"])
+        .find(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("came back from the merge queue"))
+        })
+        .unwrap_or_else(|| panic!("the review's lesson: {m:#}"));
+    assert_eq!(lesson["source"]["run"], writer_runs[0], "{lesson:#}");
+    assert!(
+        lesson["paths"].to_string().contains("value.txt"),
+        "{lesson:#}"
+    );
+    // ... and its digest ends the bounced run's trace, as a failed run's would.
+    let first_run = steps_text(&env, writer_runs[0]);
+    assert!(first_run.contains("failure digest"), "{first_run}");
     let audit = env.ok(&["audit"]);
     assert!(
         audit.contains("queue.reviewed") && audit.contains("review.refused"),
@@ -202,29 +220,41 @@ write = { path = "value.txt", content = "RIGHT-VALUE\n" }
 say = "done"
 "#;
 
-#[test]
-fn a_persons_line_comment_sent_back_reaches_the_retry() {
-    let env = Env::project(
-        "hc",
+fn human_project(name: &str) -> Env {
+    Env::project(
+        name,
         &[
             ("shopfloor.toml", HUMAN_CONFIG),
             ("writer.toml", HUMAN_WRITER),
         ],
-    );
+    )
+}
+
+/// Wait for entry `id` to be in `state`; the entry.
+fn entry_in(env: &Env, id: u64, state: &str) -> Value {
+    wait_for(
+        &format!("entry {id} {state}"),
+        Duration::from_secs(60),
+        || {
+            env.queue_entries()
+                .into_iter()
+                .find(|e| e["id"] == id && e["state"] == state)
+        },
+    )
+}
+
+/// The trace of ticket 1's second run, the retry.
+fn retry_steps(env: &Env) -> String {
+    let t = env.json(&["ticket", "show", "1", "--json"]);
+    steps_text(env, t["runs"][1].as_u64().unwrap())
+}
+
+#[test]
+fn a_persons_line_comment_sent_back_reaches_the_retry() {
+    let env = human_project("hc");
     let _serve = Serve::start(&env);
     env.ok(&["ticket", "add", "Set the value"]);
-    let waiting = |n: u64| {
-        wait_for(
-            "an entry waiting for a human",
-            Duration::from_secs(60),
-            || {
-                env.queue_entries()
-                    .into_iter()
-                    .find(|e| e["id"] == n && e["state"] == "awaiting_approval")
-            },
-        )
-    };
-    waiting(1);
+    entry_in(&env, 1, "awaiting_approval");
     // Nothing to send back yet: a clear refusal.
     let (_, err) = env.fails(&["queue", "send-back", "1"]);
     assert!(err.contains("no comments to send back"), "{err}");
@@ -268,10 +298,8 @@ fn a_persons_line_comment_sent_back_reaches_the_retry() {
     assert!(sent.contains("sent back"), "{sent}");
 
     // The retry fixes it and waits for the person again, who approves it.
-    waiting(2);
-    let t = env.json(&["ticket", "show", "1", "--json"]);
-    let retry = t["runs"][1].as_u64().unwrap();
-    let steps = env.ok(&["trace", "show", &retry.to_string(), "--json"]);
+    entry_in(&env, 2, "awaiting_approval");
+    let steps = retry_steps(&env);
     assert!(
         steps.contains("HUMAN-SAYS: this must be the right value") && steps.contains("value.txt:1"),
         "{steps}"
@@ -293,4 +321,53 @@ fn a_persons_line_comment_sent_back_reaches_the_retry() {
         "late",
     ]);
     assert!(err.contains("still to land"), "{err}");
+}
+
+/// The same from the control room, in a real terminal: `4` the queue, `l` into the diff,
+/// `c` on the added line, the comment typed, `R` and `y`: the retry is told.
+#[test]
+fn a_comment_written_in_the_control_room_reaches_the_retry() {
+    let env = human_project("cr");
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Set the value"]);
+    entry_in(&env, 1, "awaiting_approval");
+    let tmux = common::tmux::Tmux::new("review-comment");
+    let cmd = format!(
+        "cd {} && env SHOPFLOOR_HOME={} {} up; echo UP-EXIT=$?; sleep 600",
+        env.repo.path().display(),
+        env.home.path().display(),
+        env!("CARGO_BIN_EXE_shopfloor")
+    );
+    tmux.start(&cmd, 150, 40);
+    tmux.wait("the status bar", 30, |s| s.contains(" cr │ main"));
+    tmux.keys("4");
+    tmux.wait("the entry's diff", 20, |s| s.contains("+WRONG-VALUE"));
+    // Into the diff: the cursor starts on the first line a comment can go on, line 1.
+    tmux.keys("l");
+    tmux.wait("the line cursor", 10, |s| s.contains("c comment"));
+    tmux.keys("c");
+    tmux.wait("the comment prompt", 10, |s| {
+        s.contains("Comment on value.txt:1")
+    });
+    tmux.keys("HUMAN-SAYS: from the control room");
+    tmux.keys("Enter");
+    tmux.wait("the comment under its line", 20, |s| {
+        s.contains("HUMAN-SAYS: from the control room") && s.contains("1 comment to send back")
+    });
+    tmux.keys("R");
+    tmux.wait("the confirmation", 10, |s| s.contains("Send entry 1"));
+    tmux.keys("y");
+    let e = entry_in(&env, 1, "bounced");
+    assert_eq!(e["comments"][0]["path"], "value.txt", "{e:#}");
+    assert_eq!(e["comments"][0]["line"], 1, "{e:#}");
+    entry_in(&env, 2, "awaiting_approval");
+    let steps = retry_steps(&env);
+    assert!(
+        steps.contains("HUMAN-SAYS: from the control room") && steps.contains("value.txt:1"),
+        "{steps}"
+    );
+    assert!(steps.contains("RIGHT-VALUE"), "the retry fixed it: {steps}");
+    tmux.keys("q");
+    let s = tmux.wait("up to exit", 30, |s| s.contains("UP-EXIT="));
+    assert!(s.contains("UP-EXIT=0"), "{s}");
 }

@@ -432,15 +432,27 @@ async fn summary(client: &Client) -> Result<String> {
     }
     let lessons = client
         .search_memory(&MemorySearch {
-            text: "bounced merge queue".into(),
+            text: "came back from the merge queue tests failed".into(),
             limit: 3,
             kinds: vec![MemoryKind::Lesson],
             recent: false,
             ..Default::default()
         })
         .await?;
-    for h in lessons.iter().filter(|h| h.memory.text.contains("bounced")) {
-        writeln!(out, "  lesson {}: {}", h.memory.id, whole(&h.memory.text))?;
+    // The merge queue's lessons: a bounce's digest, written on the paths it touched.
+    for h in lessons
+        .iter()
+        .filter(|h| h.memory.tags.iter().any(|t| t == "merge-queue"))
+    {
+        // Its head and what it printed: the whole digest is `shopfloor memory show ID`.
+        let head: Vec<&str> = h.memory.text.lines().take(7).collect();
+        writeln!(
+            out,
+            "  lesson {}: {}\n      … (shopfloor memory show {})",
+            h.memory.id,
+            whole(&head.join("\n")),
+            h.memory.id
+        )?;
     }
     writeln!(
         out,

@@ -46,6 +46,7 @@ use crate::model::{
     Approval, AuditEvent, Author, MemoryKind, QueueEntry, QueueEntryId, QueueState, Run, Verdict,
 };
 use crate::store::{EntryContext, StoreError};
+use crate::trace::digest::End;
 use crate::workspace::Workspace;
 use driver::{Driver, Merge, QueueGit, QueueStore};
 use git::Merged;
@@ -311,16 +312,22 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
         "queue.rejected",
         format!("entry {id}: {reason}"),
     );
-    remember(
-        ws,
-        &e,
-        MemoryKind::Lesson,
-        format!("{by} rejected `{}`: {reason}", e.branch),
-        Vec::new(),
-        Author::Human {
-            name: by.to_string(),
-        },
-    );
+    let end = End::Rejected {
+        by: by.to_string(),
+        reason: reason.to_string(),
+    };
+    if !crate::learn::record_queue_end(ws, &e, end) {
+        remember(
+            ws,
+            &e,
+            MemoryKind::Lesson,
+            format!("{by} rejected `{}`: {reason}", e.branch),
+            Vec::new(),
+            Author::Human {
+                name: by.to_string(),
+            },
+        );
+    }
     Ok(e)
 }
 
@@ -403,20 +410,26 @@ pub fn send_back(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntr
         "queue.sent_back",
         format!("entry {id} with {} comments", e.comments.len()),
     );
-    remember(
-        ws,
-        &e,
-        MemoryKind::Lesson,
-        format!(
-            "`{}` was sent back: {}",
-            e.branch,
-            e.reason.as_deref().unwrap_or_default()
-        ),
-        comment_paths(&e.comments),
-        Author::Human {
-            name: by.to_string(),
-        },
-    );
+    let end = End::Rejected {
+        by: by.to_string(),
+        reason: e.reason.clone().unwrap_or_default(),
+    };
+    if !crate::learn::record_queue_end(ws, &e, end) {
+        remember(
+            ws,
+            &e,
+            MemoryKind::Lesson,
+            format!(
+                "`{}` was sent back: {}",
+                e.branch,
+                e.reason.as_deref().unwrap_or_default()
+            ),
+            comment_paths(&e.comments),
+            Author::Human {
+                name: by.to_string(),
+            },
+        );
+    }
     Ok(e)
 }
 
@@ -788,13 +801,24 @@ impl StoreQueue<'_> {
                     "queue.bounced",
                     format!("entry {}: {}", e.id, first_line(reason)),
                 );
-                Some(memory(
-                    e,
-                    MemoryKind::Lesson,
-                    format!("`{}` bounced from the merge queue: {reason}", e.branch),
-                    paths.clone(),
-                    bot(),
-                ))
+                let end = if paths.is_empty() {
+                    End::RedMergeTest {
+                        output: reason.clone(),
+                    }
+                } else {
+                    End::Conflict {
+                        paths: paths.clone(),
+                    }
+                };
+                (!crate::learn::record_queue_end(self.ws, e, end)).then(|| {
+                    memory(
+                        e,
+                        MemoryKind::Lesson,
+                        format!("`{}` bounced from the merge queue: {reason}", e.branch),
+                        paths.clone(),
+                        bot(),
+                    )
+                })
             }
             EntryEvent::Deny { verdict, reason } => {
                 audit(
@@ -834,7 +858,17 @@ impl StoreQueue<'_> {
                         if o.discarded() { " (discarded)" } else { "" }
                     ),
                 );
-                (e.state == QueueState::Bounced && !o.discarded()).then(|| {
+                let sent_back = e.state == QueueState::Bounced && !o.discarded();
+                let learned = sent_back
+                    && crate::learn::record_queue_end(
+                        self.ws,
+                        e,
+                        End::Rejected {
+                            by: format!("review run {} ({})", r.run, r.agent),
+                            reason: e.reason.clone().unwrap_or_default(),
+                        },
+                    );
+                (sent_back && !learned).then(|| {
                     memory(
                         e,
                         MemoryKind::Lesson,

@@ -56,6 +56,14 @@ impl End {
         }
     }
 
+    /// Whether the merge queue (or a reviewer, or a person there) ended it, not the run.
+    pub fn from_queue(&self) -> bool {
+        matches!(
+            self,
+            End::Conflict { .. } | End::RedMergeTest { .. } | End::Rejected { .. }
+        )
+    }
+
     /// A stable word for the kind of end, for the signature.
     fn kind(&self) -> &'static str {
         match self {
@@ -318,8 +326,14 @@ impl Digest {
     /// numbers, hex ids and temporary paths blurred.
     pub fn signature(&self) -> String {
         let mut key = self.end.kind().to_string();
-        if let End::Conflict { paths } = &self.end {
-            key.push_str(&paths.join(","));
+        match &self.end {
+            End::Conflict { paths } => key.push_str(&paths.join(",")),
+            // Each no says something of its own: two different ones are two lessons.
+            End::Rejected { by, reason } => {
+                key.push_str(by);
+                key.push_str(reason);
+            }
+            _ => {}
         }
         if let Some(c) = self.commands.last() {
             key.push('|');
