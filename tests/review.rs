@@ -371,3 +371,107 @@ fn a_comment_written_in_the_control_room_reaches_the_retry() {
     let s = tmux.wait("up to exit", 30, |s| s.contains("UP-EXIT="));
     assert!(s.contains("UP-EXIT=0"), "{s}");
 }
+
+/// Speculative mode reviews the green prefix at once: four tickets, four agents, review
+/// runs side by side; the one the reviewer sends back is fixed on its retry, the rest land
+/// as they are, and nothing waits for ever.
+#[test]
+fn reviews_run_side_by_side_in_speculative_mode() {
+    let mut config = String::from(
+        "[factory]\ndefault_agent = \"a1\"\nconcurrency = 4\nquiet_timeout_s = 30\n\n\
+         [sandbox]\nbackend = \"worktree\"\n\n[test]\ncommand = \"true\"\n\n\
+         [merge]\nmode = \"speculative\"\ndepth = 4\n\n\
+         [policy]\nrequired_checks = [\"test\", \"review\"]\n\n\
+         [review]\nagents = [\"reviewer\"]\n\n\
+         [agents.reviewer]\nadapter = \"fixture\"\nscenario = \"reviewer.toml\"\n\n\
+         [agents.bad]\nadapter = \"fixture\"\nscenario = \"bad.toml\"\n",
+    );
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "reviewer.toml".into(),
+            REVIEWER
+                .replace("[[step]]\nread = \"value.txt\"\n", "")
+                .replace("value.txt", "bad.txt"),
+        ),
+        ("bad.toml".into(), WRITER.replace("value.txt", "bad.txt")),
+    ];
+    for a in ["a1", "a2", "a3"] {
+        config.push_str(&format!(
+            "\n[agents.{a}]\nadapter = \"fixture\"\nscenario = \"{a}.toml\"\n"
+        ));
+        files.push((
+            format!("{a}.toml"),
+            format!(
+                "name = \"{a}\"\n[[step]]\nwrite = {{ path = \"{a}.txt\", content = \"from {a}\\n\" }}\n[[step]]\nsay = \"done\"\n"
+            ),
+        ));
+    }
+    files.push(("shopfloor.toml".into(), config));
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let env = Env::project("sp", &files);
+    let _serve = Serve::start(&env);
+    for a in ["a1", "bad", "a2", "a3"] {
+        env.ok(&["ticket", "add", &format!("Work for {a}"), "--agent", a]);
+    }
+    let tickets = wait_for("every ticket to land", Duration::from_secs(120), || {
+        let ts = env.json(&["ticket", "list", "--json"]);
+        let ts = ts.as_array().unwrap().clone();
+        ts.iter()
+            .all(|t| matches!(t["state"].as_str(), Some("merged" | "failed")))
+            .then_some(ts)
+    });
+    for t in &tickets {
+        assert_eq!(t["state"], "merged", "{t:#}");
+    }
+    let entries = env.queue_entries();
+    let bounced: Vec<&Value> = entries.iter().filter(|e| e["state"] == "bounced").collect();
+    assert_eq!(bounced.len(), 1, "only the bad one went back: {entries:#?}");
+    assert_eq!(bounced[0]["reviews"][0]["verdict"], "request-changes");
+    // Every landed entry was approved by a review of the head it landed with.
+    for e in entries.iter().filter(|e| e["state"] == "merged") {
+        let head = &e["head"];
+        assert!(
+            e["reviews"].as_array().is_some_and(|rs| rs
+                .iter()
+                .any(|r| r["verdict"] == "approve" && r["head"] == *head)),
+            "{e:#}"
+        );
+    }
+    // How many review runs were live at once, at most.
+    let runs = env.json(&["run", "list", "--json"]);
+    let spans: Vec<(String, String)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["review_of"].is_null())
+        .map(|r| {
+            (
+                r["started"].as_str().unwrap().to_string(),
+                r["ended"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let overlap = spans
+        .iter()
+        .map(|(s, _)| spans.iter().filter(|(s2, e2)| s2 <= s && s < e2).count())
+        .max()
+        .unwrap_or(0);
+    eprintln!("{} review runs, at most {overlap} at once", spans.len());
+    assert!(
+        overlap >= 2,
+        "the green prefix is reviewed at once: {spans:?}"
+    );
+    let main = git2::Repository::open(env.home.path().join("sp/repo")).unwrap();
+    let tree = main.head().unwrap().peel_to_tree().unwrap();
+    for f in ["a1.txt", "a2.txt", "a3.txt", "bad.txt"] {
+        assert!(tree.get_path(std::path::Path::new(f)).is_ok(), "{f} landed");
+    }
+    let bad = tree.get_path(std::path::Path::new("bad.txt")).unwrap();
+    assert_eq!(
+        main.find_blob(bad.id()).unwrap().content(),
+        b"RIGHT-VALUE\n"
+    );
+}
