@@ -475,3 +475,58 @@ fn reviews_run_side_by_side_in_speculative_mode() {
         b"RIGHT-VALUE\n"
     );
 }
+
+/// A person's reject while the reviewer is still reading holds: the approval that arrives
+/// after it is recorded and changes nothing, and the entry never lands.
+#[test]
+fn a_reject_during_the_review_holds_over_the_reviewers_approval() {
+    const SLOW_REVIEWER: &str = r#"name = "reviewer"
+[[step]]
+sleep_ms = 3000
+[[step]]
+review_submit = { verdict = "approve", summary = "Looks right." }
+"#;
+    let env = Env::project(
+        "rj",
+        &[
+            ("shopfloor.toml", CONFIG),
+            ("writer.toml", WRITER),
+            ("reviewer.toml", SLOW_REVIEWER),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Set the value"]);
+    wait_for("the review run", Duration::from_secs(60), || {
+        let runs = env.json(&["run", "list", "--json"]);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| !r["review_of"].is_null() && r["state"] == "running")
+            .then_some(())
+    });
+    env.ok(&["queue", "reject", "1", "--reason", "not this way"]);
+    wait_for("the review run to end", Duration::from_secs(30), || {
+        let runs = env.json(&["run", "list", "--json"]);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| !r["review_of"].is_null() && r["state"] == "succeeded")
+            .then_some(())
+    });
+    let e = entry_in(&env, 1, "rejected");
+    assert_eq!(e["reviews"][0]["verdict"], "approve", "recorded: {e:#}");
+    assert!(
+        e["reason"].as_str().unwrap().contains("not this way"),
+        "{e:#}"
+    );
+    let t = env.json(&["ticket", "show", "1", "--json"]);
+    assert_eq!(t["state"], "failed", "{t:#}");
+    let audit = env.ok(&["audit"]);
+    assert!(audit.contains("(discarded)"), "{audit}");
+    let clone = git2::Repository::open(env.home.path().join("rj/repo")).unwrap();
+    let tree = clone.head().unwrap().peel_to_tree().unwrap();
+    assert!(
+        tree.get_path(std::path::Path::new("value.txt")).is_err(),
+        "it never landed"
+    );
+}
