@@ -17,7 +17,7 @@ use crate::agent::OutputDecoder;
 use crate::mergeq::QueueError;
 use crate::mergeq::driver::{ReviewAnswer, ReviewJob, Reviewer};
 use crate::model::{
-    LineComment, QueueEntryId, Review, ReviewVerdict, Run, RunId, RunState, Step, Usage,
+    LineComment, QueueEntryId, QueueState, Review, ReviewVerdict, Run, RunId, RunState, Step, Usage,
 };
 use crate::sandbox::{self, BackendKind};
 use crate::scheduler::context;
@@ -26,6 +26,8 @@ use crate::trace::TraceBuilder;
 
 /// The most of a change's diff a reviewer's prompt carries; the rest it reads in its checkout.
 const REVIEW_DIFF_CHARS: usize = 48_000;
+/// How often a live review looks whether a person decided its entry meanwhile.
+const DECIDED_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A review run waiting for its verdict.
 pub(super) struct Reviewing {
@@ -198,10 +200,30 @@ impl Factory {
             &run,
             Some(format!("reviewing queue entry {}", job.entry.id)),
         );
+        // A person who decides the entry meanwhile (a reject, a cancel) stops its review:
+        // nothing it could say would change the entry, and it costs.
+        let watcher = {
+            let me = self.clone();
+            let entry = job.entry.id;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(DECIDED_CHECK).await;
+                    let ws = me.ws.clone();
+                    let now = blocking(move || Ok(ws.store.queue_entry(entry)?)).await;
+                    if let Ok(Some(e)) = now
+                        && e.state != QueueState::Testing
+                    {
+                        me.stop_run(id, Stop::Cancel);
+                        return;
+                    }
+                }
+            })
+        };
         let result = self
             .clone()
             .review_run(&run, &agent, &job, &diff, stop_rx)
             .await;
+        watcher.abort();
         self.tokens.revoke(id);
         self.live.lock().expect("live lock").remove(&id);
         let submitted = self
@@ -211,7 +233,15 @@ impl Factory {
             .remove(&id)
             .and_then(|r| r.submitted);
         let (state, outcome, answer) = match (result, submitted) {
-            (Ok((_, usage)), Some(r)) => (
+            (Ok((why, usage, true)), _) => {
+                let why = format!("review run {id} was stopped: {why}");
+                (
+                    RunState::Cancelled,
+                    why.clone(),
+                    (ReviewAnswer::NoVerdict(why), usage),
+                )
+            }
+            (Ok((_, usage, _)), Some(r)) => (
                 RunState::Succeeded,
                 format!(
                     "reviewed queue entry {}: {}",
@@ -220,7 +250,7 @@ impl Factory {
                 ),
                 (ReviewAnswer::Given(r), usage),
             ),
-            (Ok((why, usage)), None) => {
+            (Ok((why, usage, _)), None) => {
                 let why = format!("review run {id} ended without calling review_submit ({why})");
                 (
                     RunState::Failed,
@@ -260,7 +290,7 @@ impl Factory {
     }
 
     /// Prepare the read-only checkout, launch the reviewer, pump its output; how it ended
-    /// in words, and what it spent.
+    /// in words, what it spent, and whether a person (or the factory) stopped it.
     async fn review_run(
         self: Arc<Self>,
         run: &Run,
@@ -268,7 +298,7 @@ impl Factory {
         job: &ReviewJob,
         diff: &str,
         mut stop: watch::Receiver<Stop>,
-    ) -> Result<(String, Usage), FactoryError> {
+    ) -> Result<(String, Usage, bool), FactoryError> {
         let profile = self
             .cfg
             .agents
@@ -307,7 +337,7 @@ impl Factory {
         diff: &str,
         prepared: &sandbox::Prepared,
         stop: &mut watch::Receiver<Stop>,
-    ) -> Result<(String, Usage), FactoryError> {
+    ) -> Result<(String, Usage, bool), FactoryError> {
         let ws = self.ws.clone();
         let e = job.entry.clone();
         let d = diff.to_string();
@@ -370,6 +400,10 @@ impl Factory {
             .await?;
         self.flush(run.id, &mut pending).await?;
         let usage = self.run_cost(&tally, profile);
+        let stopped_by_someone = matches!(
+            stopped,
+            Some(Outcome::Cancelled | Outcome::Interrupted | Outcome::Restarted)
+        );
         let why = match stopped {
             Some(Outcome::TimedOut { why }) => why,
             Some(Outcome::Cancelled) => "stopped by a person".into(),
@@ -381,7 +415,7 @@ impl Factory {
                 _ => "the reviewer ended abnormally".into(),
             },
         };
-        Ok((why, usage))
+        Ok((why, usage, stopped_by_someone))
     }
 }
 
