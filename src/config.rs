@@ -30,6 +30,8 @@ pub struct Config {
     pub prices: crate::cost::PricesConfig,
     /// `[notify]`: the bell and desktop notifications, and a command for each notice.
     pub notify: crate::notify::NotifyConfig,
+    /// `[telemetry]`: runs exported as OpenTelemetry spans (OTLP/HTTP), and what they hold.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `[policy]`: what a change may touch and how big it may be before it lands.
@@ -260,6 +262,9 @@ impl Config {
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
         crate::cost::validate(&self.prices).map_err(|m| bad("prices", None, m))?;
+        self.telemetry
+            .validate()
+            .map_err(|(key, m)| bad("telemetry", Some(key), m))?;
         self.sandbox.validate().map_err(|e| {
             let key = match &e {
                 crate::sandbox::SandboxError::BadConfig { key, .. } => key.clone(),
