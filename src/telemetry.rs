@@ -357,39 +357,37 @@ impl Exporter {
     }
 }
 
+/// The sender's job an event makes, if any: a run's end, or a rescan after missed events.
+fn job_of(ev: Result<FactoryEvent, broadcast::error::RecvError>) -> Option<Job> {
+    match ev {
+        Ok(FactoryEvent::RunState { run, state, .. }) if !state.is_live() => Some(Job::Run(run)),
+        Ok(_) | Err(broadcast::error::RecvError::Closed) => None,
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            tracing::warn!(
+                missed = n,
+                "telemetry: fell behind the factory's events; rescanning the runs"
+            );
+            Some(Job::Rescan)
+        }
+    }
+}
+
 /// Pass the ids of runs that ended from the event stream to the sender; nothing else.
 async fn forward(
     mut events: broadcast::Receiver<FactoryEvent>,
     jobs: mpsc::UnboundedSender<Job>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let take = |ev: Result<FactoryEvent, broadcast::error::RecvError>| -> Option<Option<Job>> {
-        match ev {
-            Ok(FactoryEvent::RunState { run, state, .. }) if !state.is_live() => {
-                Some(Some(Job::Run(run)))
-            }
-            Ok(_) => Some(None),
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "telemetry: fell behind the factory's events; rescanning the runs"
-                );
-                Some(Some(Job::Rescan))
-            }
-            Err(broadcast::error::RecvError::Closed) => None,
-        }
-    };
     loop {
         let ev = tokio::select! {
             ev = events.recv() => ev,
             _ = stop.wait_for(|s| *s) => break,
         };
-        match take(ev) {
-            Some(Some(job)) => {
-                let _ = jobs.send(job);
-            }
-            Some(None) => {}
-            None => return,
+        if matches!(ev, Err(broadcast::error::RecvError::Closed)) {
+            return;
+        }
+        if let Some(job) = job_of(ev) {
+            let _ = jobs.send(job);
         }
     }
     // Stopping: what the factory said while it stopped is still in the channel.
@@ -401,7 +399,7 @@ async fn forward(
             }
             Err(_) => return,
         };
-        if let Some(Some(job)) = take(ev) {
+        if let Some(job) = job_of(ev) {
             let _ = jobs.send(job);
         }
     }

@@ -56,6 +56,9 @@ pub struct Service {
 pub const MAX_TEXT_BYTES: usize = 16 << 10;
 /// All the message parts of a run's `invoke_agent` span together stop at about this much.
 pub const MAX_MESSAGES_BYTES: usize = 256 << 10;
+/// The run's span carries at most this many error events; `shopfloor.run.errors` counts
+/// them all.
+pub const MAX_EVENTS: usize = 128;
 /// A request holds at most this many spans and about this many encoded bytes, under the
 /// 4 MiB that gRPC-based collectors and many HTTP receivers accept by default.
 pub const MAX_REQUEST_SPANS: usize = 512;
@@ -308,6 +311,10 @@ impl RunSpans {
             StepKind::Thinking { text } => self.message(false, "reasoning", text),
             StepKind::Error { message } => {
                 self.errors += 1;
+                if self.events.len() >= MAX_EVENTS {
+                    // A run that failed a hundred thousand times says so in the count.
+                    return;
+                }
                 let mut attrs = vec![
                     s("exception.type", "agent_error"),
                     int("shopfloor.step", step.seq),
@@ -550,6 +557,9 @@ impl RunSpans {
             start_time_unix_nano: start,
             end_time_unix_nano: end,
             attributes: attrs,
+            dropped_events_count: u32::try_from(self.errors)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(self.events.len() as u32),
             events: std::mem::take(&mut self.events),
             ..Default::default()
         };
