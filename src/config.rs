@@ -32,6 +32,8 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// `[review]`: agent review of queue entries after their tests pass.
     pub review: ReviewConfig,
+    /// `[telemetry]`: runs exported as OpenTelemetry spans (OTLP/HTTP), and what they hold.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `[review]`: which agent reviews which changes, after the tests pass and before a
@@ -332,6 +334,9 @@ impl Config {
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
         crate::cost::validate(&self.prices).map_err(|m| bad("prices", None, m))?;
+        self.telemetry
+            .validate()
+            .map_err(|(key, m)| bad("telemetry", Some(key), m))?;
         self.sandbox.validate().map_err(|e| {
             let key = match &e {
                 crate::sandbox::SandboxError::BadConfig { key, .. } => key.clone(),

@@ -24,6 +24,7 @@ pub mod scheduler;
 pub mod since;
 pub mod spend;
 pub mod store;
+pub mod telemetry;
 pub mod trace;
 pub mod tui;
 pub mod workspace;

@@ -16,6 +16,7 @@ use crate::index::IndexError;
 use crate::memory::MemoryError;
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
+use crate::trace::ExportFormat;
 use crate::workspace::{OpenError, Workspace, WorkspaceInfo};
 
 /// Steps fetched per request when walking a run through the factory.
@@ -322,11 +323,16 @@ impl Backend {
         )
     }
 
-    /// Write a run as JSONL to `out`; returns the number of steps.
-    pub fn export(&self, run: RunId, out: &mut dyn Write) -> Result<u64, ApiError> {
+    /// Write a run to `out` in `format`; returns the number of lines (for JSONL, steps).
+    pub fn export(
+        &self,
+        run: RunId,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, ApiError> {
         match self {
-            Backend::Direct(ws) => Ok(ops::export(ws, run, out)?),
-            Backend::Remote(r) => r.rt.block_on(r.client.export(run, out)),
+            Backend::Direct(ws) => Ok(ops::export(ws, run, format, out)?),
+            Backend::Remote(r) => r.rt.block_on(r.client.export(run, format, out)),
         }
     }
 

@@ -19,6 +19,7 @@ use super::wire::{
     MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
 };
 use crate::model::{Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
+use crate::trace::ExportFormat;
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -322,11 +323,16 @@ impl Client {
         self.get(&format!("/v1/runs/{run}/steps/{seq}")).await
     }
 
-    /// Stream a run's JSONL export into `out`; returns the number of steps (lines).
-    pub async fn export(&self, run: RunId, out: &mut dyn Write) -> Result<u64, ApiError> {
-        let mut resp = self
-            .send(Method::GET, &format!("/v1/runs/{run}/export"), None)
-            .await?;
+    /// Stream a run's export in `format` into `out`; returns the number of lines (for
+    /// JSONL, steps).
+    pub async fn export(
+        &self,
+        run: RunId,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, ApiError> {
+        let path = format!("/v1/runs/{run}/export?format={}", format.name());
+        let mut resp = self.send(Method::GET, &path, None).await?;
         if resp.status() != StatusCode::OK {
             return Err(self.failure(resp).await);
         }

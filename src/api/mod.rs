@@ -24,7 +24,7 @@
 //! | `GET /v1/runs/{id}` | one run |
 //! | `GET /v1/runs/{id}/steps?from=&to=` | steps `from..to`, payloads as stored |
 //! | `GET /v1/runs/{id}/steps/{seq}` | one step, payloads inline |
-//! | `GET /v1/runs/{id}/export` | the run as JSONL (`application/x-ndjson`), streamed |
+//! | `GET /v1/runs/{id}/export?format=` | the run as JSONL, or OTLP/JSON spans with `otlp` (`application/x-ndjson`), streamed |
 //! | `POST /v1/steps/search` | full-text search over steps |
 //! | `POST /v1/memory` | write a memory |
 //! | `POST /v1/memory/search` | hybrid recall, every `RecallQuery` field |

@@ -14,7 +14,7 @@ use super::wire::{
 use crate::model::transitions::TicketEvent;
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
-use crate::trace::{Format, TraceError};
+use crate::trace::{ExportFormat, Format, TraceError};
 use crate::workspace::Workspace;
 
 pub type Result<T, E = OpError> = std::result::Result<T, E>;
@@ -375,9 +375,23 @@ pub fn step(ws: &Workspace, run_id: RunId, seq: u64) -> Result<Step> {
     Ok(s)
 }
 
-/// A run as JSONL, one inlined step a line; returns the number of steps written.
-pub fn export(ws: &Workspace, run_id: RunId, out: &mut dyn Write) -> Result<u64> {
-    crate::trace::export_jsonl(&ws.store, run_id, out).map_err(trace_err)
+/// A run as JSONL, one inlined step a line (returns the steps written), or as OTLP/JSON
+/// spans made with the workspace's `[telemetry]` settings, one export request a line
+/// (returns the lines written).
+pub fn export(
+    ws: &Workspace,
+    run_id: RunId,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    match format {
+        ExportFormat::Jsonl => crate::trace::export_jsonl(&ws.store, run_id, out),
+        ExportFormat::Otlp => {
+            let (opts, service) = crate::telemetry::span_options(ws);
+            crate::trace::otel::export_otlp_json(&ws.store, run_id, &opts, &service, out)
+        }
+    }
+    .map_err(trace_err)
 }
 
 fn detect_format(file: &std::path::Path) -> Result<Format> {

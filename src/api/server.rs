@@ -24,11 +24,12 @@ use super::ApiError;
 use super::auth::{Gate, Tokens, Transport, authorize};
 use super::ops;
 use super::wire::{
-    Health, ImportAuthor, ImportTrace, MemorySearch, NewMemory, NewTicket, OpError, StepRange,
-    StepSearch, TicketQuery,
+    ExportQuery, Health, ImportAuthor, ImportTrace, MemorySearch, NewMemory, NewTicket, OpError,
+    StepRange, StepSearch, TicketQuery,
 };
 use crate::model::Author;
 use crate::scheduler::factory::Factory;
+use crate::trace::ExportFormat;
 use crate::workspace::{Workspace, WorkspaceInfo};
 
 /// Largest memory import body accepted: JSON Lines of memories are text, and a million of
@@ -564,8 +565,14 @@ impl std::io::Write for ChannelWriter {
 async fn export_run(
     State(s): State<AppState>,
     id: Result<UrlPath<u64>, PathRejection>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, OpError> {
     let UrlPath(id) = id.map_err(bad_path)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let format = match q.format.as_deref() {
+        None => ExportFormat::default(),
+        Some(f) => f.parse::<ExportFormat>().map_err(OpError::bad_request)?,
+    };
     // Answer "not found" with a status while we still can: once the body streams, the
     // status is sent.
     blocking(&s, move |ws| ops::run(ws, id)).await?;
@@ -576,7 +583,7 @@ async fn export_run(
             tx: tx.clone(),
             buf: Vec::new(),
         };
-        if let Err(e) = ops::export(&ws, id, &mut w) {
+        if let Err(e) = ops::export(&ws, id, format, &mut w) {
             tracing::error!(run = id, error = %e, "export failed mid-stream");
             // Breaks the body off, so the client sees an incomplete export, never a short
             // one that looks whole.

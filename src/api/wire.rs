@@ -227,6 +227,13 @@ pub struct TicketQuery {
 }
 
 /// `GET /v1/runs/{id}/steps?from=&to=`: steps `from..to`, clamped to what exists.
+/// `?format=` of a run's export: `jsonl` (the default) or `otlp`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRange {
     #[serde(default)]

@@ -71,6 +71,8 @@ pub struct Running {
     tcp_served: Option<JoinHandle<Result<(), shopfloor::api::ApiError>>>,
     gate: shopfloor::api::auth::Gate,
     runner: JoinHandle<Result<(), shopfloor::scheduler::factory::FactoryError>>,
+    /// `[telemetry] endpoint`'s exporter of finished runs, when set.
+    telemetry: Option<shopfloor::telemetry::Exporter>,
 }
 
 /// Start the factory on `ws` and serve its API on the socket (and TCP when configured);
@@ -118,6 +120,8 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
             ""
         }
     ));
+    // Subscribed before the factory runs, so no run's end is missed.
+    let telemetry = shopfloor::telemetry::start(factory.workspace().clone(), factory.subscribe());
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = {
         let f = factory.clone();
@@ -170,6 +174,7 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
         tcp_served,
         gate: api.gate,
         runner,
+        telemetry,
     })
 }
 
@@ -192,6 +197,10 @@ impl Running {
         let _ = self.stop_tx.send(true);
         if let Ok(Err(e)) = self.runner.await {
             tracing::error!(error = %e, "the factory loop ended with an error");
+        }
+        // The runs the stop ended are exported too, if the receiver answers in time.
+        if let Some(t) = self.telemetry {
+            t.finish(std::time::Duration::from_secs(5)).await;
         }
         match served {
             Ok(r) => r?,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use shopfloor::api::wire::{ImportTrace, StepSearch};
 use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
-use shopfloor::trace::Format;
+use shopfloor::trace::{ExportFormat, Format};
 
 use super::Ctx;
 use super::output::{
@@ -46,10 +46,12 @@ pub enum TraceCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Export a run
+    /// Export a run: as shopfloor's JSONL (one step a line, imports back), or as
+    /// OpenTelemetry spans in OTLP/JSON (one export request a line; message text only with
+    /// `[telemetry] content = true`)
     Export {
         run: u64,
-        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "otlp"])]
         format: String,
         /// Write here instead of stdout
         #[arg(short, long)]
@@ -87,7 +89,14 @@ pub fn run(ctx: &Ctx, cmd: TraceCmd) -> Result<()> {
         } => import(ctx, file, format, agent, json),
         TraceCmd::List { json } => list(ctx, json),
         TraceCmd::Show { run, step, json } => show(ctx, run, step, json),
-        TraceCmd::Export { run, output, .. } => export(ctx, run, output),
+        TraceCmd::Export {
+            run,
+            format,
+            output,
+        } => {
+            let format = format.parse::<ExportFormat>().map_err(anyhow::Error::msg)?;
+            export(ctx, run, format, output)
+        }
         TraceCmd::Search {
             query,
             run,
@@ -325,7 +334,7 @@ fn print_step(s: &Step) {
     }
 }
 
-fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
+fn export(ctx: &Ctx, run: u64, format: ExportFormat, output: Option<PathBuf>) -> Result<()> {
     let backend = ctx.backend()?;
     match output {
         Some(path) => {
@@ -334,16 +343,25 @@ fn export(ctx: &Ctx, run: u64, output: Option<PathBuf>) -> Result<()> {
                 std::fs::File::create(&tmp)
                     .with_context(|| format!("cannot create {}", tmp.display()))?,
             );
-            let n = backend.export(run, &mut f)?;
+            let n = backend.export(run, format, &mut f)?;
             f.flush()?;
             drop(f);
             shopfloor::private::as_user_file(&tmp)?;
             std::fs::rename(&tmp, &path)?;
-            say_err!("exported {n} steps of run {run} to {}", path.display());
+            match format {
+                ExportFormat::Jsonl => {
+                    say_err!("exported {n} steps of run {run} to {}", path.display())
+                }
+                ExportFormat::Otlp => say_err!(
+                    "exported run {run} as OpenTelemetry spans to {} ({n} OTLP/JSON request{})",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            backend.export(run, &mut out)?;
+            backend.export(run, format, &mut out)?;
             out.flush()?;
         }
     }

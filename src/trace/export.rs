@@ -1,11 +1,43 @@
 //! `trace export`: a run as JSONL, one `Step` a line with every payload inline, so the
-//! file stands alone (and imports back with the `jsonl` format).
+//! file stands alone (and imports back with the `jsonl` format); or as OpenTelemetry spans
+//! in OTLP/JSON (`otel`).
 
 use std::io::Write;
 
 use super::TraceError;
 use crate::model::RunId;
 use crate::store::{Store, StoreError};
+
+/// What `trace export` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// shopfloor's own: one `Step` a line.
+    #[default]
+    Jsonl,
+    /// OTLP/JSON: one `ExportTraceServiceRequest` a line (see `otel`).
+    Otlp,
+}
+
+impl ExportFormat {
+    pub const ALL: [ExportFormat; 2] = [ExportFormat::Jsonl, ExportFormat::Otlp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Otlp => "otlp",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExportFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown export format `{s}`; use jsonl or otlp"))
+    }
+}
 
 /// Write every step of `run` to `out`; returns the number of steps written.
 pub fn export_jsonl(store: &Store, run: RunId, out: &mut dyn Write) -> Result<u64, TraceError> {

@@ -1,5 +1,6 @@
 //! Agent traces: importers (one streaming parser per format), the builder that turns their
-//! drafts into a run's steps, import into the store, export as JSONL, and replay.
+//! drafts into a run's steps, import into the store, export as JSONL or OpenTelemetry spans,
+//! and replay.
 
 pub mod builder;
 pub mod decode;
@@ -7,6 +8,7 @@ pub mod digest;
 pub mod export;
 pub mod import;
 pub mod ingest;
+pub mod otel;
 pub mod patch;
 pub mod replay;
 pub mod tally;
@@ -19,7 +21,7 @@ use std::path::Path;
 use jiff::Timestamp;
 
 pub use builder::TraceBuilder;
-pub use export::export_jsonl;
+pub use export::{ExportFormat, export_jsonl};
 pub use import::{Draft, Format, MAX_LINE_BYTES, TraceParser, parser};
 pub use ingest::{Ingest, LineRead, LineReader, MAX_RAW_LINE_BYTES};
 pub use replay::{Direction, FileContent, FileState, files_at, next_matching};
