@@ -34,6 +34,8 @@ pub struct Config {
     pub review: ReviewConfig,
     /// `[telemetry]`: runs exported as OpenTelemetry spans (OTLP/HTTP), and what they hold.
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// `[[hosts]]`: machines runs may go to over SSH.
+    pub hosts: Vec<crate::hosts::HostConfig>,
 }
 
 /// `[review]`: which agent reviews which changes, after the tests pass and before a
@@ -357,6 +359,7 @@ impl Config {
                 message: e.to_string(),
             }
         })?;
+        crate::hosts::validate(&self.hosts).map_err(|m| bad("hosts", None, m))?;
         let profiles = self.agent_profiles();
         for a in &self.review.agents {
             if !profiles.contains_key(a) {

@@ -5,6 +5,7 @@ mod connect;
 mod cost;
 mod demo;
 mod hook;
+mod host;
 mod memory;
 mod output;
 mod policy;
@@ -71,6 +72,9 @@ enum Command {
     /// The merge queue: list, show, approve, reject, bump, pause, resume
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// The machines runs may go to over SSH: list, check, drain, undrain
+    #[command(subcommand)]
+    Host(host::HostCmd),
     /// What the factory spent, per ticket, agent and day
     Cost {
         /// Only runs started since then: `7d`, `24h`, or an RFC 3339 time
@@ -249,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Memory(cmd) => memory::run(&ctx, cmd),
         Command::Queue(cmd) => queue::run(&ctx, cmd),
         Command::Cost { since, json } => cost::run(&ctx, since, json),
+        Command::Host(cmd) => host::run(&ctx, cmd),
         Command::Run(cmd) => run::run(&ctx, cmd),
         Command::Serve { paused } => serve::run(&ctx, paused),
         Command::Up {

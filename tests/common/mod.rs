@@ -3,6 +3,7 @@
 
 pub mod agent_clis;
 pub mod docker;
+pub mod hosts;
 pub mod mcp;
 pub mod model_server;
 pub mod serve;
