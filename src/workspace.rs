@@ -69,9 +69,6 @@ impl WorkspaceInfo {
     pub fn index_dir(&self) -> PathBuf {
         self.dir.join("index")
     }
-    pub fn log_dir(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
     /// The person's socket: the control API and MCP, no token needed (0600).
     pub fn socket_path(&self) -> PathBuf {
         self.dir.join("factory.sock")

@@ -120,16 +120,6 @@ impl Adapter {
             Adapter::Fixture => "fixture",
         }
     }
-
-    /// The executable the adapter runs when the profile names none (`plain` has none).
-    pub fn default_command(self) -> Option<&'static str> {
-        match self {
-            Adapter::ClaudeCode => Some("claude"),
-            Adapter::Codex => Some("codex"),
-            Adapter::Gemini => Some("gemini"),
-            Adapter::Plain | Adapter::Fixture => None,
-        }
-    }
 }
 
 impl fmt::Display for Adapter {

@@ -34,35 +34,19 @@ pub fn server_info() -> ServerConfig {
         .with_instructions(INSTRUCTIONS)
 }
 
-/// Serves the tools on a workspace. Over HTTP the caller comes with each request (the
-/// auth layer puts it there); over stdio it is fixed when the server starts.
+/// Serves the tools on a workspace over HTTP: the caller comes with each request (the
+/// auth layer puts it there). The stdio server forwards to it.
 #[derive(Clone)]
 pub struct McpService {
     state: AppState,
-    caller: Option<Caller>,
 }
 
 impl McpService {
-    /// For HTTP: the caller is read from each request.
     pub fn new(state: AppState) -> McpService {
-        McpService {
-            state,
-            caller: None,
-        }
-    }
-
-    /// For one local client: every call acts as `caller`.
-    pub fn for_caller(state: AppState, caller: Caller) -> McpService {
-        McpService {
-            state,
-            caller: Some(caller),
-        }
+        McpService { state }
     }
 
     fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
-        if let Some(c) = &self.caller {
-            return Ok(c.clone());
-        }
         ctx.extensions
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<Caller>().cloned())

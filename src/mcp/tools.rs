@@ -331,11 +331,6 @@ pub fn definitions() -> Vec<Tool> {
         .collect()
 }
 
-/// Whether `name` is one of ours.
-pub fn is_tool(name: &str) -> bool {
-    SPECS.iter().any(|s| s.name == name)
-}
-
 /// Why a call cannot be made, as MCP wants each told (protocol 2025-11-25, SEP-1303): a
 /// tool that does not exist is a protocol error; arguments the tool refuses are a tool
 /// execution error (`isError: true`), which the model reads and can act on, where a
