@@ -266,22 +266,25 @@ impl Keymap {
         };
         let user = parse_file(&text, &path.display().to_string(), &mut warnings);
         for (mode, bindings) in user {
-            let known: Vec<String> = km
-                .modes
-                .values()
+            // What a screen can do: its own actions and the global ones.
+            let known: Vec<String> = ["global", mode.as_str()]
+                .iter()
+                .filter_map(|m| km.modes.get(*m))
                 .flatten()
                 .map(|b| b.action.clone())
                 .collect();
-            let list = km.modes.entry(mode.clone()).or_default();
-            for b in &bindings {
-                if !known.contains(&b.action) {
-                    warnings.push(format!(
-                        "keymap {}: no action `{}`; ignored",
-                        path.display(),
-                        b.action
-                    ));
-                }
+            let (bindings, unknown): (Vec<Binding>, Vec<Binding>) = bindings
+                .into_iter()
+                .partition(|b| known.contains(&b.action));
+            // Ignored means not bound: a key the user meant for nothing does nothing.
+            for b in &unknown {
+                warnings.push(format!(
+                    "keymap {}: no action `{}` on the {mode} screen; ignored",
+                    path.display(),
+                    b.action
+                ));
             }
+            let list = km.modes.entry(mode.clone()).or_default();
             // A user entry without `desc` keeps the built-in words for its action.
             let descs: BTreeMap<String, String> = list
                 .iter()
@@ -423,6 +426,11 @@ mod tests {
         );
         assert!(w.iter().any(|w| w.contains("hyper-q")), "{w:?}");
         assert!(w.iter().any(|w| w.contains("launch_missiles")), "{w:?}");
+        assert_eq!(
+            km.lookup("queue", &[k("z")]),
+            Lookup::None,
+            "an action that does not exist is not bound"
+        );
         assert!(w.iter().any(|w| w.contains("nowhere")), "{w:?}");
         assert_eq!(
             km.bindings("queue")
