@@ -9,6 +9,7 @@ use crate::model::{
     Author, Lifecycle, MemoryId, MemoryKind, Payload, QueueState, RunId, RunState, Step, StepKind,
     StepRef, Ticket,
 };
+use crate::safe_text::clip_bytes;
 use crate::trace::digest::{Digest, End};
 use crate::workspace::Workspace;
 
@@ -191,7 +192,7 @@ pub fn earlier_attempts(ws: &Workspace, ticket: &Ticket) -> Vec<String> {
                 _ => return None,
             };
             let why = if reviewed {
-                clip(reason, DIGEST_BUDGET)
+                clip_bytes(reason, DIGEST_BUDGET)
             } else {
                 shorten(reason)
             };
@@ -212,19 +213,7 @@ fn shorten(reason: &str) -> String {
     if !tail.is_empty() {
         out.push_str(&format!("\n...\n{}", tail.join("\n")));
     }
-    clip(&out, DIGEST_BUDGET)
-}
-
-/// `s` within `max` bytes, cut at a character boundary and marked.
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
+    clip_bytes(&out, DIGEST_BUDGET)
 }
 
 /// The failure digest a run's trace ends with, if it has one.

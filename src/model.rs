@@ -432,7 +432,7 @@ pub fn repo_paths(paths: Vec<String>) -> Result<Vec<String>, String> {
             }
             if p.split('/').any(|c| c == "..") {
                 return Err(format!(
-                    "`{p}` climbs out with `..`; name it from the repository root"
+                    "`{p}` climbs out with `..` and leaves the repository; name it from the repository root"
                 ));
             }
             Ok(p)
@@ -612,6 +612,31 @@ pub struct Run {
     /// and no branch; nothing it writes lands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_of: Option<QueueEntryId>,
+}
+
+impl Run {
+    /// A run of `agent` in `state` from `started`, with nothing else known yet (the store
+    /// gives it its id): the fields a caller knows go over it with `..`.
+    pub fn new(agent: impl Into<String>, state: RunState, started: Timestamp) -> Run {
+        Run {
+            id: 0,
+            ticket: None,
+            agent: agent.into(),
+            state,
+            started,
+            ended: None,
+            steps: 0,
+            source: String::new(),
+            attempt: 0,
+            branch: None,
+            usage: Usage::default(),
+            files_changed: Vec::new(),
+            sandbox: None,
+            outcome: None,
+            recalled: Vec::new(),
+            review_of: None,
+        }
+    }
 }
 
 /// How far a `trace import` in progress has read its source, kept beside its run (state

@@ -64,6 +64,18 @@ fn sgr_len(s: &str) -> Option<usize> {
     (rest.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, saying how much was left out.
+pub fn clip_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes]", &text[..end], text.len() - end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

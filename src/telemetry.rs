@@ -292,7 +292,7 @@ async fn post(
             | StatusCode::GATEWAY_TIMEOUT
     );
     let text = String::from_utf8_lossy(&answer);
-    let text = crate::trace::otel::clip(text.trim(), 300);
+    let text = crate::safe_text::clip_bytes(text.trim(), 300);
     Err(PostError {
         message: format!("{} answered {status}: {text}", ep.url()),
         retry,

@@ -552,22 +552,8 @@ fn workspace_with_runs(
         let run = ws
             .store
             .create_run(Run {
-                id: 0,
-                ticket: None,
-                agent: "claude".into(),
-                state: RunState::Running,
-                started: now,
-                ended: None,
-                steps: 0,
                 source: "test".into(),
-                attempt: 0,
-                branch: None,
-                usage: Default::default(),
-                files_changed: vec![],
-                sandbox: None,
-                outcome: None,
-                recalled: vec![],
-                review_of: None,
+                ..Run::new("claude", RunState::Running, now)
             })
             .unwrap();
         let step = |seq, parent, kind| Step {
@@ -646,22 +632,13 @@ async fn an_exporter_that_fell_behind_rescans_and_sends_every_run_once() {
                 let r = ws_for_runs
                     .store
                     .create_run(shopfloor::model::Run {
-                        id: 0,
-                        ticket: None,
-                        agent: "claude".into(),
-                        state: shopfloor::model::RunState::Succeeded,
-                        started: now,
                         ended: Some(now),
-                        steps: 0,
                         source: "test".into(),
-                        attempt: 0,
-                        branch: None,
-                        usage: Default::default(),
-                        files_changed: vec![],
-                        sandbox: None,
-                        outcome: None,
-                        recalled: vec![],
-                        review_of: None,
+                        ..shopfloor::model::Run::new(
+                            "claude",
+                            shopfloor::model::RunState::Succeeded,
+                            now,
+                        )
                     })
                     .unwrap();
                 r.id

@@ -482,9 +482,9 @@ fn parse_arguments(name: &str, args: Option<JsonObject>) -> Result<Call, String>
             }
             let mut comments = Vec::with_capacity(a.comments.len());
             for c in a.comments {
-                crate::mergeq::check_comment(&c.path, c.line, &c.text)
+                let path = crate::mergeq::check_comment(&c.path, c.line, &c.text)
                     .map_err(|e| format!("{name}: {e}"))?;
-                comments.push((c.path, c.line, c.text));
+                comments.push((path, c.line, c.text));
             }
             Call::ReviewSubmit {
                 verdict: match a.verdict {

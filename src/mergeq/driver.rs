@@ -336,7 +336,7 @@ impl Driver<'_> {
                         if o.is_some_and(|o| o.entry.state == QueueState::Bounced) {
                             turn.bounced.push(id);
                         }
-                        stop = Some(stop.map_or(k, |s| s.min(k)));
+                        stop.get_or_insert(k);
                     }
                 }
                 ReviewAnswer::NoVerdict(why) if self.reviewer.required() => {
@@ -355,7 +355,7 @@ impl Driver<'_> {
                     {
                         turn.waiting.push(id);
                     }
-                    stop = Some(stop.map_or(k, |s| s.min(k)));
+                    stop.get_or_insert(k);
                 }
                 ReviewAnswer::NoVerdict(why) => {
                     tracing::warn!(

@@ -316,40 +316,32 @@ pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Resul
         by: by.to_string(),
         reason: reason.to_string(),
     };
-    if !crate::learn::record_queue_end(ws, &e, end) {
-        remember(
-            ws,
-            &e,
-            MemoryKind::Lesson,
-            format!("{by} rejected `{}`: {reason}", e.branch),
-            Vec::new(),
-            Author::Human {
-                name: by.to_string(),
-            },
-        );
-    }
+    let taught = lesson(
+        ws,
+        &e,
+        end,
+        || format!("{by} rejected `{}`: {reason}", e.branch),
+        Vec::new(),
+        Author::Human {
+            name: by.to_string(),
+        },
+    );
+    write_memories(ws, taught.into_iter().collect());
     Ok(e)
 }
 
-/// The most a comment may say, and the most comments an entry holds: a person's or a
-/// reviewer's notes, not a file.
+/// The most a comment may say: a person's or a reviewer's note, not a file.
 pub const MAX_COMMENT_CHARS: usize = 8_000;
-pub const MAX_COMMENTS: usize = 200;
+pub use crate::model::transitions::MAX_COMMENTS;
 
-/// Check a comment's path, line and text; the error says what to change.
-pub fn check_comment(path: &str, line: u32, text: &str) -> Result<()> {
+/// Check a comment's path (as every path named from outside is checked), line and text;
+/// the path as it is kept, or an error that says what to change.
+pub fn check_comment(path: &str, line: u32, text: &str) -> Result<String> {
     let bad = |m: String| Err(QueueError::Invalid(m));
-    if path.trim().is_empty() || path.len() > 4096 || path.starts_with('/') || path.contains('\0') {
-        return bad(format!(
-            "comment path `{}` is not a repository-relative path (e.g. src/lib.rs)",
-            crate::safe_text::for_terminal(&path.chars().take(200).collect::<String>())
-        ));
-    }
-    if path.split('/').any(|c| c == "..") {
-        return bad(format!(
-            "comment path `{path}` leaves the repository (`..`)"
-        ));
-    }
+    let path = match crate::model::repo_paths(vec![path.to_string()]) {
+        Ok(mut p) => p.remove(0),
+        Err(e) => return bad(format!("comment path: {e}")),
+    };
     if line == 0 {
         return bad("comment line numbers start at 1".into());
     }
@@ -362,7 +354,7 @@ pub fn check_comment(path: &str, line: u32, text: &str) -> Result<()> {
             text.chars().count()
         ));
     }
-    Ok(())
+    Ok(path)
 }
 
 /// A person comments on line `line` of `path` in entry `id`'s diff; it goes back to the
@@ -375,16 +367,9 @@ pub fn comment(
     line: u32,
     text: &str,
 ) -> Result<QueueEntry> {
-    check_comment(path, line, text)?;
-    if let Some(e) = ws.store.queue_entry(id)?
-        && e.comments.len() >= MAX_COMMENTS
-    {
-        return Err(QueueError::Invalid(format!(
-            "entry {id} holds {MAX_COMMENTS} comments already; send it back (`shopfloor queue send-back {id}`)"
-        )));
-    }
+    let path = check_comment(path, line, text)?;
     let c = crate::model::LineComment {
-        path: path.to_string(),
+        path: path.clone(),
         line,
         text: text.to_string(),
         by: by.to_string(),
@@ -414,23 +399,40 @@ pub fn send_back(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntr
         by: by.to_string(),
         reason: e.reason.clone().unwrap_or_default(),
     };
-    if !crate::learn::record_queue_end(ws, &e, end) {
-        remember(
-            ws,
-            &e,
-            MemoryKind::Lesson,
+    let taught = lesson(
+        ws,
+        &e,
+        end,
+        || {
             format!(
                 "`{}` was sent back: {}",
                 e.branch,
                 e.reason.as_deref().unwrap_or_default()
-            ),
-            comment_paths(&e.comments),
-            Author::Human {
-                name: by.to_string(),
-            },
-        );
-    }
+            )
+        },
+        comment_paths(&e.comments),
+        Author::Human {
+            name: by.to_string(),
+        },
+    );
+    write_memories(ws, taught.into_iter().collect());
     Ok(e)
+}
+
+/// What a queue end teaches: its run's failure digest, in the run's trace and as a lesson
+/// that counts repeats ([`crate::learn::record_queue_end`]); or, for an entry with no
+/// ticket or run to learn for (or with the learning loop off), a plain lesson saying
+/// `text`, to write.
+fn lesson(
+    ws: &Workspace,
+    e: &QueueEntry,
+    end: End,
+    text: impl FnOnce() -> String,
+    paths: Vec<String>,
+    author: Author,
+) -> Option<NewMemory> {
+    (!crate::learn::record_queue_end(ws, e, end))
+        .then(|| memory(e, MemoryKind::Lesson, text(), paths, author))
 }
 
 fn comment_paths(comments: &[crate::model::LineComment]) -> Vec<String> {
@@ -810,15 +812,14 @@ impl StoreQueue<'_> {
                         paths: paths.clone(),
                     }
                 };
-                (!crate::learn::record_queue_end(self.ws, e, end)).then(|| {
-                    memory(
-                        e,
-                        MemoryKind::Lesson,
-                        format!("`{}` bounced from the merge queue: {reason}", e.branch),
-                        paths.clone(),
-                        bot(),
-                    )
-                })
+                lesson(
+                    self.ws,
+                    e,
+                    end,
+                    || format!("`{}` bounced from the merge queue: {reason}", e.branch),
+                    paths.clone(),
+                    bot(),
+                )
             }
             EntryEvent::Deny { verdict, reason } => {
                 audit(
@@ -858,31 +859,29 @@ impl StoreQueue<'_> {
                         if o.discarded() { " (discarded)" } else { "" }
                     ),
                 );
-                let sent_back = e.state == QueueState::Bounced && !o.discarded();
-                let learned = sent_back
-                    && crate::learn::record_queue_end(
-                        self.ws,
-                        e,
-                        End::Rejected {
-                            by: format!("review run {} ({})", r.run, r.agent),
-                            reason: e.reason.clone().unwrap_or_default(),
-                        },
-                    );
-                (sent_back && !learned).then(|| {
-                    memory(
-                        e,
-                        MemoryKind::Lesson,
+                if e.state != QueueState::Bounced || o.discarded() {
+                    return None;
+                }
+                let end = End::Rejected {
+                    by: format!("review run {} ({})", r.run, r.agent),
+                    reason: e.reason.clone().unwrap_or_default(),
+                };
+                lesson(
+                    self.ws,
+                    e,
+                    end,
+                    || {
                         format!(
                             "`{}` was sent back by its review: {}",
                             e.branch,
                             e.reason.as_deref().unwrap_or_default()
-                        ),
-                        comment_paths(&r.comments),
-                        Author::Agent {
-                            name: r.agent.clone(),
-                        },
-                    )
-                })
+                        )
+                    },
+                    comment_paths(&r.comments),
+                    Author::Agent {
+                        name: r.agent.clone(),
+                    },
+                )
             }
             _ => None,
         }

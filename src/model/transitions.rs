@@ -271,6 +271,9 @@ impl EntryOutcome {
     }
 }
 
+/// The most comments an entry holds, a person's and a reviewer's alike: notes, not a file.
+pub const MAX_COMMENTS: usize = 200;
+
 /// The latest agent review of `e`'s current head, if any.
 pub fn review_of_head(e: &QueueEntry) -> Option<&Review> {
     e.reviews.iter().rev().find(|r| r.head == e.head)
@@ -559,6 +562,12 @@ pub fn entry(
             }
         }
         EntryEvent::Comment(c) => match e.state {
+            // Counted here, in the transaction that adds it: two at once cannot pass it.
+            S::Queued | S::Testing | S::AwaitingApproval if e.comments.len() >= MAX_COMMENTS => {
+                return Err(Refusal::new(format!(
+                    "entry {id} holds {MAX_COMMENTS} comments already; send it back (`shopfloor queue send-back {id}`)"
+                )));
+            }
             S::Queued | S::Testing | S::AwaitingApproval => n.comments.push(c.clone()),
             S::Landing => return Err(landing()),
             _ => {

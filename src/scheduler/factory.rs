@@ -672,22 +672,12 @@ impl Factory {
         let agent2 = agent.clone();
         let claimed = blocking(move || {
             let run = ws.store.create_run(Run {
-                id: 0,
                 ticket: Some(t_id),
-                agent: agent2,
-                state: RunState::Preparing,
-                started: now(),
-                ended: None,
-                steps: 0,
                 source: kind.clone(),
                 attempt,
                 branch: Some(branch),
-                usage: Usage::default(),
-                files_changed: vec![],
                 sandbox: Some(kind),
-                outcome: None,
-                recalled: Vec::new(),
-                review_of: None,
+                ..Run::new(agent2, RunState::Preparing, now())
             })?;
             ws.store
                 .apply_ticket(t_id, TicketEvent::Claim { run: run.id })?;
@@ -891,7 +881,6 @@ impl Factory {
             None => prompt,
         };
 
-        let in_docker = self.sandbox.kind() == BackendKind::Docker;
         let plan = self.plan_launch(&run, &agent, &profile, &prompt, &prepared)?;
         // Its own ports, held until this function returns (the process has ended by then).
         let ports = match self.cfg.sandbox.ports {
@@ -904,13 +893,7 @@ impl Factory {
             })?),
         };
         let port_env: Vec<(String, String)> = ports.iter().flat_map(|p| p.env()).collect();
-        // Paths are stored repo-relative whatever the sandbox: the checkout as the host
-        // names it, and `/workspace` as a container's agent does.
-        let mut builder = TraceBuilder::new(run.id, 0, agent.clone(), self.ws.redactor.clone())
-            .relative_to(prepared.dir.to_string_lossy());
-        if in_docker {
-            builder = builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT);
-        }
+        let mut builder = self.trace_builder(&run, &agent, &prepared);
         let mut pending: Vec<Step> = vec![];
         // `[sandbox] setup`, in the sandbox, before the agent: a failure ends the run.
         for cmd in &self.cfg.sandbox.setup {
@@ -1108,6 +1091,17 @@ impl Factory {
                 .map_err(|e| FactoryError::Other(format!("writing {}: {e}", p.display())))?;
         }
         Ok(plan)
+    }
+
+    /// A run's trace builder: paths stored repo-relative whatever the sandbox, the checkout
+    /// as the host names it and `/workspace` as a container's agent does.
+    fn trace_builder(&self, run: &Run, agent: &str, prepared: &sandbox::Prepared) -> TraceBuilder {
+        let builder = TraceBuilder::new(run.id, 0, agent.to_string(), self.ws.redactor.clone())
+            .relative_to(prepared.dir.to_string_lossy());
+        match self.sandbox.kind() {
+            BackendKind::Docker => builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT),
+            BackendKind::Worktree => builder,
+        }
     }
 
     /// Launch a planned agent in its sandbox (`env` beside the plan's) and mark its run

@@ -29,6 +29,7 @@ use prost::Message;
 
 use super::TraceError;
 use crate::model::{Lifecycle, Payload, Run, RunId, RunState, Step, StepKind};
+use crate::safe_text::clip_bytes as clip;
 use crate::store::{Store, StoreError};
 
 /// What a run's spans are made with.
@@ -124,18 +125,6 @@ fn s(key: &str, v: impl Into<String>) -> KeyValue {
 
 fn int(key: &str, v: u64) -> KeyValue {
     kv(key, Value::IntValue(i64::try_from(v).unwrap_or(i64::MAX)))
-}
-
-/// `text` cut to at most `max` bytes at a character boundary, saying how much was left out.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[{} more bytes]", &text[..end], text.len() - end)
 }
 
 /// Whether a tool call is a memory recall: shopfloor's `memory_search` (or a

@@ -1449,22 +1449,18 @@ impl App {
                 self.queue.line = 0;
                 self.queue_detail(fx);
             }
-            "focus_diff" => {
-                if self.diff_files().is_empty() {
-                    self.refuse("no diff to move in (yet)");
-                } else {
+            "focus_diff" => match self.diff_files().get(self.queue.file) {
+                None => self.refuse("no diff to move in (yet)"),
+                Some((_, part)) => {
                     self.queue.diff_focus = true;
                     self.queue.show_log = false;
-                    // The first line a comment can go on.
-                    if let Some((_, part)) = self.diff_files().get(self.queue.file) {
-                        self.queue.line = new_line_numbers(part)
-                            .iter()
-                            .position(|n| n.is_some())
-                            .unwrap_or(0)
-                            .max(self.queue.line.min(part.lines().count().saturating_sub(1)));
+                    // Where it was, if a comment can go there; else the first line one can.
+                    let numbers = new_line_numbers(part);
+                    if numbers.get(self.queue.line).is_none_or(|n| n.is_none()) {
+                        self.queue.line = numbers.iter().position(|n| n.is_some()).unwrap_or(0);
                     }
                 }
-            }
+            },
             "focus_list" => self.queue.diff_focus = false,
             "comment" => match (entry, self.comment_target()) {
                 (Some(e), _) if e.state.is_finished() || e.state == QueueState::Landing => self

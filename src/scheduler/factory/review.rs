@@ -12,17 +12,16 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
-use super::{Factory, FactoryError, Live, Pumped, Stop, blocking, now};
+use super::{Factory, FactoryError, Live, Pumped, Stop, blocking, describe_exit, now};
 use crate::agent::OutputDecoder;
 use crate::mergeq::QueueError;
 use crate::mergeq::driver::{ReviewAnswer, ReviewJob, Reviewer};
 use crate::model::{
     LineComment, QueueEntryId, QueueState, Review, ReviewVerdict, Run, RunId, RunState, Step, Usage,
 };
-use crate::sandbox::{self, BackendKind};
+use crate::sandbox;
 use crate::scheduler::context;
 use crate::scheduler::decide::{Outcome, Timeouts};
-use crate::trace::TraceBuilder;
 
 /// The most of a change's diff a reviewer's prompt carries; the rest it reads in its checkout.
 const REVIEW_DIFF_CHARS: usize = 48_000;
@@ -123,20 +122,16 @@ impl Factory {
         // may not review it.
         let looked = blocking(move || {
             let repo = git2::Repository::open(&clone)?;
-            let (from, to) = (
-                git2::Oid::from_str(&j.base)?,
-                git2::Oid::from_str(&j.candidate)?,
-            );
+            let (from, to) = change_of(&j)?;
             let (paths, _) = crate::mergeq::git::diff_stat(&repo, from, to)?;
-            let diff = crate::mergeq::git::diff_patch(&repo, from, to, REVIEW_DIFF_CHARS)?;
             let author = match j.entry.run {
                 Some(r) => ws.store.run(r)?.map(|r| r.agent),
                 None => None,
             };
-            Ok((paths, diff, author))
+            Ok((paths, author))
         })
         .await;
-        let (paths, diff, author) = match looked {
+        let (paths, author) = match looked {
             Ok(x) => x,
             Err(e) => return ReviewAnswer::NoVerdict(format!("could not read the change: {e}")),
         };
@@ -152,22 +147,10 @@ impl Factory {
         let (kind, entry, a2) = (self.sandbox.kind().to_string(), job.entry.id, agent.clone());
         let created = blocking(move || {
             Ok(ws.store.create_run(Run {
-                id: 0,
-                ticket: None,
-                agent: a2,
-                state: RunState::Preparing,
-                started: now(),
-                ended: None,
-                steps: 0,
                 source: format!("review of queue entry {entry}"),
-                attempt: 0,
-                branch: None,
-                usage: Usage::default(),
-                files_changed: vec![],
                 sandbox: Some(kind),
-                outcome: None,
-                recalled: Vec::new(),
                 review_of: Some(entry),
+                ..Run::new(a2, RunState::Preparing, now())
             })?)
         })
         .await;
@@ -219,10 +202,7 @@ impl Factory {
                 }
             })
         };
-        let result = self
-            .clone()
-            .review_run(&run, &agent, &job, &diff, stop_rx)
-            .await;
+        let result = self.clone().review_run(&run, &agent, &job, stop_rx).await;
         watcher.abort();
         self.tokens.revoke(id);
         self.live.lock().expect("live lock").remove(&id);
@@ -232,15 +212,12 @@ impl Factory {
             .expect("reviewing lock")
             .remove(&id)
             .and_then(|r| r.submitted);
-        let (state, outcome, answer) = match (result, submitted) {
-            (Ok((why, usage, true)), _) => {
-                let why = format!("review run {id} was stopped: {why}");
-                (
-                    RunState::Cancelled,
-                    why.clone(),
-                    (ReviewAnswer::NoVerdict(why), usage),
-                )
-            }
+        let (state, outcome, usage) = match (result, &submitted) {
+            (Ok((why, usage, true)), _) => (
+                RunState::Cancelled,
+                format!("review run {id} was stopped: {why}"),
+                usage,
+            ),
             (Ok((_, usage, _)), Some(r)) => (
                 RunState::Succeeded,
                 format!(
@@ -248,26 +225,23 @@ impl Factory {
                     job.entry.id,
                     r.verdict.name()
                 ),
-                (ReviewAnswer::Given(r), usage),
+                usage,
             ),
-            (Ok((why, usage, _)), None) => {
-                let why = format!("review run {id} ended without calling review_submit ({why})");
-                (
-                    RunState::Failed,
-                    why.clone(),
-                    (ReviewAnswer::NoVerdict(why), usage),
-                )
-            }
-            (Err(e), _) => {
-                let why = format!("review run {id} could not run: {e}");
-                (
-                    RunState::Failed,
-                    why.clone(),
-                    (ReviewAnswer::NoVerdict(why), Usage::default()),
-                )
-            }
+            (Ok((why, usage, _)), None) => (
+                RunState::Failed,
+                format!("review run {id} ended without calling review_submit ({why})"),
+                usage,
+            ),
+            (Err(e), _) => (
+                RunState::Failed,
+                format!("review run {id} could not run: {e}"),
+                Usage::default(),
+            ),
         };
-        let (answer, usage) = answer;
+        let answer = match submitted {
+            Some(r) if state == RunState::Succeeded => ReviewAnswer::Given(r),
+            _ => ReviewAnswer::NoVerdict(outcome.clone()),
+        };
         let ws = self.ws.clone();
         let o2 = outcome.clone();
         match blocking(move || {
@@ -296,7 +270,6 @@ impl Factory {
         run: &Run,
         agent: &str,
         job: &ReviewJob,
-        diff: &str,
         mut stop: watch::Receiver<Stop>,
     ) -> Result<(String, Usage, bool), FactoryError> {
         let profile = self
@@ -319,7 +292,7 @@ impl Factory {
         })
         .await?;
         let result = self
-            .review_in(run, agent, &profile, job, diff, &prepared, &mut stop)
+            .review_in(run, agent, &profile, job, &prepared, &mut stop)
             .await;
         if let Err(e) = sandbox::remove(&prepared) {
             tracing::warn!(run = run.id, error = %e, "could not remove the review's checkout");
@@ -334,14 +307,15 @@ impl Factory {
         agent: &str,
         profile: &crate::agent::AgentProfile,
         job: &ReviewJob,
-        diff: &str,
         prepared: &sandbox::Prepared,
         stop: &mut watch::Receiver<Stop>,
     ) -> Result<(String, Usage, bool), FactoryError> {
-        let ws = self.ws.clone();
-        let e = job.entry.clone();
-        let d = diff.to_string();
+        let (ws, clone, j) = (self.ws.clone(), self.clone.clone(), job.clone());
         let prompt = blocking(move || {
+            let repo = git2::Repository::open(&clone)?;
+            let (from, to) = change_of(&j)?;
+            let diff = crate::mergeq::git::diff_patch(&repo, from, to, REVIEW_DIFF_CHARS)?;
+            let e = j.entry;
             let ticket = match e.ticket {
                 Some(t) => ws.store.ticket(t)?,
                 None => None,
@@ -354,24 +328,19 @@ impl Factory {
                 ),
                 None => None,
             };
-            Ok(review_prompt(&e, ticket.as_ref(), pack.as_ref(), &d))
+            Ok(review_prompt(&e, ticket.as_ref(), pack.as_ref(), &diff))
         })
         .await?;
         let plan = self.plan_launch(run, agent, profile, &prompt, prepared)?;
         // Its own files written, the checkout is sealed: a review reads.
         let dir = prepared.dir.clone();
         blocking(move || Ok(sandbox::seal(&dir)?)).await?;
-        let in_docker = self.sandbox.kind() == BackendKind::Docker;
         let mut process = self
             .launch_agent(run, &plan, plan.env.clone(), prepared, true, |_| {
                 format!("reviewing queue entry {}", job.entry.id)
             })
             .await?;
-        let mut builder = TraceBuilder::new(run.id, 0, agent.to_string(), self.ws.redactor.clone())
-            .relative_to(prepared.dir.to_string_lossy());
-        if in_docker {
-            builder = builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT);
-        }
+        let mut builder = self.trace_builder(run, agent, prepared);
         let mut decoder = OutputDecoder::new(plan.decoder);
         let mut pending: Vec<Step> = Vec::new();
         let mut tally = crate::trace::Tally::default();
@@ -408,15 +377,19 @@ impl Factory {
             Some(Outcome::TimedOut { why }) => why,
             Some(Outcome::Cancelled) => "stopped by a person".into(),
             Some(_) => "the factory stopped it".into(),
-            None => match (exit.code, exit.signal) {
-                (Some(0), _) => "the reviewer finished".into(),
-                (Some(c), _) => format!("the reviewer exited with code {c}"),
-                (None, Some(s)) => format!("the reviewer was killed by signal {s}"),
-                _ => "the reviewer ended abnormally".into(),
-            },
+            None if exit.success() => "the reviewer finished".into(),
+            None => format!("the reviewer ended: {}", describe_exit(exit)),
         };
         Ok((why, usage, stopped_by_someone))
     }
+}
+
+/// The entry's own change: from what it was merged onto to its candidate.
+fn change_of(job: &ReviewJob) -> Result<(git2::Oid, git2::Oid), git2::Error> {
+    Ok((
+        git2::Oid::from_str(&job.base)?,
+        git2::Oid::from_str(&job.candidate)?,
+    ))
 }
 
 /// What a reviewer is asked: the ticket, what the fleet knows, the change, and how to answer.
