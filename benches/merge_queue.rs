@@ -111,6 +111,7 @@ fn run_mode(mode: Mode, test_seconds: f64) -> Figures {
                 outcome: None,
                 recalled: Vec::new(),
                 review_of: None,
+                host: None,
             })
             .unwrap();
         mergeq::enqueue_run(&ws, &repo, &run).unwrap();

@@ -69,6 +69,7 @@ fn run_draft() -> Run {
         outcome: None,
         recalled: Vec::new(),
         review_of: None,
+        host: None,
     }
 }
 

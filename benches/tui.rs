@@ -59,6 +59,7 @@ fn run(id: u64, now: Timestamp) -> Run {
         outcome: None,
         recalled: Vec::new(),
         review_of: None,
+        host: None,
     }
 }
 

@@ -179,6 +179,18 @@ pub struct FactoryConfig {
     /// Dollars the workspace may spend a day (UTC): once spent, nothing new starts until
     /// the next day. None: no limit.
     pub budget_usd_per_day: Option<f64>,
+    /// Runs at once on this machine (the host `local`); `concurrency` when unset, 0 to
+    /// send every run to `[[hosts]]`. `concurrency` caps all hosts together.
+    pub local_slots: Option<usize>,
+    /// What this machine offers tickets' labels (`[[hosts]] labels` for the others).
+    pub local_labels: Vec<String>,
+}
+
+impl FactoryConfig {
+    /// Runs at once on this machine.
+    pub fn local_slots(&self) -> usize {
+        self.local_slots.unwrap_or(self.concurrency)
+    }
 }
 
 impl Default for FactoryConfig {
@@ -192,6 +204,8 @@ impl Default for FactoryConfig {
             learning: true,
             max_cost_usd: None,
             budget_usd_per_day: None,
+            local_slots: None,
+            local_labels: Vec::new(),
         }
     }
 }
@@ -267,6 +281,22 @@ impl Config {
                 "factory",
                 Some("concurrency"),
                 "[factory] concurrency must be at least 1".into(),
+            ));
+        }
+        if let Some(l) = f.local_labels.iter().find(|l| !crate::hosts::is_label(l)) {
+            return Err(bad(
+                "factory",
+                Some("local_labels"),
+                format!(
+                    "[factory] local_labels: \"{l}\" is not a word (letters, digits, `-`, `_`, `.`)"
+                ),
+            ));
+        }
+        if f.local_slots == Some(0) && self.hosts.is_empty() {
+            return Err(bad(
+                "factory",
+                Some("local_slots"),
+                "[factory] local_slots = 0 sends every run to [[hosts]], and none is listed; add one or raise local_slots".into(),
             ));
         }
         if f.max_attempts == 0 {

@@ -402,6 +402,28 @@ pub const MAX_PATH_CHARS: usize = 512;
 /// Check paths named from outside (a ticket's, a memory's, a lease's): repository-relative
 /// globs only, no `..`, no control characters, bounded; returned trimmed. The error says
 /// what is wrong with which path.
+/// Labels a ticket asks of its host: words (letters, digits, `-`, `_`, `.`), at most 16,
+/// deduplicated. The error says which label is wrong.
+pub fn host_labels(labels: Vec<String>) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = vec![];
+    for l in labels {
+        let l = l.trim().to_string();
+        if !crate::hosts::is_label(&l) {
+            return Err(format!(
+                "label \"{}\" is not a word (1 to 64 letters, digits, `-`, `_`, `.`), e.g. gpu",
+                crate::safe_text::clip_bytes(&l, 64)
+            ));
+        }
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    if out.len() > 16 {
+        return Err(format!("{} labels, at most 16", out.len()));
+    }
+    Ok(out)
+}
+
 pub fn repo_paths(paths: Vec<String>) -> Result<Vec<String>, String> {
     if paths.len() > MAX_PATHS {
         return Err(format!(
@@ -492,6 +514,10 @@ pub struct Ticket {
     /// Paths (globs) the ticket is expected to touch.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// What a host must offer to run it (`gpu`, `linux`): every label, on `[[hosts]]
+    /// labels` (or `[factory] local_labels` for this machine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     pub state: TicketState,
     pub created: Timestamp,
     pub updated: Timestamp,
@@ -612,6 +638,9 @@ pub struct Run {
     /// and no branch; nothing it writes lands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_of: Option<QueueEntryId>,
+    /// The host it ran on, when not this machine (`[[hosts]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Run {
@@ -635,7 +664,13 @@ impl Run {
             outcome: None,
             recalled: Vec::new(),
             review_of: None,
+            host: None,
         }
+    }
+
+    /// Where it ran: its host, or `local`.
+    pub fn host_name(&self) -> &str {
+        self.host.as_deref().unwrap_or(crate::hosts::LOCAL)
     }
 }
 

@@ -41,6 +41,8 @@ pub enum NoticeKind {
     AgentQuiet,
     /// A ticket failed for good (its attempts are spent, or it cannot run).
     TicketFailed,
+    /// A host stopped answering: its runs go elsewhere until `host check` passes.
+    HostDown,
 }
 
 /// One thing a person should know, as the notify command reads it.
@@ -104,6 +106,10 @@ pub fn of_event(workspace: &str, e: &FactoryEvent) -> Vec<Notice> {
                 ),
             )
         }],
+        FactoryEvent::HostDown { host, why } => vec![notice(
+            NoticeKind::HostDown,
+            format!("host {host} is down: {why}"),
+        )],
         _ => Vec::new(),
     }
 }

@@ -158,6 +158,7 @@ mod tests {
             outcome: None,
             recalled: vec![],
             review_of: None,
+            host: None,
         }
     }
 
@@ -171,6 +172,7 @@ mod tests {
             priority: 0,
             agent: None,
             paths: vec![],
+            labels: vec![],
             state: TicketState::Merged,
             created: now,
             updated: now,

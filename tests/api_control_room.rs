@@ -72,6 +72,7 @@ fn the_control_rooms_routes_answer_on_a_real_factory() {
                 priority: 0,
                 agent: None,
                 paths: vec![],
+                labels: vec![],
             })
             .await
             .unwrap();

@@ -114,6 +114,7 @@ fn enqueue(ws: &Workspace, repo: &Repository, branch: &str) -> QueueEntry {
             outcome: None,
             recalled: Vec::new(),
             review_of: None,
+            host: None,
         })
         .unwrap();
     mergeq::enqueue_run(ws, repo, &run).unwrap().unwrap()

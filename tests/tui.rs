@@ -61,6 +61,7 @@ fn fixture() -> Fixture {
                 priority: 1,
                 agent: Some("claude".into()),
                 paths: vec![],
+                labels: vec![],
             },
         )
         .unwrap();
@@ -635,6 +636,7 @@ fn a_ticket_is_added_from_the_editor() {
             priority: 7,
             agent: Some("codex".into()),
             paths: vec!["src/cli/**".into(), "README.md".into()],
+            labels: vec![],
         })]
     );
     // `p` changes the selected ticket's priority; `c` cancels after a confirm.
@@ -785,6 +787,7 @@ fn hostile_text_reaches_no_screen_of_the_control_room() {
             priority: 9,
             agent: Some("claude".into()),
             paths: vec![],
+            labels: vec![],
         },
     )
     .unwrap();

@@ -138,6 +138,8 @@ pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
     }
     let paths = crate::model::repo_paths(t.paths)
         .map_err(|e| OpError::bad_request(format!("ticket --paths: {e}")))?;
+    let labels = crate::model::host_labels(t.labels)
+        .map_err(|e| OpError::bad_request(format!("ticket --labels: {e}")))?;
     if let Some(agent) = &t.agent {
         let profiles = ws.config.agent_profiles();
         if !profiles.contains_key(agent) {
@@ -157,6 +159,7 @@ pub fn add_ticket(ws: &Workspace, t: NewTicket) -> Result<Ticket> {
             priority: t.priority,
             agent: t.agent,
             paths,
+            labels,
             state: TicketState::Queued,
             created: now,
             updated: now,
@@ -596,6 +599,7 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
                 outcome: None,
                 recalled: Vec::new(),
                 review_of: None,
+                host: None,
             })
             .map_err(store_err)?,
     };

@@ -217,6 +217,9 @@ pub struct NewTicket {
     pub agent: Option<String>,
     #[serde(default)]
     pub paths: Vec<String>,
+    /// What its host must offer (`[[hosts]] labels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// `GET /v1/tickets?state=`.

@@ -200,6 +200,7 @@ fn prepare(root: &Path, say: &dyn Fn(&str)) -> Result<Workspace> {
                 priority: *priority,
                 agent: Some(agent.to_string()),
                 paths: vec![],
+                labels: vec![],
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -12,7 +12,7 @@ use super::output::{clip, print_json, print_table, say, step_line, when, write_j
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
-    /// List runs: state, agent, ticket, sandbox backend, steps, elapsed
+    /// List runs: state, agent, ticket, host, sandbox backend, steps, elapsed
     List {
         /// Only live runs
         #[arg(long)]
@@ -86,6 +86,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                         r.agent.clone(),
                         r.ticket
                             .map_or("-".into(), |t| format!("{t}#{}", r.attempt)),
+                        r.host_name().to_string(),
                         r.sandbox.clone().unwrap_or_else(|| "-".into()),
                         r.steps.to_string(),
                         elapsed(r),
@@ -95,7 +96,8 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 .collect::<Vec<_>>();
             print_table(
                 &[
-                    "RUN", "STATE", "AGENT", "TICKET", "SANDBOX", "STEPS", "ELAPSED", "OUTCOME",
+                    "RUN", "STATE", "AGENT", "TICKET", "HOST", "SANDBOX", "STEPS", "ELAPSED",
+                    "OUTCOME",
                 ],
                 &rows,
             );
@@ -115,6 +117,7 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 r.ticket
                     .map_or("-".into(), |t| format!("{t} (attempt {})", r.attempt))
             );
+            say!("host      {}", r.host_name());
             say!("sandbox   {}", r.sandbox.as_deref().unwrap_or("-"));
             say!("branch    {}", r.branch.as_deref().unwrap_or("-"));
             say!("started   {}", when(r.started));

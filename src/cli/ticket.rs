@@ -24,6 +24,9 @@ pub enum TicketCmd {
         /// Paths (globs) it is expected to touch
         #[arg(long, num_args = 1.., value_delimiter = ',')]
         paths: Vec<String>,
+        /// What the host running it must offer (`[[hosts]] labels`), e.g. gpu,linux
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        labels: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -59,6 +62,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             priority,
             agent,
             paths,
+            labels,
             json,
         } => {
             let t = ctx.backend()?.add_ticket(NewTicket {
@@ -67,6 +71,7 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                 priority,
                 agent,
                 paths,
+                labels,
             })?;
             if json {
                 return print_json(&t);
@@ -123,6 +128,9 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                     t.paths.join(", ")
                 }
             );
+            if !t.labels.is_empty() {
+                say!("labels    {}", t.labels.join(", "));
+            }
             say!("created   {}", when(t.created));
             say!("updated   {}", when(t.updated));
             let runs: Vec<String> = t.runs.iter().map(|r| r.to_string()).collect();

@@ -655,6 +655,7 @@ mod tests {
             priority: 0,
             agent: None,
             paths: vec![],
+            labels: vec![],
             state,
             created: Timestamp::UNIX_EPOCH,
             updated: Timestamp::UNIX_EPOCH,

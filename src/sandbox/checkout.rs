@@ -111,27 +111,6 @@ pub fn prepare(spec: &PrepareSpec, include: &[String]) -> Result<Prepared, Sandb
     {
         return Err(SandboxError::InsideCheckout { root, checkout });
     }
-    let clone_path = spec
-        .repo
-        .canonicalize()
-        .map_err(SandboxError::io(&spec.repo))?;
-    let clone = git2::Repository::open(&clone_path).map_err(git_err(&clone_path))?;
-    let base = clone
-        .find_branch(&spec.base, git2::BranchType::Local)
-        .ok()
-        .and_then(|b| b.get().peel_to_commit().ok())
-        .or_else(|| {
-            clone
-                .revparse_single(&spec.base)
-                .ok()
-                .and_then(|o| o.peel_to_commit().ok())
-        })
-        .ok_or_else(|| SandboxError::NoBase {
-            base: spec.base.clone(),
-            repo: spec.repo.clone(),
-        })?;
-    let base_id = base.id();
-
     let leaf = format!("{}-{}", spec.ticket, spec.attempt);
     let branch = format!("shopfloor/{leaf}");
     let dir = root.join(&leaf);
@@ -140,14 +119,8 @@ pub fn prepare(spec: &PrepareSpec, include: &[String]) -> Result<Prepared, Sandb
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(SandboxError::io(&dir)(e)),
     }
-    {
-        // The run's branch exists in the clone from the start (at base), so people and
-        // the queue see it even if the run dies before its work comes back.
-        let _clone = clone_writes();
-        clone
-            .branch(&branch, &base, true)
-            .map_err(git_err(&clone_path))?;
-    }
+    let (base_hex, clone_path) = start_branch(spec, &branch)?;
+    let base_id = git2::Oid::from_str(&base_hex).map_err(git_err(&clone_path))?;
 
     let objects = objects_dir(&clone_path);
     let repo = git2::Repository::init_opts(
@@ -182,9 +155,42 @@ pub fn prepare(spec: &PrepareSpec, include: &[String]) -> Result<Prepared, Sandb
     Ok(Prepared {
         dir,
         branch,
-        base_commit: base_id.to_string(),
+        base_commit: base_hex,
         clone: clone_path,
     })
+}
+
+/// Put the run's `branch` in the clone at the tip of `spec.base`, so people and the queue
+/// see it even if the run dies before its work comes back: the base commit (hex) and the
+/// clone's canonical path.
+pub(crate) fn start_branch(
+    spec: &PrepareSpec,
+    branch: &str,
+) -> Result<(String, PathBuf), SandboxError> {
+    let clone_path = spec
+        .repo
+        .canonicalize()
+        .map_err(SandboxError::io(&spec.repo))?;
+    let clone = git2::Repository::open(&clone_path).map_err(git_err(&clone_path))?;
+    let base = clone
+        .find_branch(&spec.base, git2::BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().peel_to_commit().ok())
+        .or_else(|| {
+            clone
+                .revparse_single(&spec.base)
+                .ok()
+                .and_then(|o| o.peel_to_commit().ok())
+        })
+        .ok_or_else(|| SandboxError::NoBase {
+            base: spec.base.clone(),
+            repo: spec.repo.clone(),
+        })?;
+    let _clone = clone_writes();
+    clone
+        .branch(branch, &base, true)
+        .map_err(git_err(&clone_path))?;
+    Ok((base.id().to_string(), clone_path))
 }
 
 /// A read-only sandbox of `commit` for a review run `run` of queue entry `entry`: a
@@ -310,16 +316,17 @@ fn open_sandbox(p: &Prepared) -> Result<git2::Repository, SandboxError> {
     Ok(repo)
 }
 
-/// Copy the user's git-ignored files matching `include` (git pathspecs) into `dest`. Only
-/// reads the checkout: no index refresh, no writes (invariant 7).
-fn copy_includes(checkout: &Path, dest: &Path, include: &[String]) -> Result<(), SandboxError> {
+/// The user's git-ignored files and directories matching `include` (git pathspecs), as
+/// paths inside the checkout. Only reads the checkout: no index refresh, no writes
+/// (invariant 7).
+fn include_paths(checkout: &Path, include: &[String]) -> Result<Vec<PathBuf>, SandboxError> {
     if include.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
     let user = match git2::Repository::open(checkout) {
         Ok(r) => r,
         // No checkout (or not a repository): nothing to copy from.
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(vec![]),
     };
     let mut opts = git2::StatusOptions::new();
     opts.include_ignored(true)
@@ -330,6 +337,7 @@ fn copy_includes(checkout: &Path, dest: &Path, include: &[String]) -> Result<(),
         opts.pathspec(p);
     }
     let statuses = user.statuses(Some(&mut opts)).map_err(git_err(checkout))?;
+    let mut out = vec![];
     for entry in statuses.iter() {
         if !entry.status().contains(git2::Status::IGNORED) {
             continue;
@@ -344,9 +352,51 @@ fn copy_includes(checkout: &Path, dest: &Path, include: &[String]) -> Result<(),
         {
             continue;
         }
-        copy_path(&checkout.join(rel), &dest.join(rel))?;
+        out.push(rel.to_path_buf());
+    }
+    Ok(out)
+}
+
+/// Copy the user's git-ignored files matching `include` into `dest`.
+fn copy_includes(checkout: &Path, dest: &Path, include: &[String]) -> Result<(), SandboxError> {
+    for rel in include_paths(checkout, include)? {
+        copy_path(&checkout.join(&rel), &dest.join(&rel))?;
     }
     Ok(())
+}
+
+/// The user's git-ignored regular files matching `include`, read, as (path inside the
+/// checkout, bytes): what a run on another host gets. Symlinks are not sent (they would
+/// point into this machine).
+pub(crate) fn include_files(
+    checkout: &Path,
+    include: &[String],
+) -> Result<Vec<(PathBuf, Vec<u8>)>, SandboxError> {
+    fn walk(
+        root: &Path,
+        rel: &Path,
+        out: &mut Vec<(PathBuf, Vec<u8>)>,
+    ) -> Result<(), SandboxError> {
+        let path = root.join(rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(SandboxError::io(&path))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(SandboxError::io(&path))? {
+                let entry = entry.map_err(SandboxError::io(&path))?;
+                walk(root, &rel.join(entry.file_name()), out)?;
+            }
+        } else if meta.is_file() {
+            out.push((
+                rel.to_path_buf(),
+                std::fs::read(&path).map_err(SandboxError::io(&path))?,
+            ));
+        }
+        Ok(())
+    }
+    let mut out = vec![];
+    for rel in include_paths(checkout, include)? {
+        walk(checkout, &rel, &mut out)?;
+    }
+    Ok(out)
 }
 
 fn copy_path(from: &Path, to: &Path) -> Result<(), SandboxError> {
@@ -413,18 +463,28 @@ pub fn commit_leftovers(
     .map_err(git_err(&p.dir))?;
     bring_back(p)?;
 
-    let base_oid = git2::Oid::from_str(&p.base_commit).map_err(git_err(&p.dir))?;
+    Ok(Leftovers {
+        commit,
+        files_changed: changed_files(p)?,
+    })
+}
+
+/// Every path that differs between the run's base commit and its branch in the clone,
+/// sorted.
+pub(crate) fn changed_files(p: &Prepared) -> Result<Vec<String>, SandboxError> {
+    let repo = git2::Repository::open(&p.clone).map_err(git_err(&p.clone))?;
+    let base_oid = git2::Oid::from_str(&p.base_commit).map_err(git_err(&p.clone))?;
     let base_tree = repo
         .find_commit(base_oid)
         .and_then(|c| c.tree())
-        .map_err(git_err(&p.dir))?;
+        .map_err(git_err(&p.clone))?;
     let tip_tree = repo
-        .find_commit(tip)
-        .and_then(|c| c.tree())
-        .map_err(git_err(&p.dir))?;
+        .find_branch(&p.branch, git2::BranchType::Local)
+        .and_then(|b| b.get().peel_to_tree())
+        .map_err(git_err(&p.clone))?;
     let diff = repo
         .diff_tree_to_tree(Some(&base_tree), Some(&tip_tree), None)
-        .map_err(git_err(&p.dir))?;
+        .map_err(git_err(&p.clone))?;
     let mut files: Vec<String> = diff
         .deltas()
         .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()))
@@ -432,10 +492,34 @@ pub fn commit_leftovers(
         .collect();
     files.sort();
     files.dedup();
-    Ok(Leftovers {
-        commit,
-        files_changed: files,
-    })
+    Ok(files)
+}
+
+/// Fetch the run's branch from `url` (its checkout on another host, reached by git over
+/// `ssh_command`) into the clone.
+pub(crate) fn fetch_branch(p: &Prepared, url: &str, ssh_command: &str) -> Result<(), SandboxError> {
+    let _clone = clone_writes();
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.clone)
+        .args(["fetch", "--quiet", "--no-tags", url])
+        .arg(format!("+refs/heads/{0}:refs/heads/{0}", p.branch))
+        .env("GIT_SSH_COMMAND", ssh_command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(SandboxError::io(&p.clone))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SandboxError::Git {
+            path: p.clone.clone(),
+            message: format!(
+                "fetching {} back: {}",
+                p.branch,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
 }
 
 /// Fetch the run's branch from its sandbox into the clone, with the objects it needs.

@@ -16,6 +16,7 @@ pub mod checkout;
 pub mod docker;
 pub mod lines;
 pub mod ports;
+pub mod remote;
 pub mod worktree;
 
 use std::fmt;
@@ -238,6 +239,12 @@ pub enum SandboxError {
     NoImage { image: String },
     #[error("Docker engine error while {action}: {detail}")]
     Docker { action: String, detail: String },
+    #[error("{detail}")]
+    Host { detail: String },
+    #[error(
+        "host `{host}` stopped answering (its SSH keepalives went unanswered); the run goes to another host and `{host}` stays down until `shopfloor host check {host}` passes"
+    )]
+    HostLost { host: String },
     #[error("invalid sandbox config: {message}")]
     BadConfig {
         key: Option<String>,

@@ -132,10 +132,19 @@ impl Sandbox for WorktreeSandbox {
 
 /// Read `src` to its end, sending each line to `tx`. When nobody listens any more it keeps
 /// reading (and dropping), so the agent never blocks on a full pipe.
-async fn pump(
-    mut src: impl AsyncRead + Unpin,
+pub(crate) async fn pump(
+    src: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Output>,
     wrap: fn(Vec<u8>) -> Output,
+) {
+    pump_with(src, tx, |l| Some(wrap(l))).await
+}
+
+/// [`pump`], each line first through `line`, which may keep it back (None).
+pub(crate) async fn pump_with(
+    mut src: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<Output>,
+    mut line: impl FnMut(Vec<u8>) -> Option<Output>,
 ) {
     let mut splitter = LineSplitter::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -148,15 +157,19 @@ async fn pump(
         let mut lines = Vec::new();
         splitter.push(&buf[..n], |l| lines.push(l));
         for l in lines {
-            if open && tx.send(wrap(l)).await.is_err() {
+            if let Some(o) = line(l)
+                && open
+                && tx.send(o).await.is_err()
+            {
                 open = false;
             }
         }
     }
     if let Some(l) = splitter.finish()
+        && let Some(o) = line(l)
         && open
     {
-        let _ = tx.send(wrap(l)).await;
+        let _ = tx.send(o).await;
     }
 }
 

@@ -240,6 +240,7 @@ mod tests {
             priority: 0,
             agent: None,
             paths: vec!["inventory/stock.py".into()],
+            labels: vec![],
             state: TicketState::Queued,
             created: now,
             updated: now,

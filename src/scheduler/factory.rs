@@ -18,6 +18,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use super::context::{self, Activity};
 use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
+use super::placement;
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
 use crate::api::auth::Tokens;
 use crate::model::transitions::{AfterRun, TicketEvent};
@@ -58,6 +59,12 @@ pub struct FactoryConfig {
     pub test_command: Option<String>,
     /// What tokens cost, for agents that report none (`[prices]` over the built-in list).
     pub prices: crate::cost::Prices,
+    /// Runs at once on this machine (`[factory] local_slots`).
+    pub local_slots: usize,
+    /// What this machine offers tickets' labels (`[factory] local_labels`).
+    pub local_labels: Vec<String>,
+    /// `[[hosts]]`: the other machines runs may go to.
+    pub hosts: Vec<crate::hosts::HostConfig>,
 }
 
 impl FactoryConfig {
@@ -82,6 +89,9 @@ impl FactoryConfig {
             poll: Duration::from_secs(1),
             prices: crate::cost::Prices::new(&c.prices),
             test_command: c.test.command.clone(),
+            local_slots: c.factory.local_slots(),
+            local_labels: c.factory.local_labels.clone(),
+            hosts: c.hosts.clone(),
         }
     }
 }
@@ -137,6 +147,9 @@ pub enum FactoryEvent {
         agent: String,
         seconds: u64,
     },
+    /// A host stopped answering or could not be reached: no run goes there until
+    /// `shopfloor host check` passes; its live runs are tried again elsewhere.
+    HostDown { host: String, why: String },
     /// Not from the factory: an event stream that fell behind says so, and how far; its
     /// reader reloads what it shows.
     Resync { missed: u64 },
@@ -170,6 +183,8 @@ struct Pumped<'a> {
 struct Live {
     /// None for a review run.
     ticket: Option<TicketId>,
+    /// Where it runs: `local` or a `[[hosts]]` name.
+    host: String,
     agent: String,
     title: String,
     stop: watch::Sender<Stop>,
@@ -186,7 +201,10 @@ pub struct Wip {
     pub files: Vec<String>,
 }
 
+mod hosts;
 mod review;
+
+use hosts::Site;
 
 /// The factory's state. Lock order (the factory never blocks for good: invariant 10):
 /// `queue_turn` is held for a whole merge-queue turn, inside which the store's writer and
@@ -225,6 +243,8 @@ pub struct Factory {
     ports: sandbox::ports::PortBlocks,
     /// Live review runs and the verdicts they submitted (`review_submit`).
     reviewing: Mutex<HashMap<RunId, review::Reviewing>>,
+    /// `[[hosts]]`, each with its connection once opened.
+    hosts: Vec<hosts::Host>,
 }
 
 fn now() -> Timestamp {
@@ -265,7 +285,9 @@ impl Factory {
                 .map_err(|e| FactoryError::Other(format!("[policy]: {e}")))?,
         );
         let ports = sandbox::ports::PortBlocks::new(cfg.sandbox.port_base, cfg.sandbox.ports);
+        let hosts = cfg.hosts.iter().cloned().map(hosts::Host::new).collect();
         let f = Arc::new(Factory {
+            hosts,
             ws,
             cfg,
             sandbox,
@@ -526,6 +548,7 @@ impl Factory {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), FactoryError> {
         let queue = tokio::spawn(self.clone().queue_loop(shutdown.clone()));
+        self.connect_hosts();
         // `[notify] command`: every notice the factory's events carry, handed over as JSON.
         let notifier = self.ws.config.notify.command.clone().map(|command| {
             let mut events = self.subscribe();
@@ -581,6 +604,7 @@ impl Factory {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.close_hosts().await;
         Ok(())
     }
 
@@ -654,19 +678,45 @@ impl Factory {
                 state: t.state,
             });
         }
+        // Each start goes to a host with a free slot offering its labels; one none can
+        // take now waits in the queue, one none ever could is unrunnable.
+        let mut busy = self.busy_hosts();
         for s in picks.start {
             let Some(ticket) = tickets.iter().find(|t| t.id == s.ticket).cloned() else {
                 continue;
             };
-            self.clone().launch(ticket, s.agent, s.attempt).await;
+            let host = match self.place(&ticket.labels, &busy) {
+                placement::Placed::On(h) => h,
+                placement::Placed::Wait => continue,
+                placement::Placed::Never(reason) => {
+                    let ws = self.ws.clone();
+                    let r2 = reason.clone();
+                    let t = blocking(move || {
+                        ticket_event(&ws, s.ticket, TicketEvent::Unrunnable { reason: r2 })
+                    })
+                    .await?;
+                    tracing::warn!(ticket = t.id, "ticket cannot run: {reason}");
+                    self.emit(FactoryEvent::TicketState {
+                        ticket: t.id,
+                        state: t.state,
+                    });
+                    continue;
+                }
+            };
+            *busy.entry(host.clone()).or_default() += 1;
+            self.clone().launch(ticket, s.agent, s.attempt, host).await;
         }
         Ok(())
     }
 
     /// Claim the ticket and start its run; the run's life goes on in its own task.
-    async fn launch(self: Arc<Self>, ticket: Ticket, agent: String, attempt: u32) {
+    async fn launch(self: Arc<Self>, ticket: Ticket, agent: String, attempt: u32, host: String) {
         let ws = self.ws.clone();
-        let kind = self.sandbox.kind().to_string();
+        let kind = match self.hosts.iter().find(|h| h.cfg.name == host) {
+            Some(h) => h.cfg.backend.name().to_string(),
+            None => self.sandbox.kind().to_string(),
+        };
+        let on = (host != crate::hosts::LOCAL).then(|| host.clone());
         let branch = format!("shopfloor/{}-{attempt}", ticket.id);
         let t_id = ticket.id;
         let agent2 = agent.clone();
@@ -677,6 +727,7 @@ impl Factory {
                 attempt,
                 branch: Some(branch),
                 sandbox: Some(kind),
+                host: on,
                 ..Run::new(agent2, RunState::Preparing, now())
             })?;
             ws.store
@@ -696,6 +747,7 @@ impl Factory {
             run.id,
             Live {
                 ticket: Some(ticket.id),
+                host,
                 agent: agent.clone(),
                 title: ticket.title.clone(),
                 stop,
@@ -824,7 +876,11 @@ impl Factory {
             root: self.worktree_root(),
         };
         let include = self.cfg.sandbox.include.clone();
-        let prepared = blocking(move || Ok(sandbox::prepare(&spec, &include)?)).await?;
+        let site = self.site_on(run.host_name()).await?;
+        let prepared = match &site {
+            Site::Local => blocking(move || Ok(sandbox::prepare(&spec, &include)?)).await?,
+            Site::Remote(r) => r.prepare(&spec, &include).await?,
+        };
 
         // Lease what the ticket says it will touch, so other runs see it; a collision is
         // told to the agent (and recorded) rather than silently ignored.
@@ -881,7 +937,9 @@ impl Factory {
             None => prompt,
         };
 
-        let plan = self.plan_launch(&run, &agent, &profile, &prompt, &prepared)?;
+        let plan = self
+            .plan_launch(&run, &agent, &profile, &prompt, &prepared, &site)
+            .await?;
         // Its own ports, held until this function returns (the process has ended by then).
         let ports = match self.cfg.sandbox.ports {
             0 => None,
@@ -893,13 +951,14 @@ impl Factory {
             })?),
         };
         let port_env: Vec<(String, String)> = ports.iter().flat_map(|p| p.env()).collect();
-        let mut builder = self.trace_builder(&run, &agent, &prepared);
+        let mut builder = self.trace_builder(&run, &agent, &prepared, &site);
         let mut pending: Vec<Step> = vec![];
         // `[sandbox] setup`, in the sandbox, before the agent: a failure ends the run.
         for cmd in &self.cfg.sandbox.setup {
             let (step, exit) = self
                 .sandbox_command(
                     &run,
+                    &site,
                     &prepared,
                     cmd,
                     port_env.clone(),
@@ -920,6 +979,7 @@ impl Factory {
                         run,
                         ticket,
                         agent,
+                        &site,
                         prepared,
                         Outcome::Failed {
                             why,
@@ -933,7 +993,7 @@ impl Factory {
         let mut env = plan.env.clone();
         env.extend(port_env.iter().cloned());
         let mut process = self
-            .launch_agent(&run, &plan, env, &prepared, false, |p| {
+            .launch_agent(&run, &site, &plan, env, &prepared, false, |p| {
                 format!("{} in {}", p.control.id(), prepared.dir.display())
             })
             .await?;
@@ -976,7 +1036,7 @@ impl Factory {
             }
             None => None,
         };
-        let (exit, stopped) = self
+        let pumped = self
             .pump(
                 Pumped {
                     run: &run,
@@ -993,12 +1053,21 @@ impl Factory {
                 &files,
                 &mut stop,
             )
-            .await?;
+            .await;
+        let (exit, stopped) = match pumped {
+            Ok(p) => p,
+            Err(e) => {
+                // What was streamed before the host was lost stays: it was acknowledged.
+                let _ = self.flush(run.id, &mut pending).await;
+                return Err(e);
+            }
+        };
         // `[sandbox] teardown`: recorded, never changing how the run ended.
         for cmd in &self.cfg.sandbox.teardown {
             match self
                 .sandbox_command(
                     &run,
+                    &site,
                     &prepared,
                     cmd,
                     port_env.clone(),
@@ -1028,49 +1097,53 @@ impl Factory {
                 },
             },
         };
-        self.finish(run, ticket, agent, prepared, outcome, usage)
+        self.finish(run, ticket, agent, &site, prepared, outcome, usage)
             .await
     }
 
     /// Plan the agent's launch in `prepared` (a token for `run` when MCP is served) and
     /// write the files the plan names into the sandbox, owner-only.
-    fn plan_launch(
+    async fn plan_launch(
         &self,
         run: &Run,
         agent: &str,
         profile: &AgentProfile,
         prompt: &str,
         prepared: &sandbox::Prepared,
+        site: &Site,
     ) -> Result<agent::LaunchPlan, FactoryError> {
-        let in_docker = self.sandbox.kind() == BackendKind::Docker;
+        let backend = self.sandbox_at(site).kind();
+        let in_docker = backend == BackendKind::Docker;
         let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
+        let (workdir, mcp_socket, shopfloor_exe) = match site {
+            Site::Local if in_docker => (
+                PathBuf::from(crate::sandbox::docker::WORKSPACE_MOUNT),
+                api_socket
+                    .as_ref()
+                    .map(|_| PathBuf::from(crate::sandbox::docker::SOCKET_MOUNT)),
+                PathBuf::from(crate::sandbox::docker::BINARY_MOUNT),
+            ),
+            Site::Local => (prepared.dir.clone(), api_socket.clone(), self.exe.clone()),
+            // The host's own paths: the socket forwarded there, the binary sent there.
+            Site::Remote(r) => r.agent_paths(&prepared.dir),
+        };
         let ctx = LaunchContext {
-            workdir: if in_docker {
-                PathBuf::from(crate::sandbox::docker::WORKSPACE_MOUNT)
-            } else {
-                prepared.dir.clone()
-            },
-            mcp_socket: api_socket.as_ref().map(|s| {
-                if in_docker {
-                    PathBuf::from(crate::sandbox::docker::SOCKET_MOUNT)
-                } else {
-                    s.clone()
-                }
-            }),
-            token: api_socket
+            workdir,
+            token: mcp_socket
                 .as_ref()
                 .map(|_| self.tokens.issue(run.id, agent)),
-            shopfloor_exe: if in_docker {
-                PathBuf::from("/usr/local/bin/shopfloor")
-            } else {
-                self.exe.clone()
-            },
+            mcp_socket,
+            shopfloor_exe,
             run: run.id,
-            backend: self.sandbox.kind(),
+            backend,
             test_command: self.cfg.test_command.clone(),
         };
         let plan = agent::plan(agent, profile, prompt, &ctx)
             .map_err(|e| FactoryError::Other(e.to_string()))?;
+        if let Site::Remote(r) = site {
+            r.write_files(prepared, &plan.files).await?;
+            return Ok(plan);
+        }
         for (path, bytes) in &plan.files {
             let p = if path.is_absolute() {
                 path.clone()
@@ -1093,12 +1166,35 @@ impl Factory {
         Ok(plan)
     }
 
+    /// The sandbox that runs processes at `site`.
+    fn sandbox_at<'a>(&'a self, site: &'a Site) -> &'a dyn Sandbox {
+        match site {
+            Site::Local => self.sandbox.as_ref(),
+            Site::Remote(r) => r.as_ref(),
+        }
+    }
+
+    /// The factory's sandboxes' socket as the sandbox at `site` mounts or reaches it.
+    fn socket_at(&self, site: &Site) -> Option<PathBuf> {
+        let local = self.sandbox_socket.lock().expect("socket lock").clone();
+        match site {
+            Site::Local => local,
+            Site::Remote(r) => local.and(r.link().socket.as_ref().map(PathBuf::from)),
+        }
+    }
+
     /// A run's trace builder: paths stored repo-relative whatever the sandbox, the checkout
     /// as the host names it and `/workspace` as a container's agent does.
-    fn trace_builder(&self, run: &Run, agent: &str, prepared: &sandbox::Prepared) -> TraceBuilder {
+    fn trace_builder(
+        &self,
+        run: &Run,
+        agent: &str,
+        prepared: &sandbox::Prepared,
+        site: &Site,
+    ) -> TraceBuilder {
         let builder = TraceBuilder::new(run.id, 0, agent.to_string(), self.ws.redactor.clone())
             .relative_to(prepared.dir.to_string_lossy());
-        match self.sandbox.kind() {
+        match self.sandbox_at(site).kind() {
             BackendKind::Docker => builder.relative_to(crate::sandbox::docker::WORKSPACE_MOUNT),
             BackendKind::Worktree => builder,
         }
@@ -1106,18 +1202,19 @@ impl Factory {
 
     /// Launch a planned agent in its sandbox (`env` beside the plan's) and mark its run
     /// running, with `detail` for the watchers.
+    #[allow(clippy::too_many_arguments)]
     async fn launch_agent(
         &self,
         run: &Run,
+        site: &Site,
         plan: &agent::LaunchPlan,
         env: Vec<(String, String)>,
         prepared: &sandbox::Prepared,
         workdir_read_only: bool,
         detail: impl FnOnce(&sandbox::Process) -> String,
     ) -> Result<sandbox::Process, FactoryError> {
-        let api_socket = self.sandbox_socket.lock().expect("socket lock").clone();
         let process = self
-            .sandbox
+            .sandbox_at(site)
             .launch(LaunchSpec {
                 argv: plan.argv.clone(),
                 env,
@@ -1126,7 +1223,7 @@ impl Factory {
                     workspace: sandbox_label(&self.ws),
                     run: run.id,
                 },
-                socket: api_socket,
+                socket: self.socket_at(site),
                 read_only: vec![prepared.clone_objects()],
                 workdir_read_only,
             })
@@ -1290,9 +1387,11 @@ impl Factory {
     /// Run a `[sandbox] setup` or `teardown` command in the run's sandbox (a container
     /// runs it with the agent's hardening), bounded by the run's wall time: the step it
     /// makes (a command, by `shopfloor/<what>`) and how it ended.
+    #[allow(clippy::too_many_arguments)]
     async fn sandbox_command(
         &self,
         run: &Run,
+        site: &Site,
         prepared: &sandbox::Prepared,
         cmd: &str,
         env: Vec<(String, String)>,
@@ -1302,7 +1401,7 @@ impl Factory {
         /// Output kept of a setup command: its end is what says why it failed.
         const KEEP: usize = 64 << 10;
         let mut process = self
-            .sandbox
+            .sandbox_at(site)
             .launch(LaunchSpec {
                 argv: vec!["sh".into(), "-c".into(), cmd.to_string()],
                 env,
@@ -1371,10 +1470,35 @@ impl Factory {
         run: Run,
         ticket: Ticket,
         agent: String,
+        site: &Site,
         prepared: sandbox::Prepared,
         outcome: Outcome,
         usage: Usage,
     ) -> Result<(), FactoryError> {
+        // Whatever the agent left uncommitted goes on its branch, success or not: a
+        // reviewer may want to see what a failed attempt did. The sandbox goes before
+        // anyone is told the run ended: its work is on the branch now.
+        let message = format!("shopfloor: leftovers of run {} ({agent})", run.id);
+        let left = match site {
+            Site::Local => {
+                let (p, a) = (prepared.clone(), agent.clone());
+                blocking(move || {
+                    let left = sandbox::commit_leftovers(&p, &message, &a)?;
+                    if let Err(e) = sandbox::remove(&p) {
+                        tracing::warn!(error = %e, "could not remove the worktree");
+                    }
+                    Ok(left)
+                })
+                .await?
+            }
+            Site::Remote(r) => {
+                let left = r.leftovers(&prepared, &message, &agent).await?;
+                if let Err(e) = r.remove(&prepared).await {
+                    tracing::warn!(run = run.id, error = %e, "could not remove the checkout");
+                }
+                left
+            }
+        };
         // How it ended, for the failure digest: the agent's own failure or a timeout.
         let end = match &outcome {
             Outcome::Failed { exit, .. } => Some(End::Exit {
@@ -1400,19 +1524,7 @@ impl Factory {
                 .transpose()?
                 .unwrap_or_default();
             let next = decide::after_exit(&outcome2, before, max_attempts);
-            // Whatever the agent left uncommitted goes on its branch, success or not: a
-            // reviewer may want to see what a failed attempt did.
-            let left = sandbox::commit_leftovers(
-                &prepared,
-                &format!("shopfloor: leftovers of run {} ({agent2})", run.id),
-                &agent2,
-            )?;
             let files = left.files_changed.clone();
-            // The sandbox goes before anyone is told the run ended: its work is on the
-            // branch now.
-            if let Err(e) = sandbox::remove(&prepared) {
-                tracing::warn!(run = run.id, error = %e, "could not remove the worktree");
-            }
             let (state, why) = match &outcome2 {
                 Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
                 Outcome::Failed { why, .. }
@@ -1642,7 +1754,12 @@ impl FactoryError {
         matches!(
             self,
             FactoryError::Sandbox(
-                S::Git { .. } | S::Io { .. } | S::Docker { .. } | S::NoDocker { .. },
+                S::Git { .. }
+                    | S::Io { .. }
+                    | S::Docker { .. }
+                    | S::NoDocker { .. }
+                    | S::Host { .. }
+                    | S::HostLost { .. },
             ) | FactoryError::Store(_)
                 | FactoryError::Git(_)
         )

@@ -6,3 +6,4 @@ pub mod context;
 pub mod decide;
 pub mod factory;
 pub mod leases;
+pub mod placement;

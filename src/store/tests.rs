@@ -26,6 +26,7 @@ fn run_draft() -> Run {
         outcome: None,
         recalled: Vec::new(),
         review_of: None,
+        host: None,
     }
 }
 
@@ -190,6 +191,7 @@ fn tickets_get_ids_and_refused_updates_write_nothing() {
         priority: 1,
         agent: None,
         paths: vec![],
+        labels: vec![],
         state: TicketState::Queued,
         created: now,
         updated: now,

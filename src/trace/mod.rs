@@ -401,6 +401,7 @@ fn import_stream(
                     outcome: Some(partial_outcome(source.path.is_some())),
                     recalled: Vec::new(),
                     review_of: None,
+                    host: None,
                 },
                 mark_at(0, BlobHash::of(b"")),
             )?;

@@ -739,6 +739,7 @@ mod tests {
             outcome: Some("the agent exited with code 1".into()),
             recalled: vec![],
             review_of: None,
+            host: None,
         }
     }
 

@@ -684,6 +684,7 @@ impl App {
                 }
             }
             FactoryEvent::Resync { .. } => self.reload_all(fx),
+            FactoryEvent::HostDown { .. } => self.load(Load::Status, LoadArgs::default(), fx),
         }
     }
 

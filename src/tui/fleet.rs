@@ -400,11 +400,16 @@ impl FleetView<'_> {
             t.style("ui.border")
         };
         let sel = if focus { "▶ " } else { "" };
-        let title = Line::from(vec![
+        let mut title = vec![
             Span::styled(format!(" {sel}run {} ", p.run.id), t.style("ui.title")),
             Span::styled(format!("{} ", p.run.agent), Style::default()),
-            Span::styled(format!("{badge} "), t.style(slot)),
-        ]);
+        ];
+        // A run on another machine says where; local runs say nothing, as before hosts.
+        if let Some(host) = &p.run.host {
+            title.push(Span::styled(format!("on {host} "), t.style("ui.muted")));
+        }
+        title.push(Span::styled(format!("{badge} "), t.style(slot)));
+        let title = Line::from(title);
         let sub = Line::from(vec![Span::styled(
             format!(
                 " {} · {} · {} ",

@@ -253,6 +253,7 @@ impl TicketForm {
             priority,
             agent,
             paths,
+            labels: vec![],
         })
     }
 

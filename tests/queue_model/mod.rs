@@ -237,6 +237,7 @@ impl World {
                 priority: 0,
                 agent: None,
                 paths: vec![],
+                labels: vec![],
                 state: TicketState::Review,
                 created: now,
                 updated: now,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
-use super::{Factory, FactoryError, Live, Pumped, Stop, blocking, describe_exit, now};
+use super::{Factory, FactoryError, Live, Pumped, Site, Stop, blocking, describe_exit, now};
 use crate::agent::OutputDecoder;
 use crate::mergeq::QueueError;
 use crate::mergeq::driver::{ReviewAnswer, ReviewJob, Reviewer};
@@ -173,6 +173,7 @@ impl Factory {
             id,
             Live {
                 ticket: None,
+                host: crate::hosts::LOCAL.to_string(),
                 agent: agent.clone(),
                 title: format!("review of queue entry {}", job.entry.id),
                 stop,
@@ -331,16 +332,24 @@ impl Factory {
             Ok(review_prompt(&e, ticket.as_ref(), pack.as_ref(), &diff))
         })
         .await?;
-        let plan = self.plan_launch(run, agent, profile, &prompt, prepared)?;
+        let plan = self
+            .plan_launch(run, agent, profile, &prompt, prepared, &Site::Local)
+            .await?;
         // Its own files written, the checkout is sealed: a review reads.
         let dir = prepared.dir.clone();
         blocking(move || Ok(sandbox::seal(&dir)?)).await?;
         let mut process = self
-            .launch_agent(run, &plan, plan.env.clone(), prepared, true, |_| {
-                format!("reviewing queue entry {}", job.entry.id)
-            })
+            .launch_agent(
+                run,
+                &Site::Local,
+                &plan,
+                plan.env.clone(),
+                prepared,
+                true,
+                |_| format!("reviewing queue entry {}", job.entry.id),
+            )
             .await?;
-        let mut builder = self.trace_builder(run, agent, prepared);
+        let mut builder = self.trace_builder(run, agent, prepared, &Site::Local);
         let mut decoder = OutputDecoder::new(plan.decoder);
         let mut pending: Vec<Step> = Vec::new();
         let mut tally = crate::trace::Tally::default();

@@ -7,7 +7,10 @@
 //! whether a host answers, has git (and Docker and the image, where asked), can write its
 //! work directory, and can reach the factory back through a forwarded Unix socket (`ssh
 //! -R`), the only way an agent there will ever reach it: nothing listens on a port.
-//! Placement of runs on hosts builds on this (issue 15).
+//! [`link`] holds one open SSH connection per host for the factory, and
+//! [`crate::sandbox::remote`] runs agents through it.
+
+pub mod link;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -145,7 +148,7 @@ impl SshTarget {
     }
 
     /// `user@host` as `ssh` takes it.
-    fn destination(&self) -> String {
+    pub fn destination(&self) -> String {
         match &self.user {
             Some(u) => format!("{u}@{}", self.host),
             None => self.host.clone(),
@@ -189,12 +192,7 @@ pub fn validate(hosts: &[HostConfig]) -> Result<(), String> {
                 h.name, h.work_dir
             ));
         }
-        if let Some(l) = h.labels.iter().find(|l| {
-            l.is_empty()
-                || !l
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        }) {
+        if let Some(l) = h.labels.iter().find(|l| !is_label(l)) {
             return Err(format!(
                 "[[hosts]] `{}`: label \"{l}\" is not a word (letters, digits, `-`, `_`, `.`)",
                 h.name
@@ -202,6 +200,14 @@ pub fn validate(hosts: &[HostConfig]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `l` is a label: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn is_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 64
+        && l.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// What the factory knows of a host besides its config.
@@ -215,7 +221,7 @@ pub enum HostState {
     Down(String),
 }
 
-fn state_dir(info: &WorkspaceInfo) -> PathBuf {
+pub(crate) fn state_dir(info: &WorkspaceInfo) -> PathBuf {
     info.dir.join("hosts")
 }
 
@@ -234,12 +240,17 @@ pub fn state(info: &WorkspaceInfo, name: &str) -> HostState {
     }
 }
 
-fn write_marker(info: &WorkspaceInfo, name: &str, what: &str, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_marker(
+    info: &WorkspaceInfo,
+    name: &str,
+    what: &str,
+    text: &str,
+) -> std::io::Result<()> {
     crate::private::private_dir(&state_dir(info))?;
     std::fs::write(marker(info, name, what), text)
 }
 
-fn remove_marker(info: &WorkspaceInfo, name: &str, what: &str) -> std::io::Result<()> {
+pub(crate) fn remove_marker(info: &WorkspaceInfo, name: &str, what: &str) -> std::io::Result<()> {
     match std::fs::remove_file(marker(info, name, what)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -382,14 +393,14 @@ impl Ran {
 /// `ssh` to one host, as the factory runs it: batch mode (never a password prompt), a
 /// known-hosts file of the workspace's own (a host's key is trusted on first use and held
 /// to after), a bounded connect.
-struct Ssh {
-    target: SshTarget,
+pub(crate) struct Ssh {
+    pub(crate) target: SshTarget,
     identity: Option<PathBuf>,
     known_hosts: PathBuf,
 }
 
 impl Ssh {
-    fn new(info: &WorkspaceInfo, host: &HostConfig) -> Ssh {
+    pub(crate) fn new(info: &WorkspaceInfo, host: &HostConfig) -> Ssh {
         Ssh {
             // Validated with the config: a bad one never gets here.
             target: SshTarget::parse(&host.ssh).unwrap_or(SshTarget {
@@ -402,29 +413,35 @@ impl Ssh {
         }
     }
 
-    fn command(&self) -> Command {
+    /// The options every `ssh` to the host takes, before the destination: batch mode,
+    /// the workspace's known hosts, keepalives, the identity and port.
+    pub(crate) fn options(&self) -> Vec<String> {
         let _ = crate::private::private_dir(self.known_hosts.parent().unwrap_or(Path::new(".")));
-        let mut c = Command::new("ssh");
-        c.args([
-            "-o",
+        let mut o: Vec<String> = [
             "BatchMode=yes",
-            "-o",
             "ConnectTimeout=8",
-            "-o",
             "StrictHostKeyChecking=accept-new",
-            "-o",
             "ServerAliveInterval=5",
-            "-o",
             "ServerAliveCountMax=2",
-        ]);
-        c.arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
+        ]
+        .iter()
+        .flat_map(|v| ["-o".to_string(), v.to_string()])
+        .collect();
+        o.push("-o".into());
+        o.push(format!("UserKnownHostsFile={}", self.known_hosts.display()));
         if let Some(id) = &self.identity {
-            c.arg("-o").arg("IdentitiesOnly=yes").arg("-i").arg(id);
+            o.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
+            o.push(id.display().to_string());
         }
         if let Some(p) = self.target.port {
-            c.arg("-p").arg(p.to_string());
+            o.extend(["-p".into(), p.to_string()]);
         }
+        o
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.options());
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
