@@ -3,7 +3,9 @@
 //! factory relies on. A ticket runs on a host and lands, its agent reaching the factory's
 //! MCP through the forwarded socket; sixteen agents spread over three hosts by their
 //! slots; a host's link cut mid-run sends its runs to another host; a `kill -9` of the
-//! factory with remote runs live, then a restart, reaps them there and finishes the work.
+//! factory with remote runs live, then a restart, reaps them there and finishes the work;
+//! a Docker host runs the agent in a container hardened as locally. Each test uses host
+//! numbers of its own: tests in one process run at once.
 
 mod common;
 
@@ -142,4 +144,290 @@ fn a_ticket_runs_on_a_remote_host_and_lands() {
         .path()
         .join("runs");
     assert_eq!(std::fs::read_dir(&runs_dir).unwrap().count(), 0);
+
+    // A label no host offers: the ticket fails at once, saying what to add.
+    env.ok(&["ticket", "add", "Needs a TPU", "--labels", "tpu"]);
+    let failed = common::wait_for("the tpu ticket failed", Duration::from_secs(30), || {
+        tickets(&env)
+            .into_iter()
+            .find(|t| t["title"] == "Needs a TPU" && t["state"] == "failed")
+    });
+    let shown = env.ok(&["ticket", "show", &failed["id"].to_string()]);
+    assert!(shown.contains("labels    tpu"), "{shown}");
+    let why = env.ok(&["ticket", "list", "--json"]);
+    assert!(why.contains("no host offers the labels tpu"), "{why}");
+    // A label made to be something else is refused with what a label is.
+    let (_, err) = env.fails(&["ticket", "add", "x", "--labels", "g p u"]);
+    assert!(err.contains("is not a word"), "{err}");
+    let (_, err) = env.fails(&["ticket", "add", "x", "--labels", "$(reboot)"]);
+    assert!(err.contains("is not a word"), "{err}");
+}
+
+/// A scenario that takes a while, so runs overlap and a test can act while they live.
+fn slow(ms: u64) -> String {
+    format!(
+        "name = \"slow\"\n[[step]]\nsay = \"working\"\n[[step]]\nsleep_ms = {ms}\n\
+         [[step]]\nrun = \"echo made > made-$SHOPFLOOR_RUN.txt\"\n[[step]]\nsay = \"done\"\n"
+    )
+}
+
+/// The most runs that were live at once on each host, from their start and end times.
+fn peak_by_host(runs: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut edges: std::collections::BTreeMap<String, Vec<(String, i32)>> = Default::default();
+    for r in runs {
+        let host = r["host"].as_str().unwrap_or("local").to_string();
+        let e = edges.entry(host).or_default();
+        e.push((r["started"].as_str().unwrap().to_string(), 1));
+        e.push((r["ended"].as_str().unwrap().to_string(), -1));
+    }
+    edges
+        .into_iter()
+        .map(|(h, mut e)| {
+            // An end sorts before a start at the same instant: a slot freed is reusable.
+            e.sort();
+            let (mut now, mut peak) = (0i32, 0i32);
+            for (_, d) in e {
+                now += d;
+                peak = peak.max(now);
+            }
+            (h, peak as usize)
+        })
+        .collect()
+}
+
+#[test]
+fn sixteen_agents_spread_over_three_hosts_by_their_slots() {
+    let hosts: Vec<NetnsHost> = (2..=4)
+        .filter_map(|n| NetnsHost::start(n, Lacks::default()))
+        .collect();
+    if hosts.len() < 3 {
+        return;
+    }
+    let slots = [2usize, 3, 5];
+    let config_hosts: String = hosts
+        .iter()
+        .zip(slots)
+        .enumerate()
+        .map(|(i, (h, s))| {
+            h.config(&format!("h{i}"), "")
+                .replace("slots = 2", &format!("slots = {s}"))
+        })
+        .collect();
+    let env = Env::project(
+        "rs",
+        &[
+            (
+                "shopfloor.toml",
+                &config(&config_hosts, "")
+                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
+            ),
+            ("slow.toml", &slow(1500)),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    let started = Instant::now();
+    for i in 0..16 {
+        env.ok(&["ticket", "add", &format!("Spread {i}")]);
+    }
+    wait_merged(&env, 16, Duration::from_secs(240));
+    eprintln!("16 tickets over 3 hosts: {:?}", started.elapsed());
+    let runs = runs(&env);
+    assert_eq!(runs.len(), 16, "{}", dump(&env));
+    let peaks = peak_by_host(&runs);
+    eprintln!("peak live runs by host: {peaks:?}");
+    for (i, s) in slots.iter().enumerate() {
+        let name = format!("h{i}");
+        let peak = peaks.get(&name).copied().unwrap_or(0);
+        assert!(peak >= 1, "{name} ran nothing: {peaks:?}");
+        assert!(peak <= *s, "{name} ran {peak} at once with {s} slots");
+    }
+    assert!(!peaks.contains_key("local"), "local_slots = 0: {peaks:?}");
+    // Every run's work came back: 16 files on main.
+    let clone = git2::Repository::open(env.home.path().join("rs/repo")).unwrap();
+    let tree = clone.head().unwrap().peel_to_tree().unwrap();
+    let made = tree
+        .iter()
+        .filter(|e| e.name().is_ok_and(|n| n.starts_with("made-")))
+        .count();
+    assert_eq!(made, 16);
+}
+
+#[test]
+fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
+    let Some(alpha) = NetnsHost::start(5, Lacks::default()) else {
+        return;
+    };
+    let Some(beta) = NetnsHost::start(6, Lacks::default()) else {
+        return;
+    };
+    // One attempt allowed: a retry after a lost host must not count as one.
+    let hosts = format!(
+        "{}{}",
+        alpha.config("alpha", "labels = [\"first\"]"),
+        beta.config("beta", "labels = [\"first\"]")
+    );
+    let env = Env::project(
+        "rc",
+        &[
+            (
+                "shopfloor.toml",
+                &config(&hosts, "max_attempts = 1")
+                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
+            ),
+            ("slow.toml", &slow(6000)),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Survive a lost host", "--labels", "first"]);
+    let on_alpha = common::wait_for(
+        "a run on alpha with a step streamed",
+        Duration::from_secs(60),
+        || {
+            runs(&env).into_iter().find(|r| {
+                r["host"] == "alpha" && r["state"] == "running" && r["steps"].as_u64() >= Some(1)
+            })
+        },
+    );
+    let cut = Instant::now();
+    alpha.cut();
+    let moved = common::wait_for("a run started on beta", Duration::from_secs(60), || {
+        runs(&env)
+            .into_iter()
+            .find(|r| r["host"] == "beta")
+            .map(|r| (r, cut.elapsed()))
+    });
+    eprintln!("link cut to a run restarted on beta: {:?}", moved.1);
+    assert!(moved.1 < Duration::from_secs(15), "{:?}", moved.1);
+    wait_merged(&env, 1, Duration::from_secs(60));
+    let all = runs(&env);
+    let first = all.iter().find(|r| r["id"] == on_alpha["id"]).unwrap();
+    assert_eq!(first["state"], "interrupted", "{first}");
+    assert!(
+        first["outcome"].as_str().unwrap().contains("alpha"),
+        "{first}"
+    );
+    // Down until a check passes; the steps streamed before the cut stayed.
+    let listed = env.ok(&["host", "list"]);
+    assert!(listed.contains("down"), "{listed}");
+    let trace = env.ok(&["trace", "show", &on_alpha["id"].to_string()]);
+    assert!(trace.contains("working"), "{trace}");
+}
+
+#[test]
+fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work() {
+    let Some(host) = NetnsHost::start(7, Lacks::default()) else {
+        return;
+    };
+    let env = Env::project(
+        "rk",
+        &[
+            (
+                "shopfloor.toml",
+                &config(&host.config("alpha", ""), "")
+                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
+            ),
+            ("slow.toml", &slow(4000)),
+        ],
+    );
+    let serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Outlive a crash"]);
+    env.ok(&["ticket", "add", "Outlive it too"]);
+    let live = common::wait_for("two runs live on alpha", Duration::from_secs(60), || {
+        let r: Vec<u64> = runs(&env)
+            .into_iter()
+            .filter(|r| r["state"] == "running")
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect();
+        (r.len() == 2).then_some(r)
+    });
+    serve.kill9();
+    // The agents on the host die with their sessions (the factory's ssh went with it).
+    let started = Instant::now();
+    common::wait_for("the host's agents gone", Duration::from_secs(15), || {
+        (!live.iter().any(|id| agent_alive(*id))).then_some(())
+    });
+    eprintln!(
+        "agents on the host gone {:?} after kill -9",
+        started.elapsed()
+    );
+    let _serve = Serve::start(&env);
+    wait_merged(&env, 2, Duration::from_secs(90));
+    let all = runs(&env);
+    for id in &live {
+        let r = all.iter().find(|r| r["id"] == *id).unwrap();
+        assert_eq!(r["state"], "interrupted", "{r}");
+    }
+    assert!(all.iter().filter(|r| r["state"] == "succeeded").count() == 2);
+}
+
+/// Whether a process of run `id` started by a remote sandbox still lives (the host is a
+/// namespace of this machine: its processes are visible here).
+fn agent_alive(id: u64) -> bool {
+    let want = format!("SHOPFLOOR_RUN={id}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie
+                && env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+                && env
+                    .split(|b| *b == 0)
+                    .any(|v| v.starts_with(b"SHOPFLOOR_SANDBOX="))
+        })
+}
+
+#[test]
+fn a_docker_host_runs_the_agent_in_a_hardened_container() {
+    let Some(image) = common::docker::test_image() else {
+        return;
+    };
+    let Some(host) = NetnsHost::start(8, Lacks::default()) else {
+        return;
+    };
+    let probe = "name = \"probe\"\n[[step]]\nrun = \"id -u; touch /etc/probe 2>&1; cat /proc/1/cgroup; pwd\"\n\
+                 [[step]]\nwrite = { path = \"in-container.txt\", content = \"yes\\n\" }\n\
+                 [[step]]\nmemory_write = { kind = \"note\", text = \"a note from a container on a host\" }\n\
+                 [[step]]\nsay = \"done\"\n";
+    let env = Env::project(
+        "rd",
+        &[
+            (
+                "shopfloor.toml",
+                &config(
+                    &host.config(
+                        "dock",
+                        &format!("backend = \"docker\"\nimage = \"{image}\""),
+                    ),
+                    "",
+                )
+                .replace("scenario = \"remote.toml\"", "scenario = \"probe.toml\""),
+            ),
+            ("probe.toml", probe),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Run in a container on a host"]);
+    wait_merged(&env, 1, Duration::from_secs(120));
+    let r = &runs(&env)[0];
+    assert_eq!(
+        (r["host"].as_str(), r["sandbox"].as_str()),
+        (Some("dock"), Some("docker"))
+    );
+    let trace = env.ok(&["trace", "show", &r["id"].to_string(), "--json"]);
+    assert!(trace.contains("Read-only file system"), "{trace}");
+    assert!(trace.contains("/workspace"), "{trace}");
+    let found = env.ok(&["memory", "search", "a note from a container on a host"]);
+    assert!(found.contains("container on a host"), "{found}");
+    let clone = git2::Repository::open(env.home.path().join("rd/repo")).unwrap();
+    let tree = clone.head().unwrap().peel_to_tree().unwrap();
+    assert!(
+        tree.get_path(std::path::Path::new("in-container.txt"))
+            .is_ok()
+    );
 }

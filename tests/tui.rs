@@ -250,6 +250,30 @@ fn snapshot(name: &str, app: &App) {
 }
 
 #[test]
+fn a_run_on_another_host_says_where_in_its_pane() {
+    let f = fixture();
+    let mut app = app(&f);
+    let mut runs = vec![];
+    for (id, host) in [(1, Some("build-1")), (2, None)] {
+        let mut r = f.run.clone();
+        r.id = id;
+        r.ticket = Some(id);
+        r.state = RunState::Running;
+        r.ended = None;
+        r.host = host.map(str::to_string);
+        runs.push(r);
+    }
+    let _ = app.update(Msg::Runs(runs));
+    let screen = format!("{:?}", render(&app, 120, 34).backend());
+    assert!(screen.contains("on build-1"), "{screen}");
+    assert_eq!(screen.matches("on build-1").count(), 1, "{screen}");
+    assert!(
+        !screen.contains("on local"),
+        "a local run says nothing: {screen}"
+    );
+}
+
+#[test]
 fn every_screen_snapshots() {
     let f = fixture();
     let mut app = app(&f);

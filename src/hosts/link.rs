@@ -31,6 +31,10 @@ pub const KEEPALIVE_MISSES: u32 = 3;
 const CONNECT: Duration = Duration::from_secs(15);
 /// How long one short command (not an agent's session) may take.
 const COMMAND: Duration = Duration::from_secs(120);
+/// Short sessions (commands, git transfers) open at once on one connection. sshd allows
+/// `MaxSessions` (10 by default) per connection: a host's slots plus these must fit, so
+/// hosts with more than 8 slots need `MaxSessions` raised (the README says so).
+pub const SHORT_SESSIONS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -97,6 +101,8 @@ pub struct Link {
     pub mirrored: Option<String>,
     /// How many processes and containers of an earlier factory the link reaped.
     pub reaped: usize,
+    /// Bounds the short sessions open at once (see [`SHORT_SESSIONS`]).
+    short: tokio::sync::Semaphore,
 }
 
 /// Quote `s` for a POSIX shell: one word, taken literally.
@@ -242,6 +248,7 @@ impl Link {
             exe: String::new(),
             mirrored: None,
             reaped: 0,
+            short: tokio::sync::Semaphore::new(SHORT_SESSIONS),
         };
         match link.ready(label, base, local_socket, exe).await {
             Ok(()) => Ok(Arc::new(link)),
@@ -409,8 +416,17 @@ impl Link {
         }
     }
 
+    /// A turn for one short session (a command, a git transfer): held while it is open.
+    pub async fn short_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.short
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     /// Run `script`, whatever its exit.
     pub async fn try_run(&self, script: &str, input: Vec<u8>) -> Result<Done, LinkError> {
+        let _turn = self.short_turn().await;
         let mut c = self.session(script);
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())

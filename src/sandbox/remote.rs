@@ -132,6 +132,7 @@ impl RemoteSandbox {
         if mirrored.as_deref() == Some(commit) {
             return Ok(());
         }
+        let _turn = self.link.short_turn().await;
         let out = tokio::process::Command::new("git")
             .arg("-C")
             .arg(&self.clone)
@@ -277,6 +278,7 @@ impl RemoteSandbox {
         let url = self.link.git_url(&p.dir.to_string_lossy());
         let ssh = self.link.git_ssh_command();
         let p2 = p.clone();
+        let _turn = self.link.short_turn().await;
         let files = tokio::task::spawn_blocking(move || {
             super::checkout::fetch_branch(&p2, &url, &ssh)?;
             super::checkout::changed_files(&p2)
