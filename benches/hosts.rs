@@ -74,11 +74,12 @@ fn ts(v: &Value) -> jiff::Timestamp {
 
 /// Picked to first line back, in ms, for run `r`.
 fn to_first_line(env: &Env, r: &Value) -> f64 {
-    let trace = env.json(&["trace", "show", &r["id"].to_string(), "--json"]);
-    let steps = trace["steps"].as_array().cloned().unwrap_or_default();
-    let first = steps
-        .iter()
-        .find(|s| s["kind"]["type"] != "lifecycle")
+    // One step a line; the first the agent printed (not the factory's lifecycle marks).
+    let trace = env.ok(&["trace", "show", &r["id"].to_string(), "--json"]);
+    let first: Value = trace
+        .lines()
+        .find(|l| !l.contains("\"lifecycle\""))
+        .map(|l| serde_json::from_str(l).unwrap())
         .unwrap_or_else(|| panic!("no step: {trace}"));
     let d = ts(&first["ts"]).duration_since(ts(&r["started"]));
     d.as_secs_f64() * 1e3
@@ -104,8 +105,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Steps per second over `n` flooding tickets, and each run's stored step count.
-fn flood_rate(env: &Env, n: usize) -> (f64, Vec<u64>, Vec<String>) {
+/// Over `n` flooding tickets: steps per second from the first run picked to the last
+/// ended, steps per second while agents streamed (first line to last line of any run),
+/// each run's stored step count, and each run's host.
+fn flood_rate(env: &Env, n: usize) -> (f64, f64, Vec<u64>, Vec<String>) {
     for i in 0..n {
         env.ok(&["ticket", "add", &format!("flood {i}")]);
     }
@@ -115,12 +118,22 @@ fn flood_rate(env: &Env, n: usize) -> (f64, Vec<u64>, Vec<String>) {
     let last = rs.iter().map(|r| ts(&r["ended"])).max().unwrap();
     let steps: Vec<u64> = rs.iter().map(|r| r["steps"].as_u64().unwrap()).collect();
     let total: u64 = steps.iter().sum();
-    let secs = last.duration_since(first).as_secs_f64();
+    let (mut line0, mut line1) = (None::<jiff::Timestamp>, None::<jiff::Timestamp>);
+    for r in &rs {
+        let trace = env.ok(&["trace", "show", &r["id"].to_string(), "--json"]);
+        for l in trace.lines().filter(|l| !l.contains("\"lifecycle\"")) {
+            let t = ts(&serde_json::from_str::<Value>(l).unwrap()["ts"]);
+            line0 = Some(line0.map_or(t, |x| x.min(t)));
+            line1 = Some(line1.map_or(t, |x| x.max(t)));
+        }
+    }
+    let whole = last.duration_since(first).as_secs_f64();
+    let streaming = line1.unwrap().duration_since(line0.unwrap()).as_secs_f64();
     let hosts = rs
         .iter()
         .map(|r| r["host"].as_str().unwrap_or("local").to_string())
         .collect();
-    (total as f64 / secs, steps, hosts)
+    (total as f64 / whole, total as f64 / streaming, steps, hosts)
 }
 
 fn main() {
@@ -191,11 +204,11 @@ fn main() {
             ("flood.toml", &flood()),
         ],
     );
-    let (near_rate, near_steps, _) = {
+    let (near_rate, near_stream, near_steps, _) = {
         let _s = Serve::start(&near);
         flood_rate(&near, 8)
     };
-    let (far_rate, far_steps, far_hosts) = {
+    let (far_rate, far_stream, far_steps, far_hosts) = {
         let _s = Serve::start(&far);
         flood_rate(&far, 24)
     };
@@ -207,8 +220,9 @@ fn main() {
         *by_host.entry(h).or_default() += 1;
     }
     println!(
-        "  streamed back: 3 hosts x 8 agents {far_rate:.0} steps/s ({} steps, runs by host {by_host:?}); local x 8 {near_rate:.0} steps/s -> {:.2}x; lost {lost} (each run {want} steps)",
+        "  streamed back: 3 hosts x 8 agents {far_stream:.0} steps/s while streaming, {far_rate:.0} steps/s picked to ended ({} steps, runs by host {by_host:?}); local x 8 {near_stream:.0} and {near_rate:.0} steps/s -> {:.2}x and {:.2}x; lost {lost} (each run {want} steps)",
         far_steps.iter().sum::<u64>(),
+        far_stream / near_stream,
         far_rate / near_rate
     );
     assert_eq!(lost, 0, "{far_steps:?}");

@@ -358,13 +358,16 @@ impl Workspace {
         if let Err(e) = crate::private::private_dir(&info.dir) {
             tracing::warn!(dir = %info.dir.display(), error = %e, "cannot restrict the data directory to its owner");
         }
+        // The store first: a command waiting for a factory or another command to let it go
+        // retries this, and finds it held before any other work (the config's regexes, the
+        // redactor's) is done again.
+        let store = crate::store::Store::open(&info.store_path())?;
         let config = crate::config::Config::load(&info.config_path())?;
         let redactor = crate::redact::Redactor::with_env(&config.redact, std::env::vars())
             .map_err(|source| OpenError::Redact {
                 path: info.config_path(),
                 source,
             })?;
-        let store = crate::store::Store::open(&info.store_path())?;
         let index = crate::index::Index::open(&info.index_dir())?;
         if index.is_fresh() {
             // The index is derived data: made anew (first open, deleted, or an older

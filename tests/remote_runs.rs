@@ -431,3 +431,37 @@ fn a_docker_host_runs_the_agent_in_a_hardened_container() {
             .is_ok()
     );
 }
+
+#[test]
+fn an_agent_linking_its_git_config_out_of_its_checkout_writes_nothing_there() {
+    let Some(host) = NetnsHost::start(9, Lacks::default()) else {
+        return;
+    };
+    let victim = format!("/tmp/{}-victim", host.ns);
+    std::fs::write(&victim, "precious\n").unwrap();
+    // Its repository's config becomes a link to a file of the host's user, and a hook
+    // that would write there: bringing its work back must write through neither.
+    let hostile = format!(
+        "name = \"hostile\"\n[[step]]\nrun = \"rm .git/config && ln -s {victim} .git/config && mkdir -p .git/hooks && printf '#!/bin/sh\\\\necho hooked > {victim}\\\\n' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit\"\n\
+         [[step]]\nwrite = {{ path = \"work.txt\", content = \"work\\n\" }}\n[[step]]\nsay = \"done\"\n"
+    );
+    let env = Env::project(
+        "rh",
+        &[
+            (
+                "shopfloor.toml",
+                &config(&host.config("alpha", ""), "")
+                    .replace("scenario = \"remote.toml\"", "scenario = \"hostile.toml\""),
+            ),
+            ("hostile.toml", &hostile),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Reach out of the checkout"]);
+    wait_merged(&env, 1, Duration::from_secs(90));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let _ = std::fs::remove_file(&victim);
+    let clone = git2::Repository::open(env.home.path().join("rh/repo")).unwrap();
+    let tree = clone.head().unwrap().peel_to_tree().unwrap();
+    assert!(tree.get_path(std::path::Path::new("work.txt")).is_ok());
+}

@@ -63,9 +63,9 @@ pub fn run(ctx: &Ctx, cmd: HostCmd) -> Result<()> {
             let mut rows = vec![Row {
                 name: LOCAL,
                 ssh: None,
-                slots: config.factory.concurrency,
+                slots: config.factory.local_slots(),
                 backend: format!("{:?}", config.sandbox.backend).to_lowercase(),
-                labels: &[],
+                labels: &config.factory.local_labels,
                 state: HostState::Up,
             }];
             for h in &config.hosts {

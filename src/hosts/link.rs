@@ -129,6 +129,16 @@ fn control_path(info: &WorkspaceInfo, host: &str) -> std::io::Result<PathBuf> {
     let uid = unsafe { libc::getuid() };
     let dir = std::env::temp_dir().join(format!("shopfloor-ssh-{uid}"));
     crate::private::private_dir(&dir)?;
+    // In a shared /tmp another user could have made it first, and could then swap the
+    // sockets in it: only a directory of our own will do.
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if meta.uid() != uid || !meta.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} belongs to another user (or is not a directory): remove it, it holds the factory's SSH control sockets",
+            dir.display()
+        )));
+    }
     let key = blake3::hash(format!("{}\0{host}", info.dir.display()).as_bytes());
     Ok(dir.join(&key.to_hex()[..20]))
 }
@@ -326,7 +336,7 @@ impl Link {
         let script = format!(
             "cd {root} || exit 0\nn=0\n\
              for f in pids/*; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); \
-             case \"$p\" in ''|*[!0-9]*) ;; *) kill -KILL -- -\"$p\" 2>/dev/null && n=$((n+1));; esac; rm -f \"$f\"; done\n\
+             case \"$p\" in ''|*[!0-9]*|0|1) ;; *) kill -KILL -- -\"$p\" 2>/dev/null && n=$((n+1));; esac; rm -f \"$f\"; done\n\
              if command -v docker >/dev/null 2>&1; then \
              for c in $(docker ps -aq --filter label={lw}={l} 2>/dev/null); do docker rm -f \"$c\" >/dev/null 2>&1 && n=$((n+1)); done; fi\n\
              chmod -R u+w runs 2>/dev/null; rm -rf runs; mkdir -p runs\necho $n\n",

@@ -133,6 +133,7 @@ impl RemoteSandbox {
             return Ok(());
         }
         let _turn = self.link.short_turn().await;
+        let started = std::time::Instant::now();
         let out = tokio::process::Command::new("git")
             .arg("-C")
             .arg(&self.clone)
@@ -158,6 +159,11 @@ impl RemoteSandbox {
             });
         }
         *mirrored = Some(commit.to_string());
+        tracing::debug!(
+            host = self.host(),
+            ms = started.elapsed().as_millis() as u64,
+            "pushed to the mirror"
+        );
         Ok(())
     }
 
@@ -191,6 +197,7 @@ impl RemoteSandbox {
             });
         }
         self.push(&base_commit).await?;
+        let started = std::time::Instant::now();
         let dir = format!("{}/runs/{leaf}", self.link.root);
         let mut script = format!(
             "set -e\nD={d}\nchmod -R u+w \"$D\" 2>/dev/null || true\nrm -rf \"$D\"\n\
@@ -217,6 +224,11 @@ impl RemoteSandbox {
         self.link
             .run(&script, "preparing the run's checkout")
             .await?;
+        tracing::debug!(
+            host = self.host(),
+            ms = started.elapsed().as_millis() as u64,
+            "checkout prepared"
+        );
         Ok(Prepared {
             dir: PathBuf::from(dir),
             branch,
@@ -239,7 +251,13 @@ impl RemoteSandbox {
             quote(&prepared.dir.to_string_lossy()),
             write_files_script(files, Some(0o600))
         );
+        let started = std::time::Instant::now();
         self.link.run(&script, "writing the run's files").await?;
+        tracing::debug!(
+            host = self.host(),
+            ms = started.elapsed().as_millis() as u64,
+            "run's files written"
+        );
         Ok(())
     }
 
@@ -254,15 +272,23 @@ impl RemoteSandbox {
         author: &str,
     ) -> Result<Leftovers, SandboxError> {
         let (name, email) = super::checkout::parse_author(author);
+        // Trusting none of what the agent may have changed in `.git`, as locally: a real
+        // directory (not a link sending git elsewhere on the host), alternates naming the
+        // mirror only, a config replaced rather than edited (a link there would be
+        // written through), the work tree the checkout whatever it said.
         let script = format!(
             "set -e\ncd {d}\n\
+             if [ -L .git ] || [ ! -d .git ]; then echo \"the run's .git is no longer a directory (the agent replaced it); its work cannot be read back\" >&2; exit 3; fi\n\
+             rm -f .git/config .git/objects/info/alternates .git/objects/info/http-alternates\n\
              printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n' > .git/config\n\
+             mkdir -p .git/objects/info && printf '%s\\n' {objects} > .git/objects/info/alternates\n\
              rm -rf .git/hooks\n\
-             g() {{ git -c core.hooksPath=/dev/null -c core.fsmonitor= -c user.name={n} -c user.email={e} \"$@\"; }}\n\
+             g() {{ GIT_DIR=.git GIT_WORK_TREE=. git -c core.hooksPath=/dev/null -c core.fsmonitor= -c user.name={n} -c user.email={e} \"$@\"; }}\n\
              g add -A\n\
              if g diff --cached --quiet; then echo same; else g commit -q --no-verify -m {msg}; echo committed; fi\n\
              g update-ref {r} HEAD\ng rev-parse HEAD\n",
             d = quote(&p.dir.to_string_lossy()),
+            objects = quote(&format!("{}/objects", self.mirror())),
             n = quote(&name),
             e = quote(&email),
             msg = quote(message),
@@ -612,6 +638,7 @@ impl ProcessControl for RemoteControl {
         }
         let script = format!(
             "{stop}; p=$(cat {pf} 2>/dev/null) || exit 0\n\
+             [ \"$p\" -gt 1 ] 2>/dev/null || exit 0\n\
              kill -TERM -- -\"$p\" 2>/dev/null; sleep {TERM_GRACE}; kill -KILL -- -\"$p\" 2>/dev/null; true\n",
             stop = self.stop_container,
             pf = quote(&self.pidfile),

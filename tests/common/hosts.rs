@@ -127,11 +127,14 @@ impl NetnsHost {
             } else {
                 "/usr/local/bin:/usr/bin:/bin".to_string()
             };
+            // SHLVL=1: bash reads ~/.bashrc for every SSH session unless nested, and root's
+            // on this machine runs `pyenv init` (150 ms a session); a build host's login
+            // shell starts in milliseconds, and so do these hosts'.
             let config = format!(
                 "Port 22\nListenAddress {addr}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nAllowStreamLocalForwarding yes\n\
-                 StreamLocalBindUnlink yes\nSetEnv PATH={path}\n",
+                 StreamLocalBindUnlink yes\nSetEnv PATH={path} SHLVL=1\n",
                 d.join("host_key").display(),
                 d.join("sshd.pid").display(),
                 d.join("authorized_keys").display(),
