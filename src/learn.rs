@@ -20,18 +20,14 @@ pub const DIGEST_BUDGET: usize = 2400;
 
 /// Lines added and removed between `base` and the head of `branch` in `repo`.
 pub fn diff_size(repo: &Repository, base: &str, branch: &str) -> Option<(usize, usize)> {
-    let base = repo.find_commit(Oid::from_str(base).ok()?).ok()?;
     let head = repo
         .find_branch(branch, git2::BranchType::Local)
         .ok()?
         .get()
         .peel_to_commit()
         .ok()?;
-    let diff = repo
-        .diff_tree_to_tree(Some(&base.tree().ok()?), Some(&head.tree().ok()?), None)
-        .ok()?;
-    let s = diff.stats().ok()?;
-    Some((s.insertions(), s.deletions()))
+    let s = crate::diffstat::between(repo, Oid::from_str(base).ok()?, head.id()).ok()?;
+    Some((s.added as usize, s.deleted as usize))
 }
 
 /// Build the digest of a failed run from its stored steps, append it to the run's trace

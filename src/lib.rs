@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod connect;
 pub mod cost;
+pub mod diffstat;
 pub mod hosts;
 pub mod index;
 pub mod learn;

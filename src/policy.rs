@@ -87,14 +87,7 @@ pub struct Policy {
     required_checks: Vec<String>,
 }
 
-/// One changed file of a diff: its path, or both paths of a rename.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileChange {
-    pub paths: Vec<String>,
-    pub added: u64,
-    pub deleted: u64,
-    pub binary: bool,
-}
+pub use crate::diffstat::FileChange;
 
 /// What merging a branch into main would give, computed in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,42 +307,13 @@ fn gitignore_globs(pattern: &str) -> Result<Vec<globset::Glob>, String> {
         .collect()
 }
 
-/// The files changed from `base` to `candidate`, with renames detected (a pure move
-/// counts its two paths and no lines) and binary files counted with no lines.
+/// The files changed from `base` to `candidate` (see [`crate::diffstat::changes`]).
 pub fn changes(
     repo: &git2::Repository,
     base: &git2::Tree<'_>,
     candidate: &git2::Tree<'_>,
 ) -> Result<Vec<FileChange>, PolicyError> {
-    let mut opts = git2::DiffOptions::new();
-    opts.context_lines(0);
-    let mut diff = repo.diff_tree_to_tree(Some(base), Some(candidate), Some(&mut opts))?;
-    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
-    let mut out = vec![];
-    for i in 0..diff.deltas().len() {
-        let Some(patch) = git2::Patch::from_diff(&diff, i)? else {
-            continue;
-        };
-        let (_, added, deleted) = patch.line_stats()?;
-        let delta = patch.delta();
-        let path = |f: git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().into_owned());
-        let mut paths = vec![];
-        for p in [path(delta.old_file()), path(delta.new_file())]
-            .into_iter()
-            .flatten()
-        {
-            if !paths.contains(&p) {
-                paths.push(p);
-            }
-        }
-        out.push(FileChange {
-            paths,
-            added: added as u64,
-            deleted: deleted as u64,
-            binary: delta.flags().is_binary(),
-        });
-    }
-    Ok(out)
+    Ok(crate::diffstat::changes(repo, base, candidate)?)
 }
 
 /// Merge `branch` into `main` in memory: the branch's own tree when it already contains

@@ -127,24 +127,12 @@ pub fn diff_patch(
     Ok(out)
 }
 
-/// Files and changed lines between two commits: (paths, added + deleted lines).
+/// The paths changed from `from` to `to` and the lines added plus deleted (see
+/// [`crate::diffstat`]).
 pub fn diff_stat(repo: &Repository, from: Oid, to: Oid) -> Result<(Vec<String>, u64), git2::Error> {
-    let a = repo.find_commit(from)?.tree()?;
-    let b = repo.find_commit(to)?.tree()?;
-    let diff = repo.diff_tree_to_tree(Some(&a), Some(&b), None)?;
-    let stats = diff.stats()?;
-    let mut paths: Vec<String> = diff
-        .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or(d.old_file().path())
-                .map(|p| p.to_string_lossy().into_owned())
-        })
-        .collect();
-    paths.sort();
-    paths.dedup();
-    Ok((paths, (stats.insertions() + stats.deletions()) as u64))
+    let s = crate::diffstat::between(repo, from, to)?;
+    let lines = s.lines();
+    Ok((s.files, lines))
 }
 
 #[cfg(test)]

@@ -473,26 +473,14 @@ pub fn commit_leftovers(
 /// sorted.
 pub(crate) fn changed_files(p: &Prepared) -> Result<Vec<String>, SandboxError> {
     let repo = git2::Repository::open(&p.clone).map_err(git_err(&p.clone))?;
-    let base_oid = git2::Oid::from_str(&p.base_commit).map_err(git_err(&p.clone))?;
-    let base_tree = repo
-        .find_commit(base_oid)
-        .and_then(|c| c.tree())
-        .map_err(git_err(&p.clone))?;
-    let tip_tree = repo
+    let base = git2::Oid::from_str(&p.base_commit).map_err(git_err(&p.clone))?;
+    let tip = repo
         .find_branch(&p.branch, git2::BranchType::Local)
-        .and_then(|b| b.get().peel_to_tree())
+        .and_then(|b| b.get().peel_to_commit())
         .map_err(git_err(&p.clone))?;
-    let diff = repo
-        .diff_tree_to_tree(Some(&base_tree), Some(&tip_tree), None)
-        .map_err(git_err(&p.clone))?;
-    let mut files: Vec<String> = diff
-        .deltas()
-        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()))
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    files.dedup();
-    Ok(files)
+    Ok(crate::diffstat::between(&repo, base, tip.id())
+        .map_err(git_err(&p.clone))?
+        .files)
 }
 
 /// Fetch the run's branch from `url` (its checkout on another host, reached by git over
