@@ -14,6 +14,7 @@ pub mod index;
 pub mod learn;
 pub mod mcp;
 pub mod memory;
+pub mod merge;
 pub mod mergeq;
 pub mod model;
 pub mod notify;

@@ -324,38 +324,21 @@ pub fn preview_merge(
     main: git2::Oid,
     branch: git2::Oid,
 ) -> Result<MergePreview, PolicyError> {
-    let branch_commit = repo.find_commit(branch)?;
-    if branch == main || repo.graph_descendant_of(branch, main)? {
-        return Ok(MergePreview::Clean {
-            tree: branch_commit.tree_id(),
+    use crate::merge::InMemory;
+    Ok(match crate::merge::merge(repo, main, branch)? {
+        InMemory::Same | InMemory::FastForward => MergePreview::Clean {
+            tree: repo.find_commit(branch)?.tree_id(),
             fast_forward: true,
-        });
-    }
-    let main_commit = repo.find_commit(main)?;
-    if repo.graph_descendant_of(main, branch)? {
-        return Ok(MergePreview::Clean {
-            tree: main_commit.tree_id(),
+        },
+        InMemory::AlreadyIn => MergePreview::Clean {
+            tree: repo.find_commit(main)?.tree_id(),
             fast_forward: false,
-        });
-    }
-    let mut index = repo.merge_commits(&main_commit, &branch_commit, None)?;
-    if index.has_conflicts() {
-        let mut paths = vec![];
-        for c in index.conflicts()? {
-            let c = c?;
-            for e in [c.our, c.their, c.ancestor].into_iter().flatten() {
-                let p = String::from_utf8_lossy(&e.path).into_owned();
-                if !paths.contains(&p) {
-                    paths.push(p);
-                }
-            }
-        }
-        paths.sort();
-        return Ok(MergePreview::Conflicts(paths));
-    }
-    Ok(MergePreview::Clean {
-        tree: index.write_tree_to(repo)?,
-        fast_forward: false,
+        },
+        InMemory::Merged { tree } => MergePreview::Clean {
+            tree,
+            fast_forward: false,
+        },
+        InMemory::Conflicts(paths) => MergePreview::Conflicts(paths),
     })
 }
 

@@ -20,29 +20,19 @@ pub enum Merged {
 
 /// Merge `tip` onto `base` in memory.
 pub fn merge(repo: &Repository, base: Oid, tip: Oid, message: &str) -> Result<Merged, git2::Error> {
-    if base == tip || repo.graph_descendant_of(base, tip)? {
-        return Ok(Merged::AlreadyIn);
-    }
-    if repo.graph_descendant_of(tip, base)? {
-        return Ok(Merged::Clean { commit: tip });
-    }
-    let (ours, theirs) = (repo.find_commit(base)?, repo.find_commit(tip)?);
-    let mut index = repo.merge_commits(&ours, &theirs, None)?;
-    if index.has_conflicts() {
-        let mut paths: Vec<String> = index
-            .conflicts()?
-            .filter_map(|c| c.ok())
-            .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-            .collect();
-        paths.sort();
-        paths.dedup();
-        return Ok(Merged::Conflict { paths });
-    }
-    let tree = repo.find_tree(index.write_tree_to(repo)?)?;
-    let sig = signature()?;
-    let commit = repo.commit(None, &sig, &sig, message, &tree, &[&ours, &theirs])?;
-    Ok(Merged::Clean { commit })
+    use crate::merge::InMemory;
+    Ok(match crate::merge::merge(repo, base, tip)? {
+        InMemory::Same | InMemory::AlreadyIn => Merged::AlreadyIn,
+        InMemory::FastForward => Merged::Clean { commit: tip },
+        InMemory::Conflicts(paths) => Merged::Conflict { paths },
+        InMemory::Merged { tree } => {
+            let (ours, theirs) = (repo.find_commit(base)?, repo.find_commit(tip)?);
+            let tree = repo.find_tree(tree)?;
+            let sig = signature()?;
+            let commit = repo.commit(None, &sig, &sig, message, &tree, &[&ours, &theirs])?;
+            Merged::Clean { commit }
+        }
+    })
 }
 
 /// The queue's own identity in the history it writes.
