@@ -94,40 +94,37 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
                 && path.starts_with(&pat)
                 && path.as_bytes()[pat.len()] == b'/');
     }
-    let p: Vec<char> = pat.chars().collect();
-    let s: Vec<char> = path.chars().collect();
-    glob(&p, &s)
+    glob_matches(&pat, &path)
 }
 
-fn glob(p: &[char], s: &[char]) -> bool {
-    // Iterative over the pattern, recursive only at stars; patterns are short.
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') if p.get(1) == Some(&'*') => {
-            // `**/` matches zero or more whole directories; a bare `**` crosses slashes.
-            let (rest, boundary) = if p.get(2) == Some(&'/') {
-                (&p[3..], true)
-            } else {
-                (&p[2..], false)
-            };
-            (0..=s.len()).any(|i| (!boundary || i == 0 || s[i - 1] == '/') && glob(rest, &s[i..]))
-        }
-        Some('*') => {
-            let rest = &p[1..];
-            let mut i = 0;
-            loop {
-                if glob(rest, &s[i..]) {
-                    return true;
-                }
-                if i == s.len() || s[i] == '/' {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-        Some('?') => !s.is_empty() && s[0] != '/' && glob(&p[1..], &s[1..]),
-        Some(c) => !s.is_empty() && s[0] == *c && glob(&p[1..], &s[1..]),
+/// `pattern` as a glob (globset, as the policy gate reads its globs: `*` and `?` stay
+/// within a segment, `**/` spans directories), compiled once per thread and pattern:
+/// recall checks it against many paths. A pattern globset refuses matches nothing.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const KEEP: usize = 4096;
+    thread_local! {
+        static COMPILED: RefCell<HashMap<String, Option<globset::GlobMatcher>>> =
+            RefCell::new(HashMap::new());
     }
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= KEEP && !c.contains_key(pattern) {
+            c.clear();
+        }
+        c.entry(pattern.to_string())
+            .or_insert_with(|| {
+                globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .ok()
+                    .map(|g| g.compile_matcher())
+            })
+            .as_ref()
+            .is_some_and(|m| m.is_match(path))
+    })
 }
 
 #[cfg(test)]
