@@ -15,7 +15,7 @@ pub const KNOWN_CHECKS: &[&str] = &["test", "review"];
 
 /// What a `[policy] paths` line does to the paths it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum PathAction {
     /// Lift what an earlier line caught.
     Allow,
     /// A human must sign off before it lands.
@@ -24,12 +24,12 @@ pub enum Action {
     Deny,
 }
 
-impl Action {
-    fn parse(word: &str) -> Option<Action> {
+impl PathAction {
+    fn parse(word: &str) -> Option<PathAction> {
         match word {
-            "allow" => Some(Action::Allow),
-            "approve" => Some(Action::Approve),
-            "deny" => Some(Action::Deny),
+            "allow" => Some(PathAction::Allow),
+            "approve" => Some(PathAction::Approve),
+            "deny" => Some(PathAction::Deny),
             _ => None,
         }
     }
@@ -38,7 +38,7 @@ impl Action {
 /// One line of `[policy] paths`, as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
-    pub action: Action,
+    pub action: PathAction,
     /// The line as the user wrote it (trimmed), e.g. `deny .github/workflows/**`.
     pub text: String,
     /// Its 1-based position in `paths`; `None` for the built-in rule.
@@ -101,7 +101,7 @@ pub enum MergePreview {
 impl Policy {
     pub fn from_config(c: &PolicyConfig) -> Result<Policy, PolicyError> {
         let mut rules = vec![Rule {
-            action: Action::Approve,
+            action: PathAction::Approve,
             text: format!("approve {BUILTIN_GLOB}"),
             line: None,
         }];
@@ -123,7 +123,7 @@ impl Policy {
                     "empty; write `ACTION GLOB` with ACTION approve, deny or allow".into(),
                 ));
             }
-            let Some(action) = Action::parse(word) else {
+            let Some(action) = PathAction::parse(word) else {
                 return Err(bad(format!(
                     "unknown action `{word}`; write `ACTION GLOB` with ACTION approve, deny or allow"
                 )));
@@ -229,7 +229,7 @@ impl Policy {
         let mut decided: BTreeMap<&str, &Rule> = BTreeMap::new();
         for p in changes.iter().flat_map(|c| &c.paths) {
             if let Some(rule) = self.decide(p)
-                && rule.action != Action::Allow
+                && rule.action != PathAction::Allow
             {
                 decided.insert(p, rule);
             }
@@ -237,7 +237,7 @@ impl Policy {
         let (mut denied, mut gated, mut reasons, mut gate_reasons) =
             (vec![], vec![], vec![], vec![]);
         for (path, rule) in decided {
-            if rule.action == Action::Deny {
+            if rule.action == PathAction::Deny {
                 reasons.push(format!(
                     "`{path}` is denied by `{}` ({})",
                     rule.text,
@@ -356,7 +356,7 @@ mod tests {
         .unwrap()
     }
 
-    fn action(p: &Policy, path: &str) -> Option<Action> {
+    fn action(p: &Policy, path: &str) -> Option<PathAction> {
         p.decide(path).map(|r| r.action)
     }
 
@@ -372,67 +372,76 @@ mod tests {
     #[test]
     fn a_pattern_with_a_slash_is_anchored_at_the_root() {
         let p = policy(&["deny src/db/*.rs"]);
-        assert_eq!(action(&p, "src/db/schema.rs"), Some(Action::Deny));
+        assert_eq!(action(&p, "src/db/schema.rs"), Some(PathAction::Deny));
         assert_eq!(action(&p, "lib/src/db/schema.rs"), None);
         // `*` never crosses a `/`.
         assert_eq!(action(&p, "src/db/x/schema.rs"), None);
         assert_eq!(action(&p, "src/db/schema.rsx"), None);
         let p = policy(&["deny /Cargo.toml"]);
-        assert_eq!(action(&p, "Cargo.toml"), Some(Action::Deny));
+        assert_eq!(action(&p, "Cargo.toml"), Some(PathAction::Deny));
         assert_eq!(action(&p, "crates/a/Cargo.toml"), None);
     }
 
     #[test]
     fn a_pattern_without_a_slash_matches_a_name_at_any_depth() {
         let p = policy(&["approve Cargo.toml", "deny *.lock"]);
-        assert_eq!(action(&p, "Cargo.toml"), Some(Action::Approve));
-        assert_eq!(action(&p, "crates/a/Cargo.toml"), Some(Action::Approve));
+        assert_eq!(action(&p, "Cargo.toml"), Some(PathAction::Approve));
+        assert_eq!(action(&p, "crates/a/Cargo.toml"), Some(PathAction::Approve));
         assert_eq!(action(&p, "Cargo.toml.bak"), None);
         assert_eq!(action(&p, "xCargo.toml"), None);
-        assert_eq!(action(&p, "Cargo.lock"), Some(Action::Deny));
-        assert_eq!(action(&p, "a/b/yarn.lock"), Some(Action::Deny));
+        assert_eq!(action(&p, "Cargo.lock"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "a/b/yarn.lock"), Some(PathAction::Deny));
         assert_eq!(action(&p, "lock"), None);
     }
 
     #[test]
     fn double_star_spans_directories() {
         let p = policy(&["approve migrations/**"]);
-        assert_eq!(action(&p, "migrations/001.sql"), Some(Action::Approve));
-        assert_eq!(action(&p, "migrations/a/b/002.sql"), Some(Action::Approve));
+        assert_eq!(action(&p, "migrations/001.sql"), Some(PathAction::Approve));
+        assert_eq!(
+            action(&p, "migrations/a/b/002.sql"),
+            Some(PathAction::Approve)
+        );
         assert_eq!(action(&p, "db/migrations/001.sql"), None);
         assert_eq!(action(&p, "migrations.md"), None);
         let p = policy(&["deny docs/**/secret.md", "deny **/*.pem"]);
-        assert_eq!(action(&p, "docs/secret.md"), Some(Action::Deny));
-        assert_eq!(action(&p, "docs/a/b/secret.md"), Some(Action::Deny));
+        assert_eq!(action(&p, "docs/secret.md"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "docs/a/b/secret.md"), Some(PathAction::Deny));
         assert_eq!(action(&p, "src/docs/secret.md"), None);
-        assert_eq!(action(&p, "key.pem"), Some(Action::Deny));
-        assert_eq!(action(&p, "a/b/key.pem"), Some(Action::Deny));
+        assert_eq!(action(&p, "key.pem"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "a/b/key.pem"), Some(PathAction::Deny));
         // Elsewhere `**` is a `*`, as in gitignore.
         let p = policy(&["deny a**b/c"]);
-        assert_eq!(action(&p, "axyb/c"), Some(Action::Deny));
+        assert_eq!(action(&p, "axyb/c"), Some(PathAction::Deny));
         assert_eq!(action(&p, "ax/yb/c"), None);
         let p = policy(&["approve **"]);
-        assert_eq!(action(&p, "anything/at/all.rs"), Some(Action::Approve));
-        assert_eq!(action(&p, "README.md"), Some(Action::Approve));
+        assert_eq!(action(&p, "anything/at/all.rs"), Some(PathAction::Approve));
+        assert_eq!(action(&p, "README.md"), Some(PathAction::Approve));
     }
 
     #[test]
     fn a_directory_pattern_covers_everything_under_it() {
         // A trailing `/` is a directory only, and (as in gitignore) not an anchor.
         let p = policy(&["approve migrations/"]);
-        assert_eq!(action(&p, "migrations/001.sql"), Some(Action::Approve));
-        assert_eq!(action(&p, "migrations/a/001.sql"), Some(Action::Approve));
-        assert_eq!(action(&p, "db/migrations/001.sql"), Some(Action::Approve));
+        assert_eq!(action(&p, "migrations/001.sql"), Some(PathAction::Approve));
+        assert_eq!(
+            action(&p, "migrations/a/001.sql"),
+            Some(PathAction::Approve)
+        );
+        assert_eq!(
+            action(&p, "db/migrations/001.sql"),
+            Some(PathAction::Approve)
+        );
         assert_eq!(action(&p, "migrations"), None, "a file named migrations");
         let p = policy(&["approve /migrations/"]);
-        assert_eq!(action(&p, "migrations/001.sql"), Some(Action::Approve));
+        assert_eq!(action(&p, "migrations/001.sql"), Some(PathAction::Approve));
         assert_eq!(action(&p, "db/migrations/001.sql"), None);
         // Without the slash, a name matches a file or a directory of that name.
         let p = policy(&["deny secrets", "deny src/generated"]);
-        assert_eq!(action(&p, "secrets"), Some(Action::Deny));
-        assert_eq!(action(&p, "a/secrets/key"), Some(Action::Deny));
-        assert_eq!(action(&p, "src/generated/x.rs"), Some(Action::Deny));
-        assert_eq!(action(&p, "src/generated"), Some(Action::Deny));
+        assert_eq!(action(&p, "secrets"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "a/secrets/key"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "src/generated/x.rs"), Some(PathAction::Deny));
+        assert_eq!(action(&p, "src/generated"), Some(PathAction::Deny));
         assert_eq!(action(&p, "src/generated.rs"), None);
     }
 
@@ -444,10 +453,13 @@ mod tests {
             "deny .github/workflows/**",
             "allow .github/workflows/docs.yml",
         ]);
-        assert_eq!(action(&p, ".github/workflows/ci.yml"), Some(Action::Deny));
+        assert_eq!(
+            action(&p, ".github/workflows/ci.yml"),
+            Some(PathAction::Deny)
+        );
         assert_eq!(
             action(&p, ".github/workflows/docs.yml"),
-            Some(Action::Allow)
+            Some(PathAction::Allow)
         );
         assert_eq!(action(&p, ".github/CODEOWNERS"), None);
         let rule = p.decide(".github/workflows/ci.yml").unwrap();
@@ -455,21 +467,21 @@ mod tests {
         assert_eq!(rule.text, "deny .github/workflows/**");
         // Order matters: a later deny beats an earlier allow.
         let p = policy(&["allow docs/**", "deny **/*.sh"]);
-        assert_eq!(action(&p, "docs/build.sh"), Some(Action::Deny));
+        assert_eq!(action(&p, "docs/build.sh"), Some(PathAction::Deny));
         let p = policy(&["deny **/*.sh", "allow docs/**"]);
-        assert_eq!(action(&p, "docs/build.sh"), Some(Action::Allow));
+        assert_eq!(action(&p, "docs/build.sh"), Some(PathAction::Allow));
     }
 
     #[test]
     fn the_policy_file_itself_needs_a_human_unless_a_line_lifts_it() {
         let p = policy(&[]);
         let r = p.decide("shopfloor.toml").unwrap();
-        assert_eq!((r.action, r.line), (Action::Approve, None));
+        assert_eq!((r.action, r.line), (PathAction::Approve, None));
         assert_eq!(action(&p, "sub/shopfloor.toml"), None);
         let p = policy(&["allow /shopfloor.toml"]);
-        assert_eq!(action(&p, "shopfloor.toml"), Some(Action::Allow));
+        assert_eq!(action(&p, "shopfloor.toml"), Some(PathAction::Allow));
         let p = policy(&["deny shopfloor.toml"]);
-        assert_eq!(action(&p, "shopfloor.toml"), Some(Action::Deny));
+        assert_eq!(action(&p, "shopfloor.toml"), Some(PathAction::Deny));
     }
 
     #[test]

@@ -99,8 +99,8 @@ impl IntoResponse for OpError {
     }
 }
 
-/// Run an operation on a blocking thread with the workspace.
-async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, OpError>
+/// Run an operation with the workspace on a blocking thread (the store and index block).
+async fn with_workspace<T, F>(state: &AppState, f: F) -> Result<T, OpError>
 where
     T: Send + 'static,
     F: FnOnce(&Workspace) -> Result<T, OpError> + Send + 'static,
@@ -268,7 +268,7 @@ async fn release(State(s): State<AppState>) -> Reply<serde_json::Value> {
 }
 
 async fn workspace(State(s): State<AppState>) -> Reply<super::wire::Counts> {
-    Ok(Json(blocking(&s, ops::counts).await?))
+    Ok(Json(with_workspace(&s, ops::counts).await?))
 }
 
 async fn list_tickets(
@@ -277,7 +277,7 @@ async fn list_tickets(
 ) -> Reply<Vec<crate::model::Ticket>> {
     let Query(q) = q.map_err(bad_query)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::tickets(ws, q.state)).await?,
+        with_workspace(&s, move |ws| ops::tickets(ws, q.state)).await?,
     ))
 }
 
@@ -286,7 +286,7 @@ async fn add_ticket(
     body: Result<Json<NewTicket>, JsonRejection>,
 ) -> Reply<crate::model::Ticket> {
     let Json(t) = body.map_err(bad_json)?;
-    let added = blocking(&s, move |ws| ops::add_ticket(ws, t)).await?;
+    let added = with_workspace(&s, move |ws| ops::add_ticket(ws, t)).await?;
     if let Some(f) = &s.factory {
         f.ticket_changed(&added);
         f.wake();
@@ -299,7 +299,9 @@ async fn show_ticket(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    Ok(Json(blocking(&s, move |ws| ops::ticket(ws, id)).await?))
+    Ok(Json(
+        with_workspace(&s, move |ws| ops::ticket(ws, id)).await?,
+    ))
 }
 
 async fn cancel_ticket(
@@ -307,7 +309,7 @@ async fn cancel_ticket(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    let t = blocking(&s, move |ws| ops::cancel_ticket(ws, id)).await?;
+    let t = with_workspace(&s, move |ws| ops::cancel_ticket(ws, id)).await?;
     // A live run of the ticket stops within a second.
     if let Some(f) = &s.factory {
         f.stop_ticket(id);
@@ -323,7 +325,7 @@ async fn set_priority(
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
     let Json(p) = body.map_err(bad_json)?;
-    let t = blocking(&s, move |ws| ops::set_priority(ws, id, p.priority)).await?;
+    let t = with_workspace(&s, move |ws| ops::set_priority(ws, id, p.priority)).await?;
     if let Some(f) = &s.factory {
         f.ticket_changed(&t);
         f.wake();
@@ -338,7 +340,7 @@ async fn retry_run(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    let run = blocking(&s, move |ws| ops::run(ws, id)).await?;
+    let run = with_workspace(&s, move |ws| ops::run(ws, id)).await?;
     let Some(ticket) = run.ticket else {
         return Err(OpError::new(
             super::wire::ErrorKind::Conflict,
@@ -348,9 +350,11 @@ async fn retry_run(
     if let Some(f) = &s.factory
         && f.retry_run(id)
     {
-        return Ok(Json(blocking(&s, move |ws| ops::ticket(ws, ticket)).await?));
+        return Ok(Json(
+            with_workspace(&s, move |ws| ops::ticket(ws, ticket)).await?,
+        ));
     }
-    let t = blocking(&s, move |ws| ops::retry_ticket(ws, ticket)).await?;
+    let t = with_workspace(&s, move |ws| ops::retry_ticket(ws, ticket)).await?;
     if let Some(f) = &s.factory {
         f.ticket_changed(&t);
         f.wake();
@@ -361,7 +365,7 @@ async fn retry_run(
 async fn status(State(s): State<AppState>) -> Reply<super::wire::FactoryStatus> {
     let factory = s.factory.clone();
     Ok(Json(
-        blocking(&s, move |ws| ops::status(ws, factory.as_deref())).await?,
+        with_workspace(&s, move |ws| ops::status(ws, factory.as_deref())).await?,
     ))
 }
 
@@ -406,7 +410,7 @@ async fn run_file_at(
     let UrlPath((id, seq)) = ids.map_err(bad_path)?;
     let Query(q) = q.map_err(bad_query)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::file_at(ws, id, seq, &q.path)).await?,
+        with_workspace(&s, move |ws| ops::file_at(ws, id, seq, &q.path)).await?,
     ))
 }
 
@@ -418,7 +422,7 @@ async fn run_outline(
     let UrlPath(id) = id.map_err(bad_path)?;
     let Query(r) = range.map_err(bad_query)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::outline(ws, id, r.from, r.to)).await?,
+        with_workspace(&s, move |ws| ops::outline(ws, id, r.from, r.to)).await?,
     ))
 }
 
@@ -435,11 +439,11 @@ async fn kill_run(
     };
     f.kill_run(id)
         .map_err(|e| OpError::new(super::wire::ErrorKind::Conflict, e.to_string()))?;
-    Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+    Ok(Json(with_workspace(&s, move |ws| ops::run(ws, id)).await?))
 }
 
 async fn queue_list(State(s): State<AppState>) -> Reply<super::wire::QueueView> {
-    Ok(Json(blocking(&s, ops::queue).await?))
+    Ok(Json(with_workspace(&s, ops::queue).await?))
 }
 
 async fn queue_show(
@@ -448,7 +452,7 @@ async fn queue_show(
 ) -> Reply<super::wire::QueueDetail> {
     let UrlPath(id) = id.map_err(bad_path)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::queue_entry(ws, id)).await?,
+        with_workspace(&s, move |ws| ops::queue_entry(ws, id)).await?,
     ))
 }
 
@@ -459,7 +463,7 @@ async fn queue_act(
 ) -> Reply<crate::model::QueueEntry> {
     let UrlPath((id, verb)) = path.map_err(bad_path)?;
     let Json(a) = body.map_err(bad_json)?;
-    let e = blocking(&s, move |ws| ops::queue_act(ws, id, &verb, a)).await?;
+    let e = with_workspace(&s, move |ws| ops::queue_act(ws, id, &verb, a)).await?;
     if let Some(f) = &s.factory {
         f.queue_changed();
         f.wake_queue();
@@ -474,7 +478,7 @@ async fn queue_pause(
     body: Result<Json<super::wire::QueueAction>, JsonRejection>,
 ) -> Reply<super::wire::QueueView> {
     let Json(a) = body.map_err(bad_json)?;
-    let v = blocking(&s, move |ws| ops::queue_pause(ws, true, a)).await?;
+    let v = with_workspace(&s, move |ws| ops::queue_pause(ws, true, a)).await?;
     if let Some(f) = &s.factory {
         f.queue_changed();
     }
@@ -486,7 +490,7 @@ async fn queue_resume(
     body: Result<Json<super::wire::QueueAction>, JsonRejection>,
 ) -> Reply<super::wire::QueueView> {
     let Json(a) = body.map_err(bad_json)?;
-    let v = blocking(&s, move |ws| ops::queue_pause(ws, false, a)).await?;
+    let v = with_workspace(&s, move |ws| ops::queue_pause(ws, false, a)).await?;
     if let Some(f) = &s.factory {
         f.queue_changed();
         f.wake_queue();
@@ -495,7 +499,7 @@ async fn queue_resume(
 }
 
 async fn audit_log(State(s): State<AppState>) -> Reply<Vec<crate::model::AuditEvent>> {
-    Ok(Json(blocking(&s, ops::audit).await?))
+    Ok(Json(with_workspace(&s, ops::audit).await?))
 }
 
 async fn list_leases(State(s): State<AppState>) -> Json<Vec<crate::scheduler::leases::Lease>> {
@@ -503,7 +507,7 @@ async fn list_leases(State(s): State<AppState>) -> Json<Vec<crate::scheduler::le
 }
 
 async fn list_runs(State(s): State<AppState>) -> Reply<Vec<crate::model::Run>> {
-    Ok(Json(blocking(&s, ops::runs).await?))
+    Ok(Json(with_workspace(&s, ops::runs).await?))
 }
 
 async fn show_run(
@@ -511,7 +515,7 @@ async fn show_run(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<crate::model::Run> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    Ok(Json(blocking(&s, move |ws| ops::run(ws, id)).await?))
+    Ok(Json(with_workspace(&s, move |ws| ops::run(ws, id)).await?))
 }
 
 async fn run_steps(
@@ -522,7 +526,7 @@ async fn run_steps(
     let UrlPath(id) = id.map_err(bad_path)?;
     let Query(r) = range.map_err(bad_query)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::steps(ws, id, r.from, r.to)).await?,
+        with_workspace(&s, move |ws| ops::steps(ws, id, r.from, r.to)).await?,
     ))
 }
 
@@ -531,7 +535,9 @@ async fn run_step(
     ids: Result<UrlPath<(u64, u64)>, PathRejection>,
 ) -> Reply<crate::model::Step> {
     let UrlPath((id, seq)) = ids.map_err(bad_path)?;
-    Ok(Json(blocking(&s, move |ws| ops::step(ws, id, seq)).await?))
+    Ok(Json(
+        with_workspace(&s, move |ws| ops::step(ws, id, seq)).await?,
+    ))
 }
 
 /// A `Write` that hands its bytes to the response body in chunks, so an export streams
@@ -575,7 +581,7 @@ async fn export_run(
     };
     // Answer "not found" with a status while we still can: once the body streams, the
     // status is sent.
-    blocking(&s, move |ws| ops::run(ws, id)).await?;
+    with_workspace(&s, move |ws| ops::run(ws, id)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let ws = s.ws.clone();
     tokio::task::spawn_blocking(move || {
@@ -613,7 +619,7 @@ async fn import_trace(
         )));
     }
     Ok(Json(
-        blocking(&s, move |ws| ops::import_trace(ws, req)).await?,
+        with_workspace(&s, move |ws| ops::import_trace(ws, req)).await?,
     ))
 }
 
@@ -623,7 +629,7 @@ async fn search_steps(
 ) -> Reply<Vec<super::wire::StepFound>> {
     let Json(q) = body.map_err(bad_json)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::search_steps(ws, q)).await?,
+        with_workspace(&s, move |ws| ops::search_steps(ws, q)).await?,
     ))
 }
 
@@ -632,7 +638,9 @@ async fn add_memory(
     body: Result<Json<NewMemory>, JsonRejection>,
 ) -> Reply<crate::model::Memory> {
     let Json(m) = body.map_err(bad_json)?;
-    Ok(Json(blocking(&s, move |ws| ops::add_memory(ws, m)).await?))
+    Ok(Json(
+        with_workspace(&s, move |ws| ops::add_memory(ws, m)).await?,
+    ))
 }
 
 async fn show_memory(
@@ -640,7 +648,9 @@ async fn show_memory(
     id: Result<UrlPath<u64>, PathRejection>,
 ) -> Reply<super::wire::MemoryDetail> {
     let UrlPath(id) = id.map_err(bad_path)?;
-    Ok(Json(blocking(&s, move |ws| ops::memory(ws, id)).await?))
+    Ok(Json(
+        with_workspace(&s, move |ws| ops::memory(ws, id)).await?,
+    ))
 }
 
 async fn search_memory(
@@ -649,7 +659,7 @@ async fn search_memory(
 ) -> Reply<Vec<super::wire::MemoryHit>> {
     let Json(q) = body.map_err(bad_json)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::search_memory(ws, q)).await?,
+        with_workspace(&s, move |ws| ops::search_memory(ws, q)).await?,
     ))
 }
 
@@ -661,7 +671,7 @@ async fn import_memory(
     let Query(a) = author.map_err(bad_query)?;
     let author = Author::Human { name: a.author };
     Ok(Json(
-        blocking(&s, move |ws| {
+        with_workspace(&s, move |ws| {
             ops::import_memory(ws, std::io::Cursor::new(body), author)
         })
         .await?,
@@ -819,6 +829,6 @@ async fn sync_session(
 ) -> Reply<super::wire::SyncedSession> {
     let Json(req) = body.map_err(bad_json)?;
     Ok(Json(
-        blocking(&s, move |ws| ops::sync_session(ws, req)).await?,
+        with_workspace(&s, move |ws| ops::sync_session(ws, req)).await?,
     ))
 }

@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
         edits.push(connect::plan_hooks(scope, &places, &exe, &info.name)?);
     }
     for edit in &edits {
-        if args.dry_run && edit.outcome != connect::Outcome::Unchanged {
+        if args.dry_run && edit.outcome != connect::EditOutcome::Unchanged {
             say!("{}", edit.diff().trim_end_matches('\n'));
         } else {
             if !args.dry_run {
@@ -115,7 +115,7 @@ pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
         say!("dry run: nothing written");
     } else if edits
         .iter()
-        .any(|e| e.outcome != connect::Outcome::Unchanged)
+        .any(|e| e.outcome != connect::EditOutcome::Unchanged)
     {
         say!(
             "{client} now starts `shopfloor mcp --workspace {}`; restart it to pick the change up",

@@ -12,7 +12,7 @@ use shopfloor::api::auth::{REFUSAL_WINDOW, Transport};
 use shopfloor::api::backend::{Remote, STORE_WAIT, is_locked};
 use shopfloor::api::wire::Holder;
 use shopfloor::api::{AppState, server};
-use shopfloor::scheduler::factory::{Factory, FactoryConfig, FactoryEvent};
+use shopfloor::scheduler::factory::{Factory, FactoryEvent, FactorySettings};
 use shopfloor::workspace::Workspace;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -105,7 +105,7 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
         }
         None => None,
     };
-    let cfg = FactoryConfig::from_config(&ws.config);
+    let cfg = FactorySettings::from_config(&ws.config);
     let factory = Factory::start(Arc::new(ws), cfg).await?;
     factory.set_paused(paused);
     factory.serve_mcp_on(sandbox_socket);

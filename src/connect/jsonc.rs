@@ -7,7 +7,7 @@ use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstArray, CstInputValue, CstObject, CstObjectProp, CstRootNode};
 use serde_json::Value;
 
-use super::{EditError, Outcome};
+use super::{EditError, EditOutcome};
 
 /// What the JSON config dialects our clients read accept: JSON plus comments and trailing
 /// commas. Looser syntax (single quotes, bare keys, missing commas) is refused, since the
@@ -122,12 +122,12 @@ pub fn upsert_entry(
     name: &str,
     owned: &[(&str, Value)],
     defaults: &[(&str, Value)],
-) -> Result<(String, Outcome), EditError> {
+) -> Result<(String, EditOutcome), EditError> {
     let all: Vec<(&str, Value)> = owned.iter().chain(defaults).cloned().collect();
     let Some((root, top)) = parse(text)? else {
         let mut path = parents.to_vec();
         path.push(name);
-        return Ok((render_new(&path, &all), Outcome::Added));
+        return Ok((render_new(&path, &all), EditOutcome::Added));
     };
     let mut obj = top;
     let mut at = String::new();
@@ -141,13 +141,13 @@ pub fn upsert_entry(
     let outcome = match obj.get(name) {
         None => {
             obj.append(name, object_input(&all));
-            Outcome::Added
+            EditOutcome::Added
         }
         Some(prop) => {
             let Some(entry) = prop.object_value() else {
                 // Not an object at all: ours to replace, since the name is ours.
                 prop.set_value(object_input(&all));
-                return Ok((finish(text, &root), Outcome::Updated));
+                return Ok((finish(text, &root), EditOutcome::Updated));
             };
             let mut changed = false;
             for (k, v) in owned {
@@ -170,13 +170,13 @@ pub fn upsert_entry(
                 }
             }
             if changed {
-                Outcome::Updated
+                EditOutcome::Updated
             } else {
-                Outcome::Unchanged
+                EditOutcome::Unchanged
             }
         }
     };
-    if outcome == Outcome::Unchanged {
+    if outcome == EditOutcome::Unchanged {
         return Ok((text.to_string(), outcome));
     }
     Ok((finish(text, &root), outcome))
@@ -192,7 +192,7 @@ pub fn add_hook(
     matcher: Option<&str>,
     command: &str,
     is_ours: &dyn Fn(&str) -> bool,
-) -> Result<(String, Outcome), EditError> {
+) -> Result<(String, EditOutcome), EditError> {
     let hook = CstInputValue::Object(vec![
         ("type".into(), CstInputValue::String("command".into())),
         ("command".into(), CstInputValue::String(command.into())),
@@ -216,7 +216,7 @@ pub fn add_hook(
     let at = format!("hooks.{event}");
     let Some(groups) = child_array(&hooks, event, &at)? else {
         hooks.append(event, CstInputValue::Array(vec![group]));
-        return Ok((finish(text, &root), Outcome::Added));
+        return Ok((finish(text, &root), EditOutcome::Added));
     };
     // Commands already there, and the string nodes holding them.
     let mut ours = None;
@@ -234,7 +234,7 @@ pub fn add_hook(
                 continue;
             };
             if existing == command {
-                return Ok((text.to_string(), Outcome::Unchanged));
+                return Ok((text.to_string(), EditOutcome::Unchanged));
             }
             if ours.is_none() && is_ours(&existing) {
                 ours = Some(prop);
@@ -244,11 +244,11 @@ pub fn add_hook(
     let outcome = match ours {
         Some(prop) => {
             prop.set_value(CstInputValue::String(command.into()));
-            Outcome::Updated
+            EditOutcome::Updated
         }
         None => {
             groups.append(group);
-            Outcome::Added
+            EditOutcome::Added
         }
     };
     Ok((finish(text, &root), outcome))

@@ -95,7 +95,7 @@ impl Launch {
 
 /// What an edit does to its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum EditOutcome {
     Added,
     Updated,
     Unchanged,
@@ -172,7 +172,7 @@ pub struct Edit {
     pub path: PathBuf,
     /// What changes, for people: `mcpServers.shopfloor`, `hooks.Stop`.
     pub entry: String,
-    pub outcome: Outcome,
+    pub outcome: EditOutcome,
     pub before: Option<String>,
     pub after: String,
 }
@@ -180,7 +180,7 @@ pub struct Edit {
 impl Edit {
     /// A unified diff of the change (empty when nothing changes).
     pub fn diff(&self) -> String {
-        if self.outcome == Outcome::Unchanged {
+        if self.outcome == EditOutcome::Unchanged {
             return String::new();
         }
         let old = self.before.as_deref().unwrap_or("");
@@ -201,15 +201,15 @@ impl Edit {
     pub fn summary(&self) -> String {
         let path = self.path.display();
         match self.outcome {
-            Outcome::Added => format!("{path}: added {}", self.entry),
-            Outcome::Updated => format!("{path}: updated {}", self.entry),
-            Outcome::Unchanged => format!("{path}: {} already up to date", self.entry),
+            EditOutcome::Added => format!("{path}: added {}", self.entry),
+            EditOutcome::Updated => format!("{path}: updated {}", self.entry),
+            EditOutcome::Unchanged => format!("{path}: {} already up to date", self.entry),
         }
     }
 
     /// Write the new text, atomically; nothing is written when nothing changes.
     pub fn apply(&self) -> Result<(), ConnectError> {
-        if self.outcome == Outcome::Unchanged {
+        if self.outcome == EditOutcome::Unchanged {
             return Ok(());
         }
         write_atomic(&self.path, self.after.as_bytes()).map_err(|source| ConnectError::Write {
@@ -352,18 +352,18 @@ pub fn plan_hooks(
     let command = hook_command(exe, workspace);
     let mut text = before.clone().unwrap_or_default();
     let mut changed = Vec::new();
-    let mut outcome = Outcome::Unchanged;
+    let mut outcome = EditOutcome::Unchanged;
     for (event, matcher) in HOOK_EVENTS {
         let (after, o) = jsonc::add_hook(&text, event, matcher, &command, &|c| {
             is_our_hook(c, workspace)
         })
         .map_err(|e| ConnectError::in_file(e, &path))?;
-        if o != Outcome::Unchanged {
+        if o != EditOutcome::Unchanged {
             changed.push(event);
             outcome = match (outcome, o) {
-                (Outcome::Unchanged, o) => o,
-                (Outcome::Added, Outcome::Added) => Outcome::Added,
-                _ => Outcome::Updated,
+                (EditOutcome::Unchanged, o) => o,
+                (EditOutcome::Added, EditOutcome::Added) => EditOutcome::Added,
+                _ => EditOutcome::Updated,
             };
         }
         text = after;

@@ -4,25 +4,25 @@ fn launch() -> Launch {
     Launch::mcp(Path::new("/opt/bin/shopfloor"), "ws")
 }
 
-fn claude(text: &str) -> (String, Outcome) {
+fn claude(text: &str) -> (String, EditOutcome) {
     let (owned, defaults) = json_entry(Client::ClaudeCode, &launch());
     jsonc::upsert_entry(text, &["mcpServers"], SERVER_NAME, &owned, &defaults).unwrap()
 }
 
-fn cursor(text: &str) -> Result<(String, Outcome), EditError> {
+fn cursor(text: &str) -> Result<(String, EditOutcome), EditError> {
     let (owned, defaults) = json_entry(Client::Cursor, &launch());
     jsonc::upsert_entry(text, &["mcpServers"], SERVER_NAME, &owned, &defaults)
 }
 
-fn codex(text: &str) -> Result<(String, Outcome), EditError> {
+fn codex(text: &str) -> Result<(String, EditOutcome), EditError> {
     let l = launch();
     toml::upsert_server(text, "mcp_servers", SERVER_NAME, &l.command, &l.args)
 }
 
 /// Running the edit again on its own output changes nothing.
-fn assert_fixed_point(out: &str, edit: impl Fn(&str) -> (String, Outcome)) {
+fn assert_fixed_point(out: &str, edit: impl Fn(&str) -> (String, EditOutcome)) {
     let (again, o) = edit(out);
-    assert_eq!(o, Outcome::Unchanged, "second run changed:\n{again}");
+    assert_eq!(o, EditOutcome::Unchanged, "second run changed:\n{again}");
     assert_eq!(again, out);
 }
 
@@ -37,7 +37,7 @@ const CLAUDE_ENTRY_2: &str = r#"    "shopfloor": {
 fn an_empty_file_gets_a_whole_document() {
     for empty in ["", "\n", "  \n\n"] {
         let (out, o) = claude(empty);
-        assert_eq!(o, Outcome::Added);
+        assert_eq!(o, EditOutcome::Added);
         assert_eq!(
             out,
             format!("{{\n  \"mcpServers\": {{\n{CLAUDE_ENTRY_2}\n  }}\n}}\n")
@@ -50,7 +50,7 @@ fn an_empty_file_gets_a_whole_document() {
 fn mcp_servers_absent_is_added_after_the_other_keys() {
     let text = "{\n  \"theme\": \"dark\",\n  \"n\": 3\n}\n";
     let (out, o) = claude(text);
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     assert_eq!(
         out,
         format!(
@@ -75,7 +75,7 @@ fn comments_and_other_servers_stay_byte_for_byte() {
 }
 "#;
     let (out, o) = claude(text);
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     let expected = format!(
         r#"// my servers
 {{
@@ -156,7 +156,7 @@ fn a_different_entry_is_updated_in_place_keeping_the_users_extras() {
 }
 "#;
     let (out, o) = claude(text);
-    assert_eq!(o, Outcome::Updated);
+    assert_eq!(o, EditOutcome::Updated);
     assert_eq!(out, text.replace("/old/shopfloor", "/opt/bin/shopfloor"));
     assert_fixed_point(&out, claude);
 }
@@ -165,7 +165,7 @@ fn a_different_entry_is_updated_in_place_keeping_the_users_extras() {
 fn the_same_entry_is_up_to_date_even_when_formatted_otherwise() {
     let text = r#"{"mcpServers":{"shopfloor":{"env":{},"args":["mcp","--workspace","ws"],"command":"/opt/bin/shopfloor","type":"stdio"}}}"#;
     let (out, o) = claude(text);
-    assert_eq!(o, Outcome::Unchanged);
+    assert_eq!(o, EditOutcome::Unchanged);
     assert_eq!(out, text);
 }
 
@@ -197,7 +197,7 @@ fn a_foreign_shape_is_refused_not_replaced() {
 fn gemini_settings_keep_their_other_keys() {
     let text = "{\n  \"theme\": \"GitHub\",\n  \"mcpServers\": {}\n}\n";
     let (out, o) = cursor(text).unwrap();
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     assert!(
         out.starts_with("{\n  \"theme\": \"GitHub\",\n  \"mcpServers\": {\n    \"shopfloor\": {")
     );
@@ -207,14 +207,14 @@ fn gemini_settings_keep_their_other_keys() {
 
 const HOOK: &str = "/opt/bin/shopfloor hook claude-code --workspace ws";
 
-fn hooks(text: &str) -> (String, Outcome) {
+fn hooks(text: &str) -> (String, EditOutcome) {
     let mut text = text.to_string();
-    let mut outcome = Outcome::Unchanged;
+    let mut outcome = EditOutcome::Unchanged;
     for (event, matcher) in HOOK_EVENTS {
         let (t, o) =
             jsonc::add_hook(&text, event, matcher, HOOK, &|c| is_our_hook(c, "ws")).unwrap();
         text = t;
-        if o != Outcome::Unchanged {
+        if o != EditOutcome::Unchanged {
             outcome = o;
         }
     }
@@ -224,7 +224,7 @@ fn hooks(text: &str) -> (String, Outcome) {
 #[test]
 fn hooks_into_an_empty_settings_file() {
     let (out, o) = hooks("");
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         v,
@@ -252,7 +252,7 @@ fn hooks_join_the_users_own_without_duplicates() {
 }
 "#;
     let (out, o) = hooks(text);
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     let v = jsonc_parser::cst::CstRootNode::parse(&out, &Default::default())
         .unwrap()
         .to_serde_value()
@@ -275,7 +275,7 @@ fn an_old_install_path_is_rewritten_not_duplicated() {
         .0
         .replace("/opt/bin/shopfloor", "/old/path/shopfloor");
     let (out, o) = hooks(&old);
-    assert_eq!(o, Outcome::Updated);
+    assert_eq!(o, EditOutcome::Updated);
     assert_eq!(
         out,
         old.replace("/old/path/shopfloor", "/opt/bin/shopfloor")
@@ -299,7 +299,7 @@ fn hooks_refuse_a_foreign_shape() {
 #[test]
 fn codex_into_an_empty_file() {
     let (out, o) = codex("").unwrap();
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     assert_eq!(
         out,
         "[mcp_servers.shopfloor]\ncommand = \"/opt/bin/shopfloor\"\nargs = [\"mcp\", \"--workspace\", \"ws\"]\n"
@@ -311,7 +311,7 @@ fn codex_into_an_empty_file() {
 fn codex_keeps_comments_order_and_other_servers() {
     let text = "# my codex\nmodel = \"o3\"   # fast enough\n\n[mcp_servers.other]\ncommand = \"npx\" # keep\nargs = [ \"-y\",\"other\" ]\n\n[profiles.x]\nmodel = \"o4\"\n";
     let (out, o) = codex(text).unwrap();
-    assert_eq!(o, Outcome::Added);
+    assert_eq!(o, EditOutcome::Added);
     // Next to its sibling servers, everything else as it was.
     let block = "[mcp_servers.shopfloor]\ncommand = \"/opt/bin/shopfloor\"\nargs = [\"mcp\", \"--workspace\", \"ws\"]\n\n";
     assert_eq!(
@@ -325,7 +325,7 @@ fn codex_keeps_comments_order_and_other_servers() {
 fn codex_updates_in_place_keeping_decor_and_extras() {
     let text = "[mcp_servers.shopfloor]\ncommand = \"/old\"   # why\nargs = [\"a\"]\nenv = { A = \"1\" }\n";
     let (out, o) = codex(text).unwrap();
-    assert_eq!(o, Outcome::Updated);
+    assert_eq!(o, EditOutcome::Updated);
     assert_eq!(
         out,
         "[mcp_servers.shopfloor]\ncommand = \"/opt/bin/shopfloor\"   # why\nargs = [\"mcp\", \"--workspace\", \"ws\"]\nenv = { A = \"1\" }\n"
@@ -411,7 +411,7 @@ fn a_missing_file_and_its_directory_are_created() {
     let dir = tempfile::tempdir().unwrap();
     let p = places(dir.path());
     let edit = plan_server(Client::Cursor, Scope::Project, &p, &launch()).unwrap();
-    assert_eq!(edit.outcome, Outcome::Added);
+    assert_eq!(edit.outcome, EditOutcome::Added);
     assert!(edit.before.is_none());
     assert!(
         edit.diff().starts_with("--- /dev/null\n+++ "),
@@ -422,7 +422,7 @@ fn a_missing_file_and_its_directory_are_created() {
     let written = std::fs::read_to_string(p.repo.join(".cursor/mcp.json")).unwrap();
     assert_eq!(written, edit.after);
     let again = plan_server(Client::Cursor, Scope::Project, &p, &launch()).unwrap();
-    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(again.outcome, EditOutcome::Unchanged);
     assert_eq!(again.diff(), "");
     assert!(
         again

@@ -3,7 +3,7 @@
 
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
-use super::{EditError, Outcome};
+use super::{EditError, EditOutcome};
 
 fn args_value(args: &[String]) -> Value {
     Value::Array(args.iter().map(String::as_str).collect::<Array>())
@@ -23,7 +23,7 @@ pub fn upsert_server(
     name: &str,
     command: &str,
     args: &[String],
-) -> Result<(String, Outcome), EditError> {
+) -> Result<(String, EditOutcome), EditError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         let (line, column) = e
             .span()
@@ -60,7 +60,7 @@ pub fn upsert_server(
                 t.insert("args", Item::Value(args_value(args)));
                 servers.insert(name, Item::Table(t));
             }
-            Outcome::Added
+            EditOutcome::Added
         }
         Some(entry) => {
             let Some(entry) = entry.as_table_like_mut() else {
@@ -78,13 +78,13 @@ pub fn upsert_server(
                 changed = true;
             }
             if changed {
-                Outcome::Updated
+                EditOutcome::Updated
             } else {
-                Outcome::Unchanged
+                EditOutcome::Unchanged
             }
         }
     };
-    if outcome == Outcome::Unchanged {
+    if outcome == EditOutcome::Unchanged {
         return Ok((text.to_string(), outcome));
     }
     let mut out = doc.to_string();

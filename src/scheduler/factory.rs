@@ -40,7 +40,7 @@ const TIMEOUT_CHECK: Duration = Duration::from_millis(250);
 
 /// How the factory runs, from `shopfloor.toml`.
 #[derive(Clone, Debug)]
-pub struct FactoryConfig {
+pub struct FactorySettings {
     pub concurrency: usize,
     pub max_attempts: u32,
     /// `[factory] learning`: failures write digests and lessons.
@@ -67,13 +67,13 @@ pub struct FactoryConfig {
     pub hosts: Vec<crate::hosts::HostConfig>,
 }
 
-impl FactoryConfig {
+impl FactorySettings {
     /// The factory's settings from a workspace's `shopfloor.toml`. Relative paths in
     /// profiles (a fixture scenario) stay relative: they resolve in the run's sandbox,
     /// which holds the repository's files, on the host and in a container alike.
-    pub fn from_config(c: &crate::config::Config) -> FactoryConfig {
+    pub fn from_config(c: &crate::config::Config) -> FactorySettings {
         let agents = c.agent_profiles();
-        FactoryConfig {
+        FactorySettings {
             concurrency: c.factory.concurrency,
             max_attempts: c.factory.max_attempts,
             learning: c.factory.learning,
@@ -214,7 +214,7 @@ use hosts::Site;
 /// taken. No lock is held across an `.await`.
 pub struct Factory {
     ws: Arc<Workspace>,
-    cfg: FactoryConfig,
+    cfg: FactorySettings,
     sandbox: Arc<dyn Sandbox>,
     events: broadcast::Sender<FactoryEvent>,
     live: Mutex<HashMap<RunId, Live>>,
@@ -266,7 +266,7 @@ impl Factory {
     /// reap their processes or containers.
     pub async fn start(
         ws: Arc<Workspace>,
-        cfg: FactoryConfig,
+        cfg: FactorySettings,
     ) -> Result<Arc<Factory>, FactoryError> {
         let sandbox = sandbox::choose(&cfg.sandbox).await?;
         let reaped = sandbox.reap_orphans(&sandbox_label(&ws)).await?;
