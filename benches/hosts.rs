@@ -42,32 +42,6 @@ fn flood() -> String {
 
 const SLOW: &str = "name = \"slow\"\n[[step]]\nsay = \"started\"\n[[step]]\nsleep_ms = 4000\n[[step]]\nsay = \"done\"\n";
 
-fn runs(env: &Env) -> Vec<Value> {
-    env.json(&["run", "list", "--json"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn merged(env: &Env) -> usize {
-    env.json(&["ticket", "list", "--json"])
-        .as_array()
-        .map(|a| a.iter().filter(|t| t["state"] == "merged").count())
-        .unwrap_or(0)
-}
-
-fn wait_merged(env: &Env, n: usize) {
-    let start = Instant::now();
-    while merged(env) < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "{n} tickets not merged:\n{}",
-            env.ok(&["run", "list"])
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn ts(v: &Value) -> jiff::Timestamp {
     v.as_str().unwrap().parse().unwrap()
 }
@@ -90,8 +64,9 @@ fn one_at_a_time(env: &Env) -> Vec<f64> {
     let mut out = vec![];
     for i in 0..ROUNDS {
         env.ok(&["ticket", "add", &format!("quick {i}")]);
-        wait_merged(env, i + 1);
-        let r = runs(env)
+        env.wait_merged(i + 1, Duration::from_secs(600));
+        let r = env
+            .runs()
             .into_iter()
             .max_by_key(|r| r["id"].as_u64())
             .unwrap();
@@ -112,8 +87,8 @@ fn flood_rate(env: &Env, n: usize) -> (f64, f64, Vec<u64>, Vec<String>) {
     for i in 0..n {
         env.ok(&["ticket", "add", &format!("flood {i}")]);
     }
-    wait_merged(env, n);
-    let rs = runs(env);
+    env.wait_merged(n, Duration::from_secs(600));
+    let rs = env.runs();
     let first = rs.iter().map(|r| ts(&r["started"])).min().unwrap();
     let last = rs.iter().map(|r| ts(&r["ended"])).max().unwrap();
     let steps: Vec<u64> = rs.iter().map(|r| r["steps"].as_u64().unwrap()).collect();
@@ -256,7 +231,8 @@ fn main() {
     env.ok(&["ticket", "add", "outlive a host"]);
     let start = Instant::now();
     let on = loop {
-        if let Some(r) = runs(&env)
+        if let Some(r) = env
+            .runs()
             .into_iter()
             .find(|r| r["state"] == "running" && r["steps"].as_u64() >= Some(1))
         {
@@ -273,13 +249,13 @@ fn main() {
     let cut = Instant::now();
     dead.cut();
     let moved = loop {
-        if runs(&env).iter().any(|r| r["id"] != on["id"]) {
+        if env.runs().iter().any(|r| r["id"] != on["id"]) {
             break cut.elapsed();
         }
         assert!(cut.elapsed() < Duration::from_secs(60), "no restart");
         std::thread::sleep(Duration::from_millis(20));
     };
-    wait_merged(&env, 1);
+    env.wait_merged(1, Duration::from_secs(600));
     println!(
         "  dead host: link cut to its run started on another host {:.1} s (keepalives every {} s, {} missed); target < 15 s",
         moved.as_secs_f64(),

@@ -28,73 +28,13 @@ memory_write = { kind = "note", text = "a note from a host" }
 say = "done"
 "#;
 
-fn config(hosts: &str, extra: &str) -> String {
+/// The workspace's config: runs only on `hosts`, agent `remote` playing `scenario`.
+fn config(hosts: &str, extra: &str, scenario: &str) -> String {
     format!(
         "[factory]\ndefault_agent = \"remote\"\nquiet_timeout_s = 60\nlocal_slots = 0\nconcurrency = 24\n{extra}\n\
          [sandbox]\nbackend = \"worktree\"\n\n[test]\ncommand = \"true\"\n\n\
-         [agents.remote]\nadapter = \"fixture\"\nscenario = \"remote.toml\"\n\n{hosts}"
+         [agents.remote]\nadapter = \"fixture\"\nscenario = \"{scenario}\"\n\n{hosts}"
     )
-}
-
-fn runs(env: &Env) -> Vec<Value> {
-    env.json(&["run", "list", "--json"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn tickets(env: &Env) -> Vec<Value> {
-    env.json(&["ticket", "list", "--json"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// What the factory said, for a failure's message.
-fn dump(env: &Env) -> String {
-    let mut out = format!(
-        "runs:\n{}\ntickets:\n{}\n",
-        env.ok(&["run", "list"]),
-        env.ok(&["ticket", "list"])
-    );
-    for entry in walk(&env.home.path().join("logs")) {
-        out.push_str(&format!(
-            "--- {}\n{}\n",
-            entry.display(),
-            std::fs::read_to_string(&entry).unwrap_or_default()
-        ));
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            v.extend(walk(&e.path()));
-        } else {
-            v.push(e.path());
-        }
-    }
-    v
-}
-
-/// Wait for `n` tickets merged, or fail with what the factory said.
-fn wait_merged(env: &Env, n: usize, within: Duration) {
-    let start = Instant::now();
-    while merged(env) < n {
-        if start.elapsed() > within {
-            panic!("{n} tickets not merged within {within:?}\n{}", dump(env));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn merged(env: &Env) -> usize {
-    tickets(env)
-        .iter()
-        .filter(|t| t["state"] == "merged")
-        .count()
 }
 
 #[test]
@@ -105,16 +45,19 @@ fn a_ticket_runs_on_a_remote_host_and_lands() {
     let env = Env::project(
         "rr",
         &[
-            ("shopfloor.toml", &config(&host.config("alpha", ""), "")),
+            (
+                "shopfloor.toml",
+                &config(&host.config("alpha", ""), "", "remote.toml"),
+            ),
             ("remote.toml", &REMOTE.replace("{ticket}", "1")),
         ],
     );
     let _serve = Serve::start(&env);
     let started = Instant::now();
     env.ok(&["ticket", "add", "Write a file on a host"]);
-    wait_merged(&env, 1, Duration::from_secs(90));
+    env.wait_merged(1, Duration::from_secs(90));
     eprintln!("ticket to merged on a host: {:?}", started.elapsed());
-    let r = &runs(&env)[0];
+    let r = &env.runs()[0];
     assert_eq!(r["host"], "alpha", "{r}");
     assert_eq!(r["state"], "succeeded", "{r}");
     // The agent ran in the host's work dir, not this machine's data dir.
@@ -148,7 +91,7 @@ fn a_ticket_runs_on_a_remote_host_and_lands() {
     // A label no host offers: the ticket fails at once, saying what to add.
     env.ok(&["ticket", "add", "Needs a TPU", "--labels", "tpu"]);
     let failed = common::wait_for("the tpu ticket failed", Duration::from_secs(30), || {
-        tickets(&env)
+        env.tickets()
             .into_iter()
             .find(|t| t["title"] == "Needs a TPU" && t["state"] == "failed")
     });
@@ -216,11 +159,7 @@ fn sixteen_agents_spread_over_three_hosts_by_their_slots() {
     let env = Env::project(
         "rs",
         &[
-            (
-                "shopfloor.toml",
-                &config(&config_hosts, "")
-                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
-            ),
+            ("shopfloor.toml", &config(&config_hosts, "", "slow.toml")),
             ("slow.toml", &slow(1500)),
         ],
     );
@@ -229,10 +168,10 @@ fn sixteen_agents_spread_over_three_hosts_by_their_slots() {
     for i in 0..16 {
         env.ok(&["ticket", "add", &format!("Spread {i}")]);
     }
-    wait_merged(&env, 16, Duration::from_secs(240));
+    env.wait_merged(16, Duration::from_secs(240));
     eprintln!("16 tickets over 3 hosts: {:?}", started.elapsed());
-    let runs = runs(&env);
-    assert_eq!(runs.len(), 16, "{}", dump(&env));
+    let runs = env.runs();
+    assert_eq!(runs.len(), 16, "{}", env.dump());
     let peaks = peak_by_host(&runs);
     eprintln!("peak live runs by host: {peaks:?}");
     for (i, s) in slots.iter().enumerate() {
@@ -271,8 +210,7 @@ fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
         &[
             (
                 "shopfloor.toml",
-                &config(&hosts, "max_attempts = 1")
-                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
+                &config(&hosts, "max_attempts = 1", "slow.toml"),
             ),
             ("slow.toml", &slow(6000)),
         ],
@@ -283,7 +221,7 @@ fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
         "a run on alpha with a step streamed",
         Duration::from_secs(60),
         || {
-            runs(&env).into_iter().find(|r| {
+            env.runs().into_iter().find(|r| {
                 r["host"] == "alpha" && r["state"] == "running" && r["steps"].as_u64() >= Some(1)
             })
         },
@@ -291,15 +229,15 @@ fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
     let cut = Instant::now();
     alpha.cut();
     let moved = common::wait_for("a run started on beta", Duration::from_secs(60), || {
-        runs(&env)
+        env.runs()
             .into_iter()
             .find(|r| r["host"] == "beta")
             .map(|r| (r, cut.elapsed()))
     });
     eprintln!("link cut to a run restarted on beta: {:?}", moved.1);
     assert!(moved.1 < Duration::from_secs(15), "{:?}", moved.1);
-    wait_merged(&env, 1, Duration::from_secs(60));
-    let all = runs(&env);
+    env.wait_merged(1, Duration::from_secs(60));
+    let all = env.runs();
     let first = all.iter().find(|r| r["id"] == on_alpha["id"]).unwrap();
     assert_eq!(first["state"], "interrupted", "{first}");
     assert!(
@@ -323,8 +261,7 @@ fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work(
         &[
             (
                 "shopfloor.toml",
-                &config(&host.config("alpha", ""), "")
-                    .replace("scenario = \"remote.toml\"", "scenario = \"slow.toml\""),
+                &config(&host.config("alpha", ""), "", "slow.toml"),
             ),
             ("slow.toml", &slow(4000)),
         ],
@@ -333,7 +270,8 @@ fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work(
     env.ok(&["ticket", "add", "Outlive a crash"]);
     env.ok(&["ticket", "add", "Outlive it too"]);
     let live = common::wait_for("two runs live on alpha", Duration::from_secs(60), || {
-        let r: Vec<u64> = runs(&env)
+        let r: Vec<u64> = env
+            .runs()
             .into_iter()
             .filter(|r| r["state"] == "running")
             .map(|r| r["id"].as_u64().unwrap())
@@ -351,8 +289,8 @@ fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work(
         started.elapsed()
     );
     let _serve = Serve::start(&env);
-    wait_merged(&env, 2, Duration::from_secs(90));
-    let all = runs(&env);
+    env.wait_merged(2, Duration::from_secs(90));
+    let all = env.runs();
     for id in &live {
         let r = all.iter().find(|r| r["id"] == *id).unwrap();
         assert_eq!(r["state"], "interrupted", "{r}");
@@ -405,16 +343,16 @@ fn a_docker_host_runs_the_agent_in_a_hardened_container() {
                         &format!("backend = \"docker\"\nimage = \"{image}\""),
                     ),
                     "",
-                )
-                .replace("scenario = \"remote.toml\"", "scenario = \"probe.toml\""),
+                    "probe.toml",
+                ),
             ),
             ("probe.toml", probe),
         ],
     );
     let _serve = Serve::start(&env);
     env.ok(&["ticket", "add", "Run in a container on a host"]);
-    wait_merged(&env, 1, Duration::from_secs(120));
-    let r = &runs(&env)[0];
+    env.wait_merged(1, Duration::from_secs(120));
+    let r = &env.runs()[0];
     assert_eq!(
         (r["host"].as_str(), r["sandbox"].as_str()),
         (Some("dock"), Some("docker"))
@@ -450,15 +388,14 @@ fn an_agent_linking_its_git_config_out_of_its_checkout_writes_nothing_there() {
         &[
             (
                 "shopfloor.toml",
-                &config(&host.config("alpha", ""), "")
-                    .replace("scenario = \"remote.toml\"", "scenario = \"hostile.toml\""),
+                &config(&host.config("alpha", ""), "", "hostile.toml"),
             ),
             ("hostile.toml", &hostile),
         ],
     );
     let _serve = Serve::start(&env);
     env.ok(&["ticket", "add", "Reach out of the checkout"]);
-    wait_merged(&env, 1, Duration::from_secs(90));
+    env.wait_merged(1, Duration::from_secs(90));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     let _ = std::fs::remove_file(&victim);
     let clone = git2::Repository::open(env.home.path().join("rh/repo")).unwrap();

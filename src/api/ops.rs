@@ -545,7 +545,7 @@ fn session_source_prefix(id: &str) -> String {
 /// run's count are appended. Only complete lines are read, so a line Claude Code is still
 /// writing waits for the next event.
 pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
-    use crate::model::{RunState, Usage};
+    use crate::model::RunState;
     use crate::trace::{Format, TraceBuilder};
 
     let id = req.session_id.trim();
@@ -583,23 +583,12 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
         None => ws
             .store
             .create_run(Run {
-                id: 0,
-                ticket: None,
-                agent: Format::ClaudeCode.default_agent().to_string(),
-                state: RunState::Imported,
-                started: Timestamp::now(),
-                ended: None,
-                steps: 0,
                 source: format!("{prefix}{}", req.transcript.display()),
-                attempt: 0,
-                branch: None,
-                usage: Usage::default(),
-                files_changed: Vec::new(),
-                sandbox: None,
-                outcome: None,
-                recalled: Vec::new(),
-                review_of: None,
-                host: None,
+                ..Run::new(
+                    Format::ClaudeCode.default_agent(),
+                    RunState::Imported,
+                    Timestamp::now(),
+                )
             })
             .map_err(store_err)?,
     };

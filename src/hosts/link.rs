@@ -58,7 +58,7 @@ pub enum LinkError {
     Spawn(std::io::Error),
 }
 
-/// What a short command on the host did.
+/// What a command on the host did.
 #[derive(Debug)]
 pub struct Done {
     pub code: Option<i32>,
@@ -78,7 +78,10 @@ impl Done {
             .rev()
             .find(|l| !l.trim().is_empty())
             .map(|l| l.trim().to_string())
-            .unwrap_or_else(|| format!("exit {:?}", self.code))
+            .unwrap_or_else(|| match self.code {
+                Some(c) => format!("it failed with exit {c}"),
+                None => "it failed".into(),
+            })
     }
 }
 

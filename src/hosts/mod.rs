@@ -12,6 +12,8 @@
 
 pub mod link;
 
+use link::Done;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -293,7 +295,7 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
     };
     let name = &host.name;
     let answers = match ssh.run("echo shopfloor-host-ok") {
-        Ok(o) if o.ok && o.stdout.contains("shopfloor-host-ok") => {
+        Ok(o) if o.ok() && o.stdout.contains("shopfloor-host-ok") => {
             Ok(format!("{} answers", ssh.target.host))
         }
         Ok(o) => Err(format!(
@@ -308,7 +310,7 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
     };
     if find("ssh", answers) {
         let git = match ssh.run("git --version") {
-            Ok(o) if o.ok => Ok(o.stdout.trim().to_string()),
+            Ok(o) if o.ok() => Ok(o.stdout.trim().to_string()),
             Ok(o) => Err(format!(
                 "git is not installed on `{name}` ({}): install it there (Debian/Ubuntu: `apt install git`)",
                 o.said()
@@ -320,7 +322,7 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
         let work_dir = match ssh.run(&format!(
             "mkdir -p '{wd}' && test -w '{wd}' && cd '{wd}' && pwd"
         )) {
-            Ok(o) if o.ok => Ok(o.stdout.trim().to_string()),
+            Ok(o) if o.ok() => Ok(o.stdout.trim().to_string()),
             Ok(o) => Err(format!(
                 "`{name}` cannot write its work directory `{wd}` ({}): set [[hosts]] work_dir to a directory its user owns",
                 o.said()
@@ -334,7 +336,7 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
         };
         if host.backend == HostBackend::Docker {
             let engine = match ssh.run("docker version --format '{{.Server.Version}}'") {
-                Ok(o) if o.ok => Ok(format!("Docker Engine {}", o.stdout.trim())),
+                Ok(o) if o.ok() => Ok(format!("Docker Engine {}", o.stdout.trim())),
                 Ok(o) => Err(format!(
                     "Docker does not answer on `{name}` ({}): install Docker Engine there and let the user reach it (the `docker` group)",
                     o.said()
@@ -346,7 +348,7 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
                 let has = match ssh.run(&format!(
                     "docker image inspect --format '{{{{.Id}}}}' '{image}'"
                 )) {
-                    Ok(o) if o.ok => Ok(format!("{image} is there")),
+                    Ok(o) if o.ok() => Ok(format!("{image} is there")),
                     Ok(_) => Err(format!(
                         "the image `{image}` is not on `{name}`: build it there, or copy it (`docker save {image} | ssh {} docker load`)",
                         ssh.target.destination()
@@ -369,25 +371,6 @@ pub fn check(info: &WorkspaceInfo, host: &HostConfig, default_image: &str) -> Ve
         tracing::warn!(host = %host.name, error = %e, "could not record the host's state");
     }
     out
-}
-
-/// What a command on the host did.
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    /// Its complaint in a line: stderr's last line, else its exit.
-    fn said(&self) -> String {
-        self.stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
-            .unwrap_or_else(|| "it failed".into())
-    }
 }
 
 /// `ssh` to one host, as the factory runs it: batch mode (never a password prompt), a
@@ -449,7 +432,7 @@ impl Ssh {
     }
 
     /// Run `script` on the host with a bounded wait.
-    fn run(&self, script: &str) -> Result<Ran, String> {
+    fn run(&self, script: &str) -> Result<Done, String> {
         let mut c = self.command();
         c.arg("--").arg(self.target.destination()).arg(script);
         run_bounded(c)
@@ -480,7 +463,7 @@ impl Ssh {
         drop(listener);
         let _ = std::fs::remove_file(&local);
         match ran {
-            Ok(o) if o.ok && o.stdout.contains("forwarded") => {
+            Ok(o) if o.ok() && o.stdout.contains("forwarded") => {
                 Ok("a Unix socket forwarded back over SSH (ssh -R)".into())
             }
             Ok(o) => Err(format!(
@@ -494,7 +477,7 @@ impl Ssh {
 }
 
 /// Run `c`, killing it after [`COMMAND_TIMEOUT`].
-fn run_bounded(mut c: Command) -> Result<Ran, String> {
+fn run_bounded(mut c: Command) -> Result<Done, String> {
     let mut child = c.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             "`ssh` is not installed on this machine: install the OpenSSH client (Debian/Ubuntu: `apt install openssh-client`)".to_string()
@@ -534,8 +517,8 @@ fn run_bounded(mut c: Command) -> Result<Ran, String> {
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     match status {
-        Some(s) => Ok(Ran {
-            ok: s.success(),
+        Some(s) => Ok(Done {
+            code: s.code(),
             stdout,
             stderr,
         }),

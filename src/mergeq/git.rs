@@ -117,14 +117,6 @@ pub fn diff_patch(
     Ok(out)
 }
 
-/// The paths changed from `from` to `to` and the lines added plus deleted (see
-/// [`crate::diffstat`]).
-pub fn diff_stat(repo: &Repository, from: Oid, to: Oid) -> Result<(Vec<String>, u64), git2::Error> {
-    let s = crate::diffstat::between(repo, from, to)?;
-    let lines = s.lines();
-    Ok((s.files, lines))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +156,7 @@ mod tests {
             panic!("clean")
         };
         assert_eq!(repo.find_commit(commit).unwrap().parent_count(), 2);
-        let (paths, _) = diff_stat(&repo, ff, commit).unwrap();
+        let paths = crate::diffstat::between(&repo, ff, commit).unwrap().files;
         assert_eq!(paths, vec!["c.txt".to_string()]);
         let x = commit_file(&repo, Some(base), "a.txt", "x\n");
         let y = commit_file(&repo, Some(base), "a.txt", "y\n");

@@ -891,7 +891,11 @@ impl StoreQueue<'_> {
         let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
             (Some(b), Some(c)) => Repository::open(&self.repo_path)
                 .ok()
-                .and_then(|repo| git::diff_stat(&repo, oid(b).ok()?, oid(c).ok()?).ok())
+                .and_then(|repo| crate::diffstat::between(&repo, oid(b).ok()?, oid(c).ok()?).ok())
+                .map(|s| {
+                    let lines = s.lines();
+                    (s.files, lines)
+                })
                 .unwrap_or_default(),
             _ => (Vec::new(), 0),
         };
@@ -1002,9 +1006,10 @@ pub fn entry_diff(
 ) -> Result<(Vec<String>, u64, String)> {
     let repo = Repository::open(clone_of(&ws.info))?;
     let (from, to) = entry_span(&repo, e)?;
-    let (files, lines) = git::diff_stat(&repo, from, to)?;
+    let stat = crate::diffstat::between(&repo, from, to)?;
     let patch = git::diff_patch(&repo, from, to, limit)?;
-    Ok((files, lines, patch))
+    let lines = stat.lines();
+    Ok((stat.files, lines, patch))
 }
 
 /// What an entry changes: its candidate against the base it was merged onto, or, before

@@ -178,15 +178,12 @@ impl RemoteSandbox {
         let leaf = format!("{}-{}", spec.ticket, spec.attempt);
         let branch = format!("shopfloor/{leaf}");
         let (spec2, include, branch2) = (spec.clone(), include.to_vec(), branch.clone());
-        let (base_commit, clone, files) = tokio::task::spawn_blocking(move || {
+        let (base_commit, clone, files) = blocking(move || {
             let (base, clone) = super::checkout::start_branch(&spec2, &branch2)?;
             let files = super::checkout::include_files(&spec2.user_checkout, &include)?;
-            Ok::<_, SandboxError>((base, clone, files))
+            Ok((base, clone, files))
         })
-        .await
-        .map_err(|e| SandboxError::Host {
-            detail: e.to_string(),
-        })??;
+        .await?;
         let size: usize = files.iter().map(|(_, b)| b.len()).sum();
         if size > MAX_INCLUDE_BYTES {
             return Err(SandboxError::Host {
@@ -305,14 +302,11 @@ impl RemoteSandbox {
         let ssh = self.link.git_ssh_command();
         let p2 = p.clone();
         let _turn = self.link.short_turn().await;
-        let files = tokio::task::spawn_blocking(move || {
+        let files = blocking(move || {
             super::checkout::fetch_branch(&p2, &url, &ssh)?;
             super::checkout::changed_files(&p2)
         })
-        .await
-        .map_err(|e| SandboxError::Host {
-            detail: e.to_string(),
-        })?;
+        .await;
         let files = match files {
             Err(_) if self.link.is_lost() => return Err(self.link.lost_error().into()),
             other => other?,
@@ -456,6 +450,17 @@ impl RemoteSandbox {
             &blake3::hash(seed.as_bytes()).to_hex()[..24]
         )
     }
+}
+
+/// Run the factory's own git work (the clone, the user's checkout) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SandboxError> + Send + 'static,
+) -> Result<T, SandboxError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SandboxError::Host {
+            detail: format!("a background task failed: {e}"),
+        })?
 }
 
 /// Shell lines writing `files` (relative paths) in the current directory, from base64.

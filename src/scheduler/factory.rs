@@ -211,7 +211,11 @@ use hosts::Site;
 /// the memory bank's one lock are taken; `live` may be held while a run's `files` is read;
 /// every other lock here (`leases`, `sandbox_socket`, `reviewing`, the token table, the refusal log, and
 /// `sandbox::checkout`'s clone-writes lock) is taken alone and let go before another is
-/// taken. No lock is held across an `.await`.
+/// taken. No std lock is held across an `.await`. The async locks of hosts nest one way
+/// only: a host's `site` (held while its connection opens) before that new connection's
+/// own session permits; a remote sandbox's `mirrored` (held for a push) before its link's
+/// short-session permit, which is taken alone otherwise; clone writes come last, inside a
+/// fetch's permit.
 pub struct Factory {
     ws: Arc<Workspace>,
     cfg: FactorySettings,

@@ -27,7 +27,7 @@ pub use ingest::{Ingest, LineRead, LineReader, MAX_RAW_LINE_BYTES};
 pub use replay::{Direction, FileContent, FileState, files_at, next_matching};
 pub use tally::Tally;
 
-use crate::model::{BlobHash, ImportMark, Payload, Run, RunId, RunState, Step, StepKind, Usage};
+use crate::model::{BlobHash, ImportMark, Payload, Run, RunId, RunState, Step, StepKind};
 use crate::redact::Redactor;
 use crate::store::{Store, StoreError};
 
@@ -385,23 +385,9 @@ fn import_stream(
         None => {
             let run = store.begin_import(
                 Run {
-                    id: 0,
-                    ticket: None,
-                    agent: agent.clone(),
-                    state: RunState::PartialImport,
-                    started: now,
-                    ended: None,
-                    steps: 0,
                     source: format!("{} ({})", source.name, opts.format),
-                    attempt: 0,
-                    branch: None,
-                    usage: Usage::default(),
-                    files_changed: Vec::new(),
-                    sandbox: None,
                     outcome: Some(partial_outcome(source.path.is_some())),
-                    recalled: Vec::new(),
-                    review_of: None,
-                    host: None,
+                    ..Run::new(agent.clone(), RunState::PartialImport, now)
                 },
                 mark_at(0, BlobHash::of(b"")),
             )?;

@@ -40,6 +40,70 @@ impl Env {
             .clone()
     }
 
+    /// Every run, as `run list --json` gives them.
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        self.json(&["run", "list", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every ticket, as `ticket list --json` gives them.
+    pub fn tickets(&self) -> Vec<serde_json::Value> {
+        self.json(&["ticket", "list", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many tickets have landed.
+    pub fn merged(&self) -> usize {
+        self.tickets()
+            .iter()
+            .filter(|t| t["state"] == "merged")
+            .count()
+    }
+
+    /// Wait until `n` tickets have landed, or fail with the runs, the tickets and the
+    /// factory's log.
+    pub fn wait_merged(&self, n: usize, within: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while self.merged() < n {
+            if start.elapsed() > within {
+                panic!("{n} tickets not merged within {within:?}\n{}", self.dump());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// What the factory said: its runs, its tickets and its log files.
+    pub fn dump(&self) -> String {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        let mut out = format!(
+            "runs:\n{}\ntickets:\n{}\n",
+            self.ok(&["run", "list"]),
+            self.ok(&["ticket", "list"])
+        );
+        let mut logs = vec![];
+        walk(&self.home.path().join("logs"), &mut logs);
+        for log in logs {
+            out.push_str(&format!(
+                "--- {}\n{}\n",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        out
+    }
+
     /// A fresh home and a git repository with one commit.
     pub fn new() -> Env {
         let home = tempfile::tempdir().unwrap();

@@ -92,13 +92,14 @@ impl Factory {
                 "no host `{host}` in [[hosts]] any more"
             )));
         };
+        // Read before the host's lock: `sandbox_socket` is taken alone (the lock order).
+        let socket = self.sandbox_socket.lock().expect("socket lock").clone();
         let mut site = h.site.lock().await;
         if let Some(s) = site.as_ref()
             && !s.link().is_lost()
         {
             return Ok(Site::Remote(s.clone()));
         }
-        let socket = self.sandbox_socket.lock().expect("socket lock").clone();
         let opened = Link::open(
             &self.ws.info,
             &h.cfg,

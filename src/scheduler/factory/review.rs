@@ -123,7 +123,7 @@ impl Factory {
         let looked = blocking(move || {
             let repo = git2::Repository::open(&clone)?;
             let (from, to) = change_of(&j)?;
-            let (paths, _) = crate::mergeq::git::diff_stat(&repo, from, to)?;
+            let paths = crate::diffstat::between(&repo, from, to)?.files;
             let author = match j.entry.run {
                 Some(r) => ws.store.run(r)?.map(|r| r.agent),
                 None => None,
