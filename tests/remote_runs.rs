@@ -263,7 +263,9 @@ fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work(
                 "shopfloor.toml",
                 &config(&host.config("alpha", ""), "", "slow.toml"),
             ),
-            ("slow.toml", &slow(4000)),
+            // Long enough that only the session's watchdog, not a failed write after
+            // the sleep, can explain an agent gone within the wait below.
+            ("slow.toml", &slow(20_000)),
         ],
     );
     let serve = Serve::start(&env);
@@ -281,7 +283,7 @@ fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work(
     serve.kill9();
     // The agents on the host die with their sessions (the factory's ssh went with it).
     let started = Instant::now();
-    common::wait_for("the host's agents gone", Duration::from_secs(15), || {
+    common::wait_for("the host's agents gone", Duration::from_secs(10), || {
         (!live.iter().any(|id| agent_alive(*id))).then_some(())
     });
     eprintln!(
@@ -401,4 +403,53 @@ fn an_agent_linking_its_git_config_out_of_its_checkout_writes_nothing_there() {
     let clone = git2::Repository::open(env.home.path().join("rh/repo")).unwrap();
     let tree = clone.head().unwrap().peel_to_tree().unwrap();
     assert!(tree.get_path(std::path::Path::new("work.txt")).is_ok());
+}
+
+#[test]
+fn a_persons_cancel_stops_a_run_on_a_host_and_nothing_lands() {
+    let Some(host) = NetnsHost::start(10, Lacks::default()) else {
+        return;
+    };
+    let hang = "name = \"hang\"\n[[step]]\nsay = \"working\"\n[[step]]\nwrite = { path = \"half.txt\", content = \"half\\n\" }\n[[step]]\nhang = true\n";
+    let env = Env::project(
+        "rx",
+        &[
+            (
+                "shopfloor.toml",
+                &config(&host.config("alpha", ""), "", "hang.toml"),
+            ),
+            ("hang.toml", hang),
+        ],
+    );
+    let _serve = Serve::start(&env);
+    env.ok(&["ticket", "add", "Hang on a host"]);
+    let run = common::wait_for("a run on alpha printing", Duration::from_secs(60), || {
+        env.runs().into_iter().find(|r| {
+            r["host"] == "alpha" && r["state"] == "running" && r["steps"].as_u64() >= Some(1)
+        })
+    });
+    let id = run["id"].as_u64().unwrap();
+    assert!(agent_alive(id));
+    let asked = Instant::now();
+    env.ok(&["ticket", "cancel", "1"]);
+    while !env
+        .runs()
+        .iter()
+        .any(|r| r["id"] == id && r["state"] == "cancelled")
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "the run was not cancelled:\n{}",
+            env.dump()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("cancel to run cancelled on a host: {:?}", asked.elapsed());
+    assert!(!agent_alive(id), "the agent still runs on the host");
+    // The cancel holds: nothing is queued to land, no other run starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let t = &env.tickets()[0];
+    assert_eq!(t["state"], "cancelled", "{t}");
+    assert_eq!(env.runs().len(), 1);
+    assert!(env.queue_entries().is_empty());
 }

@@ -128,22 +128,30 @@ fn die_with_factory(c: &mut Command) {
 /// The control socket's path: short (Unix socket paths stop at 108 bytes), private, one
 /// per workspace and host.
 fn control_path(info: &WorkspaceInfo, host: &str) -> std::io::Result<PathBuf> {
+    let dir = control_dir(&std::env::temp_dir())?;
+    let key = blake3::hash(format!("{}\0{host}", info.dir.display()).as_bytes());
+    Ok(dir.join(&key.to_hex()[..20]))
+}
+
+/// `<base>/shopfloor-ssh-<uid>`, made owner-only. In a shared /tmp another user could
+/// have made it first (or a link by its name), and could then swap the sockets in it:
+/// only a directory of our own will do, checked before anything is done to it.
+fn control_dir(base: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    let dir = std::env::temp_dir().join(format!("shopfloor-ssh-{uid}"));
-    crate::private::private_dir(&dir)?;
-    // In a shared /tmp another user could have made it first, and could then swap the
-    // sockets in it: only a directory of our own will do.
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::symlink_metadata(&dir)?;
-    if meta.uid() != uid || !meta.is_dir() {
+    let dir = base.join(format!("shopfloor-ssh-{uid}"));
+    let ours = |meta: &std::fs::Metadata| meta.is_dir() && meta.uid() == uid;
+    if let Ok(meta) = std::fs::symlink_metadata(&dir)
+        && !ours(&meta)
+    {
         return Err(std::io::Error::other(format!(
             "{} belongs to another user (or is not a directory): remove it, it holds the factory's SSH control sockets",
             dir.display()
         )));
     }
-    let key = blake3::hash(format!("{}\0{host}", info.dir.display()).as_bytes());
-    Ok(dir.join(&key.to_hex()[..20]))
+    crate::private::private_dir(&dir)?;
+    Ok(dir)
 }
 
 impl Link {
@@ -339,7 +347,7 @@ impl Link {
         let script = format!(
             "cd {root} || exit 0\nn=0\n\
              for f in pids/*; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); \
-             case \"$p\" in ''|*[!0-9]*|0|1) ;; *) kill -KILL -- -\"$p\" 2>/dev/null && n=$((n+1));; esac; rm -f \"$f\"; done\n\
+             case \"$p\" in ''|*[!0-9]*|0|1) ;; *) kill -KILL -\"$p\" 2>/dev/null && n=$((n+1));; esac; rm -f \"$f\"; done\n\
              if command -v docker >/dev/null 2>&1; then \
              for c in $(docker ps -aq --filter label={lw}={l} 2>/dev/null); do docker rm -f \"$c\" >/dev/null 2>&1 && n=$((n+1)); done; fi\n\
              chmod -R u+w runs 2>/dev/null; rm -rf runs; mkdir -p runs\necho $n\n",
@@ -558,6 +566,36 @@ fn binary_hash(exe: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_control_dir_someone_else_made_is_refused_untouched() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let base = tempfile::tempdir().unwrap();
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let name = base.path().join(format!("shopfloor-ssh-{uid}"));
+        // A link by its name, to a directory open to all: refused, the target unchanged.
+        let elsewhere = base.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &name).unwrap();
+        let e = control_dir(base.path()).unwrap_err().to_string();
+        assert!(e.contains("belongs to another user"), "{e}");
+        let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o777);
+        std::fs::remove_file(&name).unwrap();
+        // Ours, made loose: tightened and used.
+        std::fs::create_dir(&name).unwrap();
+        std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(control_dir(base.path()).unwrap(), name);
+        let mode = std::fs::metadata(&name).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+        // Another user's (root can make one to test with): refused.
+        if uid == 0 {
+            std::os::unix::fs::chown(&name, Some(65534), None).unwrap();
+            assert!(control_dir(base.path()).is_err());
+        }
+    }
 
     #[test]
     fn quoting_is_one_literal_word() {

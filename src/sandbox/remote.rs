@@ -511,8 +511,8 @@ impl Sandbox for RemoteSandbox {
         let script = format!(
             "exec 3<&0\ncd {dir} || exit 97\n\
              {agent} </dev/null &\npid=$!\necho $pid > {pf}\n\
-             {{ cat <&3 >/dev/null; {stop}; kill -TERM -- -$pid 2>/dev/null; sleep {grace}; kill -KILL -- -$pid 2>/dev/null; }} &\nwd=$!\n\
-             wait $pid\ncode=$?\nkill -KILL -- -$pid 2>/dev/null\nkill $wd 2>/dev/null\nrm -f {pf}\n\
+             {{ cat <&3 >/dev/null; {stop}; kill -TERM -$pid 2>/dev/null; sleep {grace}; kill -KILL -$pid 2>/dev/null; }} &\nwd=$!\n\
+             wait $pid\ncode=$?\nkill -KILL -$pid 2>/dev/null\nkill $wd 2>/dev/null\nrm -f {pf}\n\
              echo \"{nonce} $code\" >&2\n",
             dir = quote(&spec.workdir.to_string_lossy()),
             agent = self.agent_command(&spec),
@@ -644,7 +644,7 @@ impl ProcessControl for RemoteControl {
         let script = format!(
             "{stop}; p=$(cat {pf} 2>/dev/null) || exit 0\n\
              [ \"$p\" -gt 1 ] 2>/dev/null || exit 0\n\
-             kill -TERM -- -\"$p\" 2>/dev/null; sleep {TERM_GRACE}; kill -KILL -- -\"$p\" 2>/dev/null; true\n",
+             kill -TERM -\"$p\" 2>/dev/null; sleep {TERM_GRACE}; kill -KILL -\"$p\" 2>/dev/null; true\n",
             stop = self.stop_container,
             pf = quote(&self.pidfile),
         );
