@@ -5,26 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
+pub use crate::config::prices::{Price, PricesConfig, validate};
 use crate::model::Usage;
-
-/// US dollars per million tokens of each kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-    /// Cached input read back (Anthropic's cache reads, OpenAI's cached input).
-    #[serde(default)]
-    pub cache_read: f64,
-    /// Input written to the cache (Anthropic's cache creation).
-    #[serde(default)]
-    pub cache_write: f64,
-}
-
-/// `[prices]`: model name -> price, e.g. `[prices."gpt-5.5"] input = 5.0, output = 40.0`.
-pub type PricesConfig = BTreeMap<String, Price>;
 
 /// List prices as published when this table was written (USD per million tokens). They
 /// change: `[prices]` overrides any of them and adds models this list does not know.
@@ -140,25 +122,6 @@ fn normalize(model: &str) -> String {
     let m = model.trim().to_ascii_lowercase();
     let m = m.rsplit_once('/').map_or(m.as_str(), |(_, name)| name);
     m.to_string()
-}
-
-/// Check a `[prices]` table: finite, non-negative prices. The error names the model.
-pub fn validate(prices: &PricesConfig) -> Result<(), String> {
-    for (model, p) in prices {
-        for (what, v) in [
-            ("input", p.input),
-            ("output", p.output),
-            ("cache_read", p.cache_read),
-            ("cache_write", p.cache_write),
-        ] {
-            if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
-                return Err(format!(
-                    "[prices.\"{model}\"] {what} = {v}: a price is US dollars per million tokens, from 0 to 10000"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,27 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::notify::NotifyConfig;
 use crate::model::{QueueEntryId, RunId, TicketId, TicketState};
-use crate::scheduler::factory::FactoryEvent;
-
-/// `[notify]` in shopfloor.toml.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    /// Ring the bell and raise a desktop notification from the control room.
-    pub terminal: bool,
-    /// Run with `sh -c`, a notice as JSON on stdin, for each notice.
-    pub command: Option<String>,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        NotifyConfig {
-            terminal: true,
-            command: None,
-        }
-    }
-}
+use crate::wire::FactoryEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

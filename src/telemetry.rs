@@ -16,7 +16,7 @@
 //! backoff, then logging what it dropped. An event stream that fell behind is made good by
 //! rescanning the store for runs that ended since the exporter started.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,42 +28,14 @@ use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use crate::config::telemetry::TelemetryConfig;
 use crate::model::RunId;
-use crate::scheduler::factory::FactoryEvent;
 use crate::trace::otel::{Service, SpanOptions};
+use crate::wire::FactoryEvent;
 use crate::workspace::Workspace;
-
-/// `[telemetry]` in shopfloor.toml.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetryConfig {
-    /// An OTLP/HTTP receiver's base URL, `http://host[:port][/path]`; spans go to
-    /// `{endpoint}/v1/traces` (or to the endpoint itself when it already ends so). Unset:
-    /// no live export (`trace export --format otlp` works either way).
-    pub endpoint: Option<String>,
-    /// Message text in spans: prompts, replies, thinking, tool arguments and results,
-    /// memory queries. Off by default, since traces often leave the machine.
-    pub content: bool,
-    /// Headers sent with every export (say, `authorization` for a hosted collector).
-    pub headers: BTreeMap<String, String>,
-    /// The resource's `service.name`.
-    pub service_name: String,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        TelemetryConfig {
-            endpoint: None,
-            content: false,
-            headers: BTreeMap::new(),
-            service_name: "shopfloor".into(),
-        }
-    }
-}
 
 /// Headers the exporter sets itself: a configured one would contradict the request.
 const OWN_HEADERS: [&str; 4] = [

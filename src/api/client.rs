@@ -239,7 +239,7 @@ impl Client {
     /// skipped: a newer factory may know events this client does not.
     pub async fn follow_events(
         &self,
-        mut on_event: impl FnMut(crate::scheduler::factory::FactoryEvent) -> bool,
+        mut on_event: impl FnMut(crate::wire::FactoryEvent) -> bool,
     ) -> Result<(), ApiError> {
         let mut resp = self.send(Method::GET, "/v1/events", None).await?;
         if resp.status() != StatusCode::OK {

@@ -35,7 +35,7 @@
 //! | `POST /v1/queue/pause` / `resume` | `{by}` |
 //! | `GET /v1/audit` | the audit log, oldest first |
 //! | `POST /v1/sessions/sync` | record a hand-run Claude Code session (its hook's payload) |
-//! | `/mcp` | MCP, streamable HTTP (stateless, JSON answers): see `crate::mcp` |
+//! | `/mcp` | MCP, streamable HTTP (stateless, JSON answers): see `mcp` |
 //!
 //! Callers: a person on the socket needs no token (the socket is 0600); a run's agent
 //! presents its token and reaches only `/mcp` and `/v1/health` (see `auth`).
@@ -45,9 +45,10 @@
 pub mod auth;
 pub mod backend;
 pub mod client;
+pub mod mcp;
 pub mod ops;
 pub mod server;
-pub mod wire;
+pub use crate::wire;
 
 use std::path::PathBuf;
 

@@ -215,7 +215,7 @@ pub fn status(
         .iter()
         .filter(|e| e.state == QueueState::AwaitingApproval)
         .count();
-    let head = git2::Repository::open(crate::mergeq::clone_of(&ws.info))
+    let head = git2::Repository::open(ws.info.clone_dir())
         .ok()
         .and_then(|repo| {
             let h = repo.head().ok()?;

@@ -153,7 +153,7 @@ pub fn api(state: AppState) -> Result<Api, ApiError> {
     let sandbox = guard(
         Router::new()
             .route("/v1/health", get(health))
-            .route_service("/mcp", crate::mcp::http_service(state.clone()))
+            .route_service("/mcp", super::mcp::http_service(state.clone()))
             .fallback(|req: Request| async move {
                 OpError::not_found(format!(
                     "no route {} {} for sandboxes: a run reaches MCP at /mcp only",
@@ -171,7 +171,7 @@ pub fn api(state: AppState) -> Result<Api, ApiError> {
 
 /// The control API's routes and MCP at `/mcp`, for the person's socket.
 fn person_routes(state: &AppState) -> Router<AppState> {
-    let mcp = crate::mcp::http_service(state.clone());
+    let mcp = super::mcp::http_service(state.clone());
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/release", post(release))
@@ -385,7 +385,7 @@ async fn events(State(s): State<AppState>) -> Result<Response, OpError> {
         let event = tokio::select! {
             e = rx.recv() => match e {
                 Ok(e) => e,
-                Err(RecvError::Lagged(n)) => crate::scheduler::factory::FactoryEvent::Resync { missed: n },
+                Err(RecvError::Lagged(n)) => crate::wire::FactoryEvent::Resync { missed: n },
                 Err(RecvError::Closed) => return None,
             },
             _ = closing.wait_for(|c| *c) => return None,
@@ -746,7 +746,7 @@ async fn bind_at(
     }
     // Bind under a temporary name, restrict it, then move it into place: the socket is
     // never reachable at its real path with looser permissions than 0600.
-    let tmp = info.dir.join(format!("{tmp_name}.{}", std::process::id()));
+    let tmp = info.temp_path(tmp_name);
     let _ = std::fs::remove_file(&tmp);
     let bind_err = |source| ApiError::Bind {
         socket: path.clone(),

@@ -57,7 +57,7 @@ fn find<'a>(config: &'a Config, name: &str) -> Result<&'a HostConfig> {
 
 pub fn run(ctx: &Ctx, cmd: HostCmd) -> Result<()> {
     let info = ctx.info()?;
-    let config = Config::load(&info.config_path())?;
+    let config = shopfloor::workspace::load_config(&info.config_path())?;
     match cmd {
         HostCmd::List { json } => {
             let mut rows = vec![Row {

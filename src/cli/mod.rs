@@ -230,7 +230,10 @@ fn run(cli: Cli) -> Result<()> {
     } = &cli.command
     {
         let token = mcp_token(token_file.as_deref())?;
-        shopfloor::mcp::stdio::serve(shopfloor::mcp::stdio::Target::Socket(socket.clone()), token)?;
+        shopfloor::api::mcp::stdio::serve(
+            shopfloor::api::mcp::stdio::Target::Socket(socket.clone()),
+            token,
+        )?;
         return Ok(());
     }
     // A hook must not fail the session it observes: it handles its own errors and logging.
@@ -269,8 +272,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::FixtureAgent { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Mcp { token_file, .. } => {
             let token = mcp_token(token_file.as_deref())?;
-            let target = shopfloor::mcp::stdio::Target::Workspace(ctx.info()?);
-            shopfloor::mcp::stdio::serve(target, token)?;
+            let target = shopfloor::api::mcp::stdio::Target::Workspace(ctx.info()?);
+            shopfloor::api::mcp::stdio::serve(target, token)?;
             Ok(())
         }
         Command::Init { repo, force } => init(&ctx, repo, force),

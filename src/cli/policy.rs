@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
     let PolicyCmd::Check { branch, base, json } = cmd;
     let info = ctx.info()?;
     // Read here, not through the workspace's store, so this works while the factory runs.
-    let config = shopfloor::config::Config::load(&info.config_path())?;
+    let config = shopfloor::workspace::load_config(&info.config_path())?;
     let policy = Policy::from_config(&config.policy)?;
     let (clone, main) = shopfloor::scheduler::factory::ensure_clone_of(&info)
         .context("refreshing the workspace's clone of your repository")?;

@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, attach: bool, paused: bool, theme: Option<String>) -> Resu
         opts.theme = t;
     }
     // `[notify] terminal = false` turns the bell and desktop notifications off.
-    if let Ok(c) = shopfloor::config::Config::load(&info.config_path()) {
+    if let Ok(c) = shopfloor::workspace::load_config(&info.config_path()) {
         opts.notify = c.notify.terminal;
     }
     let rt = serve::runtime()?;

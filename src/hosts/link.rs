@@ -21,7 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::{HostConfig, Ssh, SshTarget};
-use crate::workspace::WorkspaceInfo;
+use crate::layout::WorkspaceInfo;
 
 /// Keepalives on the held connection: a host that leaves this many in a row unanswered,
 /// this far apart, is lost (so a dead host is noticed within about 6 to 8 seconds).
@@ -352,7 +352,7 @@ impl Link {
              for c in $(docker ps -aq --filter label={lw}={l} 2>/dev/null); do docker rm -f \"$c\" >/dev/null 2>&1 && n=$((n+1)); done; fi\n\
              chmod -R u+w runs 2>/dev/null; rm -rf runs; mkdir -p runs\necho $n\n",
             root = quote(&self.root),
-            lw = crate::sandbox::LABEL_WORKSPACE,
+            lw = crate::layout::LABEL_WORKSPACE,
             l = quote(label),
         );
         let done = self

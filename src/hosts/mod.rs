@@ -19,67 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::workspace::WorkspaceInfo;
+pub use crate::config::hosts::{HostBackend, HostConfig};
+use crate::layout::WorkspaceInfo;
 
 /// The name the local machine goes by among the hosts.
 pub const LOCAL: &str = "local";
 
 /// How long one SSH command of a check may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Where runs go on a host: a checkout of their own, or a container.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum HostBackend {
-    #[default]
-    Worktree,
-    Docker,
-}
-
-impl HostBackend {
-    pub fn name(self) -> &'static str {
-        match self {
-            HostBackend::Worktree => "worktree",
-            HostBackend::Docker => "docker",
-        }
-    }
-}
-
-/// One `[[hosts]]` entry.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HostConfig {
-    pub name: String,
-    /// `user@host[:port]` (`[::1]:2222` for an IPv6 address).
-    pub ssh: String,
-    /// The private key to log in with; the SSH agent and `~/.ssh/config` otherwise.
-    #[serde(default)]
-    pub identity: Option<PathBuf>,
-    /// Runs at once on it.
-    #[serde(default = "one")]
-    pub slots: usize,
-    #[serde(default)]
-    pub backend: HostBackend,
-    /// Where the host keeps its mirror and its sandboxes (relative: to the login's home).
-    #[serde(default = "default_work_dir")]
-    pub work_dir: String,
-    /// What tickets may ask of it (`gpu`, `linux`, ...).
-    #[serde(default)]
-    pub labels: Vec<String>,
-    /// The Docker image runs use there; `[sandbox] image` when unset.
-    #[serde(default)]
-    pub image: Option<String>,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn default_work_dir() -> String {
-    ".shopfloor-host".into()
-}
 
 /// Where `ssh` connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,7 +173,7 @@ pub enum HostState {
 }
 
 pub(crate) fn state_dir(info: &WorkspaceInfo) -> PathBuf {
-    info.dir.join("hosts")
+    info.hosts_dir()
 }
 
 fn marker(info: &WorkspaceInfo, name: &str, what: &str) -> PathBuf {
@@ -576,7 +525,7 @@ mod tests {
             identity: None,
             slots: 2,
             backend: HostBackend::Worktree,
-            work_dir: default_work_dir(),
+            work_dir: crate::config::hosts::default_work_dir(),
             labels: vec!["gpu".into()],
             image: None,
         };

@@ -38,8 +38,8 @@ use std::time::Duration;
 
 use git2::{Oid, Repository};
 use jiff::Timestamp;
-use serde::Deserialize;
 
+pub use crate::config::merge::{MAX_DEPTH, MergeConfig, Mode};
 use crate::memory::NewMemory;
 use crate::model::transitions::{EntryEvent, EntryOutcome, Refusal};
 use crate::model::{
@@ -51,50 +51,6 @@ use crate::workspace::Workspace;
 use driver::{Driver, Merge, QueueGit, QueueStore};
 use git::Merged;
 pub use test_run::TestBackend;
-
-/// `[merge]` in shopfloor.toml.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MergeConfig {
-    /// `serial` (one entry at a time), `batch` or `speculative`.
-    pub mode: Mode,
-    /// Entries tested together in batch mode.
-    pub batch_size: usize,
-    /// Speculative mode: how many entries are tested at once, each on main plus the
-    /// entries ahead of it (1 to 32).
-    pub depth: usize,
-    /// Times a red test run is tried again before it counts (flaky tests); each is recorded.
-    pub flaky_retries: u32,
-    /// Seconds a test run may take.
-    pub test_timeout_s: u64,
-    /// A remote of the factory's clone to push main to after each landing.
-    pub push: Option<String>,
-}
-
-/// The deepest speculation `[merge] depth` accepts: each level is a sandbox running the
-/// whole test suite at once.
-pub const MAX_DEPTH: usize = 32;
-
-impl Default for MergeConfig {
-    fn default() -> Self {
-        MergeConfig {
-            mode: Mode::Serial,
-            batch_size: 8,
-            depth: 4,
-            flaky_retries: 0,
-            test_timeout_s: 1800,
-            push: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Serial,
-    Batch,
-    Speculative,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -524,7 +480,7 @@ impl<'a> MergeQueue<'a> {
         test_command: Option<String>,
         judge: &'a dyn Judge,
     ) -> MergeQueue<'a> {
-        let scratch = ws.info.dir.join("queue");
+        let scratch = ws.info.queue_scratch_dir();
         MergeQueue {
             ws,
             repo_path,
@@ -575,7 +531,7 @@ impl<'a> MergeQueue<'a> {
             timeout: Duration::from_secs(self.cfg.test_timeout_s),
             flaky_retries: self.cfg.flaky_retries,
             backend: self.backend.clone(),
-            label: crate::sandbox::workspace_label(&self.ws.info),
+            label: self.ws.info.sandbox_label(),
             allowed_env: self.ws.config.sandbox.allowed_env_names(),
         };
         let d = Driver {
@@ -956,18 +912,13 @@ fn tail(s: &str, max: usize) -> String {
     s.chars().skip(n - max).collect()
 }
 
-/// The factory's clone and its main, for queue commands run without a factory.
-pub fn clone_of(info: &crate::workspace::WorkspaceInfo) -> PathBuf {
-    info.dir.join("repo")
-}
-
 /// The marker file that pauses the queue: it outlives the factory, and a command works on
 /// it with or without one running.
-fn pause_file(info: &crate::workspace::WorkspaceInfo) -> PathBuf {
-    info.dir.join("queue.paused")
+fn pause_file(info: &crate::layout::WorkspaceInfo) -> PathBuf {
+    info.queue_pause_path()
 }
 
-pub fn is_paused(info: &crate::workspace::WorkspaceInfo) -> bool {
+pub fn is_paused(info: &crate::layout::WorkspaceInfo) -> bool {
     pause_file(info).exists()
 }
 
@@ -1004,7 +955,7 @@ pub fn entry_diff(
     e: &QueueEntry,
     limit: usize,
 ) -> Result<(Vec<String>, u64, String)> {
-    let repo = Repository::open(clone_of(&ws.info))?;
+    let repo = Repository::open(ws.info.clone_dir())?;
     let (from, to) = entry_span(&repo, e)?;
     let stat = crate::diffstat::between(&repo, from, to)?;
     let patch = git::diff_patch(&repo, from, to, limit)?;

@@ -24,22 +24,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
 pub use checkout::{
     Leftovers, PrepareSpec, Prepared, commit_leftovers, prepare, prepare_review, remove, seal,
 };
 pub use docker::DockerSandbox;
 pub use worktree::WorktreeSandbox;
-
-/// The image `auto` looks for and `docker` uses unless configured otherwise.
-pub const DEFAULT_IMAGE: &str = "shopfloor-agent:latest";
-
-/// Environment variables every sandboxed process receives from the factory's environment
-/// (when set there), whatever `env_allow` says: without them most tools do not start.
-pub const BASE_ENV: &[&str] = &[
-    "PATH", "HOME", "LANG", "LC_ALL", "TERM", "USER", "TMPDIR", "RUST_LOG",
-];
 
 /// Labels: the environment variable names a worktree-backend process carries, and the
 /// container label keys of the Docker backend.
@@ -48,62 +38,8 @@ pub const ENV_RUN: &str = "SHOPFLOOR_RUN";
 /// Set only on processes a sandbox started. `SHOPFLOOR_WORKSPACE` alone is not enough to
 /// reap by: users set it in their own shells to pick a workspace for the CLI.
 pub const ENV_SANDBOX: &str = "SHOPFLOOR_SANDBOX";
-pub const LABEL_WORKSPACE: &str = "shopfloor.workspace";
-pub const LABEL_RUN: &str = "shopfloor.run";
-
-/// `[sandbox]` in `shopfloor.toml`.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SandboxConfig {
-    /// `auto` (Docker when an engine answers and the image exists, else worktree),
-    /// `worktree` or `docker`.
-    pub backend: BackendChoice,
-    /// Docker image the agent runs in.
-    pub image: String,
-    /// Docker: CPUs the container may use (fractions allowed).
-    pub cpus: f64,
-    /// Docker: memory limit in MiB (swap included, so it is a hard limit).
-    pub memory_mb: u64,
-    /// Docker: maximum number of processes in the container (fork bombs stop here).
-    pub pids: i64,
-    /// Docker: the container's network mode; `none` means loopback only.
-    pub network: String,
-    /// Git pathspec globs (relative to the checkout root) of git-ignored files copied from
-    /// the user's checkout into each new worktree, e.g. local `.env` files the tests need.
-    pub include: Vec<String>,
-    /// Environment variables passed through to the agent. [`BASE_ENV`] always passes.
-    pub env_allow: Vec<String>,
-    /// Commands run (`sh -c`) in each new sandbox before the agent starts, in order, with
-    /// the agent's sandbox and ports: their output becomes steps, and a failure ends the run
-    /// with the setup's output as its lesson. E.g. `["npm ci"]`.
-    pub setup: Vec<String>,
-    /// Commands run in the sandbox after the agent has ended (stop what setup started);
-    /// a failure is recorded as a step and changes nothing else.
-    pub teardown: Vec<String>,
-    /// TCP ports each run gets to itself (`SHOPFLOOR_PORT`, `SHOPFLOOR_PORTS`); 0: none.
-    pub ports: u16,
-    /// The first port of the first block.
-    pub port_base: u16,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            backend: BackendChoice::Auto,
-            image: DEFAULT_IMAGE.to_string(),
-            cpus: 2.0,
-            memory_mb: 4096,
-            pids: 512,
-            network: "none".to_string(),
-            include: vec![".env".to_string(), ".env.*".to_string()],
-            env_allow: BASE_ENV.iter().map(|s| s.to_string()).collect(),
-            setup: Vec::new(),
-            teardown: Vec::new(),
-            ports: 0,
-            port_base: ports::DEFAULT_BASE,
-        }
-    }
-}
+pub use crate::config::sandbox::{BASE_ENV, BackendChoice, DEFAULT_IMAGE, SandboxConfig};
+pub use crate::layout::{LABEL_RUN, LABEL_WORKSPACE};
 
 /// The largest limits `[sandbox]` accepts: far above any machine, far below overflow.
 const MAX_CPUS: f64 = 1024.0;
@@ -111,18 +47,6 @@ const MAX_MEMORY_MB: u64 = 4 << 20;
 const MAX_PIDS: i64 = 4 << 20;
 
 impl SandboxConfig {
-    /// The names of the variables a sandboxed process inherits: [`BASE_ENV`] plus
-    /// `env_allow`, without duplicates.
-    pub fn allowed_env_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = BASE_ENV.iter().map(|s| s.to_string()).collect();
-        for n in &self.env_allow {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-        names
-    }
-
     pub fn validate(&self) -> Result<(), SandboxError> {
         let bad = |what: &str| {
             Err(SandboxError::BadConfig {
@@ -176,15 +100,6 @@ impl SandboxConfig {
         }
         Ok(())
     }
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    #[default]
-    Auto,
-    Worktree,
-    Docker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,15 +172,6 @@ impl SandboxError {
         let path = path.into();
         move |source| SandboxError::Io { path, source }
     }
-}
-
-/// The label a workspace's sandboxes (agent runs and merge tests) carry and are reaped by:
-/// its name plus a hash of its data directory, because two shopfloor homes (a demo, a
-/// test, a second user) may each hold a workspace of the same name, and one factory must
-/// never reap the other's.
-pub fn workspace_label(info: &crate::workspace::WorkspaceInfo) -> String {
-    let hash = blake3::hash(info.dir.as_os_str().as_encoded_bytes());
-    format!("{}-{}", info.name, &hash.to_hex()[..8])
 }
 
 /// What identifies a launched process as belonging to a workspace's run.

@@ -11,7 +11,7 @@ use crate::model::RunId;
 
 /// The first port handed out, unless `[sandbox] port_base` says otherwise: above the
 /// well-known and registered ports most dev servers use, below the ephemeral range.
-pub const DEFAULT_BASE: u16 = 20000;
+pub const DEFAULT_BASE: u16 = crate::config::sandbox::DEFAULT_PORT_BASE;
 
 #[derive(Debug)]
 struct Table {

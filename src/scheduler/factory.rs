@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::context::{self, Activity};
@@ -20,13 +19,13 @@ use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
 use super::placement;
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
-use crate::api::auth::Tokens;
 use crate::model::transitions::{AfterRun, TicketEvent};
 use crate::model::{
-    Lifecycle, QueueEntryId, QueueState, Run, RunId, RunState, Step, StepKind, Ticket, TicketId,
-    TicketState, Usage,
+    Lifecycle, QueueState, Run, RunId, RunState, Step, StepKind, Ticket, TicketId, TicketState,
+    Usage,
 };
 use crate::sandbox::{self, BackendKind, Labels, LaunchSpec, Output, PrepareSpec, Sandbox};
+use crate::tokens::Tokens;
 use crate::trace::TraceBuilder;
 use crate::trace::digest::End;
 use crate::workspace::Workspace;
@@ -105,55 +104,12 @@ pub enum FactoryError {
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error(transparent)]
-    Tokens(#[from] crate::api::auth::TokenError),
+    Tokens(#[from] crate::tokens::TokenError),
     #[error("{0}")]
     Other(String),
 }
 
-/// What the factory tells its watchers (the TUI, `serve`'s log lines, `run logs -f`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum FactoryEvent {
-    RunState {
-        run: RunId,
-        ticket: Option<TicketId>,
-        agent: String,
-        state: RunState,
-        sandbox: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        detail: Option<String>,
-    },
-    Steps {
-        run: RunId,
-        /// The run's step count after this batch.
-        total: u64,
-        count: usize,
-    },
-    TicketState {
-        ticket: TicketId,
-        state: TicketState,
-    },
-    /// A merge queue turn that did something.
-    Queue {
-        landed: Vec<QueueEntryId>,
-        bounced: Vec<QueueEntryId>,
-        rejected: Vec<QueueEntryId>,
-        waiting: Vec<QueueEntryId>,
-    },
-    /// A live run has printed nothing for a while: it may be waiting for input.
-    Quiet {
-        run: RunId,
-        ticket: Option<TicketId>,
-        agent: String,
-        seconds: u64,
-    },
-    /// A host stopped answering or could not be reached: no run goes there until
-    /// `shopfloor host check` passes; its live runs are tried again elsewhere.
-    HostDown { host: String, why: String },
-    /// Not from the factory: an event stream that fell behind says so, and how far; its
-    /// reader reloads what it shows.
-    Resync { missed: u64 },
-}
+pub use crate::wire::FactoryEvent;
 
 /// Why a live run is asked to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,7 +229,7 @@ impl Factory {
         cfg: FactorySettings,
     ) -> Result<Arc<Factory>, FactoryError> {
         let sandbox = sandbox::choose(&cfg.sandbox).await?;
-        let reaped = sandbox.reap_orphans(&sandbox_label(&ws)).await?;
+        let reaped = sandbox.reap_orphans(&ws.info.sandbox_label()).await?;
         if reaped > 0 {
             tracing::warn!(reaped, "reaped processes an earlier factory left running");
         }
@@ -541,7 +497,7 @@ impl Factory {
     }
 
     fn worktree_root(&self) -> PathBuf {
-        self.ws.info.dir.join("worktrees")
+        self.ws.info.worktrees_dir()
     }
 
     /// Run the queue until `shutdown` turns true; live runs are then stopped and recorded
@@ -1224,7 +1180,7 @@ impl Factory {
                 env,
                 workdir: prepared.dir.clone(),
                 labels: Labels {
-                    workspace: sandbox_label(&self.ws),
+                    workspace: self.ws.info.sandbox_label(),
                     run: run.id,
                 },
                 socket: self.socket_at(site),
@@ -1411,7 +1367,7 @@ impl Factory {
                 env,
                 workdir: prepared.dir.clone(),
                 labels: Labels {
-                    workspace: sandbox_label(&self.ws),
+                    workspace: self.ws.info.sandbox_label(),
                     run: run.id,
                 },
                 socket: None,
@@ -1710,12 +1666,6 @@ impl Factory {
     }
 }
 
-/// The label a workspace's sandboxes carry and are reaped by (see
-/// [`sandbox::workspace_label`]).
-fn sandbox_label(ws: &Workspace) -> String {
-    sandbox::workspace_label(&ws.info)
-}
-
 /// Carry out what the scheduler decided for an interrupted run's ticket: back to the queue,
 /// or failed once its interruptions are spent. A ticket no longer running (a person
 /// cancelled it meanwhile) is left as it is.
@@ -1804,9 +1754,9 @@ pub fn ensure_clone(ws: &Workspace) -> Result<(PathBuf, String), FactoryError> {
 /// [`ensure_clone`] without opening the workspace's store, for readers such as
 /// `shopfloor policy check` that must work while the factory holds it.
 pub fn ensure_clone_of(
-    info: &crate::workspace::WorkspaceInfo,
+    info: &crate::layout::WorkspaceInfo,
 ) -> Result<(PathBuf, String), FactoryError> {
-    let dest = crate::mergeq::clone_of(info);
+    let dest = info.clone_dir();
     let user = git2::Repository::open(&info.repo)?;
     let main = match user.head() {
         Ok(h) if h.is_branch() => h.shorthand().unwrap_or("main").to_string(),

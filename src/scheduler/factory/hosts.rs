@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Factory, FactoryError, FactoryEvent, sandbox_label};
+use super::{Factory, FactoryError, FactoryEvent};
 use crate::hosts::link::Link;
 use crate::hosts::{self, HostConfig, HostState, LOCAL};
 use crate::sandbox::remote::RemoteSandbox;
@@ -103,7 +103,7 @@ impl Factory {
         let opened = Link::open(
             &self.ws.info,
             &h.cfg,
-            &sandbox_label(&self.ws),
+            &self.ws.info.sandbox_label(),
             &self.main_branch,
             socket.as_deref(),
             &self.exe,
@@ -127,7 +127,7 @@ impl Factory {
         let remote = Arc::new(RemoteSandbox::new(
             link.clone(),
             &self.cfg.sandbox,
-            sandbox_label(&self.ws),
+            self.ws.info.sandbox_label(),
             self.main_branch.clone(),
             self.clone.clone(),
         ));

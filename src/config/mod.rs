@@ -8,14 +8,23 @@ use serde::Deserialize;
 
 use std::collections::BTreeMap;
 
-use crate::agent::{Adapter, AgentProfile};
-use crate::redact::RedactConfig;
+pub mod agents;
+pub mod hosts;
+pub mod merge;
+pub mod notify;
+pub mod prices;
+pub mod redact;
+pub mod sandbox;
+pub mod telemetry;
+
+use agents::{Adapter, AgentProfile};
+use redact::RedactConfig;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub factory: FactoryConfig,
-    pub sandbox: crate::sandbox::SandboxConfig,
+    pub sandbox: sandbox::SandboxConfig,
     /// Agent profiles by name: `[agents.NAME]`.
     pub agents: BTreeMap<String, AgentProfile>,
     pub test: TestConfig,
@@ -25,17 +34,17 @@ pub struct Config {
     pub api: ApiConfig,
     pub policy: PolicyConfig,
     /// `[merge]`: how the merge queue lands branches.
-    pub merge: crate::mergeq::MergeConfig,
+    pub merge: merge::MergeConfig,
     /// `[prices."MODEL"]`: USD per million tokens, for agents that report no cost.
-    pub prices: crate::cost::PricesConfig,
+    pub prices: prices::PricesConfig,
     /// `[notify]`: the bell and desktop notifications, and a command for each notice.
-    pub notify: crate::notify::NotifyConfig,
+    pub notify: notify::NotifyConfig,
     /// `[review]`: agent review of queue entries after their tests pass.
     pub review: ReviewConfig,
     /// `[telemetry]`: runs exported as OpenTelemetry spans (OTLP/HTTP), and what they hold.
-    pub telemetry: crate::telemetry::TelemetryConfig,
+    pub telemetry: telemetry::TelemetryConfig,
     /// `[[hosts]]`: machines runs may go to over SSH.
-    pub hosts: Vec<crate::hosts::HostConfig>,
+    pub hosts: Vec<hosts::HostConfig>,
 }
 
 /// `[review]`: which agent reviews which changes, after the tests pass and before a
@@ -341,14 +350,14 @@ impl Config {
                 "[merge] batch_size must be at least 1".into(),
             ));
         }
-        if !(1..=crate::mergeq::MAX_DEPTH).contains(&self.merge.depth) {
+        if !(1..=merge::MAX_DEPTH).contains(&self.merge.depth) {
             return Err(bad(
                 "merge",
                 Some("depth"),
                 format!(
                     "[merge] depth = {} is out of range: speculative mode tests 1 to {} entries at once, each in a sandbox of its own; e.g. depth = 4",
                     self.merge.depth,
-                    crate::mergeq::MAX_DEPTH
+                    merge::MAX_DEPTH
                 ),
             ));
         }
@@ -359,37 +368,10 @@ impl Config {
                 "[merge] test_timeout_s must be at least 1 (seconds)".into(),
             ));
         }
-        self.redact
-            .validate()
-            .map_err(|e| bad("redact", Some("patterns"), e.to_string()))?;
         self.api
             .listen_addr()
             .map_err(|m| bad("api", Some("listen"), m))?;
-        crate::cost::validate(&self.prices).map_err(|m| bad("prices", None, m))?;
-        self.telemetry
-            .validate()
-            .map_err(|(key, m)| bad("telemetry", Some(key), m))?;
-        self.sandbox.validate().map_err(|e| {
-            let key = match &e {
-                crate::sandbox::SandboxError::BadConfig { key, .. } => key.clone(),
-                _ => None,
-            };
-            bad("sandbox", key.as_deref(), e.to_string())
-        })?;
-        crate::policy::Policy::from_config(&self.policy).map_err(|e| {
-            let line = match &e {
-                crate::policy::PolicyError::Rule { line, .. } => {
-                    text.and_then(|t| array_item_line(t, "policy", "paths", *line))
-                }
-                _ => text.and_then(|t| key_line(t, "policy", Some("required_checks"))),
-            };
-            ConfigError::Semantic {
-                path: path.to_path_buf(),
-                line,
-                message: e.to_string(),
-            }
-        })?;
-        crate::hosts::validate(&self.hosts).map_err(|m| bad("hosts", None, m))?;
+        prices::validate(&self.prices).map_err(|m| bad("prices", None, m))?;
         let profiles = self.agent_profiles();
         for a in &self.review.agents {
             if !profiles.contains_key(a) {
@@ -422,10 +404,6 @@ impl Config {
                 "[policy] required_checks names `review`, but [review] agents is empty: name a reviewer profile (e.g. agents = [\"codex\"])".into(),
             ));
         }
-        for (name, p) in &profiles {
-            p.validate(name)
-                .map_err(|e| bad(&format!("agents.{name}"), None, e.to_string()))?;
-        }
         if !profiles.contains_key(&f.default_agent) {
             return Err(bad(
                 "factory",
@@ -441,12 +419,24 @@ impl Config {
         Ok(())
     }
 
-    /// Load `path`; a file that does not exist gives the defaults.
+    /// Load `path` with the checks this module can make alone; a file that does not exist
+    /// gives the defaults. `workspace::load_config` adds the checks of the rooms whose
+    /// values these are (patterns compile, policy rules parse, ...).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, |_, _, _| Ok(()))
+    }
+
+    /// [`Config::load`], then `more_checks` over the config, its path and its text (for
+    /// errors that name their line).
+    pub fn load_with(
+        path: &Path,
+        more_checks: impl FnOnce(&Config, &Path, Option<&str>) -> Result<(), ConfigError>,
+    ) -> Result<Config, ConfigError> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let c = Config::parse(&text, path)?;
                 c.validate(path, Some(&text))?;
+                more_checks(&c, path, Some(&text))?;
                 Ok(c)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
@@ -475,7 +465,7 @@ impl Config {
 /// The 1-based line of `key` in `[table]` (or of the table's header when `key` is None or
 /// not written there), found by reading the file as lines: enough for the flat tables
 /// shopfloor.toml has.
-fn key_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
+pub fn key_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
     let header = format!("[{table}]");
     let mut in_table = false;
     let mut header_line = None;
@@ -501,7 +491,7 @@ fn key_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
 
 /// The 1-based line of the `n`th (1-based) string in the array `key = [...]` of `[table]`,
 /// found by counting string literals from the key's line; falls back to the key's line.
-fn array_item_line(text: &str, table: &str, key: &str, n: usize) -> Option<usize> {
+pub fn array_item_line(text: &str, table: &str, key: &str, n: usize) -> Option<usize> {
     let start = key_line(text, table, Some(key))?;
     let mut seen = 0;
     for (i, raw) in text.lines().enumerate().skip(start - 1) {
@@ -561,6 +551,12 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
+    /// Everything `workspace::load_config` checks: this module's checks and the rooms'.
+    fn validate_whole(c: &Config, path: &Path, text: Option<&str>) -> Result<(), ConfigError> {
+        c.validate(path, text)?;
+        crate::workspace::check_config(c, path, text)
+    }
+
     #[test]
     fn a_missing_file_is_the_defaults() {
         let c = Config::load(Path::new("/nonexistent/shopfloor.toml")).unwrap();
@@ -578,9 +574,9 @@ mod tests {
 
     #[test]
     fn the_starter_file_parses_and_validates() {
-        let text = include_str!("../assets/shopfloor.toml");
+        let text = include_str!("../../assets/shopfloor.toml");
         let c = Config::parse(text, Path::new("shopfloor.toml")).unwrap();
-        c.validate(Path::new("shopfloor.toml"), Some(text)).unwrap();
+        validate_whole(&c, Path::new("shopfloor.toml"), Some(text)).unwrap();
         assert_eq!(c.factory.concurrency, 4);
         assert!(c.agents.contains_key("claude"));
     }
@@ -590,7 +586,7 @@ mod tests {
         // The error validating `text`, read with the file's text (for lines) or without.
         let error = |text: &str, with_text: bool| {
             let c = Config::parse(text, Path::new("s.toml")).unwrap();
-            c.validate(Path::new("s.toml"), with_text.then_some(text))
+            validate_whole(&c, Path::new("s.toml"), with_text.then_some(text))
                 .unwrap_err()
                 .to_string()
         };
@@ -648,8 +644,7 @@ mod tests {
     fn a_bad_policy_line_names_its_line_in_the_file() {
         let check = |text: &str, want: &str, has: &str| {
             let c = Config::parse(text, Path::new("s.toml")).unwrap();
-            let e = c
-                .validate(Path::new("s.toml"), Some(text))
+            let e = validate_whole(&c, Path::new("s.toml"), Some(text))
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(want) && e.contains(has), "{e}");

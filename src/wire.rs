@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Author, MemoryKind, RunId, Step};
+use crate::model::{
+    Author, MemoryKind, QueueEntryId, RunId, RunState, Step, TicketId, TicketState,
+};
 
 /// What a failed operation was, so the server can pick a status code and the client can
 /// tell "you asked for something that is not there" from "the factory broke".
@@ -508,4 +510,49 @@ pub struct NewPriority {
 pub struct QueueView {
     pub paused: bool,
     pub entries: Vec<crate::model::QueueEntry>,
+}
+
+/// What the factory tells its watchers (the TUI, `serve`'s log lines, `run logs -f`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FactoryEvent {
+    RunState {
+        run: RunId,
+        ticket: Option<TicketId>,
+        agent: String,
+        state: RunState,
+        sandbox: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    Steps {
+        run: RunId,
+        /// The run's step count after this batch.
+        total: u64,
+        count: usize,
+    },
+    TicketState {
+        ticket: TicketId,
+        state: TicketState,
+    },
+    /// A merge queue turn that did something.
+    Queue {
+        landed: Vec<QueueEntryId>,
+        bounced: Vec<QueueEntryId>,
+        rejected: Vec<QueueEntryId>,
+        waiting: Vec<QueueEntryId>,
+    },
+    /// A live run has printed nothing for a while: it may be waiting for input.
+    Quiet {
+        run: RunId,
+        ticket: Option<TicketId>,
+        agent: String,
+        seconds: u64,
+    },
+    /// A host stopped answering or could not be reached: no run goes there until
+    /// `shopfloor host check` passes; its live runs are tried again elsewhere.
+    HostDown { host: String, why: String },
+    /// Not from the factory: an event stream that fell behind says so, and how far; its
+    /// reader reloads what it shows.
+    Resync { missed: u64 },
 }
