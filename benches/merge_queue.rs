@@ -82,7 +82,7 @@ fn run_mode(mode: Mode, test_seconds: f64) -> Figures {
     let h = Home::at(home.path().to_path_buf());
     let info = h.create("mq", root.path()).unwrap();
     let ws = Workspace::open(info).unwrap();
-    let (clone, main) = shopfloor::scheduler::factory::ensure_clone(&ws).unwrap();
+    let (clone, main) = shopfloor::mergeq::clone::ensure(&ws.info).unwrap();
     let repo = Repository::open(&clone).unwrap();
     for i in 0..BRANCHES {
         let name = format!("agent-{i}");

@@ -35,7 +35,7 @@ fn setup(extra_config: &str) -> (Env, Workspace, Repository, String) {
     env.ok(&["workspace", "create", "q"]);
     let info = Home::at(env.home.path().to_path_buf()).get("q").unwrap();
     let ws = Workspace::open(info).unwrap();
-    let (clone, main) = shopfloor::scheduler::factory::ensure_clone(&ws).unwrap();
+    let (clone, main) = shopfloor::mergeq::clone::ensure(&ws.info).unwrap();
     let repo = Repository::open(clone).unwrap();
     (env, ws, repo, main)
 }

@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> Result<()> {
     // Read here, not through the workspace's store, so this works while the factory runs.
     let config = shopfloor::workspace::load_config(&info.config_path())?;
     let policy = Policy::from_config(&config.policy)?;
-    let (clone, main) = shopfloor::scheduler::factory::ensure_clone_of(&info)
+    let (clone, main) = shopfloor::mergeq::clone::ensure(&info)
         .context("refreshing the workspace's clone of your repository")?;
     let repo = git2::Repository::open(&clone)?;
     if base.is_none() && branch == main {

@@ -55,37 +55,6 @@ pub fn checkout(repo: &Repository, commit: Oid, dir: &Path) -> Result<(), git2::
     repo.checkout_tree(tree.as_object(), Some(&mut co))
 }
 
-/// Move `refs/heads/<main>` from `old` to `new`, only if it still points at `old`.
-/// `Ok(false)`: someone else moved it first (another factory, a hand-run git command);
-/// main is left as they left it.
-pub fn compare_and_swap(
-    repo: &Repository,
-    main: &str,
-    old: Oid,
-    new: Oid,
-    message: &str,
-) -> Result<bool, git2::Error> {
-    let name = format!("refs/heads/{main}");
-    match repo.reference_matching(&name, new, true, old, message) {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            // libgit2 reports a lost race as `Modified` (the ref moved) or `Locked` (another
-            // writer holds the ref's lock right now); both mean "not us".
-            let now = repo.refname_to_id(&name).ok();
-            if now != Some(old)
-                || matches!(
-                    e.code(),
-                    git2::ErrorCode::Modified | git2::ErrorCode::Locked
-                )
-            {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
 /// The unified diff between two commits, as `git diff` prints it, cut at `limit` bytes
 /// (a reviewer reads a diff; a multi-megabyte generated file is noted, not shipped).
 pub fn diff_patch(
@@ -176,9 +145,9 @@ mod tests {
         let b = commit_file(&repo, Some(a), "a.txt", "b\n");
         let c = commit_file(&repo, Some(a), "a.txt", "c\n");
         repo.reference("refs/heads/main", a, true, "init").unwrap();
-        assert!(compare_and_swap(&repo, "main", a, b, "land b").unwrap());
+        assert!(crate::mergeq::clone::compare_and_swap(&repo, "main", a, b, "land b").unwrap());
         assert!(
-            !compare_and_swap(&repo, "main", a, c, "land c").unwrap(),
+            !crate::mergeq::clone::compare_and_swap(&repo, "main", a, c, "land c").unwrap(),
             "main is at b now"
         );
         assert_eq!(repo.refname_to_id("refs/heads/main").unwrap(), b);

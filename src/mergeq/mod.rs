@@ -27,9 +27,13 @@
 //! kill at any moment leaves main at the old or the new commit, and `recover` makes the
 //! queue consistent again.
 
+pub mod clone;
 pub mod decide;
 pub mod driver;
 pub mod git;
+mod people;
+pub mod runner;
+mod store_queue;
 mod test_run;
 
 use std::path::PathBuf;
@@ -50,6 +54,11 @@ use crate::trace::digest::End;
 use crate::workspace::Workspace;
 use driver::{Driver, Merge, QueueGit, QueueStore};
 use git::Merged;
+pub use people::{
+    MAX_COMMENT_CHARS, approve, bump, check_comment, comment, is_paused, reject, send_back,
+    set_paused,
+};
+use store_queue::{StoreQueue, comment_paths, lesson, remember, tail, write_memories};
 pub use test_run::TestBackend;
 
 #[derive(Debug, thiserror::Error)]
@@ -208,214 +217,7 @@ fn transition(ws: &Workspace, id: QueueEntryId, ev: EntryEvent) -> Result<EntryO
         })
 }
 
-/// A human approves `id`, pinned to the branch head the entry holds now.
-pub fn approve(
-    ws: &Workspace,
-    id: QueueEntryId,
-    by: &str,
-    note: Option<String>,
-) -> Result<QueueEntry> {
-    let approval = Approval {
-        entry: id,
-        // Pinned by the transition to the head the store holds.
-        commit: String::new(),
-        by: by.to_string(),
-        note: note.clone(),
-        ts: Timestamp::now(),
-    };
-    let e = transition(ws, id, EntryEvent::Approve(approval))?.entry;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        "queue.approved",
-        format!(
-            "entry {id} at {}{}",
-            short(&e.head),
-            note.as_deref()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default()
-        ),
-    );
-    if let Some(n) = note {
-        remember(
-            ws,
-            &e,
-            MemoryKind::Decision,
-            format!("{by} approved `{}` for landing: {n}", e.branch),
-            Vec::new(),
-            Author::Human {
-                name: by.to_string(),
-            },
-        );
-    }
-    Ok(e)
-}
-
-/// A human rejects `id` with a reason: it never lands, even if it is being tested now.
-pub fn reject(ws: &Workspace, id: QueueEntryId, by: &str, reason: &str) -> Result<QueueEntry> {
-    let e = transition(
-        ws,
-        id,
-        EntryEvent::Reject {
-            by: by.to_string(),
-            reason: reason.to_string(),
-        },
-    )?
-    .entry;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        "queue.rejected",
-        format!("entry {id}: {reason}"),
-    );
-    let end = End::Rejected {
-        by: by.to_string(),
-        reason: reason.to_string(),
-    };
-    let taught = lesson(
-        ws,
-        &e,
-        end,
-        || format!("{by} rejected `{}`: {reason}", e.branch),
-        Vec::new(),
-        Author::Human {
-            name: by.to_string(),
-        },
-    );
-    write_memories(ws, taught.into_iter().collect());
-    Ok(e)
-}
-
-/// The most a comment may say: a person's or a reviewer's note, not a file.
-pub const MAX_COMMENT_CHARS: usize = 8_000;
 pub use crate::model::transitions::MAX_COMMENTS;
-
-/// Check a comment's path (as every path named from outside is checked), line and text;
-/// the path as it is kept, or an error that says what to change.
-pub fn check_comment(path: &str, line: u32, text: &str) -> Result<String> {
-    let bad = |m: String| Err(QueueError::Invalid(m));
-    let path = match crate::model::repo_paths(vec![path.to_string()]) {
-        Ok(mut p) => p.remove(0),
-        Err(e) => return bad(format!("comment path: {e}")),
-    };
-    if line == 0 {
-        return bad("comment line numbers start at 1".into());
-    }
-    if text.trim().is_empty() {
-        return bad("the comment is empty; say what to change".into());
-    }
-    if text.chars().count() > MAX_COMMENT_CHARS {
-        return bad(format!(
-            "the comment is {} characters; at most {MAX_COMMENT_CHARS}: split it",
-            text.chars().count()
-        ));
-    }
-    Ok(path)
-}
-
-/// A person comments on line `line` of `path` in entry `id`'s diff; it goes back to the
-/// agent with the entry (`send_back`).
-pub fn comment(
-    ws: &Workspace,
-    id: QueueEntryId,
-    by: &str,
-    path: &str,
-    line: u32,
-    text: &str,
-) -> Result<QueueEntry> {
-    let path = check_comment(path, line, text)?;
-    let c = crate::model::LineComment {
-        path: path.clone(),
-        line,
-        text: text.to_string(),
-        by: by.to_string(),
-        ts: Timestamp::now(),
-    };
-    let e = transition(ws, id, EntryEvent::Comment(c))?.entry;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        "queue.commented",
-        format!("entry {id} {path}:{line}"),
-    );
-    Ok(e)
-}
-
-/// A person sends `id` back to its agent with every comment on it: the same path as an
-/// agent reviewer's request for changes. The comments are the retry's lesson.
-pub fn send_back(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
-    let e = transition(ws, id, EntryEvent::SendBack { by: by.to_string() })?.entry;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        "queue.sent_back",
-        format!("entry {id} with {} comments", e.comments.len()),
-    );
-    let end = End::Rejected {
-        by: by.to_string(),
-        reason: e.reason.clone().unwrap_or_default(),
-    };
-    let taught = lesson(
-        ws,
-        &e,
-        end,
-        || {
-            format!(
-                "`{}` was sent back: {}",
-                e.branch,
-                e.reason.as_deref().unwrap_or_default()
-            )
-        },
-        comment_paths(&e.comments),
-        Author::Human {
-            name: by.to_string(),
-        },
-    );
-    write_memories(ws, taught.into_iter().collect());
-    Ok(e)
-}
-
-/// What a queue end teaches: its run's failure digest, in the run's trace and as a lesson
-/// that counts repeats ([`crate::learn::record_queue_end`]); or, for an entry with no
-/// ticket or run to learn for (or with the learning loop off), a plain lesson saying
-/// `text`, to write.
-fn lesson(
-    ws: &Workspace,
-    e: &QueueEntry,
-    end: End,
-    text: impl FnOnce() -> String,
-    paths: Vec<String>,
-    author: Author,
-) -> Option<NewMemory> {
-    (!crate::learn::record_queue_end(ws, e, end))
-        .then(|| memory(e, MemoryKind::Lesson, text(), paths, author))
-}
-
-fn comment_paths(comments: &[crate::model::LineComment]) -> Vec<String> {
-    let mut paths: Vec<String> = comments.iter().map(|c| c.path.clone()).collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
-/// Move `id` ahead of every other entry.
-pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
-    let top = ws
-        .store
-        .queue_entries()?
-        .iter()
-        .map(|e| e.priority)
-        .max()
-        .unwrap_or(0);
-    let e = transition(ws, id, EntryEvent::Bump { priority: top + 1 })?.entry;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        "queue.bumped",
-        format!("entry {id} to priority {}", e.priority),
-    );
-    Ok(e)
-}
 
 /// Whether an entry's tests were flaky: a run that failed and then passed on its retry,
 /// for the same commit. Returns (commit, failed tries before the pass) of each.
@@ -430,45 +232,6 @@ pub fn flaky(e: &QueueEntry) -> Vec<(String, u32)> {
 /// A commit hash as the queue prints it: its first ten characters.
 pub fn short(h: &str) -> &str {
     &h[..h.len().min(10)]
-}
-
-/// Landings, bounces and rejections become memories on the paths involved, so the next
-/// agent on those paths finds them in its context pack.
-fn remember(
-    ws: &Workspace,
-    e: &QueueEntry,
-    kind: MemoryKind,
-    text: String,
-    paths: Vec<String>,
-    author: Author,
-) {
-    write_memories(ws, vec![memory(e, kind, text, paths, author)]);
-}
-
-fn memory(
-    e: &QueueEntry,
-    kind: MemoryKind,
-    text: String,
-    paths: Vec<String>,
-    author: Author,
-) -> NewMemory {
-    let mut m = NewMemory::new(kind, text, author);
-    m.paths = paths;
-    m.tags = vec!["merge-queue".into()];
-    if let Some(r) = e.run {
-        m.source = Some(crate::model::StepRef { run: r, step: 0 });
-    }
-    m
-}
-
-/// In one store transaction and one index commit: a batch landing's memories cost one.
-fn write_memories(ws: &Workspace, memories: Vec<NewMemory>) {
-    if memories.is_empty() {
-        return;
-    }
-    if let Err(err) = ws.memory.add_many(memories) {
-        tracing::error!(error = %err, "could not write the queue's memories");
-    }
 }
 
 impl<'a> MergeQueue<'a> {
@@ -600,7 +363,7 @@ impl QueueGit for RepoGit<'_> {
     }
 
     fn compare_and_swap(&self, old: &str, new: &str, message: &str) -> Result<bool> {
-        let moved = git::compare_and_swap(&self.repo, &self.main, oid(old)?, oid(new)?, message)?;
+        let moved = clone::compare_and_swap(&self.repo, &self.main, oid(old)?, oid(new)?, message)?;
         if !moved {
             audit(
                 self.ws,
@@ -619,55 +382,11 @@ impl QueueGit for RepoGit<'_> {
     }
 
     fn published(&self, main: &str) -> Result<()> {
-        publish_to_user(self.ws, &self.repo, &self.main, main);
+        clone::publish_to_user(self.ws, &self.repo, &self.main, main);
         if let Some(remote) = &self.push {
             self.push(remote)?;
         }
         Ok(())
-    }
-}
-
-/// The branch people see landed work on, in their own repository.
-pub const USER_BRANCH: &str = "shopfloor/main";
-
-/// Point `shopfloor/main` in the user's repository at `main` (pushing the objects it
-/// needs), never touching their HEAD, index or working tree; a failure is logged and
-/// audited, since main has landed in the factory's clone either way.
-fn publish_to_user(ws: &Workspace, repo: &Repository, main_branch: &str, main: &str) {
-    let done = (|| -> std::result::Result<(), String> {
-        let user = Repository::open(&ws.info.repo).map_err(|e| e.to_string())?;
-        let target = format!("refs/heads/{USER_BRANCH}");
-        // Their checked-out branch is never moved under their feet (invariant 7).
-        if user
-            .head()
-            .ok()
-            .and_then(|h| h.name().ok().map(String::from))
-            == Some(target.clone())
-        {
-            return Err(format!(
-                "{USER_BRANCH} is checked out in {}; switch to another branch and the next landing updates it",
-                ws.info.repo.display()
-            ));
-        }
-        // Fetched from the user's side: libgit2 cannot push into a non-bare repository.
-        // Only the objects and that one ref are written; no FETCH_HEAD either.
-        let clone = repo.path().to_string_lossy().into_owned();
-        let mut remote = user.remote_anonymous(&clone).map_err(|e| e.to_string())?;
-        let spec = format!("+refs/heads/{main_branch}:{target}");
-        let mut opts = git2::FetchOptions::new();
-        opts.update_fetchhead(false);
-        remote
-            .fetch(&[&spec], Some(&mut opts), None)
-            .map_err(|e| e.to_string())?;
-        let now = user.refname_to_id(&target).map_err(|e| e.to_string())?;
-        if hex(now) != main {
-            return Err(format!("{USER_BRANCH} is at {now}, not {main}"));
-        }
-        Ok(())
-    })();
-    if let Err(why) = done {
-        tracing::warn!(%why, "could not update {USER_BRANCH} in the user's repository");
-        audit(ws, "merge-queue", "queue.publish_failed", why);
     }
 }
 
@@ -705,245 +424,6 @@ impl RepoGit<'_> {
         }
         Ok(())
     }
-}
-
-/// The workspace's store for the driver; landings, bounces and denials are audited and
-/// become memories here.
-struct StoreQueue<'a> {
-    ws: &'a Workspace,
-    repo_path: PathBuf,
-}
-
-impl QueueStore for StoreQueue<'_> {
-    fn entries(&self) -> Result<Vec<QueueEntry>> {
-        Ok(self.ws.store.queue_entries()?)
-    }
-
-    fn apply(
-        &self,
-        ids: &[QueueEntryId],
-        ev: EntryEvent,
-    ) -> Result<std::result::Result<Vec<EntryOutcome>, Refusal>> {
-        let info = self.ws.info.clone();
-        let cx = EntryContext {
-            max_attempts: self.ws.config.factory.max_attempts,
-            paused: Arc::new(move || is_paused(&info)),
-        };
-        match self.ws.store.apply_entries(ids.to_vec(), cx, ev.clone()) {
-            Ok(outs) => {
-                let memories = outs.iter().filter_map(|o| self.note(&ev, o)).collect();
-                write_memories(self.ws, memories);
-                Ok(Ok(outs))
-            }
-            Err(StoreError::Refused(r)) => {
-                tracing::info!(entries = ?ids, "{r}");
-                Ok(Err(r))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl StoreQueue<'_> {
-    /// The audit line a transition leaves, and the memory it leaves to write.
-    fn note(&self, ev: &EntryEvent, o: &EntryOutcome) -> Option<NewMemory> {
-        let e = &o.entry;
-        let bot = || Author::Agent {
-            name: "merge-queue".into(),
-        };
-        match ev {
-            EntryEvent::Bounce { reason, paths } => {
-                audit(
-                    self.ws,
-                    "merge-queue",
-                    "queue.bounced",
-                    format!("entry {}: {}", e.id, first_line(reason)),
-                );
-                let end = if paths.is_empty() {
-                    End::RedMergeTest {
-                        output: reason.clone(),
-                    }
-                } else {
-                    End::Conflict {
-                        paths: paths.clone(),
-                    }
-                };
-                lesson(
-                    self.ws,
-                    e,
-                    end,
-                    || format!("`{}` bounced from the merge queue: {reason}", e.branch),
-                    paths.clone(),
-                    bot(),
-                )
-            }
-            EntryEvent::Deny { verdict, reason } => {
-                audit(
-                    self.ws,
-                    "merge-queue",
-                    "queue.rejected",
-                    format!("entry {}: {reason}", e.id),
-                );
-                Some(memory(
-                    e,
-                    MemoryKind::Lesson,
-                    format!("`{}` was rejected by the merge queue: {reason}", e.branch),
-                    verdict.denied.clone(),
-                    bot(),
-                ))
-            }
-            EntryEvent::TestResult(_) if o.discarded() => {
-                audit(
-                    self.ws,
-                    "merge-queue",
-                    "queue.result_discarded",
-                    format!("entry {}: {}", e.id, e.state.name()),
-                );
-                None
-            }
-            EntryEvent::Landed { commit } => Some(self.note_landed(e, commit)),
-            EntryEvent::Reviewed(r) => {
-                audit(
-                    self.ws,
-                    &format!("review-run:{}", r.run),
-                    "queue.reviewed",
-                    format!(
-                        "entry {} at {}: {}{}",
-                        e.id,
-                        short(&r.head),
-                        r.verdict.name(),
-                        if o.discarded() { " (discarded)" } else { "" }
-                    ),
-                );
-                if e.state != QueueState::Bounced || o.discarded() {
-                    return None;
-                }
-                let end = End::Rejected {
-                    by: format!("review run {} ({})", r.run, r.agent),
-                    reason: e.reason.clone().unwrap_or_default(),
-                };
-                lesson(
-                    self.ws,
-                    e,
-                    end,
-                    || {
-                        format!(
-                            "`{}` was sent back by its review: {}",
-                            e.branch,
-                            e.reason.as_deref().unwrap_or_default()
-                        )
-                    },
-                    comment_paths(&r.comments),
-                    Author::Agent {
-                        name: r.agent.clone(),
-                    },
-                )
-            }
-            _ => None,
-        }
-    }
-
-    fn note_landed(&self, e: &QueueEntry, main: &str) -> NewMemory {
-        let (paths, lines) = match (e.base.as_deref(), e.candidate.as_deref()) {
-            (Some(b), Some(c)) => Repository::open(&self.repo_path)
-                .ok()
-                .and_then(|repo| crate::diffstat::between(&repo, oid(b).ok()?, oid(c).ok()?).ok())
-                .map(|s| {
-                    let lines = s.lines();
-                    (s.files, lines)
-                })
-                .unwrap_or_default(),
-            _ => (Vec::new(), 0),
-        };
-        audit(
-            self.ws,
-            "merge-queue",
-            "queue.merged",
-            format!("entry {} {} -> main {}", e.id, e.branch, short(main)),
-        );
-        // The lessons its run received held: it landed on their paths.
-        if let Some(run) = e.run.and_then(|r| self.ws.store.run(r).ok().flatten()) {
-            crate::learn::confirm_landed(self.ws, run.id, &run.recalled, &paths);
-        }
-        let title = e
-            .ticket
-            .and_then(|t| self.ws.store.ticket(t).ok().flatten())
-            .map(|t| t.title)
-            .unwrap_or_else(|| e.branch.clone());
-        let approved = e
-            .approval
-            .as_ref()
-            .map(|a| {
-                format!(
-                    "; approved by {}{}",
-                    a.by,
-                    a.note
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        memory(
-            e,
-            MemoryKind::Decision,
-            format!(
-                "Landed on main: {title} (`{}`, {} files, {lines} lines){approved}",
-                e.branch,
-                paths.len()
-            ),
-            paths,
-            Author::Agent {
-                name: "merge-queue".into(),
-            },
-        )
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
-}
-
-fn tail(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s.to_string();
-    }
-    s.chars().skip(n - max).collect()
-}
-
-/// The marker file that pauses the queue: it outlives the factory, and a command works on
-/// it with or without one running.
-fn pause_file(info: &crate::layout::WorkspaceInfo) -> PathBuf {
-    info.queue_pause_path()
-}
-
-pub fn is_paused(info: &crate::layout::WorkspaceInfo) -> bool {
-    pause_file(info).exists()
-}
-
-pub fn set_paused(ws: &Workspace, paused: bool, by: &str) -> Result<()> {
-    let f = pause_file(&ws.info);
-    let done = if paused {
-        std::fs::write(&f, format!("paused by {by} at {}\n", Timestamp::now()))
-    } else {
-        match std::fs::remove_file(&f) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
-    };
-    done.map_err(|e| QueueError::Invalid(format!("cannot write {}: {e}", f.display())))?;
-    audit(
-        ws,
-        &format!("human:{by}"),
-        if paused {
-            "queue.paused"
-        } else {
-            "queue.resumed"
-        },
-        String::new(),
-    );
-    Ok(())
 }
 
 /// Files and changed lines of an entry: its candidate against the main it was tested on,

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
-use super::{Factory, FactoryError, Live, Pumped, Site, Stop, blocking, describe_exit, now};
+use super::ingest::Pumped;
+use super::supervise::describe_exit;
+use super::{Factory, FactoryError, Live, Site, Stop, blocking, now};
 use crate::agent::OutputDecoder;
 use crate::mergeq::QueueError;
 use crate::mergeq::driver::{ReviewAnswer, ReviewJob, Reviewer};
