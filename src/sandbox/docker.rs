@@ -438,18 +438,12 @@ impl ProcessControl for ContainerControl {
     }
 
     async fn wait(&self) -> Result<Exit, SandboxError> {
-        let mut rx = self.exit.clone();
-        let exit = rx
-            .wait_for(|e| e.is_some())
+        super::published(&self.exit)
             .await
-            .map_err(|_| SandboxError::Docker {
+            .ok_or_else(|| SandboxError::Docker {
                 action: "waiting for the container".into(),
                 detail: "the waiter ended without a status".into(),
-            })?;
-        Ok(exit.unwrap_or(Exit {
-            code: None,
-            signal: None,
-        }))
+            })
     }
 }
 

@@ -234,6 +234,18 @@ pub trait ProcessControl: Send + Sync {
     async fn wait(&self) -> Result<Exit, SandboxError>;
 }
 
+/// The status a process's waiter task publishes, once it has; None when the waiter ended
+/// without one. Every backend's `wait` reads its status this way.
+pub(crate) async fn published<T: Clone>(
+    status: &tokio::sync::watch::Receiver<Option<T>>,
+) -> Option<T> {
+    let mut rx = status.clone();
+    rx.wait_for(|s| s.is_some())
+        .await
+        .ok()
+        .and_then(|s| s.clone())
+}
+
 pub struct Process {
     /// Lines as they are printed. Closes when the process's output ends.
     pub output: tokio::sync::mpsc::Receiver<Output>,

@@ -657,19 +657,11 @@ impl ProcessControl for RemoteControl {
     }
 
     async fn wait(&self) -> Result<Exit, SandboxError> {
-        let mut rx = self.exit.clone();
-        let ended = rx
-            .wait_for(|e| e.is_some())
-            .await
-            .map_err(|_| SandboxError::Host {
-                detail: "the session's waiter ended without a status".into(),
-            })?
-            .clone();
-        match ended {
+        match super::published(&self.exit).await {
             Some(Ok(exit)) => Ok(exit),
             Some(Err(host)) => Err(SandboxError::HostLost { host }),
             None => Err(SandboxError::Host {
-                detail: "no status".into(),
+                detail: "the session's waiter ended without a status".into(),
             }),
         }
     }

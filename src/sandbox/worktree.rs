@@ -241,18 +241,12 @@ impl ProcessControl for GroupControl {
     }
 
     async fn wait(&self) -> Result<Exit, SandboxError> {
-        let mut rx = self.exit.clone();
-        let exit = rx
-            .wait_for(|e| e.is_some())
+        super::published(&self.exit)
             .await
-            .map_err(|_| SandboxError::Io {
+            .ok_or_else(|| SandboxError::Io {
                 path: PathBuf::from(format!("/proc/{}", self.pgid)),
                 source: std::io::Error::other("the process's waiter ended without a status"),
-            })?;
-        Ok(exit.unwrap_or(Exit {
-            code: None,
-            signal: None,
-        }))
+            })
     }
 }
 

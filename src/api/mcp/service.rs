@@ -103,7 +103,21 @@ fn logged_arguments(state: &AppState, arguments: Option<&rmcp::model::JsonObject
     out
 }
 
-impl ServerHandler for McpService {
+/// Where a `tools/call` is carried out: all that differs between the factory's `/mcp`
+/// (here, over the workspace) and `shopfloor mcp` (here, or forwarded to a factory).
+pub trait ToolCalls: Send + Sync + 'static {
+    fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl std::future::Future<Output = Result<CallToolResult, McpError>> + Send;
+}
+
+/// The MCP server over some [`ToolCalls`]: one `initialize`, one tool list, for both.
+#[derive(Clone)]
+pub struct ToolServer<C>(pub C);
+
+impl<C: ToolCalls> ServerHandler for ToolServer<C> {
     fn get_info(&self) -> ServerConfig {
         server_info()
     }
@@ -121,20 +135,33 @@ impl ServerHandler for McpService {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = self.caller(&context)?;
-        call(self.state.clone(), caller, request)
+        self.0
+            .call(request, context)
             .await
             .map(CallToolResponse::Complete)
     }
 }
 
+impl ToolCalls for McpService {
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = self.caller(&context)?;
+        call(self.state.clone(), caller, request).await
+    }
+}
+
 /// The `/mcp` endpoint: stateless streamable HTTP answering plain JSON, behind the
 /// API's auth layer (which puts the caller on each request).
-pub fn http_service(state: AppState) -> StreamableHttpService<McpService, NeverSessionManager> {
+pub fn http_service(
+    state: AppState,
+) -> StreamableHttpService<ToolServer<McpService>, NeverSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true);
-    let service = McpService::new(state);
+    let service = ToolServer(McpService::new(state));
     StreamableHttpService::new(
         move || Ok(service.clone()),
         Arc::new(NeverSessionManager::default()),

@@ -17,17 +17,14 @@ use std::time::{Duration, Instant};
 
 use rmcp::ErrorData as McpError;
 use rmcp::ServiceExt;
-use rmcp::handler::server::ServerHandler;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
-    PaginatedRequestParams, ServerConfig,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RequestContext, RoleClient, RoleServer, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use tokio::sync::Mutex;
 
-use super::{service, tools};
+use super::service::{self, ToolCalls, ToolServer};
+use super::tools;
 use crate::api::auth::{Caller, Tokens};
 use crate::api::backend::is_locked;
 use crate::api::server::AppState;
@@ -324,27 +321,15 @@ async fn serve_socket(state: AppState) -> Option<SocketServer> {
     Some(SocketServer { stop, served })
 }
 
-impl ServerHandler for StdioServer {
-    fn get_info(&self) -> ServerConfig {
-        service::server_info()
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools::definitions()))
-    }
-
-    async fn call_tool(
+impl ToolCalls for StdioServer {
+    async fn call(
         &self,
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
+    ) -> Result<CallToolResult, McpError> {
         // Refuse bad arguments here, before any connection is made.
         if let Err(invalid) = tools::parse(&request.name, request.arguments.clone()) {
-            return invalid.into_result().map(CallToolResponse::Complete);
+            return invalid.into_result();
         }
         let result = match &self.target {
             Target::Socket(_) => {
@@ -369,7 +354,7 @@ impl ServerHandler for StdioServer {
                 }
             }
         };
-        Ok(CallToolResponse::Complete(result))
+        Ok(result)
     }
 }
 
@@ -391,7 +376,7 @@ pub fn serve(target: Target, token: Option<String>) -> Result<(), StdioError> {
         .build()
         .map_err(StdioError::Runtime)?;
     rt.block_on(async move {
-        let server = StdioServer::new(target, token);
+        let server = ToolServer(StdioServer::new(target, token));
         let running = server
             .serve(rmcp::transport::io::stdio())
             .await
