@@ -1,4 +1,4 @@
-//! Checks for what tickets, memories and leases name from outside: repository paths and host labels.
+//! Checks for what tickets, memories and leases name from outside: paths and host labels.
 
 /// Paths (or globs) a ticket, memory or lease may name: at most this many, each at most
 /// [`MAX_PATH_CHARS`] characters.

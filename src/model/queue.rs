@@ -1,4 +1,4 @@
-//! The merge queue's records: entries, reviews, test runs, policy verdicts, approvals and the audit log.
+//! The merge queue's records: entries, reviews, tests, verdicts, approvals and the audit log.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The `[redact]` config section: extra patterns, secret variable suffixes, and the checks that keep them usable.
+//! The `[redact]` config section: extra patterns, secret variable suffixes, and their checks.
 
 use regex::Regex;
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The built-in secret shapes: well-known key and token formats, secret assignments and private key blocks.
+//! The built-in secret shapes: well-known keys and tokens, secret assignments, private keys.
 
 use regex::Regex;
 

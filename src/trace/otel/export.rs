@@ -1,4 +1,4 @@
-//! Encoding spans for OTLP: bounded export requests with the service's resource, and OTLP/JSON lines.
+//! Encoding spans for OTLP: bounded export requests with the resource, and OTLP/JSON lines.
 
 use std::io::Write;
 

@@ -1,4 +1,4 @@
-//! Building a run's span tree from its steps: the agent span, its tool and memory-recall children, usage and errors.
+//! A run's span tree from its steps: the agent span, tool and memory-recall children, errors.
 
 use std::collections::HashMap;
 
