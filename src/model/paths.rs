@@ -5,9 +5,6 @@
 pub const MAX_PATHS: usize = 64;
 pub const MAX_PATH_CHARS: usize = 512;
 
-/// Check paths named from outside (a ticket's, a memory's, a lease's): repository-relative
-/// globs only, no `..`, no control characters, bounded; returned trimmed. The error says
-/// what is wrong with which path.
 /// Labels a ticket asks of its host: words (letters, digits, `-`, `_`, `.`), at most 16,
 /// deduplicated. The error says which label is wrong.
 pub fn host_labels(labels: Vec<String>) -> Result<Vec<String>, String> {
@@ -30,6 +27,9 @@ pub fn host_labels(labels: Vec<String>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Check paths named from outside (a ticket's, a memory's, a lease's): repository-relative
+/// globs only, no `..`, no control characters, bounded; returned trimmed. The error says
+/// what is wrong with which path.
 pub fn repo_paths(paths: Vec<String>) -> Result<Vec<String>, String> {
     if paths.len() > MAX_PATHS {
         return Err(format!(
