@@ -177,7 +177,7 @@ pub fn tickets(ws: &Workspace, state: Option<TicketState>) -> Result<Vec<Ticket>
         .into_iter()
         .filter(|t| state.is_none_or(|s| t.state == s))
         .collect();
-    tickets.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
+    tickets.sort_by_key(Ticket::take_order);
     Ok(tickets)
 }
 

@@ -6,7 +6,7 @@ use shopfloor::config::Config;
 use shopfloor::hosts::{self, HostConfig, HostState, LOCAL};
 
 use super::Ctx;
-use super::output::{print_json, print_table, say};
+use super::output::{print_json, print_list, say};
 
 #[derive(Subcommand, Debug)]
 pub enum HostCmd {
@@ -78,12 +78,12 @@ pub fn run(ctx: &Ctx, cmd: HostCmd) -> Result<()> {
                     state: hosts::state(&info, &h.name),
                 });
             }
-            if json {
-                return print_json(&rows);
-            }
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
+            // Never empty: the local host is always one.
+            print_list(
+                json,
+                &rows,
+                &["HOST", "SSH", "SLOTS", "BACKEND", "LABELS", "STATE"],
+                |r| {
                     vec![
                         r.name.to_string(),
                         r.ssh.unwrap_or("-").to_string(),
@@ -100,13 +100,9 @@ pub fn run(ctx: &Ctx, cmd: HostCmd) -> Result<()> {
                             HostState::Down(why) => format!("down: {why}"),
                         },
                     ]
-                })
-                .collect();
-            print_table(
-                &["HOST", "SSH", "SLOTS", "BACKEND", "LABELS", "STATE"],
-                &table,
-            );
-            Ok(())
+                },
+                "no hosts",
+            )
         }
         HostCmd::Check { name, json } => {
             let host = find(&config, &name)?;

@@ -9,7 +9,7 @@ use shopfloor::api::wire::{MemorySearch, NewMemory};
 use shopfloor::model::{Author, MemoryKind};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, say, when};
+use super::output::{clip, print_json, print_list, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum MemoryCmd {
@@ -126,16 +126,11 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
                 since,
                 recent,
             })?;
-            if json {
-                return print_json(&hits);
-            }
-            if hits.is_empty() {
-                say!("no memories match");
-                return Ok(());
-            }
-            let rows = hits
-                .iter()
-                .map(|h| {
+            print_list(
+                json,
+                &hits,
+                &["ID", "KIND", "SCORE", "FOUND BY", "AUTHOR", "WHEN", "TEXT"],
+                |h| {
                     let legs: Vec<&str> = h.legs.iter().map(|l| l.name()).collect();
                     let m = &h.memory;
                     let mut text = m.text.clone();
@@ -151,13 +146,9 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
                         when(m.ts),
                         clip(&text, 90),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(
-                &["ID", "KIND", "SCORE", "FOUND BY", "AUTHOR", "WHEN", "TEXT"],
-                &rows,
-            );
-            Ok(())
+                },
+                "no memories match",
+            )
         }
         MemoryCmd::Show { id, json } => {
             let d = ctx.backend()?.memory(id)?;

@@ -281,26 +281,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Hook { .. } => unreachable!("handled before the workspace is resolved"),
         Command::Audit { json } => {
             let events = ctx.backend()?.audit()?;
-            if json {
-                return output::print_json(&events);
-            }
-            if events.is_empty() {
-                output::say!("the audit log is empty");
-                return Ok(());
-            }
-            let rows = events
-                .iter()
-                .map(|e| {
+            output::print_list(
+                json,
+                &events,
+                &["WHEN (UTC)", "WHO", "ACTION", "DETAIL"],
+                |e| {
                     vec![
                         e.ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
                         e.actor.clone(),
                         e.action.clone(),
                         e.detail.clone(),
                     ]
-                })
-                .collect::<Vec<_>>();
-            output::print_table(&["WHEN (UTC)", "WHO", "ACTION", "DETAIL"], &rows);
-            Ok(())
+                },
+                "the audit log is empty",
+            )
         }
         Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Completions { shell } => {

@@ -200,6 +200,34 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A list command's output: the items as a JSON array with `--json`; else a table of one
+/// row per item under `header`, or `empty` said when there are none (see [`print_rows`]).
+pub fn print_list<T: Serialize>(
+    json: bool,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+    empty: &str,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(items);
+    }
+    print_rows(items, header, row, empty);
+    Ok(())
+}
+
+/// A list for people only, for the lists whose JSON is not the items themselves: a table
+/// of one row per item under `header`, or `empty` said when there are none, so an empty
+/// list always says what would fill it.
+pub fn print_rows<T>(items: &[T], header: &[&str], row: impl Fn(&T) -> Vec<String>, empty: &str) {
+    if items.is_empty() {
+        say!("{empty}");
+        return;
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    print_table(header, &rows);
+}
+
 /// A timestamp as people read it in a table: local date and time to the second.
 pub fn when(ts: Timestamp) -> String {
     let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::system());

@@ -7,7 +7,7 @@ use shopfloor::mergeq::short;
 use shopfloor::model::{QueueEntry, QueueState};
 
 use super::Ctx;
-use super::output::{print_json, print_table, say, when};
+use super::output::{print_json, print_rows, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum QueueCmd {
@@ -79,19 +79,10 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
             if v.paused {
                 say!("the queue is paused (`shopfloor queue resume` lands again)");
             }
-            if v.entries.is_empty() {
-                say!("the queue is empty");
-                return Ok(());
-            }
-            let waiting = v
-                .entries
-                .iter()
-                .filter(|e| e.state == QueueState::AwaitingApproval)
-                .count();
-            let rows = v
-                .entries
-                .iter()
-                .map(|e| {
+            print_rows(
+                &v.entries,
+                &["ENTRY", "STATE", "PRIO", "TICKET", "BRANCH", "HEAD", "WHY"],
+                |e| {
                     vec![
                         e.id.to_string(),
                         state(e),
@@ -105,12 +96,14 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                             .unwrap_or("")
                             .to_string(),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(
-                &["ENTRY", "STATE", "PRIO", "TICKET", "BRANCH", "HEAD", "WHY"],
-                &rows,
+                },
+                "the queue is empty",
             );
+            let waiting = v
+                .entries
+                .iter()
+                .filter(|e| e.state == QueueState::AwaitingApproval)
+                .count();
             if waiting > 0 {
                 say!(
                     "{waiting} waiting for a human: `shopfloor queue show ENTRY`, then `queue approve` or `queue reject`"

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use shopfloor::model::{Run, Step};
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, say, step_line, when, write_json_line};
+use super::output::{clip, print_json, print_list, say, step_line, when, write_json_line};
 
 #[derive(Subcommand, Debug)]
 pub enum RunCmd {
@@ -68,18 +68,14 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 .into_iter()
                 .filter(|r| !live || r.state.is_live())
                 .collect();
-            if json {
-                return print_json(&runs);
-            }
-            if runs.is_empty() {
-                say!(
-                    "no runs; `shopfloor serve` runs queued tickets, `shopfloor trace import` imports a log"
-                );
-                return Ok(());
-            }
-            let rows = runs
-                .iter()
-                .map(|r| {
+            print_list(
+                json,
+                &runs,
+                &[
+                    "RUN", "STATE", "AGENT", "TICKET", "HOST", "SANDBOX", "STEPS", "ELAPSED",
+                    "OUTCOME",
+                ],
+                |r| {
                     vec![
                         r.id.to_string(),
                         r.state.to_string(),
@@ -92,16 +88,9 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                         elapsed(r),
                         clip(r.outcome.as_deref().unwrap_or(""), 60),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(
-                &[
-                    "RUN", "STATE", "AGENT", "TICKET", "HOST", "SANDBOX", "STEPS", "ELAPSED",
-                    "OUTCOME",
-                ],
-                &rows,
-            );
-            Ok(())
+                },
+                "no runs; `shopfloor serve` runs queued tickets, `shopfloor trace import` imports a log",
+            )
         }
         RunCmd::Show { run, json } => {
             let b = ctx.backend()?;
@@ -151,26 +140,20 @@ pub fn run(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
         }
         RunCmd::Leases { json } => {
             let leases = ctx.backend()?.leases()?;
-            if json {
-                return print_json(&leases);
-            }
-            if leases.is_empty() {
-                say!("no leases (only live runs of a running factory hold any)");
-                return Ok(());
-            }
-            let rows = leases
-                .iter()
-                .map(|l| {
+            print_list(
+                json,
+                &leases,
+                &["RUN", "AGENT", "UNTIL", "PATH"],
+                |l| {
                     vec![
                         l.run.to_string(),
                         l.agent.clone(),
                         when(l.expires),
                         l.path.clone(),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(&["RUN", "AGENT", "UNTIL", "PATH"], &rows);
-            Ok(())
+                },
+                "no leases (only live runs of a running factory hold any)",
+            )
         }
         RunCmd::Logs {
             run,

@@ -6,7 +6,7 @@ use shopfloor::api::wire::NewTicket;
 use shopfloor::model::TicketState;
 
 use super::Ctx;
-use super::output::{clip, print_json, print_table, say, when};
+use super::output::{clip, print_json, print_list, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum TicketCmd {
@@ -83,20 +83,15 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
             // In the order the scheduler takes them: priority, then age.
             let backend = ctx.backend()?;
             let tickets = backend.tickets(state)?;
-            if json {
-                return print_json(&tickets);
-            }
             // Why queued tickets are not starting, when the budget says so.
-            if let Some(why) = backend.status()?.held {
+            if !json && let Some(why) = backend.status()?.held {
                 say!("{why}");
             }
-            if tickets.is_empty() {
-                say!("no tickets; `shopfloor ticket add TITLE` queues one");
-                return Ok(());
-            }
-            let rows = tickets
-                .iter()
-                .map(|t| {
+            print_list(
+                json,
+                &tickets,
+                &["ID", "STATE", "PRIO", "AGENT", "CREATED", "TITLE"],
+                |t| {
                     vec![
                         t.id.to_string(),
                         t.state.to_string(),
@@ -105,10 +100,9 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
                         when(t.created),
                         clip(&t.title, 60),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(&["ID", "STATE", "PRIO", "AGENT", "CREATED", "TITLE"], &rows);
-            Ok(())
+                },
+                "no tickets; `shopfloor ticket add TITLE` queues one",
+            )
         }
         TicketCmd::Show { id, json } => {
             let t = ctx.backend()?.ticket(id)?;

@@ -12,7 +12,7 @@ use shopfloor::trace::{ExportFormat, Format};
 
 use super::Ctx;
 use super::output::{
-    clip, print_json, print_table, say, say_err, step_line, when, write_json_line,
+    clip, print_json, print_list, print_rows, say, say_err, step_line, when, write_json_line,
 };
 
 #[derive(Subcommand, Debug)]
@@ -160,16 +160,13 @@ fn import(
 
 fn list(ctx: &Ctx, json: bool) -> Result<()> {
     let runs = ctx.backend()?.runs()?;
-    if json {
-        return print_json(&runs);
-    }
-    if runs.is_empty() {
-        say!("no runs yet; `shopfloor trace import FILE` imports an agent's log");
-        return Ok(());
-    }
-    let rows = runs
-        .iter()
-        .map(|r| {
+    print_list(
+        json,
+        &runs,
+        &[
+            "RUN", "STATE", "AGENT", "STEPS", "TICKET", "STARTED", "SOURCE",
+        ],
+        |r| {
             vec![
                 r.id.to_string(),
                 r.state.to_string(),
@@ -179,15 +176,9 @@ fn list(ctx: &Ctx, json: bool) -> Result<()> {
                 when(r.started),
                 clip(&r.source, 60),
             ]
-        })
-        .collect::<Vec<_>>();
-    print_table(
-        &[
-            "RUN", "STATE", "AGENT", "STEPS", "TICKET", "STARTED", "SOURCE",
-        ],
-        &rows,
-    );
-    Ok(())
+        },
+        "no runs yet; `shopfloor trace import FILE` imports an agent's log",
+    )
 }
 
 fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
@@ -392,14 +383,11 @@ fn search(
             .collect();
         return print_json(&v);
     }
-    if found.is_empty() {
-        say!("no steps match");
-        return Ok(());
-    }
-    let rows = found
-        .iter()
-        .map(|f| (f.score, &f.step))
-        .map(|(score, s)| {
+    print_rows(
+        &found,
+        &["RUN:STEP", "KIND", "AGENT", "SCORE", "SUMMARY"],
+        |f| {
+            let (score, s) = (f.score, &f.step);
             vec![
                 format!("{}:{}", s.run, s.seq),
                 s.kind.name().to_string(),
@@ -407,9 +395,11 @@ fn search(
                 format!("{score:.2}"),
                 clip(&s.kind.summary(), 90),
             ]
-        })
-        .collect::<Vec<_>>();
-    print_table(&["RUN:STEP", "KIND", "AGENT", "SCORE", "SUMMARY"], &rows);
-    say!("`shopfloor trace show RUN --step STEP` shows a step whole");
+        },
+        "no steps match",
+    );
+    if !found.is_empty() {
+        say!("`shopfloor trace show RUN --step STEP` shows a step whole");
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use shopfloor::store::Store;
 
 use super::Ctx;
-use super::output::{print_json, print_table, say, when};
+use super::output::{print_json, print_rows, say, when};
 
 #[derive(Subcommand, Debug)]
 pub enum WorkspaceCmd {
@@ -60,23 +60,18 @@ pub fn run(ctx: &Ctx, cmd: WorkspaceCmd) -> Result<()> {
                         .collect::<Vec<_>>(),
                 );
             }
-            if list.is_empty() {
-                say!(
-                    "no workspaces yet; `shopfloor workspace create NAME` in a git repository makes one"
-                );
-                return Ok(());
-            }
-            let rows = list
-                .iter()
-                .map(|w| {
+            print_rows(
+                &list,
+                &["NAME", "REPO", "CREATED"],
+                |w| {
                     vec![
                         w.name.clone(),
                         w.repo.display().to_string(),
                         when(w.created),
                     ]
-                })
-                .collect::<Vec<_>>();
-            print_table(&["NAME", "REPO", "CREATED"], &rows);
+                },
+                "no workspaces yet; `shopfloor workspace create NAME` in a git repository makes one",
+            );
             Ok(())
         }
         WorkspaceCmd::Show { name, json } => {

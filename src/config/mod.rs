@@ -292,7 +292,7 @@ impl Config {
                 "[factory] concurrency must be at least 1".into(),
             ));
         }
-        if let Some(l) = f.local_labels.iter().find(|l| !crate::hosts::is_label(l)) {
+        if let Some(l) = f.local_labels.iter().find(|l| !crate::model::is_label(l)) {
             return Err(bad(
                 "factory",
                 Some("local_labels"),

@@ -24,8 +24,7 @@ use serde::Serialize;
 pub use crate::config::hosts::{HostBackend, HostConfig};
 use crate::layout::WorkspaceInfo;
 
-/// The name the local machine goes by among the hosts.
-pub const LOCAL: &str = "local";
+pub use crate::model::{LOCAL, is_label};
 
 /// How long one SSH command of a check may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -151,14 +150,6 @@ pub fn validate(hosts: &[HostConfig]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Whether `l` is a label: 1 to 64 letters, digits, `-`, `_` or `.`.
-pub fn is_label(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 64
-        && l.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// What the factory knows of a host besides its config.

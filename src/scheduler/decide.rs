@@ -69,12 +69,7 @@ pub fn pick(
     known: &dyn Fn(&str) -> bool,
 ) -> Picks {
     let mut order: Vec<&Waiting> = waiting.iter().collect();
-    order.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.created.cmp(&b.created))
-            .then(a.ticket.cmp(&b.ticket))
-    });
+    order.sort_by_key(|w| crate::model::take_order(w.priority, w.created, w.ticket));
     let mut running = busy.clone();
     let mut out = Picks::default();
     for w in order {

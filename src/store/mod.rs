@@ -3,7 +3,9 @@
 //! audit log. Every write goes through one writer thread that groups concurrent writes into
 //! one transaction and acknowledges them only after an `Immediate` (fsynced) commit.
 
+mod memories;
 mod migrate;
+mod queue;
 mod tables;
 mod writer;
 
@@ -14,11 +16,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::transitions::{self, EntryEvent, EntryOutcome, TicketEvent, TicketOutcome};
-use crate::model::{
-    AuditEvent, BlobHash, BlobRef, ImportMark, Memory, MemoryEvent, MemoryId, Payload, QueueEntry,
-    QueueEntryId, Run, RunId, Step, Ticket, TicketId,
-};
+use crate::model::{BlobHash, BlobRef, ImportMark, Payload, Run, RunId, Step, Ticket, TicketId};
 pub use migrate::SCHEMA_VERSION;
 use tables::*;
 use writer::Writer;
@@ -110,17 +108,6 @@ pub struct Store {
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("model types always serialize")
-}
-
-fn push_memory_event(tx: &WriteTransaction, id: MemoryId, e: &MemoryEvent) -> Result<()> {
-    let mut t = tx.open_table(MEMORY_EVENTS)?;
-    let n = t
-        .range((id, 0)..=(id, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map_or(0, |(k, _)| k.value().1 + 1);
-    t.insert((id, n), encode(e).as_slice())?;
-    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
@@ -529,275 +516,6 @@ impl Store {
             t.insert(id, encode(&ticket).as_slice())?;
             Ok(ticket)
         })
-    }
-
-    // ---- memories ----
-
-    /// Add memories with their embeddings (one vector per memory, or none); ids are assigned
-    /// here and returned in order.
-    pub fn add_memories(&self, items: Vec<(Memory, Option<Vec<u8>>)>) -> Result<Vec<Memory>> {
-        self.write(move |tx| {
-            let mut out = Vec::with_capacity(items.len());
-            let mut mems = tx.open_table(MEMORIES)?;
-            let mut vecs = tx.open_table(MEMORY_VECTORS)?;
-            for (m, v) in &items {
-                let mut m = m.clone();
-                m.id = next_id(tx, "next_memory")?;
-                mems.insert(m.id, encode(&m).as_slice())?;
-                if let Some(v) = v {
-                    vecs.insert(m.id, v.as_slice())?;
-                }
-                out.push(m);
-            }
-            Ok(out)
-        })
-    }
-
-    pub fn memory(&self, id: MemoryId) -> Result<Option<Memory>> {
-        let tx = self.read()?;
-        let t = tx.open_table(MEMORIES)?;
-        t.get(id)?
-            .map(|v| decode("memories", v.value()))
-            .transpose()
-    }
-
-    /// Change a memory's record (not its text: the index holds that) and add `event` to
-    /// its history, in one transaction. None when there is no such memory.
-    pub fn update_memory(
-        &self,
-        id: MemoryId,
-        event: Option<MemoryEvent>,
-        f: impl Fn(&mut Memory) + Send + 'static,
-    ) -> Result<Option<Memory>> {
-        self.write(move |tx| {
-            let mut mems = tx.open_table(MEMORIES)?;
-            let Some(mut m) = mems
-                .get(id)?
-                .map(|v| decode::<Memory>("memories", v.value()))
-                .transpose()?
-            else {
-                return Ok(None);
-            };
-            let text = std::mem::take(&mut m.text);
-            f(&mut m);
-            m.text = text;
-            mems.insert(id, encode(&m).as_slice())?;
-            if let Some(e) = &event {
-                push_memory_event(tx, id, e)?;
-            }
-            Ok(Some(m))
-        })
-    }
-
-    /// Add to memories' histories, in one transaction.
-    pub fn add_memory_events(&self, events: Vec<(MemoryId, MemoryEvent)>) -> Result<()> {
-        self.write(move |tx| {
-            for (id, e) in &events {
-                push_memory_event(tx, *id, e)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// A memory's history, oldest first.
-    pub fn memory_events(&self, id: MemoryId) -> Result<Vec<MemoryEvent>> {
-        let tx = self.read()?;
-        let t = tx.open_table(MEMORY_EVENTS)?;
-        t.range((id, 0)..=(id, u64::MAX))?
-            .map(|row| decode("memory_events", row?.1.value()))
-            .collect()
-    }
-
-    pub fn memory_count(&self) -> Result<u64> {
-        use redb::ReadableTableMetadata;
-        let tx = self.read()?;
-        Ok(tx.open_table(MEMORIES)?.len()?)
-    }
-
-    /// Visit every memory in id order.
-    pub fn for_each_memory(&self, mut f: impl FnMut(Memory) -> Result<()>) -> Result<()> {
-        let tx = self.read()?;
-        let t = tx.open_table(MEMORIES)?;
-        for row in t.iter()? {
-            let (_, v) = row?;
-            f(decode("memories", v.value())?)?;
-        }
-        Ok(())
-    }
-
-    /// Visit every stored memory vector (id, encoded bytes) in id order.
-    pub fn for_each_memory_vector(&self, mut f: impl FnMut(MemoryId, &[u8])) -> Result<()> {
-        let tx = self.read()?;
-        let t = tx.open_table(MEMORY_VECTORS)?;
-        for row in t.iter()? {
-            let (k, v) = row?;
-            f(k.value(), v.value());
-        }
-        Ok(())
-    }
-
-    // ---- merge queue, approvals, audit ----
-
-    pub fn put_queue_entry(&self, entry: QueueEntry) -> Result<QueueEntry> {
-        self.write(move |tx| {
-            let mut e = entry.clone();
-            if e.id == 0 {
-                e.id = next_id(tx, "next_queue")?;
-            }
-            tx.open_table(QUEUE)?.insert(e.id, encode(&e).as_slice())?;
-            Ok(e)
-        })
-    }
-
-    pub fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
-        let tx = self.read()?;
-        let t = tx.open_table(QUEUE)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode("queue", v.value())?);
-        }
-        Ok(out)
-    }
-
-    pub fn queue_entry(&self, id: QueueEntryId) -> Result<Option<QueueEntry>> {
-        let tx = self.read()?;
-        let t = tx.open_table(QUEUE)?;
-        t.get(id)?.map(|v| decode("queue", v.value())).transpose()
-    }
-
-    /// Apply one ticket transition in one write transaction: the ticket and its queue
-    /// entries are read, checked and written together, so a cancel and a landing cannot
-    /// interleave.
-    pub fn apply_ticket(&self, id: TicketId, ev: TicketEvent) -> Result<TicketOutcome> {
-        self.write(move |tx| {
-            let mut tickets = tx.open_table(TICKETS)?;
-            let t: Ticket = match tickets.get(id)? {
-                Some(v) => decode("tickets", v.value())?,
-                None => {
-                    return Err(StoreError::NotFound {
-                        what: "ticket",
-                        id: id.to_string(),
-                    });
-                }
-            };
-            let mut queue = tx.open_table(QUEUE)?;
-            let mut entries: Vec<QueueEntry> = Vec::new();
-            for row in queue.iter()? {
-                let (_, v) = row?;
-                let e: QueueEntry = decode("queue", v.value())?;
-                if e.ticket == Some(id) {
-                    entries.push(e);
-                }
-            }
-            let mut out = transitions::ticket(&t, &entries, &ev).map_err(StoreError::Refused)?;
-            let now = jiff::Timestamp::now();
-            if out.ticket != t {
-                out.ticket.updated = now;
-                tickets.insert(id, encode(&out.ticket).as_slice())?;
-            }
-            for e in &mut out.entries {
-                e.updated = Some(now);
-                queue.insert(e.id, encode(&*e).as_slice())?;
-            }
-            Ok(out)
-        })
-    }
-
-    /// Apply one entry transition in one write transaction (see [`Store::apply_entries`]).
-    pub fn apply_entry(
-        &self,
-        id: QueueEntryId,
-        cx: EntryContext,
-        ev: EntryEvent,
-    ) -> Result<EntryOutcome> {
-        let mut v = self.apply_entries(vec![id], cx, ev)?;
-        Ok(v.pop().expect("one outcome per entry"))
-    }
-
-    /// Apply the same transition to every entry of `ids` in one write transaction, all or
-    /// none: the first refusal aborts the whole and is returned as
-    /// `StoreError::Refused`, prefixed with nothing, so a batch lands whole or not at all.
-    /// The context's attempts are read here, from the entry's ticket's runs; `paused` is
-    /// asked inside the transaction, so a pause written before it is seen.
-    pub fn apply_entries(
-        &self,
-        ids: Vec<QueueEntryId>,
-        cx: EntryContext,
-        ev: EntryEvent,
-    ) -> Result<Vec<EntryOutcome>> {
-        self.write(move |tx| {
-            let mut queue = tx.open_table(QUEUE)?;
-            let mut tickets = tx.open_table(TICKETS)?;
-            let runs = tx.open_table(RUNS)?;
-            let paused = (cx.paused)();
-            let now = jiff::Timestamp::now();
-            let mut outs = Vec::with_capacity(ids.len());
-            for id in &ids {
-                let e: QueueEntry = match queue.get(*id)? {
-                    Some(v) => decode("queue", v.value())?,
-                    None => {
-                        return Err(StoreError::NotFound {
-                            what: "queue entry",
-                            id: id.to_string(),
-                        });
-                    }
-                };
-                let t: Option<Ticket> = match e.ticket {
-                    Some(t) => tickets
-                        .get(t)?
-                        .map(|v| decode("tickets", v.value()))
-                        .transpose()?,
-                    None => None,
-                };
-                let mut states = Vec::new();
-                for r in t.iter().flat_map(|t| &t.runs) {
-                    if let Some(v) = runs.get(*r)? {
-                        states.push(decode::<Run>("runs", v.value())?.state);
-                    }
-                }
-                let context = transitions::Context {
-                    attempts: crate::model::Attempts::of(states),
-                    max_attempts: cx.max_attempts,
-                    paused,
-                };
-                let mut out = transitions::entry(&e, t.as_ref(), &context, &ev)
-                    .map_err(StoreError::Refused)?;
-                if out.entry != e {
-                    out.entry.updated = Some(now);
-                    queue.insert(*id, encode(&out.entry).as_slice())?;
-                }
-                if let (Some(mut t), Some(state)) = (t, out.ticket)
-                    && t.state != state
-                {
-                    t.state = state;
-                    t.updated = now;
-                    tickets.insert(t.id, encode(&t).as_slice())?;
-                }
-                outs.push(out);
-            }
-            Ok(outs)
-        })
-    }
-
-    pub fn append_audit(&self, event: AuditEvent) -> Result<()> {
-        self.write(move |tx| {
-            let id = next_id(tx, "next_audit")?;
-            tx.open_table(AUDIT)?
-                .insert(id, encode(&event).as_slice())?;
-            Ok(())
-        })
-    }
-
-    pub fn audit_log(&self) -> Result<Vec<AuditEvent>> {
-        let tx = self.read()?;
-        let t = tx.open_table(AUDIT)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (_, v) = row?;
-            out.push(decode("audit", v.value())?);
-        }
-        Ok(out)
     }
 }
 
