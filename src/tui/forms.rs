@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
-use super::app::Effect;
+use super::effect::Effect;
 use super::theme::Theme;
 use crate::api::wire::{NewMemory, NewTicket};
 use crate::model::{Author, MemoryKind};

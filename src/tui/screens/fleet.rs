@@ -1,6 +1,7 @@
-//! The fleet screen's panes: one per run worth watching (live ones first, then the latest
-//! finished), each a bounded scrollback of the run's steps coloured by kind, and the flags
-//! that tell a supervisor an agent needs them: waiting for input, or gone quiet.
+//! The fleet screen: a grid of panes, one per run worth watching (live ones first, then
+//! the latest finished), each a bounded scrollback of the run's steps coloured by kind,
+//! and the flags that tell a supervisor an agent needs them: waiting for input, or gone
+//! quiet. Its state, what its keys do (select, zoom, kill, retry) and how it is drawn.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -12,9 +13,13 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::scrollback::Scrollback;
-use super::theme::Theme;
 use crate::model::{Lifecycle, Run, RunId, RunState, Step, StepKind, Usage};
+use crate::tui::app::{App, Hit, Layer, Screen};
+use crate::tui::effect::{Effect, Load, LoadArgs};
+use crate::tui::forms::Confirm;
+use crate::tui::scrollback::Scrollback;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{kind_symbol, labelled, step_slot};
 
 /// Lines each pane keeps: enough to scroll back through a zoomed pane, bounded so 16
 /// agents streaming for hours hold steady memory.
@@ -141,59 +146,6 @@ pub fn asks_for_input(line: &str) -> bool {
         .expect("the prompt pattern compiles")
     });
     re.is_match(line)
-}
-
-/// The theme slot of a step kind.
-pub fn step_slot(kind: &StepKind) -> &'static str {
-    slot_of_name(kind.name(), kind.is_error())
-}
-
-/// The slot for a kind name as the outline carries it.
-pub fn slot_of_name(kind: &str, error: bool) -> &'static str {
-    if error {
-        return "step.error";
-    }
-    match kind {
-        "user" => "step.user",
-        "agent" => "step.agent",
-        "thinking" => "step.thinking",
-        "tool_call" | "tool_result" => "step.tool",
-        "command" => "step.command",
-        "file_edit" => "step.edit",
-        "decision" => "step.decision",
-        "error" => "step.error",
-        _ => "step.lifecycle",
-    }
-}
-
-/// A symbol per kind, so the kinds stay apart without colour.
-pub fn kind_symbol(kind: &str, error: bool) -> &'static str {
-    if error {
-        return "✗";
-    }
-    match kind {
-        "user" => "»",
-        "agent" => "•",
-        "thinking" => "…",
-        "tool_call" => "⚙",
-        "tool_result" => "←",
-        "command" => "$",
-        "file_edit" => "✎",
-        "decision" => "◆",
-        "error" => "✗",
-        "lifecycle" => "○",
-        _ => "?",
-    }
-}
-
-/// A step's symbol and summary as one label; a command's summary starts with its own `$`.
-pub fn labelled(kind: &str, error: bool, summary: &str) -> String {
-    let sym = kind_symbol(kind, error);
-    if summary.starts_with(sym) {
-        summary.to_string()
-    } else {
-        format!("{sym} {summary}")
-    }
 }
 
 /// A step as pane lines: a symbol and its summary, and for messages and commands the
@@ -383,7 +335,14 @@ impl FleetView<'_> {
         }
     }
 
-    fn pane(&self, frame: &mut Frame, area: Rect, p: &Pane, focus: bool, zoomed: bool) {
+    pub(in crate::tui) fn pane(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        p: &Pane,
+        focus: bool,
+        zoomed: bool,
+    ) {
         let t = self.theme;
         let (badge, slot) = state_badge(p, self.now);
         let ticket = p
@@ -441,12 +400,169 @@ impl FleetView<'_> {
     }
 }
 
+/// A pane asks for its new steps at most this often: 16 agents each flushing steps 20
+/// times a second become at most 80 small requests a second, not 320.
+pub const PANE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_millis(200);
+
+#[derive(Default)]
+pub struct FleetState {
+    pub panes: Vec<RunId>,
+    pub by_run: HashMap<RunId, Pane>,
+    pub selected: usize,
+    pub zoomed: bool,
+}
+
+impl App {
+    /// A pane's new steps arrived.
+    pub(in crate::tui) fn on_pane_steps(&mut self, run: RunId, steps: &[Step]) {
+        let again = self.landed(Load::PaneSteps(run));
+        if let Some(p) = self.fleet.by_run.get_mut(&run) {
+            p.take_steps(steps, &self.theme);
+            // More arrived meanwhile: fetched on the next tick, not at once.
+            p.due = again || p.loaded < p.known;
+        }
+    }
+
+    pub(in crate::tui) fn sync_panes(&mut self, fx: &mut Vec<Effect>) {
+        let keep = self.fleet.panes.get(self.fleet.selected).copied();
+        let ids = pick_runs(&self.runs, self.now);
+        self.fleet.by_run.retain(|id, _| ids.contains(id));
+        for id in &ids {
+            let run = self.runs.iter().find(|r| r.id == *id).cloned();
+            let Some(run) = run else { continue };
+            match self.fleet.by_run.get_mut(id) {
+                Some(p) => {
+                    p.known = p.known.max(run.steps);
+                    p.run = run;
+                }
+                None => {
+                    self.fleet.by_run.insert(*id, Pane::new(run));
+                }
+            }
+        }
+        self.fleet.panes = ids;
+        self.fleet.selected = keep
+            .and_then(|k| self.fleet.panes.iter().position(|r| *r == k))
+            .unwrap_or(self.fleet.selected)
+            .min(self.fleet.panes.len().saturating_sub(1));
+        let ids = self.fleet.panes.clone();
+        for id in ids {
+            self.pane_fetch(id, fx);
+        }
+    }
+
+    pub(in crate::tui) fn pane_fetch(&mut self, run: RunId, fx: &mut Vec<Effect>) {
+        let now = self.now;
+        let fetching = self.inflight.contains(&Load::PaneSteps(run));
+        let Some(p) = self.fleet.by_run.get_mut(&run) else {
+            return;
+        };
+        if p.loaded >= p.known && p.loaded > 0 {
+            p.due = false;
+            return;
+        }
+        let recent = p
+            .fetched_at
+            .is_some_and(|t| now.duration_since(t) < PANE_EVERY);
+        if fetching || recent {
+            p.due = true;
+            return;
+        }
+        p.due = false;
+        p.fetched_at = Some(now);
+        // A pane shows the tail: a run joined late starts near its end, not at step 0.
+        let from = if p.loaded == 0 {
+            p.known.saturating_sub(200)
+        } else {
+            p.loaded
+        };
+        if p.loaded == 0 {
+            p.loaded = from;
+        }
+        self.load(Load::PaneSteps(run), LoadArgs { from }, fx);
+    }
+
+    pub(in crate::tui) fn fleet_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+        let n = self.fleet.panes.len();
+        let page = self.page.get().max(1) as usize;
+        let selected = self.fleet.panes.get(self.fleet.selected).copied();
+        match a {
+            "down" | "up" | "page_down" | "page_up" if self.fleet.zoomed => {
+                if let Some(p) = selected.and_then(|r| self.fleet.by_run.get_mut(&r)) {
+                    p.scroll = match a {
+                        "up" => p.scroll + 1,
+                        "page_up" => p.scroll + page,
+                        "down" => p.scroll.saturating_sub(1),
+                        _ => p.scroll.saturating_sub(page),
+                    }
+                    .min(p.lines.len());
+                }
+            }
+            "right" | "down" if n > 0 => self.fleet.selected = (self.fleet.selected + 1) % n,
+            "left" | "up" if n > 0 => self.fleet.selected = (self.fleet.selected + n - 1) % n,
+            "zoom" if n > 0 => self.fleet.zoomed = !self.fleet.zoomed,
+            "back" => self.fleet.zoomed = false,
+            "kill" => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+                Some(p) if p.run.state.is_live() => {
+                    self.layers.push(Layer::Confirm(Confirm {
+                        question: format!(
+                            "Kill run {} ({}, ticket {})? Its ticket is cancelled.",
+                            p.run.id,
+                            p.run.agent,
+                            p.run.ticket.map_or("-".into(), |t| t.to_string())
+                        ),
+                        on_yes: Effect::KillRun(p.run.id),
+                    }));
+                }
+                Some(p) => {
+                    let msg = format!("run {} is {}; nothing to kill", p.run.id, p.run.state);
+                    self.refuse(&msg)
+                }
+                None => self.refuse("no run selected"),
+            },
+            "retry" => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+                Some(p) if p.run.state.is_live() => {
+                    self.layers.push(Layer::Confirm(Confirm {
+                        question: format!("Stop run {} and start its ticket again?", p.run.id),
+                        on_yes: Effect::RetryRun(p.run.id),
+                    }));
+                }
+                Some(p) => fx.push(Effect::RetryRun(p.run.id)),
+                None => self.refuse("no run selected"),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// The fleet screen: the grid of panes (or the selected one zoomed), each pane a
+/// clickable region.
+pub fn draw(frame: &mut Frame, body: Rect, app: &App) {
+    FleetView {
+        panes: &app.fleet.panes,
+        by_run: &app.fleet.by_run,
+        selected: app.fleet.selected,
+        zoomed: app.fleet.zoomed,
+        titles: &app.titles,
+        now: app.now,
+        theme: &app.theme,
+    }
+    .render(frame, body);
+    if app.screen == Screen::Fleet && !app.fleet.zoomed {
+        let cells = grid(app.fleet.panes.len(), body);
+        let mut hits = app.hits.borrow_mut();
+        for (i, c) in cells.into_iter().enumerate() {
+            hits.push((c, Hit::Pane(i)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn prompts_for_a_person_are_recognised() {
+    pub(in crate::tui) fn prompts_for_a_person_are_recognised() {
         for l in [
             "Shall I also update the docs?",
             "Overwrite the file? [y/N]",
@@ -461,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn the_grid_holds_every_pane_inside_the_area() {
+    pub(in crate::tui) fn the_grid_holds_every_pane_inside_the_area() {
         let area = Rect::new(0, 0, 200, 58);
         for n in 1..=MAX_PANES {
             let cells = grid(n, area);
