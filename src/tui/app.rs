@@ -13,14 +13,14 @@ use ratatui::layout::{Position, Rect};
 
 pub use super::effect::{Effect, Load, LoadArgs};
 use super::forms::{Confirm, FormOutcome, MemoryForm, Prompt, PromptFor, TicketForm};
-use super::keymap::{Key, Keymap, Lookup};
+use super::keymap::{Action, Key, Keymap, Lookup};
 use super::screens::fleet::{FleetState, PANE_EVERY};
 use super::screens::memory::MemoryScreen;
 use super::screens::queue::QueueScreen;
 pub use super::screens::queue::split_patch;
 pub use super::screens::replay::OUTLINE_CHUNK;
 use super::screens::replay::{ReplayState, SPEEDS};
-use super::screens::tickets::{BOARD, TicketsState};
+use super::screens::tickets::TicketsState;
 use super::theme::Theme;
 use crate::api::wire::{FactoryStatus, MemoryHit, OutlineRow, QueueDetail, QueueView};
 use crate::model::{Run, RunId, Step, Ticket, TicketId};
@@ -429,7 +429,7 @@ impl App {
             Lookup::Prefix => {}
             Lookup::Action(a) => {
                 self.pending_keys.clear();
-                self.action(&a, fx);
+                self.action(a, fx);
             }
             Lookup::None => {
                 self.pending_keys.clear();
@@ -437,7 +437,7 @@ impl App {
                 if typed.len() > 1
                     && let Lookup::Action(a) = self.keymap.lookup(self.mode(), &[key])
                 {
-                    self.action(&a, fx);
+                    self.action(a, fx);
                 }
             }
         }
@@ -548,37 +548,25 @@ impl App {
                     "`{text}` is not a priority; type a whole number (higher runs first)"
                 )),
             },
-            PromptFor::Search => {
-                let Some(run) = self.replay.run else { return };
-                if text.is_empty() {
-                    return;
-                }
-                if text == self.replay.search && !self.replay.hits.is_empty() {
-                    self.jump_to_hit(fx);
-                } else {
-                    self.replay.search = text.clone();
-                    self.replay.hits.clear();
-                    fx.push(Effect::SearchRun { run, query: text });
-                }
-            }
+            PromptFor::Search => self.search_run(text, fx),
         }
     }
 
-    pub(in crate::tui) fn action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         match a {
-            "quit" => {
+            Action::Quit => {
                 self.quit = true;
                 fx.push(Effect::Quit);
                 return;
             }
-            "help" => {
+            Action::Help => {
                 self.layers.push(Layer::Help);
                 return;
             }
-            "next_screen" | "prev_screen" => {
+            Action::NextScreen | Action::PrevScreen => {
                 let i = self.screen.index();
                 let n = Screen::ALL.len();
-                let j = if a == "next_screen" {
+                let j = if a == Action::NextScreen {
                     (i + 1) % n
                 } else {
                     (i + n - 1) % n
@@ -586,11 +574,11 @@ impl App {
                 self.switch(Screen::ALL[j], fx);
                 return;
             }
-            "screen_fleet" => return self.switch(Screen::Fleet, fx),
-            "screen_tickets" => return self.switch(Screen::Tickets, fx),
-            "screen_replay" => return self.switch(Screen::Replay, fx),
-            "screen_queue" => return self.switch(Screen::Queue, fx),
-            "screen_memory" => return self.switch(Screen::Memory, fx),
+            Action::ScreenFleet => return self.switch(Screen::Fleet, fx),
+            Action::ScreenTickets => return self.switch(Screen::Tickets, fx),
+            Action::ScreenReplay => return self.switch(Screen::Replay, fx),
+            Action::ScreenQueue => return self.switch(Screen::Queue, fx),
+            Action::ScreenMemory => return self.switch(Screen::Memory, fx),
             _ => {}
         }
         match self.screen {
@@ -623,8 +611,8 @@ impl App {
             return;
         }
         match m.kind {
-            MouseEventKind::ScrollDown => self.action("down", fx),
-            MouseEventKind::ScrollUp => self.action("up", fx),
+            MouseEventKind::ScrollDown => self.action(Action::Down, fx),
+            MouseEventKind::ScrollUp => self.action(Action::Up, fx),
             MouseEventKind::Down(MouseButton::Left) => {
                 let at = Position::new(m.column, m.row);
                 let hit = self
@@ -646,30 +634,10 @@ impl App {
 
     fn select_row(&mut self, i: usize, fx: &mut Vec<Effect>) {
         match self.screen {
-            Screen::Queue => {
-                if i < self.queue.view.entries.len() && i != self.queue.selected {
-                    self.queue.selected = i;
-                    self.queue.detail = None;
-                    self.queue_detail(fx);
-                }
-            }
-            Screen::Memory => {
-                self.memory.selected = i.min(self.memory.hits.len().saturating_sub(1))
-            }
-            Screen::Replay if self.replay.run.is_none() => self.replay.pick = i,
-            Screen::Replay => {
-                if i < self.replay.rows.len() {
-                    self.replay.cursor.at = i;
-                    self.replay.scroll = 0;
-                    self.want_step(fx);
-                }
-            }
-            Screen::Tickets => {
-                // Rows of the board are encoded column * 10_000 + row.
-                self.board.column = (i / 10_000).min(BOARD.len() - 1);
-                self.board.row = i % 10_000;
-                self.clamp_board();
-            }
+            Screen::Queue => self.queue_click(i, fx),
+            Screen::Memory => self.memory_click(i),
+            Screen::Replay => self.replay_click(i, fx),
+            Screen::Tickets => self.tickets_click(i),
             Screen::Fleet => {}
         }
     }

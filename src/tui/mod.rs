@@ -11,6 +11,7 @@ pub mod effect;
 pub mod forms;
 pub mod help;
 pub mod keymap;
+pub mod names;
 pub mod runtime;
 pub mod screens;
 pub mod scrollback;

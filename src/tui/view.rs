@@ -11,6 +11,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, Hit, Layer, Screen};
 use super::screens;
 use super::status::{Status, StatusBar};
+use crate::tui::theme::Slot;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     app.hits.borrow_mut().clear();
@@ -92,10 +93,10 @@ fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
             label = format!(" {} {} ⚑{} ", i + 1, s.title(), app.status.waiting);
         }
         let style = if *s == app.screen {
-            t.style("ui.selection")
+            t.style(Slot::UiSelection)
                 .add_modifier(ratatui::style::Modifier::UNDERLINED)
         } else {
-            t.style("ui.muted")
+            t.style(Slot::UiMuted)
         };
         let w = label.chars().count() as u16;
         app.hits
@@ -107,13 +108,13 @@ fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(f) = &app.flash {
         let (style, mark) = if f.error {
-            (t.style("step.error"), "✗ ")
+            (t.style(Slot::StepError), "✗ ")
         } else {
-            (t.style("ui.title"), "")
+            (t.style(Slot::UiTitle), "")
         };
         spans.push(Span::styled(format!(" {mark}{}", f.text), style));
     } else {
-        spans.push(Span::styled("  ? keys", t.style("ui.muted")));
+        spans.push(Span::styled("  ? keys", t.style(Slot::UiMuted)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -6,29 +6,29 @@ use jiff::Timestamp;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders};
 
-use super::theme::Theme;
+use super::theme::{Slot, Theme};
 use crate::model::StepKind;
 
 /// The theme slot of a step kind.
-pub fn step_slot(kind: &StepKind) -> &'static str {
+pub fn step_slot(kind: &StepKind) -> Slot {
     slot_of_name(kind.name(), kind.is_error())
 }
 
 /// The slot for a kind name as the outline carries it.
-pub fn slot_of_name(kind: &str, error: bool) -> &'static str {
+pub fn slot_of_name(kind: &str, error: bool) -> Slot {
     if error {
-        return "step.error";
+        return Slot::StepError;
     }
     match kind {
-        "user" => "step.user",
-        "agent" => "step.agent",
-        "thinking" => "step.thinking",
-        "tool_call" | "tool_result" => "step.tool",
-        "command" => "step.command",
-        "file_edit" => "step.edit",
-        "decision" => "step.decision",
-        "error" => "step.error",
-        _ => "step.lifecycle",
+        "user" => Slot::StepUser,
+        "agent" => Slot::StepAgent,
+        "thinking" => Slot::StepThinking,
+        "tool_call" | "tool_result" => Slot::StepTool,
+        "command" => Slot::StepCommand,
+        "file_edit" => Slot::StepEdit,
+        "decision" => Slot::StepDecision,
+        "error" => Slot::StepError,
+        _ => Slot::StepLifecycle,
     }
 }
 
@@ -67,9 +67,9 @@ pub fn boxed<'a>(title: impl Into<Line<'a>>, focus: bool, t: &Theme) -> Block<'a
     Block::default()
         .borders(Borders::ALL)
         .border_style(if focus {
-            t.style("ui.border.focus")
+            t.style(Slot::UiBorderFocus)
         } else {
-            t.style("ui.border")
+            t.style(Slot::UiBorder)
         })
         .title(title)
 }
@@ -80,7 +80,7 @@ pub fn row<'a>(selected: bool, mut spans: Vec<Span<'a>>, t: &Theme) -> Line<'a> 
     spans.insert(0, Span::raw(if selected { "▶ " } else { "  " }));
     let line = Line::from(spans);
     if selected {
-        line.style(t.style("ui.selection"))
+        line.style(t.style(Slot::UiSelection))
     } else {
         line
     }
@@ -107,7 +107,7 @@ pub fn ago(then: Timestamp, now: Timestamp) -> String {
 
 /// A heading line inside a detail pane.
 pub fn label(s: &str, t: &Theme) -> Line<'static> {
-    Line::styled(s.to_string(), t.style("ui.title"))
+    Line::styled(s.to_string(), t.style(Slot::UiTitle))
 }
 
 /// A unified diff as lines, each coloured by what it is (hunk, added, removed, header).
@@ -116,15 +116,15 @@ pub fn diff_lines(patch: &str, t: &Theme) -> Vec<Line<'static>> {
         .lines()
         .map(|l| {
             let slot = if l.starts_with("@@") {
-                "diff.hunk"
+                Slot::DiffHunk
             } else if l.starts_with('+') && !l.starts_with("+++") {
-                "diff.add"
+                Slot::DiffAdd
             } else if l.starts_with('-') && !l.starts_with("---") {
-                "diff.remove"
+                Slot::DiffRemove
             } else if l.starts_with("diff --git") {
-                "ui.title"
+                Slot::UiTitle
             } else {
-                "diff"
+                Slot::Diff
             };
             Line::styled(l.replace('\t', "    "), t.style(slot))
         })

@@ -17,8 +17,9 @@ use crate::model::{Lifecycle, Run, RunId, RunState, Step, StepKind, Usage};
 use crate::tui::app::{App, Hit, Layer, Screen};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::Confirm;
+use crate::tui::keymap::Action;
 use crate::tui::scrollback::Scrollback;
-use crate::tui::theme::Theme;
+use crate::tui::theme::{Slot, Theme};
 use crate::tui::widgets::{kind_symbol, labelled, step_slot};
 
 /// Lines each pane keeps: enough to scroll back through a zoomed pane, bounded so 16
@@ -172,7 +173,7 @@ fn push_step(sb: &mut Scrollback, s: &Step, theme: &Theme) {
             sb.push(&format!("{sym} {}{code}", argv.join(" ")), style);
             let out = tail_lines(output.preview(), 4);
             if !out.is_empty() {
-                sb.push(&out, theme.style("ui.muted"));
+                sb.push(&out, theme.style(Slot::UiMuted));
             }
         }
         _ => sb.push(
@@ -250,16 +251,16 @@ pub fn grid(n: usize, area: Rect) -> Vec<Rect> {
 }
 
 /// The pane's state word, its slot and symbol.
-pub fn state_badge(p: &Pane, now: Timestamp) -> (String, &'static str) {
+pub fn state_badge(p: &Pane, now: Timestamp) -> (String, Slot) {
     match p.flag(now) {
-        Some(Flag::Waiting) => ("⚑ waiting for input".into(), "agent.waiting"),
-        Some(Flag::Quiet(s)) => (format!("⏸ quiet {s}s"), "agent.quiet"),
+        Some(Flag::Waiting) => ("⚑ waiting for input".into(), Slot::AgentWaiting),
+        Some(Flag::Quiet(s)) => (format!("⏸ quiet {s}s"), Slot::AgentQuiet),
         None => match p.run.state {
-            RunState::Running => ("▶ running".into(), "agent.running"),
-            RunState::Preparing => ("◌ preparing".into(), "agent.running"),
-            RunState::Succeeded => ("✓ done".into(), "agent.done"),
-            RunState::Failed => ("✗ failed".into(), "agent.failed"),
-            s => (format!("■ {}", s.name()), "agent.done"),
+            RunState::Running => ("▶ running".into(), Slot::AgentRunning),
+            RunState::Preparing => ("◌ preparing".into(), Slot::AgentRunning),
+            RunState::Succeeded => ("✓ done".into(), Slot::AgentDone),
+            RunState::Failed => ("✗ failed".into(), Slot::AgentFailed),
+            s => (format!("■ {}", s.name()), Slot::AgentDone),
         },
     }
 }
@@ -303,16 +304,19 @@ impl FleetView<'_> {
         if self.panes.is_empty() {
             let p = Paragraph::new(vec![
                 Line::from(""),
-                Line::from(Span::styled("  No agent is running.", t.style("ui.title"))),
+                Line::from(Span::styled(
+                    "  No agent is running.",
+                    t.style(Slot::UiTitle),
+                )),
                 Line::from(Span::styled(
                     "  Add a ticket on the Tickets screen (2, then n) and the factory starts one.",
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 )),
             ])
             .block(
                 Block::default()
                     .borders(Borders::ALL)
-                    .border_style(t.style("ui.border"))
+                    .border_style(t.style(Slot::UiBorder))
                     .title(" Fleet "),
             );
             frame.render_widget(p, area);
@@ -354,18 +358,18 @@ impl FleetView<'_> {
             })
             .unwrap_or_default();
         let border = if focus {
-            t.style("ui.border.focus")
+            t.style(Slot::UiBorderFocus)
         } else {
-            t.style("ui.border")
+            t.style(Slot::UiBorder)
         };
         let sel = if focus { "▶ " } else { "" };
         let mut title = vec![
-            Span::styled(format!(" {sel}run {} ", p.run.id), t.style("ui.title")),
+            Span::styled(format!(" {sel}run {} ", p.run.id), t.style(Slot::UiTitle)),
             Span::styled(format!("{} ", p.run.agent), Style::default()),
         ];
         // A run on another machine says where; local runs say nothing, as before hosts.
         if let Some(host) = &p.run.host {
-            title.push(Span::styled(format!("on {host} "), t.style("ui.muted")));
+            title.push(Span::styled(format!("on {host} "), t.style(Slot::UiMuted)));
         }
         title.push(Span::styled(format!("{badge} "), t.style(slot)));
         let title = Line::from(title);
@@ -376,7 +380,7 @@ impl FleetView<'_> {
                 spend_text(p.spend()),
                 ticket
             ),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         )]);
         let mut block = Block::default()
             .borders(Borders::ALL)
@@ -387,7 +391,7 @@ impl FleetView<'_> {
             block = block.title_top(
                 Line::from(Span::styled(
                     format!(" {} lines up ", p.scroll),
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 ))
                 .right_aligned(),
             );
@@ -482,27 +486,31 @@ impl App {
         self.load(Load::PaneSteps(run), LoadArgs { from }, fx);
     }
 
-    pub(in crate::tui) fn fleet_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn fleet_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         let n = self.fleet.panes.len();
         let page = self.page.get().max(1) as usize;
         let selected = self.fleet.panes.get(self.fleet.selected).copied();
         match a {
-            "down" | "up" | "page_down" | "page_up" if self.fleet.zoomed => {
+            Action::Down | Action::Up | Action::PageDown | Action::PageUp if self.fleet.zoomed => {
                 if let Some(p) = selected.and_then(|r| self.fleet.by_run.get_mut(&r)) {
                     p.scroll = match a {
-                        "up" => p.scroll + 1,
-                        "page_up" => p.scroll + page,
-                        "down" => p.scroll.saturating_sub(1),
+                        Action::Up => p.scroll + 1,
+                        Action::PageUp => p.scroll + page,
+                        Action::Down => p.scroll.saturating_sub(1),
                         _ => p.scroll.saturating_sub(page),
                     }
                     .min(p.lines.len());
                 }
             }
-            "right" | "down" if n > 0 => self.fleet.selected = (self.fleet.selected + 1) % n,
-            "left" | "up" if n > 0 => self.fleet.selected = (self.fleet.selected + n - 1) % n,
-            "zoom" if n > 0 => self.fleet.zoomed = !self.fleet.zoomed,
-            "back" => self.fleet.zoomed = false,
-            "kill" => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+            Action::Right | Action::Down if n > 0 => {
+                self.fleet.selected = (self.fleet.selected + 1) % n
+            }
+            Action::Left | Action::Up if n > 0 => {
+                self.fleet.selected = (self.fleet.selected + n - 1) % n
+            }
+            Action::Zoom if n > 0 => self.fleet.zoomed = !self.fleet.zoomed,
+            Action::Back => self.fleet.zoomed = false,
+            Action::Kill => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
                 Some(p) if p.run.state.is_live() => {
                     self.layers.push(Layer::Confirm(Confirm {
                         question: format!(
@@ -520,7 +528,7 @@ impl App {
                 }
                 None => self.refuse("no run selected"),
             },
-            "retry" => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+            Action::Retry => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
                 Some(p) if p.run.state.is_live() => {
                     self.layers.push(Layer::Confirm(Confirm {
                         question: format!("Stop run {} and start its ticket again?", p.run.id),

@@ -13,6 +13,8 @@ use crate::model::MemoryKind;
 use crate::tui::app::{App, Hit, Layer};
 use crate::tui::effect::Effect;
 use crate::tui::forms::MemoryForm;
+use crate::tui::keymap::Action;
+use crate::tui::theme::Slot;
 use crate::tui::widgets::{ago, boxed, row, window_start};
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,6 +47,11 @@ impl MemoryScreen {
 }
 
 impl App {
+    /// A click on a hit selects it.
+    pub(in crate::tui) fn memory_click(&mut self, i: usize) {
+        self.memory.selected = i.min(self.memory.hits.len().saturating_sub(1))
+    }
+
     /// Recall's answer arrived; a stale one (an older search) is dropped.
     pub(in crate::tui) fn on_memories(&mut self, generation: u64, hits: Vec<MemoryHit>) {
         if generation == self.memory.generation {
@@ -100,7 +107,7 @@ impl App {
                 true
             }
             KeyCode::Enter => {
-                self.action("open_source", fx);
+                self.action(Action::OpenSource, fx);
                 true
             }
             _ => {
@@ -155,18 +162,18 @@ impl App {
         self.layers.push(Layer::MemoryFilter);
     }
 
-    pub(in crate::tui) fn memory_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn memory_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         match a {
-            "search" => self.memory.typing = true,
-            "down" if self.memory.selected + 1 < self.memory.hits.len() => {
+            Action::Search => self.memory.typing = true,
+            Action::Down if self.memory.selected + 1 < self.memory.hits.len() => {
                 self.memory.selected += 1
             }
-            "up" => self.memory.selected = self.memory.selected.saturating_sub(1),
-            "add" => self
+            Action::Up => self.memory.selected = self.memory.selected.saturating_sub(1),
+            Action::Add => self
                 .layers
                 .push(Layer::MemoryForm(Box::new(MemoryForm::new(&self.theme)))),
-            "filter" => self.layers.push(Layer::MemoryFilter),
-            "open_source" => {
+            Action::Filter => self.layers.push(Layer::MemoryFilter),
+            Action::OpenSource => {
                 let src = self
                     .memory
                     .hits
@@ -220,14 +227,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 if f.agent.is_empty() { "any" } else { &f.agent },
                 within_label(f.within_hours)
             ),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         )),
         filters,
     );
     let [list, detail] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(rest);
     let block = boxed(
-        Span::styled(format!(" {} memories ", m.hits.len()), t.style("ui.title")),
+        Span::styled(
+            format!(" {} memories ", m.hits.len()),
+            t.style(Slot::UiTitle),
+        ),
         !m.typing,
         t,
     );
@@ -241,10 +251,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(row(
             i == m.selected,
             vec![
-                Span::styled(format!("{:<10} ", mem.kind.name()), t.style("memory.kind")),
+                Span::styled(
+                    format!("{:<10} ", mem.kind.name()),
+                    t.style(Slot::MemoryKind),
+                ),
                 Span::styled(
                     mem.text.lines().next().unwrap_or("").to_string(),
-                    t.style("memory.hit"),
+                    t.style(Slot::MemoryHit),
                 ),
             ],
             t,
@@ -261,7 +274,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 "  type to search"
             },
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
@@ -279,24 +292,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             mem.author.name(),
             ago(mem.ts, app.now)
         ),
-        t.style("ui.muted"),
+        t.style(Slot::UiMuted),
     ));
     if !mem.paths.is_empty() {
         body.push(Line::styled(
             format!("paths: {}", mem.paths.join(", ")),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ));
     }
     if !mem.tags.is_empty() {
         body.push(Line::styled(
             format!("tags: {}", mem.tags.join(", ")),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ));
     }
     let legs: Vec<&str> = hit.legs.iter().map(|l| l.name()).collect();
     body.push(Line::styled(
         format!("recalled by {} ({:.3})", legs.join("+"), hit.score),
-        t.style("ui.muted"),
+        t.style(Slot::UiMuted),
     ));
     match &mem.source {
         Some(s) => body.push(Line::styled(
@@ -304,16 +317,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 "from run {} step {} (enter opens it in replay)",
                 s.run, s.step
             ),
-            t.style("ui.title"),
+            t.style(Slot::UiTitle),
         )),
         None => body.push(Line::styled(
             "written by hand: no source step",
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         )),
     }
     frame.render_widget(
         Paragraph::new(body).wrap(Wrap { trim: false }).block(boxed(
-            Span::styled(format!(" memory {} ", mem.id), t.style("ui.title")),
+            Span::styled(format!(" memory {} ", mem.id), t.style(Slot::UiTitle)),
             false,
             t,
         )),
@@ -351,7 +364,7 @@ pub fn draw_filter(frame: &mut Frame, area: Rect, app: &App) {
             "up/down: row · left/right: change · enter: apply ({} windows)",
             WITHIN.len()
         ),
-        t.style("ui.muted"),
+        t.style(Slot::UiMuted),
     ));
     frame.render_widget(
         Paragraph::new(lines).block(boxed(" memory filters ", true, t)),

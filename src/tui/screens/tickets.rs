@@ -10,6 +10,8 @@ use crate::model::Ticket;
 use crate::tui::app::{App, Hit, Layer};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::{Confirm, Prompt, PromptFor, TicketForm};
+use crate::tui::keymap::Action;
+use crate::tui::theme::Slot;
 use crate::tui::widgets::{ago, boxed, row, window_start};
 
 #[derive(Default)]
@@ -29,6 +31,14 @@ pub const BOARD: [crate::model::TicketState; 6] = [
 ];
 
 impl App {
+    /// A click on a ticket of the board selects it.
+    pub(in crate::tui) fn tickets_click(&mut self, i: usize) {
+        // Rows of the board are encoded column * 10_000 + row.
+        self.board.column = (i / 10_000).min(BOARD.len() - 1);
+        self.board.row = i % 10_000;
+        self.clamp_board();
+    }
+
     /// The tickets arrived: the board and every screen's titles follow them.
     pub(in crate::tui) fn on_tickets(&mut self, ts: Vec<Ticket>, fx: &mut Vec<Effect>) {
         self.titles = ts.iter().map(|t| (t.id, t.title.clone())).collect();
@@ -60,23 +70,23 @@ impl App {
         self.board.row = self.board.row.min(n.saturating_sub(1));
     }
 
-    pub(in crate::tui) fn tickets_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn tickets_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         let rows = self.column(self.board.column).len();
         match a {
-            "down" if self.board.row + 1 < rows => self.board.row += 1,
-            "up" => self.board.row = self.board.row.saturating_sub(1),
-            "right" => {
+            Action::Down if self.board.row + 1 < rows => self.board.row += 1,
+            Action::Up => self.board.row = self.board.row.saturating_sub(1),
+            Action::Right => {
                 self.board.column = (self.board.column + 1) % BOARD.len();
                 self.clamp_board();
             }
-            "left" => {
+            Action::Left => {
                 self.board.column = (self.board.column + BOARD.len() - 1) % BOARD.len();
                 self.clamp_board();
             }
-            "new" => self
+            Action::New => self
                 .layers
                 .push(Layer::TicketForm(Box::new(TicketForm::new(&self.theme)))),
-            "cancel" => match self.selected_ticket() {
+            Action::Cancel => match self.selected_ticket() {
                 Some(t) if !t.state.is_final() => {
                     let (id, title) = (t.id, t.title.clone());
                     self.layers.push(Layer::Confirm(Confirm {
@@ -90,7 +100,7 @@ impl App {
                 }
                 None => self.refuse("no ticket selected"),
             },
-            "priority" => match self.selected_ticket() {
+            Action::Priority => match self.selected_ticket() {
                 Some(t) => {
                     let (id, p) = (t.id, t.priority);
                     self.layers.push(Layer::Prompt(Box::new(Prompt::new(
@@ -102,7 +112,8 @@ impl App {
                 }
                 None => self.refuse("no ticket selected"),
             },
-            "open_replay" => match self.selected_ticket().and_then(|t| t.runs.last().copied()) {
+            Action::OpenReplay => match self.selected_ticket().and_then(|t| t.runs.last().copied())
+            {
                 Some(run) => self.open_replay(run, None, fx),
                 None => self.refuse("this ticket has no run yet"),
             },
@@ -126,7 +137,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let block = boxed(
             Span::styled(
                 format!(" {} ({}) ", state.name(), items.len()),
-                t.style("ui.title"),
+                t.style(Slot::UiTitle),
             ),
             focus,
             t,
@@ -145,7 +156,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             lines.push(row(
                 sel,
                 vec![
-                    Span::styled(format!("#{} ", tk.id), t.style("ui.muted")),
+                    Span::styled(format!("#{} ", tk.id), t.style(Slot::UiMuted)),
                     Span::raw(tk.title.clone()),
                 ],
                 t,
@@ -166,7 +177,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     if tk.runs.len() == 1 { "" } else { "s" }
                 ));
             }
-            lines.push(Line::styled(meta, t.style("ui.muted")));
+            lines.push(Line::styled(meta, t.style(Slot::UiMuted)));
             let y = inner.y + ((i - start) * 2) as u16;
             app.hits.borrow_mut().push((
                 Rect::new(inner.x, y, inner.width, 2),
@@ -174,14 +185,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ));
         }
         if items.is_empty() {
-            lines.push(Line::styled("  (none)", t.style("ui.muted")));
+            lines.push(Line::styled("  (none)", t.style(Slot::UiMuted)));
         }
         frame.render_widget(Paragraph::new(lines), inner);
     }
     if app.tickets.is_empty() {
         let hint = Paragraph::new(Line::styled(
             " n adds a ticket: a title, and optionally a body, priority, agent and paths ",
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ));
         let r = Rect::new(
             area.x + 1,
@@ -200,7 +211,7 @@ fn draw_ticket_detail(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("{} ", tk.state.name()), t.style("ui.muted")),
+        Span::styled(format!("{} ", tk.state.name()), t.style(Slot::UiMuted)),
         Span::raw(tk.title.clone()),
     ])];
     lines.extend(
@@ -227,12 +238,12 @@ fn draw_ticket_detail(frame: &mut Frame, area: Rect, app: &App) {
             crate::spend::ticket_cost(&app.runs, tk.id)
         ));
     }
-    lines.push(Line::styled(meta, t.style("ui.muted")));
+    lines.push(Line::styled(meta, t.style(Slot::UiMuted)));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(boxed(
-                Span::styled(format!(" ticket #{} ", tk.id), t.style("ui.title")),
+                Span::styled(format!(" ticket #{} ", tk.id), t.style(Slot::UiTitle)),
                 false,
                 t,
             )),

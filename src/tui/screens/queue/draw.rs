@@ -10,21 +10,22 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::new_line_numbers;
 use crate::model::{QueueEntry, QueueState};
 use crate::tui::app::{App, Hit};
+use crate::tui::keymap::Action;
 use crate::tui::scrollback::styled_lines;
-use crate::tui::theme::Theme;
+use crate::tui::theme::{Slot, Theme};
 use crate::tui::widgets::{ago, boxed, diff_lines, row, window_start};
 
 // ---- merge queue ----
 
-pub fn queue_symbol(s: QueueState) -> (&'static str, &'static str) {
+pub fn queue_symbol(s: QueueState) -> (&'static str, Slot) {
     match s {
-        QueueState::Queued => ("·", "ui"),
-        QueueState::Testing => ("⟳", "queue.testing"),
-        QueueState::AwaitingApproval => ("⚑", "queue.waiting"),
-        QueueState::Landing => ("⇡", "queue.testing"),
-        QueueState::Merged => ("✓", "queue.merged"),
-        QueueState::Bounced => ("↩", "queue.bounced"),
-        QueueState::Rejected => ("✗", "queue.rejected"),
+        QueueState::Queued => ("·", Slot::Ui),
+        QueueState::Testing => ("⟳", Slot::QueueTesting),
+        QueueState::AwaitingApproval => ("⚑", Slot::QueueWaiting),
+        QueueState::Landing => ("⇡", Slot::QueueTesting),
+        QueueState::Merged => ("✓", Slot::QueueMerged),
+        QueueState::Bounced => ("↩", Slot::QueueBounced),
+        QueueState::Rejected => ("✗", Slot::QueueRejected),
     }
 }
 
@@ -54,7 +55,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let block = boxed(
         Span::styled(
             format!(" merge queue{paused}: {} entries ", q.view.entries.len()),
-            t.style("ui.title"),
+            t.style(Slot::UiTitle),
         ),
         true,
         t,
@@ -78,8 +79,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         };
         let spans = vec![
             Span::styled(format!("{sym} {:<17}", e.state.name()), t.style(slot)),
-            Span::styled(format!(" #{:<3}", e.id), t.style("ui.muted")),
-            Span::styled(format!("{flags} "), t.style("agent.waiting")),
+            Span::styled(format!(" #{:<3}", e.id), t.style(Slot::UiMuted)),
+            Span::styled(format!("{flags} "), t.style(Slot::AgentWaiting)),
             Span::raw(title),
         ];
         lines.push(row(i == q.selected, spans, t));
@@ -89,7 +90,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     if q.view.entries.is_empty() {
-        lines.push(Line::styled("  nothing waits to land", t.style("ui.muted")));
+        lines.push(Line::styled(
+            "  nothing waits to land",
+            t.style(Slot::UiMuted),
+        ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 
@@ -130,16 +134,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ago(e.enqueued, app.now)
         ),
         if e.tests.last().is_some_and(|r| !r.ok) {
-            t.style("step.error")
+            t.style(Slot::StepError)
         } else {
-            t.style("ui.muted")
+            t.style(Slot::UiMuted)
         },
     ));
     if let Some(v) = &e.verdict {
         if v.needs_human {
             lines.push(Line::styled(
                 format!("⚑ needs a human: {}", v.reasons.join("; ")),
-                t.style("agent.waiting"),
+                t.style(Slot::AgentWaiting),
             ));
         }
         if !v.gated.is_empty() {
@@ -148,26 +152,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         if !v.denied.is_empty() {
             lines.push(Line::styled(
                 format!("✗ denied paths: {}", v.denied.join(", ")),
-                t.style("step.error"),
+                t.style(Slot::StepError),
             ));
         }
         if !v.needs_human && v.denied.is_empty() {
             lines.push(Line::styled(
                 format!("policy ✓ {} files, {} lines", v.files, v.changed_lines),
-                t.style("ui.muted"),
+                t.style(Slot::UiMuted),
             ));
         }
     }
     if let Some(a) = &e.approval {
         lines.push(Line::styled(
             format!("✓ approved by {} {}", a.by, ago(a.ts, app.now)),
-            t.style("agent.done"),
+            t.style(Slot::AgentDone),
         ));
     }
     for r in e.reviews.iter().filter(|r| r.head == e.head) {
         let (mark, slot) = match r.verdict {
-            crate::model::ReviewVerdict::Approve => ("✓", "agent.done"),
-            crate::model::ReviewVerdict::RequestChanges => ("✗", "step.error"),
+            crate::model::ReviewVerdict::Approve => ("✓", Slot::AgentDone),
+            crate::model::ReviewVerdict::RequestChanges => ("✗", Slot::StepError),
         };
         lines.push(Line::styled(
             format!(
@@ -187,24 +191,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 e.comments.len(),
                 if e.comments.len() == 1 { "" } else { "s" },
                 app.keymap
-                    .keys_for("queue", "send_back")
+                    .keys_for("queue", Action::SendBack)
                     .first()
                     .cloned()
                     .unwrap_or_default()
             ),
-            t.style("agent.waiting"),
+            t.style(Slot::AgentWaiting),
         ));
     }
     if let Some(r) = &e.reason {
-        lines.push(Line::styled(format!("why: {r}"), t.style("step.error")));
+        lines.push(Line::styled(format!("why: {r}"), t.style(Slot::StepError)));
     }
     if let Some(l) = &e.landed {
         lines.push(Line::styled(
             format!("landed as {}", crate::mergeq::short(l)),
-            t.style("queue.merged"),
+            t.style(Slot::QueueMerged),
         ));
     }
-    let keys = |a: &str| {
+    let keys = |a: Action| {
         app.keymap
             .keys_for("queue", a)
             .first()
@@ -214,18 +218,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::styled(
         format!(
             "{} approve · {} reject · {} bump · {} replay · {} test log · {}/{} files · {} diff · {} comment · {} send back",
-            keys("approve"),
-            keys("reject"),
-            keys("bump"),
-            keys("open_replay"),
-            keys("toggle_log"),
-            keys("prev_file"),
-            keys("next_file"),
-            keys("focus_diff"),
-            keys("comment"),
-            keys("send_back")
+            keys(Action::Approve),
+            keys(Action::Reject),
+            keys(Action::Bump),
+            keys(Action::OpenReplay),
+            keys(Action::ToggleLog),
+            keys(Action::PrevFile),
+            keys(Action::NextFile),
+            keys(Action::FocusDiff),
+            keys(Action::Comment),
+            keys(Action::SendBack)
         ),
-        t.style("ui.muted"),
+        t.style(Slot::UiMuted),
     ));
     let head_h = lines.len() as u16 + 2;
     let [top, bottom] =
@@ -234,7 +238,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(boxed(
-                Span::styled(format!(" entry #{} ", e.id), t.style("ui.title")),
+                Span::styled(format!(" entry #{} ", e.id), t.style(Slot::UiTitle)),
                 false,
                 t,
             )),
@@ -254,7 +258,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
             None => (
                 " test log ".into(),
-                vec![Line::styled("not tested yet", t.style("ui.muted"))],
+                vec![Line::styled("not tested yet", t.style(Slot::UiMuted))],
             ),
         }
     } else {
@@ -285,11 +289,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
             None if detail.is_none() => (
                 " diff ".into(),
-                vec![Line::styled("loading…", t.style("ui.muted"))],
+                vec![Line::styled("loading…", t.style(Slot::UiMuted))],
             ),
             None => (
                 " diff ".into(),
-                vec![Line::styled("no changes", t.style("ui.muted"))],
+                vec![Line::styled("no changes", t.style(Slot::UiMuted))],
             ),
         }
     };
@@ -301,7 +305,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(
         Paragraph::new(body)
             .block(boxed(
-                Span::styled(title, t.style("ui.title")),
+                Span::styled(title, t.style(Slot::UiTitle)),
                 q.diff_focus,
                 t,
             ))
@@ -325,7 +329,7 @@ fn commented_diff_lines(
     for (i, line) in diff_lines(part, t).into_iter().enumerate() {
         out.push(if cursor == Some(i) {
             row = Some(out.len());
-            line.style(t.style("ui.selection"))
+            line.style(t.style(Slot::UiSelection))
         } else {
             line
         });
@@ -341,7 +345,7 @@ fn commented_diff_lines(
                 };
                 out.push(Line::styled(
                     format!("{lead}{text}"),
-                    t.style("agent.waiting"),
+                    t.style(Slot::AgentWaiting),
                 ));
             }
         }

@@ -9,6 +9,7 @@ use crate::model::QueueState;
 use crate::tui::app::{App, Layer};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::{Confirm, Prompt, PromptFor};
+use crate::tui::keymap::Action;
 
 #[derive(Default)]
 pub struct QueueScreen {
@@ -31,6 +32,15 @@ impl QueueScreen {
 }
 
 impl App {
+    /// A click on an entry selects it.
+    pub(in crate::tui) fn queue_click(&mut self, i: usize, fx: &mut Vec<Effect>) {
+        if i < self.queue.view.entries.len() && i != self.queue.selected {
+            self.queue.selected = i;
+            self.queue.detail = None;
+            self.queue_detail(fx);
+        }
+    }
+
     /// The queue arrived: the same entry stays selected, wherever it moved.
     pub(in crate::tui) fn on_queue(&mut self, v: QueueView, fx: &mut Vec<Effect>) {
         let keep = self.queue.selected_entry().map(|e| e.id);
@@ -100,35 +110,35 @@ impl App {
         split_patch(&d.patch)
     }
 
-    pub(in crate::tui) fn queue_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn queue_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         let n = self.queue.view.entries.len();
         let page = self.page.get().max(1);
         let entry = self.queue.selected_entry().cloned();
         match a {
-            "down" | "up" if self.queue.diff_focus => {
+            Action::Down | Action::Up if self.queue.diff_focus => {
                 let lines = self
                     .diff_files()
                     .get(self.queue.file)
                     .map_or(0, |(_, part)| part.lines().count());
-                self.queue.line = if a == "down" {
+                self.queue.line = if a == Action::Down {
                     (self.queue.line + 1).min(lines.saturating_sub(1))
                 } else {
                     self.queue.line.saturating_sub(1)
                 };
             }
-            "down" if self.queue.selected + 1 < n => {
+            Action::Down if self.queue.selected + 1 < n => {
                 self.queue.selected += 1;
                 self.queue.detail = None;
                 self.queue.line = 0;
                 self.queue_detail(fx);
             }
-            "up" if self.queue.selected > 0 => {
+            Action::Up if self.queue.selected > 0 => {
                 self.queue.selected -= 1;
                 self.queue.detail = None;
                 self.queue.line = 0;
                 self.queue_detail(fx);
             }
-            "focus_diff" => match self.diff_files().get(self.queue.file) {
+            Action::FocusDiff => match self.diff_files().get(self.queue.file) {
                 None => self.refuse("no diff to move in (yet)"),
                 Some((_, part)) => {
                     self.queue.diff_focus = true;
@@ -140,8 +150,8 @@ impl App {
                     }
                 }
             },
-            "focus_list" => self.queue.diff_focus = false,
-            "comment" => match (entry, self.comment_target()) {
+            Action::FocusList => self.queue.diff_focus = false,
+            Action::Comment => match (entry, self.comment_target()) {
                 (Some(e), _) if e.state.is_finished() || e.state == QueueState::Landing => self
                     .refuse(&format!(
                         "entry {} is {}; a comment only reaches an entry still to land",
@@ -163,7 +173,7 @@ impl App {
                 (Some(_), Err(why)) => self.refuse(&why),
                 (None, _) => self.refuse("the queue is empty"),
             },
-            "send_back" => match entry {
+            Action::SendBack => match entry {
                 Some(e) if e.state.is_finished() || e.state == QueueState::Landing => {
                     self.refuse(&format!(
                         "entry {} is {}; only an entry still to land is sent back",
@@ -193,16 +203,16 @@ impl App {
                 }
                 None => self.refuse("the queue is empty"),
             },
-            "page_down" => self.queue.scroll = self.queue.scroll.saturating_add(page / 2),
-            "page_up" => self.queue.scroll = self.queue.scroll.saturating_sub(page / 2),
-            "toggle_log" => {
+            Action::PageDown => self.queue.scroll = self.queue.scroll.saturating_add(page / 2),
+            Action::PageUp => self.queue.scroll = self.queue.scroll.saturating_sub(page / 2),
+            Action::ToggleLog => {
                 self.queue.show_log = !self.queue.show_log;
                 self.queue.scroll = 0;
             }
-            "next_file" | "prev_file" => {
+            Action::NextFile | Action::PrevFile => {
                 let files = self.diff_files().len();
                 if files > 0 {
-                    self.queue.file = if a == "next_file" {
+                    self.queue.file = if a == Action::NextFile {
                         (self.queue.file + 1) % files
                     } else {
                         (self.queue.file + files - 1) % files
@@ -212,7 +222,7 @@ impl App {
                     self.queue.show_log = false;
                 }
             }
-            "approve" => match entry {
+            Action::Approve => match entry {
                 Some(e) if !e.state.is_finished() => {
                     let waits = if e.state == QueueState::AwaitingApproval {
                         "It waits for you; once approved it lands"
@@ -238,7 +248,7 @@ impl App {
                 )),
                 None => self.refuse("the queue is empty"),
             },
-            "reject" => match entry {
+            Action::Reject => match entry {
                 Some(e) if !e.state.is_finished() => {
                     self.layers.push(Layer::Prompt(Box::new(Prompt::new(
                         PromptFor::Reject(e.id),
@@ -254,7 +264,7 @@ impl App {
                 )),
                 None => self.refuse("the queue is empty"),
             },
-            "bump" => match entry {
+            Action::Bump => match entry {
                 Some(e) if !e.state.is_finished() => fx.push(Effect::QueueAct {
                     id: e.id,
                     verb: "bump",
@@ -267,7 +277,7 @@ impl App {
                 )),
                 None => self.refuse("the queue is empty"),
             },
-            "open_replay" => match entry.and_then(|e| e.run) {
+            Action::OpenReplay => match entry.and_then(|e| e.run) {
                 Some(run) => self.open_replay(run, None, fx),
                 None => self.refuse("this entry came from no run"),
             },

@@ -11,6 +11,7 @@ use super::SPEEDS;
 use crate::model::{Lifecycle, Step, StepKind};
 use crate::tui::app::{App, Hit};
 use crate::tui::scrollback::styled_lines;
+use crate::tui::theme::Slot;
 use crate::tui::widgets::{
     ago, boxed, diff_lines, kind_symbol, label, labelled, pretty_json, row, slot_of_name,
     step_slot, window_start,
@@ -35,9 +36,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 .map(String::as_str)
                 .unwrap_or(&r.source);
             let slot = match r.state {
-                crate::model::RunState::Failed => "agent.failed",
-                s if s.is_live() => "agent.running",
-                _ => "ui.muted",
+                crate::model::RunState::Failed => Slot::AgentFailed,
+                s if s.is_live() => Slot::AgentRunning,
+                _ => Slot::UiMuted,
             };
             lines.push(row(
                 i == app.replay.pick,
@@ -47,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     Span::raw(format!("{:<10} {:>7} steps  ", r.agent, r.steps)),
                     Span::styled(
                         format!("{:<9} ", ago(r.started, app.now)),
-                        t.style("ui.muted"),
+                        t.style(Slot::UiMuted),
                     ),
                     Span::raw(title.to_string()),
                 ],
@@ -59,7 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ));
         }
         if runs.is_empty() {
-            lines.push(Line::styled("  no runs yet", t.style("ui.muted")));
+            lines.push(Line::styled("  no runs yet", t.style(Slot::UiMuted)));
         }
         frame.render_widget(Paragraph::new(lines), inner);
         return;
@@ -69,7 +70,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let r = &app.replay;
     let run = app.runs.iter().find(|x| x.id == run_id);
     let total = r.rows.len();
-    let mut title = vec![Span::styled(format!(" run {run_id} "), t.style("ui.title"))];
+    let mut title = vec![Span::styled(
+        format!(" run {run_id} "),
+        t.style(Slot::UiTitle),
+    )];
     if let Some(run) = run {
         title.push(Span::raw(format!("{} · {} ", run.agent, run.state.name())));
     }
@@ -82,7 +86,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if r.playing {
         title.push(Span::styled(
             format!("▶ {}/s ", SPEEDS[r.speed]),
-            t.style("agent.running"),
+            t.style(Slot::AgentRunning),
         ));
     }
     let block = boxed(Line::from(title), true, t);
@@ -101,7 +105,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(row(
             i == r.cursor.at,
             vec![
-                Span::styled(format!("{:>6}{mark}{hit}", o.seq), t.style("ui.muted")),
+                Span::styled(format!("{:>6}{mark}{hit}", o.seq), t.style(Slot::UiMuted)),
                 Span::styled(
                     labelled(&o.kind, o.error, &o.summary),
                     t.style(slot_of_name(&o.kind, o.error)),
@@ -121,7 +125,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 "  loading the run…"
             },
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
@@ -136,14 +140,14 @@ fn draw_step(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let header = Line::from(vec![
-        Span::styled(format!(" step {} ", o.seq), t.style("ui.title")),
+        Span::styled(format!(" step {} ", o.seq), t.style(Slot::UiTitle)),
         Span::styled(
             format!("{} {} ", kind_symbol(&o.kind, o.error), o.kind),
             t.style(slot_of_name(&o.kind, o.error)),
         ),
         Span::styled(
             format!("· {} ", o.ts.strftime("%H:%M:%S")),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         ),
     ]);
     let block = boxed(header, false, t);
@@ -151,7 +155,7 @@ fn draw_step(frame: &mut Frame, area: Rect, app: &App) {
         Some(step) => step_text(step, app),
         None => Text::from(vec![
             Line::raw(o.summary.clone()),
-            Line::styled("loading…", t.style("ui.muted")),
+            Line::styled("loading…", t.style(Slot::UiMuted)),
         ]),
     };
     frame.render_widget(
@@ -180,7 +184,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
         } => {
             out.push(label(&format!("tool call: {name}"), t));
             if let Some(id) = call_id {
-                out.push(Line::styled(format!("id {id}"), t.style("ui.muted")));
+                out.push(Line::styled(format!("id {id}"), t.style(Slot::UiMuted)));
             }
             out.push(label("input", t));
             out.extend(
@@ -206,7 +210,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                             t,
                         ));
                         let style = if *is_error {
-                            t.style("step.error")
+                            t.style(Slot::StepError)
                         } else {
                             Style::default()
                         };
@@ -214,12 +218,12 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                     }
                     _ => out.push(Line::styled(
                         format!("output: step {seq}, loading…"),
-                        t.style("ui.muted"),
+                        t.style(Slot::UiMuted),
                     )),
                 },
                 None => out.push(Line::styled(
                     "no result recorded for this call",
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 )),
             }
         }
@@ -229,11 +233,11 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
             if let Some(p) = step.parent {
                 out.push(Line::styled(
                     format!("answers the call at step {p}"),
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 ));
             }
             if *is_error {
-                out.push(Line::styled("✗ the tool failed", t.style("step.error")));
+                out.push(Line::styled("✗ the tool failed", t.style(Slot::StepError)));
             }
             out.extend(styled_lines(output.preview(), Style::default()));
         }
@@ -244,9 +248,9 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
         } => {
             out.push(Line::styled(format!("$ {}", argv.join(" ")), base));
             out.push(match exit_code {
-                Some(0) => Line::styled("exit code 0 ✓", t.style("agent.done")),
-                Some(c) => Line::styled(format!("exit code {c} ✗"), t.style("step.error")),
-                None => Line::styled("exit code unknown", t.style("ui.muted")),
+                Some(0) => Line::styled("exit code 0 ✓", t.style(Slot::AgentDone)),
+                Some(c) => Line::styled(format!("exit code {c} ✗"), t.style(Slot::StepError)),
+                None => Line::styled("exit code unknown", t.style(Slot::UiMuted)),
             });
             out.push(Line::raw(""));
             out.extend(styled_lines(output.preview(), Style::default()));
@@ -267,7 +271,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                 let text = match rebuilt {
                     Some(Ok(f)) if f.state == "known" => f.content.clone(),
                     Some(Ok(f)) if f.state == "deleted" => {
-                        out.push(Line::styled("deleted at this step", t.style("ui.muted")));
+                        out.push(Line::styled("deleted at this step", t.style(Slot::UiMuted)));
                         None
                     }
                     _ => after.as_ref().map(|a| a.preview().to_string()),
@@ -276,20 +280,20 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                     Some(text) => {
                         for (i, l) in text.lines().enumerate() {
                             out.push(Line::from(vec![
-                                Span::styled(format!("{:>5} ", i + 1), t.style("ui.muted")),
+                                Span::styled(format!("{:>5} ", i + 1), t.style(Slot::UiMuted)),
                                 Span::raw(l.replace('\t', "    ")),
                             ]));
                         }
                     }
                     None if rebuilt.is_none() => {
-                        out.push(Line::styled("loading…", t.style("ui.muted")))
+                        out.push(Line::styled("loading…", t.style(Slot::UiMuted)))
                     }
                     None => out.push(Line::styled(
                         match rebuilt {
                             Some(Err(e)) => format!("cannot rebuild the file: {e}"),
                             _ => "the trace has only a patch for this file, with nothing before it to apply it to".into(),
                         },
-                        t.style("ui.muted"),
+                        t.style(Slot::UiMuted),
                     )),
                 }
             } else {
@@ -324,7 +328,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                 for c in said {
                     out.push(Line::styled(
                         format!("  line {}: {} ({})", c.line, c.text.trim(), c.by),
-                        t.style("agent.waiting"),
+                        t.style(Slot::AgentWaiting),
                     ));
                 }
             }
@@ -337,9 +341,9 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                 ..
             } = event
             {
-                out.push(Line::styled(format!("in {c}"), t.style("ui.muted")));
+                out.push(Line::styled(format!("in {c}"), t.style(Slot::UiMuted)));
                 if let Some(s) = session {
-                    out.push(Line::styled(format!("session {s}"), t.style("ui.muted")));
+                    out.push(Line::styled(format!("session {s}"), t.style(Slot::UiMuted)));
                 }
             }
         }
@@ -350,7 +354,7 @@ fn step_text(step: &Step, app: &App) -> Text<'static> {
                     line.map(|l| format!(", source line {l}"))
                         .unwrap_or_default()
                 ),
-                t.style("ui.muted"),
+                t.style(Slot::UiMuted),
             ));
             out.extend(data.preview().lines().map(|l| Line::raw(l.to_string())));
         }

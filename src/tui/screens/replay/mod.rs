@@ -12,6 +12,7 @@ use crate::model::{Run, RunId, Step};
 use crate::tui::app::{App, Layer, Screen};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::{Prompt, PromptFor};
+use crate::tui::keymap::Action;
 use cursor::{Cursor, Mark, Move};
 
 /// Rows of an outline fetched at once: the first screenful arrives fast, the rest follow.
@@ -90,6 +91,32 @@ impl ReplayState {
 }
 
 impl App {
+    /// A search typed in replay: the next match of the same words, or a new search.
+    pub(in crate::tui) fn search_run(&mut self, text: String, fx: &mut Vec<Effect>) {
+        let Some(run) = self.replay.run else { return };
+        if text.is_empty() {
+            return;
+        }
+        if text == self.replay.search && !self.replay.hits.is_empty() {
+            self.jump_to_hit(fx);
+        } else {
+            self.replay.search = text.clone();
+            self.replay.hits.clear();
+            fx.push(Effect::SearchRun { run, query: text });
+        }
+    }
+
+    /// A click on a row: a run of the list, or a step of the timeline.
+    pub(in crate::tui) fn replay_click(&mut self, i: usize, fx: &mut Vec<Effect>) {
+        if self.replay.run.is_none() {
+            self.replay.pick = i;
+        } else if i < self.replay.rows.len() {
+            self.replay.cursor.at = i;
+            self.replay.scroll = 0;
+            self.want_step(fx);
+        }
+    }
+
     /// A whole step arrived, for the detail pane.
     pub(in crate::tui) fn on_step(&mut self, s: Step, fx: &mut Vec<Effect>) {
         let (run, seq) = (s.run, s.seq);
@@ -276,15 +303,19 @@ impl App {
         v
     }
 
-    pub(in crate::tui) fn replay_action(&mut self, a: &str, fx: &mut Vec<Effect>) {
+    pub(in crate::tui) fn replay_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
         if self.replay.run.is_none() {
             let n = self.runs.len();
             match a {
-                "down" | "next_step" if self.replay.pick + 1 < n => self.replay.pick += 1,
-                "up" | "prev_step" => self.replay.pick = self.replay.pick.saturating_sub(1),
-                "first" => self.replay.pick = 0,
-                "last" => self.replay.pick = n.saturating_sub(1),
-                "open" => match self.run_list().get(self.replay.pick) {
+                Action::Down | Action::NextStep if self.replay.pick + 1 < n => {
+                    self.replay.pick += 1
+                }
+                Action::Up | Action::PrevStep => {
+                    self.replay.pick = self.replay.pick.saturating_sub(1)
+                }
+                Action::First => self.replay.pick = 0,
+                Action::Last => self.replay.pick = n.saturating_sub(1),
+                Action::Open => match self.run_list().get(self.replay.pick) {
                     Some(r) => {
                         let id = r.id;
                         self.open_replay(id, None, fx);
@@ -311,19 +342,19 @@ impl App {
         }
         let page = self.page.get().max(1);
         match a {
-            "down" => {
+            Action::Down => {
                 self.replay_move(Move::NextStep, fx);
             }
-            "up" => {
+            Action::Up => {
                 self.replay_move(Move::PrevStep, fx);
             }
-            "page_down" => self.replay.scroll = self.replay.scroll.saturating_add(page / 2),
-            "page_up" => self.replay.scroll = self.replay.scroll.saturating_sub(page / 2),
-            "back" => {
+            Action::PageDown => self.replay.scroll = self.replay.scroll.saturating_add(page / 2),
+            Action::PageUp => self.replay.scroll = self.replay.scroll.saturating_sub(page / 2),
+            Action::Back => {
                 self.replay.run = None;
                 self.replay.playing = false;
             }
-            "play" => {
+            Action::Play => {
                 self.replay.playing = !self.replay.playing;
                 let s = SPEEDS[self.replay.speed];
                 if self.replay.playing {
@@ -332,15 +363,15 @@ impl App {
                     self.say("paused");
                 }
             }
-            "faster" => {
+            Action::Faster => {
                 self.replay.speed = (self.replay.speed + 1).min(SPEEDS.len() - 1);
                 self.say(&format!("{} steps/s", SPEEDS[self.replay.speed]));
             }
-            "slower" => {
+            Action::Slower => {
                 self.replay.speed = self.replay.speed.saturating_sub(1);
                 self.say(&format!("{} steps/s", SPEEDS[self.replay.speed]));
             }
-            "search" => {
+            Action::Search => {
                 let q = self.replay.search.clone();
                 self.layers.push(Layer::Prompt(Box::new(Prompt::new(
                     PromptFor::Search,
@@ -349,7 +380,7 @@ impl App {
                     &self.theme,
                 ))));
             }
-            "toggle_file" => {
+            Action::ToggleFile => {
                 self.replay.show_file = !self.replay.show_file;
                 self.replay.scroll = 0;
                 self.want_step(fx);
