@@ -130,11 +130,3 @@ pub fn diff_lines(patch: &str, t: &Theme) -> Vec<Line<'static>> {
         })
         .collect()
 }
-
-/// JSON laid out over lines when `s` is JSON; else `s` as it is.
-pub fn pretty_json(s: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(s)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| s.to_string())
-}

@@ -8,13 +8,14 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::SPEEDS;
-use crate::model::{Lifecycle, Step, StepKind};
+use crate::model::{Payload, RunId, Step, StepKind};
+use crate::trace::detail::{self, Body, Part, Role, Voice};
 use crate::tui::app::{App, Hit};
 use crate::tui::scrollback::styled_lines;
-use crate::tui::theme::Slot;
+use crate::tui::theme::{Slot, Theme};
 use crate::tui::widgets::{
-    ago, boxed, diff_lines, kind_symbol, label, labelled, pretty_json, row, slot_of_name,
-    step_slot, window_start,
+    ago, boxed, diff_lines, kind_symbol, label, labelled, row, slot_of_name, step_slot,
+    window_start,
 };
 
 // ---- replay ----
@@ -167,197 +168,158 @@ fn draw_step(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+/// The step whole: its parts as every view words them for the pane, with what only the
+/// pane holds: a tool call's result, an edited file as it was, what review said of it.
 fn step_text(step: &Step, app: &App) -> Text<'static> {
     let t = &app.theme;
-    let base = t.style(step_slot(&step.kind));
     let mut out: Vec<Line<'static>> = vec![];
     match &step.kind {
-        StepKind::UserMessage { text }
-        | StepKind::AgentMessage { text }
-        | StepKind::Thinking { text }
-        | StepKind::Decision { text } => out.extend(styled_lines(text.preview(), base)),
-        StepKind::Error { message } => out.extend(styled_lines(message.preview(), base)),
-        StepKind::ToolCall {
-            name,
-            input,
-            call_id,
-        } => {
-            out.push(label(&format!("tool call: {name}"), t));
-            if let Some(id) = call_id {
-                out.push(Line::styled(format!("id {id}"), t.style(Slot::UiMuted)));
-            }
-            out.push(label("input", t));
-            out.extend(
-                pretty_json(input.preview())
-                    .lines()
-                    .map(|l| Line::raw(l.to_string())),
-            );
-            out.push(Line::raw(""));
-            match app.replay.result_of(step.seq) {
-                Some(seq) => match app.replay.steps.get(&seq) {
-                    Some(Step {
-                        kind:
-                            StepKind::ToolResult {
-                                output, is_error, ..
-                            },
-                        ..
-                    }) => {
-                        out.push(label(
-                            &format!(
-                                "output (step {seq}){}",
-                                if *is_error { " ✗ error" } else { "" }
-                            ),
-                            t,
-                        ));
-                        let style = if *is_error {
-                            t.style(Slot::StepError)
-                        } else {
-                            Style::default()
-                        };
-                        out.extend(styled_lines(output.preview(), style));
-                    }
-                    _ => out.push(Line::styled(
-                        format!("output: step {seq}, loading…"),
-                        t.style(Slot::UiMuted),
-                    )),
-                },
-                None => out.push(Line::styled(
-                    "no result recorded for this call",
-                    t.style(Slot::UiMuted),
-                )),
-            }
+        StepKind::FileEdit { path, after, .. } if app.replay.show_file => {
+            file_as_it_was(step.seq, path, after.as_ref(), app, &mut out)
         }
-        StepKind::ToolResult {
-            output, is_error, ..
-        } => {
-            if let Some(p) = step.parent {
-                out.push(Line::styled(
-                    format!("answers the call at step {p}"),
-                    t.style(Slot::UiMuted),
-                ));
+        _ => {
+            let base = t.style(step_slot(&step.kind));
+            for part in detail::parts(step, Voice::Tui) {
+                push_part(&mut out, part, base, t);
             }
-            if *is_error {
-                out.push(Line::styled("✗ the tool failed", t.style(Slot::StepError)));
-            }
-            out.extend(styled_lines(output.preview(), Style::default()));
-        }
-        StepKind::Command {
-            argv,
-            exit_code,
-            output,
-        } => {
-            out.push(Line::styled(format!("$ {}", argv.join(" ")), base));
-            out.push(match exit_code {
-                Some(0) => Line::styled("exit code 0 ✓", t.style(Slot::AgentDone)),
-                Some(c) => Line::styled(format!("exit code {c} ✗"), t.style(Slot::StepError)),
-                None => Line::styled("exit code unknown", t.style(Slot::UiMuted)),
-            });
-            out.push(Line::raw(""));
-            out.extend(styled_lines(output.preview(), Style::default()));
-        }
-        StepKind::FileEdit {
-            path,
-            before,
-            after,
-            patch,
-        } => {
-            if app.replay.show_file {
-                out.push(label(
-                    &format!("{path}, as it was after this step (f: the diff)"),
-                    t,
-                ));
-                // The file rebuilt from the run's edits; the step's own copy while that loads.
-                let rebuilt = app.replay.files.get(&step.seq);
-                let text = match rebuilt {
-                    Some(Ok(f)) if f.state == "known" => f.content.clone(),
-                    Some(Ok(f)) if f.state == "deleted" => {
-                        out.push(Line::styled("deleted at this step", t.style(Slot::UiMuted)));
-                        None
-                    }
-                    _ => after.as_ref().map(|a| a.preview().to_string()),
-                };
-                match text {
-                    Some(text) => {
-                        for (i, l) in text.lines().enumerate() {
-                            out.push(Line::from(vec![
-                                Span::styled(format!("{:>5} ", i + 1), t.style(Slot::UiMuted)),
-                                Span::raw(l.replace('\t', "    ")),
-                            ]));
-                        }
-                    }
-                    None if rebuilt.is_none() => {
-                        out.push(Line::styled("loading…", t.style(Slot::UiMuted)))
-                    }
-                    None => out.push(Line::styled(
-                        match rebuilt {
-                            Some(Err(e)) => format!("cannot rebuild the file: {e}"),
-                            _ => "the trace has only a patch for this file, with nothing before it to apply it to".into(),
-                        },
-                        t.style(Slot::UiMuted),
-                    )),
-                }
-            } else {
-                let what = match (before, after) {
-                    (None, Some(_)) => "created",
-                    (Some(_), None) => "deleted",
-                    _ => "edited",
-                };
-                out.push(label(
-                    &format!("{path} {what} (f: the file as it was here)"),
-                    t,
-                ));
-                out.extend(diff_lines(patch.preview(), t));
-            }
-            // What reviewers (agents and people) said about this file of the run's change.
-            let said: Vec<&crate::model::LineComment> = app
-                .queue
-                .view
-                .entries
-                .iter()
-                .filter(|e| e.run == Some(step.run))
-                .flat_map(|e| {
-                    e.comments
-                        .iter()
-                        .chain(e.reviews.iter().flat_map(|r| r.comments.iter()))
-                })
-                .filter(|c| c.path == *path)
-                .collect();
-            if !said.is_empty() {
-                out.push(Line::raw(""));
-                out.push(label(&format!("comments on {path} in review"), t));
-                for c in said {
-                    out.push(Line::styled(
-                        format!("  line {}: {} ({})", c.line, c.text.trim(), c.by),
-                        t.style(Slot::AgentWaiting),
-                    ));
-                }
-            }
-        }
-        StepKind::Lifecycle { event } => {
-            out.push(Line::raw(step.kind.summary()));
-            if let Lifecycle::Started {
-                cwd: Some(c),
-                session,
-                ..
-            } = event
-            {
-                out.push(Line::styled(format!("in {c}"), t.style(Slot::UiMuted)));
-                if let Some(s) = session {
-                    out.push(Line::styled(format!("session {s}"), t.style(Slot::UiMuted)));
-                }
-            }
-        }
-        StepKind::Raw { line, reason, data } => {
-            out.push(Line::styled(
-                format!(
-                    "not understood ({reason}){}",
-                    line.map(|l| format!(", source line {l}"))
-                        .unwrap_or_default()
-                ),
-                t.style(Slot::UiMuted),
-            ));
-            out.extend(data.preview().lines().map(|l| Line::raw(l.to_string())));
         }
     }
+    match &step.kind {
+        StepKind::ToolCall { .. } => {
+            out.push(Line::raw(""));
+            tool_result(step.seq, app, &mut out);
+        }
+        StepKind::FileEdit { path, .. } => review_comments(step.run, path, app, &mut out),
+        _ => {}
+    }
     Text::from(out)
+}
+
+/// One part of a step's detail as pane lines, styled by what it is.
+fn push_part(out: &mut Vec<Line<'static>>, part: Part, base: Style, t: &Theme) {
+    if let Some(l) = part.label {
+        out.push(label(l, t));
+    }
+    let text = part.text;
+    match part.role {
+        Role::Head => out.push(label(&text, t)),
+        Role::Command => out.push(Line::styled(text.into_owned(), base)),
+        Role::Plain => out.push(Line::raw(text.into_owned())),
+        Role::Note => out.push(Line::styled(text.into_owned(), t.style(Slot::UiMuted))),
+        Role::Success => out.push(Line::styled(text.into_owned(), t.style(Slot::AgentDone))),
+        Role::Failure => out.push(Line::styled(text.into_owned(), t.style(Slot::StepError))),
+        Role::Body(Body::Text) => out.extend(styled_lines(&text, base)),
+        Role::Body(Body::Output) => out.extend(styled_lines(&text, Style::default())),
+        Role::Body(Body::Verbatim) => out.extend(text.lines().map(|l| Line::raw(l.to_string()))),
+        Role::Body(Body::Diff) => out.extend(diff_lines(&text, t)),
+    }
+}
+
+/// The result answering the tool call at `seq`, when the outline has it.
+fn tool_result(seq: u64, app: &App, out: &mut Vec<Line<'static>>) {
+    let t = &app.theme;
+    match app.replay.result_of(seq) {
+        Some(seq) => match app.replay.steps.get(&seq) {
+            Some(Step {
+                kind:
+                    StepKind::ToolResult {
+                        output, is_error, ..
+                    },
+                ..
+            }) => {
+                out.push(label(
+                    &format!(
+                        "output (step {seq}){}",
+                        if *is_error { " ✗ error" } else { "" }
+                    ),
+                    t,
+                ));
+                let style = if *is_error {
+                    t.style(Slot::StepError)
+                } else {
+                    Style::default()
+                };
+                out.extend(styled_lines(output.preview(), style));
+            }
+            _ => out.push(Line::styled(
+                format!("output: step {seq}, loading…"),
+                t.style(Slot::UiMuted),
+            )),
+        },
+        None => out.push(Line::styled(
+            "no result recorded for this call",
+            t.style(Slot::UiMuted),
+        )),
+    }
+}
+
+/// The edited file as it was after step `seq`: rebuilt from the run's edits, the step's
+/// own copy while that loads.
+fn file_as_it_was(
+    seq: u64,
+    path: &str,
+    after: Option<&Payload>,
+    app: &App,
+    out: &mut Vec<Line<'static>>,
+) {
+    let t = &app.theme;
+    out.push(label(
+        &format!("{path}, as it was after this step (f: the diff)"),
+        t,
+    ));
+    let rebuilt = app.replay.files.get(&seq);
+    let text = match rebuilt {
+        Some(Ok(f)) if f.state == "known" => f.content.clone(),
+        Some(Ok(f)) if f.state == "deleted" => {
+            out.push(Line::styled("deleted at this step", t.style(Slot::UiMuted)));
+            None
+        }
+        _ => after.map(|a| a.preview().to_string()),
+    };
+    match text {
+        Some(text) => {
+            for (i, l) in text.lines().enumerate() {
+                out.push(Line::from(vec![
+                    Span::styled(format!("{:>5} ", i + 1), t.style(Slot::UiMuted)),
+                    Span::raw(l.replace('\t', "    ")),
+                ]));
+            }
+        }
+        None if rebuilt.is_none() => out.push(Line::styled("loading…", t.style(Slot::UiMuted))),
+        None => out.push(Line::styled(
+            match rebuilt {
+                Some(Err(e)) => format!("cannot rebuild the file: {e}"),
+                _ => "the trace has only a patch for this file, with nothing before it to apply it to".into(),
+            },
+            t.style(Slot::UiMuted),
+        )),
+    }
+}
+
+/// What reviewers (agents and people) said about this file of the run's change.
+fn review_comments(run: RunId, path: &str, app: &App, out: &mut Vec<Line<'static>>) {
+    let t = &app.theme;
+    let said: Vec<&crate::model::LineComment> = app
+        .queue
+        .view
+        .entries
+        .iter()
+        .filter(|e| e.run == Some(run))
+        .flat_map(|e| {
+            e.comments
+                .iter()
+                .chain(e.reviews.iter().flat_map(|r| r.comments.iter()))
+        })
+        .filter(|c| c.path == *path)
+        .collect();
+    if !said.is_empty() {
+        out.push(Line::raw(""));
+        out.push(label(&format!("comments on {path} in review"), t));
+        for c in said {
+            out.push(Line::styled(
+                format!("  line {}: {} ({})", c.line, c.text.trim(), c.by),
+                t.style(Slot::AgentWaiting),
+            ));
+        }
+    }
 }
