@@ -2,7 +2,9 @@
 //! mouse event, a tick, a factory event, an API answer) and returns effects as data (load
 //! this, approve that). It performs no I/O and holds no store handle, so every screen and
 //! key sequence is tested without a terminal or a factory; `runtime` carries the effects
-//! out through the API client and feeds the answers back in.
+//! out through the API client and feeds the answers back in. Here is what is common to
+//! every screen (loads, layers, keys, the mouse); each screen in `screens` adds to `App`
+//! what is its own, and `update` and `action` hand over to it.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

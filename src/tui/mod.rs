@@ -4,7 +4,7 @@
 //! state, keys and drawing. `runtime` owns the terminal and the loop and carries effects
 //! out through the API client, so the UI holds no store handle. `effect` is what the app
 //! asks for; `forms`, `scrollback`, `help`, `status` and `widgets` are shared parts;
-//! `theme` and `keymap` are data.
+//! `theme` and `keymap` are data, their slot and action names enums (`names`).
 
 pub mod app;
 pub mod effect;

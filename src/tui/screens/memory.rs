@@ -64,8 +64,6 @@ impl App {
         }
     }
 
-    // ---- memory ----
-
     pub(in crate::tui) fn search_memory(&mut self, fx: &mut Vec<Effect>) {
         self.memory.generation += 1;
         let f = &self.memory.filters;
@@ -191,8 +189,6 @@ impl App {
         }
     }
 }
-
-// ---- memory ----
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;

@@ -49,8 +49,6 @@ impl App {
         }
     }
 
-    // ---- tickets ----
-
     pub fn column(&self, i: usize) -> Vec<&Ticket> {
         let mut v: Vec<&Ticket> = self
             .tickets
@@ -121,8 +119,6 @@ impl App {
         }
     }
 }
-
-// ---- tickets ----
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;

@@ -15,8 +15,6 @@ use crate::tui::scrollback::styled_lines;
 use crate::tui::theme::{Slot, Theme};
 use crate::tui::widgets::{ago, boxed, diff_lines, row, window_start};
 
-// ---- merge queue ----
-
 pub fn queue_symbol(s: QueueState) -> (&'static str, Slot) {
     match s {
         QueueState::Queued => ("·", Slot::Ui),

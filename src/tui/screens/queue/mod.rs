@@ -76,8 +76,6 @@ impl App {
         }
     }
 
-    // ---- the queue ----
-
     pub(in crate::tui) fn queue_detail(&mut self, fx: &mut Vec<Effect>) {
         if let Some(e) = self.queue.selected_entry() {
             let id = e.id;

@@ -18,8 +18,6 @@ use crate::tui::widgets::{
     window_start,
 };
 
-// ---- replay ----
-
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let Some(run_id) = app.replay.run else {

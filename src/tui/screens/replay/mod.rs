@@ -171,8 +171,6 @@ impl App {
         }
     }
 
-    // ---- replay ----
-
     pub(in crate::tui) fn outline(
         &mut self,
         run: RunId,
