@@ -260,12 +260,6 @@ pub fn clip(text: &str, max: usize) -> String {
 /// One step as a timeline line: sequence, `!` for errors, time, kind, summary. The run
 /// timeline and `run logs` share it so a step reads the same in both.
 pub fn step_line(s: &shopfloor::model::Step, seq_width: usize, summary_max: usize) -> String {
-    let mark = if s.kind.is_error() { "!" } else { " " };
-    format!(
-        "{:>seq_width$} {mark} {} {:<11} {}",
-        s.seq,
-        s.ts.strftime("%H:%M:%S"),
-        s.kind.name(),
-        clip(&s.kind.summary(), summary_max)
-    )
+    let summary = clip(&s.kind.summary(), summary_max);
+    shopfloor::trace::detail::timeline_row(s, seq_width, &summary)
 }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use shopfloor::api::wire::{ImportTrace, StepSearch};
-use shopfloor::model::{Lifecycle, Payload, Step, StepKind};
+use shopfloor::model::Step;
+use shopfloor::trace::detail::{self, Voice};
 use shopfloor::trace::{ExportFormat, Format};
 
 use super::Ctx;
@@ -225,103 +226,15 @@ fn show(ctx: &Ctx, run_id: u64, step: Option<u64>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn text(p: &Payload) -> &str {
-    p.preview()
-}
-
+/// A step whole, as `trace show --step` prints it.
 fn print_step(s: &Step) {
-    say!(
-        "run {} step {} · {} · {} · {}",
-        s.run,
-        s.seq,
-        s.kind.name(),
-        s.agent,
-        s.ts
-    );
+    say!("{}", detail::heading(s, Voice::Cli));
     if let Some(p) = s.parent {
         say!("answers step {p}");
     }
     say!();
-    match &s.kind {
-        StepKind::UserMessage { text: t }
-        | StepKind::AgentMessage { text: t }
-        | StepKind::Thinking { text: t }
-        | StepKind::Decision { text: t } => say!("{}", text(t)),
-        StepKind::ToolCall {
-            call_id,
-            name,
-            input,
-        } => {
-            say!(
-                "tool {name}{}",
-                call_id
-                    .as_deref()
-                    .map(|c| format!(" ({c})"))
-                    .unwrap_or_default()
-            );
-            let pretty = serde_json::from_str::<serde_json::Value>(text(input))
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or_else(|| text(input).to_string());
-            say!("{pretty}");
-        }
-        StepKind::ToolResult {
-            output, is_error, ..
-        } => {
-            if *is_error {
-                say!("error result:");
-            }
-            say!("{}", text(output));
-        }
-        StepKind::Command {
-            argv,
-            exit_code,
-            output,
-        } => {
-            say!("$ {}", argv.join(" "));
-            say!(
-                "exit code: {}",
-                exit_code.map_or("unknown".into(), |c| c.to_string())
-            );
-            say!("{}", text(output));
-        }
-        StepKind::FileEdit {
-            path,
-            before,
-            after,
-            patch,
-        } => {
-            say!("edit {path}");
-            match (before, after) {
-                (None, Some(_)) => say!("(created)"),
-                (Some(_), None) => say!("(deleted)"),
-                _ => {}
-            }
-            say!("{}", text(patch));
-        }
-        StepKind::Error { message } => say!("{}", text(message)),
-        StepKind::Lifecycle { event } => match event {
-            Lifecycle::Usage(u) => say!(
-                "tokens: {} in, {} out, {} cache read; cost: {}; turns: {}",
-                u.input_tokens,
-                u.output_tokens,
-                u.cache_read_tokens,
-                u.cost_usd.map_or("-".into(), |c| format!("${c:.4}")),
-                u.turns.map_or("-".into(), |t| t.to_string())
-            ),
-            other => say!(
-                "{}",
-                serde_json::to_string_pretty(other).unwrap_or_default()
-            ),
-        },
-        StepKind::Raw { line, reason, data } => {
-            say!(
-                "raw ({reason}){}",
-                line.map(|l| format!(", source line {l}"))
-                    .unwrap_or_default()
-            );
-            say!("{}", text(data));
-        }
+    for part in detail::parts(s, Voice::Cli) {
+        say!("{}", part.text);
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod decode;
+pub mod detail;
 pub mod digest;
 pub mod export;
 pub mod import;

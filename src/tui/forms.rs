@@ -10,8 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
-use super::app::Effect;
-use super::theme::Theme;
+use super::effect::Effect;
+use super::theme::{Slot, Theme};
 use crate::api::wire::{NewMemory, NewTicket};
 use crate::model::{Author, MemoryKind};
 
@@ -49,7 +49,7 @@ fn field(title: &str, text: &str, theme: &Theme) -> TextArea<'static> {
     a.set_block(
         Block::default()
             .borders(Borders::ALL)
-            .border_style(theme.style("ui.border"))
+            .border_style(theme.style(Slot::UiBorder))
             .title(title.to_string()),
     );
     a.set_cursor_line_style(ratatui::style::Style::default());
@@ -59,9 +59,9 @@ fn field(title: &str, text: &str, theme: &Theme) -> TextArea<'static> {
 
 fn focus(a: &mut TextArea<'static>, on: bool, title: &str, theme: &Theme) {
     let (style, mark) = if on {
-        (theme.style("ui.border.focus"), "▶ ")
+        (theme.style(Slot::UiBorderFocus), "▶ ")
     } else {
-        (theme.style("ui.border"), "")
+        (theme.style(Slot::UiBorder), "")
     };
     a.set_block(
         Block::default()
@@ -107,9 +107,9 @@ impl Confirm {
             Line::from(self.question.clone()),
             Line::from(""),
             Line::from(vec![
-                Span::styled(" y ", theme.style("ui.help.key")),
+                Span::styled(" y ", theme.style(Slot::UiHelpKey)),
                 Span::raw("yes   "),
-                Span::styled(" n ", theme.style("ui.help.key")),
+                Span::styled(" n ", theme.style(Slot::UiHelpKey)),
                 Span::raw("no"),
             ]),
         ];
@@ -117,7 +117,7 @@ impl Confirm {
             Paragraph::new(body).wrap(Wrap { trim: true }).block(
                 Block::default()
                     .borders(Borders::ALL)
-                    .border_style(theme.style("ui.border.focus"))
+                    .border_style(theme.style(Slot::UiBorderFocus))
                     .title(" confirm "),
             ),
             rect,
@@ -262,7 +262,7 @@ impl TicketForm {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
-            .border_style(self.theme.style("ui.border.focus"))
+            .border_style(self.theme.style(Slot::UiBorderFocus))
             .title(" new ticket — tab: next field · ctrl-s: add · esc: cancel ");
         let inner = block.inner(rect);
         frame.render_widget(block, rect);
@@ -282,7 +282,7 @@ impl TicketForm {
             frame.render_widget(
                 Paragraph::new(Span::styled(
                     format!("✗ {e}"),
-                    self.theme.style("step.error"),
+                    self.theme.style(Slot::StepError),
                 )),
                 rows[5],
             );
@@ -392,7 +392,7 @@ impl MemoryForm {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
-            .border_style(self.theme.style("ui.border.focus"))
+            .border_style(self.theme.style(Slot::UiBorderFocus))
             .title(" add a memory — tab: next field · ctrl-s: save · esc: cancel ");
         let inner = block.inner(rect);
         frame.render_widget(block, rect);
@@ -408,9 +408,9 @@ impl MemoryForm {
             .iter()
             .flat_map(|k| {
                 let style = if *k == self.kind {
-                    self.theme.style("ui.selection")
+                    self.theme.style(Slot::UiSelection)
                 } else {
-                    self.theme.style("ui.muted")
+                    self.theme.style(Slot::UiMuted)
                 };
                 let label = if *k == self.kind {
                     format!("[{}]", k.name())
@@ -429,7 +429,7 @@ impl MemoryForm {
             frame.render_widget(
                 Paragraph::new(Span::styled(
                     format!("✗ {e}"),
-                    self.theme.style("step.error"),
+                    self.theme.style(Slot::StepError),
                 )),
                 rows[3],
             );

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::keymap::{Binding, Keymap};
-use super::theme::Theme;
+use super::theme::{Slot, Theme};
 
 /// One row per action: its keys joined ("j / n / down") and what it does.
 fn rows(bindings: &[Binding]) -> Vec<(String, String)> {
@@ -41,7 +41,7 @@ pub fn lines(keymap: &Keymap, mode: &str, theme: &Theme) -> Vec<Line<'static>> {
         if !out.is_empty() {
             out.push(Line::raw(""));
         }
-        out.push(Line::styled(title.to_string(), theme.style("ui.title")));
+        out.push(Line::styled(title.to_string(), theme.style(Slot::UiTitle)));
         let width = rows
             .iter()
             .map(|(k, _)| k.chars().count())
@@ -49,7 +49,7 @@ pub fn lines(keymap: &Keymap, mode: &str, theme: &Theme) -> Vec<Line<'static>> {
             .unwrap_or(0);
         for (keys, desc) in rows {
             out.push(Line::from(vec![
-                Span::styled(format!("  {keys:<width$}  "), theme.style("ui.help.key")),
+                Span::styled(format!("  {keys:<width$}  "), theme.style(Slot::UiHelpKey)),
                 Span::raw(desc),
             ]));
         }
@@ -77,7 +77,7 @@ pub fn render(frame: &mut Frame, area: Rect, keymap: &Keymap, mode: &str, theme:
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
-        .border_style(theme.style("ui.border.focus"))
+        .border_style(theme.style(Slot::UiBorderFocus))
         .title(" keys (esc closes) ");
     frame.render_widget(
         Paragraph::new(body).block(block).wrap(Wrap { trim: false }),

@@ -8,11 +8,72 @@ use std::path::Path;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
+use toml::Spanned;
+
+use super::names::{Known, line_of, named_enum};
 
 const DEFAULT: &str = include_str!("../../assets/keymap.toml");
 
 /// The screens (and `global`) a binding belongs to.
 pub const MODES: &[&str] = &["global", "fleet", "tickets", "replay", "queue", "memory"];
+
+named_enum! {
+    /// What a binding does. A screen acts on its own actions and the global ones; which
+    /// belong to which screen is what `assets/keymap.toml` binds there.
+    pub enum Action {
+        Add = "add",
+        Approve = "approve",
+        Back = "back",
+        Bump = "bump",
+        Cancel = "cancel",
+        Comment = "comment",
+        Down = "down",
+        Faster = "faster",
+        Filter = "filter",
+        First = "first",
+        FocusDiff = "focus_diff",
+        FocusList = "focus_list",
+        Help = "help",
+        Kill = "kill",
+        Last = "last",
+        Left = "left",
+        Mark = "mark",
+        New = "new",
+        NextEdit = "next_edit",
+        NextError = "next_error",
+        NextFile = "next_file",
+        NextScreen = "next_screen",
+        NextStep = "next_step",
+        Open = "open",
+        OpenReplay = "open_replay",
+        OpenSource = "open_source",
+        PageDown = "page_down",
+        PageUp = "page_up",
+        Play = "play",
+        PrevEdit = "prev_edit",
+        PrevFile = "prev_file",
+        PrevScreen = "prev_screen",
+        PrevStep = "prev_step",
+        Priority = "priority",
+        Quit = "quit",
+        Reject = "reject",
+        Retry = "retry",
+        Right = "right",
+        ScreenFleet = "screen_fleet",
+        ScreenMemory = "screen_memory",
+        ScreenQueue = "screen_queue",
+        ScreenReplay = "screen_replay",
+        ScreenTickets = "screen_tickets",
+        Search = "search",
+        SendBack = "send_back",
+        Slower = "slower",
+        ToMark = "to_mark",
+        ToggleFile = "toggle_file",
+        ToggleLog = "toggle_log",
+        Up = "up",
+        Zoom = "zoom",
+    }
+}
 
 /// One key: a code and its modifiers, as crossterm reports them (a capital letter carries
 /// no SHIFT here: `J` is `J`).
@@ -172,7 +233,7 @@ impl std::fmt::Display for Key {
 #[serde(deny_unknown_fields)]
 struct Entry {
     on: Vec<String>,
-    run: String,
+    run: Spanned<Known<Action>>,
     #[serde(default)]
     desc: String,
 }
@@ -181,14 +242,14 @@ struct Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
     pub keys: Vec<Key>,
-    pub action: String,
+    pub action: Action,
     pub desc: String,
 }
 
 /// What a key sequence typed so far means on a screen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
-    Action(String),
+    Action(Action),
     /// The start of a longer binding (`g` of `g g`): wait for the next key.
     Prefix,
     None,
@@ -199,12 +260,23 @@ pub struct Keymap {
     modes: BTreeMap<String, Vec<Binding>>,
 }
 
+/// A binding as a file wrote it: its action maybe unknown, and the line it is on.
+struct Written {
+    keys: Vec<Key>,
+    action: Known<Action>,
+    desc: String,
+    line: usize,
+}
+
+/// The bindings of a keymap file by screen. What cannot be bound (a bad key, no keys, a
+/// screen that does not exist) is warned about with its line and left out; an unknown
+/// action is kept for the caller to judge.
 fn parse_file(
     text: &str,
     origin: &str,
     warnings: &mut Vec<String>,
-) -> BTreeMap<String, Vec<Binding>> {
-    let raw: BTreeMap<String, Vec<Entry>> = match toml::from_str(text) {
+) -> BTreeMap<String, Vec<Written>> {
+    let raw: BTreeMap<Spanned<String>, Vec<Entry>> = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
             warnings.push(format!(
@@ -216,26 +288,34 @@ fn parse_file(
     };
     let mut out = BTreeMap::new();
     for (mode, entries) in raw {
+        let line = line_of(text, mode.span().start);
+        let mode = mode.into_inner();
         if !MODES.contains(&mode.as_str()) {
             warnings.push(format!(
-                "keymap {origin}: no screen `{mode}` (screens: {}); ignored",
+                "keymap {origin} line {line}: no screen `{mode}` (screens: {}); ignored",
                 MODES.join(", ")
             ));
             continue;
         }
         let mut bindings = Vec::new();
         for e in entries {
+            let line = line_of(text, e.run.span().start);
+            let action = e.run.into_inner();
+            let run = action.name();
             let keys: Result<Vec<Key>, String> = e.on.iter().map(|k| Key::parse(k)).collect();
             match keys {
-                Ok(keys) if !keys.is_empty() => bindings.push(Binding {
+                Ok(keys) if !keys.is_empty() => bindings.push(Written {
                     keys,
-                    action: e.run,
+                    action,
                     desc: e.desc,
+                    line,
                 }),
-                Ok(_) => {
-                    warnings.push(format!("keymap {origin}: `{}` has no keys; ignored", e.run))
-                }
-                Err(m) => warnings.push(format!("keymap {origin}: `{}`: {m}; ignored", e.run)),
+                Ok(_) => warnings.push(format!(
+                    "keymap {origin} line {line}: `{run}` has no keys; ignored"
+                )),
+                Err(m) => warnings.push(format!(
+                    "keymap {origin} line {line}: `{run}`: {m}; ignored"
+                )),
             }
         }
         out.insert(mode, bindings);
@@ -243,12 +323,39 @@ fn parse_file(
     out
 }
 
+/// The built-in keymap's bindings; an action it names that does not exist is warned about.
+fn parse_builtin(warnings: &mut Vec<String>) -> BTreeMap<String, Vec<Binding>> {
+    parse_file(DEFAULT, "(built in)", warnings)
+        .into_iter()
+        .map(|(mode, written)| {
+            let bindings = written
+                .into_iter()
+                .filter_map(|w| match w.action {
+                    Known::Yes(action) => Some(Binding {
+                        keys: w.keys,
+                        action,
+                        desc: w.desc,
+                    }),
+                    Known::No(name) => {
+                        warnings.push(format!(
+                            "keymap (built in) line {}: no action `{name}`; ignored",
+                            w.line
+                        ));
+                        None
+                    }
+                })
+                .collect();
+            (mode, bindings)
+        })
+        .collect()
+}
+
 impl Keymap {
     /// The built-in keymap.
     pub fn builtin() -> Keymap {
         let mut w = Vec::new();
         Keymap {
-            modes: parse_file(DEFAULT, "(built in)", &mut w),
+            modes: parse_builtin(&mut w),
         }
     }
 
@@ -265,32 +372,36 @@ impl Keymap {
             return (km, warnings);
         };
         let user = parse_file(&text, &path.display().to_string(), &mut warnings);
-        for (mode, bindings) in user {
+        for (mode, written) in user {
             // What a screen can do: its own actions and the global ones.
-            let known: Vec<String> = ["global", mode.as_str()]
+            let known: Vec<Action> = ["global", mode.as_str()]
                 .iter()
                 .filter_map(|m| km.modes.get(*m))
                 .flatten()
-                .map(|b| b.action.clone())
+                .map(|b| b.action)
                 .collect();
-            let (bindings, unknown): (Vec<Binding>, Vec<Binding>) = bindings
-                .into_iter()
-                .partition(|b| known.contains(&b.action));
-            // Ignored means not bound: a key the user meant for nothing does nothing.
-            for b in &unknown {
-                warnings.push(format!(
-                    "keymap {}: no action `{}` on the {mode} screen; ignored",
-                    path.display(),
-                    b.action
-                ));
+            let mut bindings = Vec::new();
+            for w in written {
+                match w.action {
+                    Known::Yes(action) if known.contains(&action) => bindings.push(Binding {
+                        keys: w.keys,
+                        action,
+                        desc: w.desc,
+                    }),
+                    // Ignored means not bound: a key the user meant for nothing does nothing.
+                    other => warnings.push(format!(
+                        "keymap {} line {}: no action `{}` on the {mode} screen; ignored",
+                        path.display(),
+                        w.line,
+                        other.name()
+                    )),
+                }
             }
             let list = km.modes.entry(mode.clone()).or_default();
             // A user entry without `desc` keeps the built-in words for its action.
-            let descs: BTreeMap<String, String> = list
-                .iter()
-                .map(|b| (b.action.clone(), b.desc.clone()))
-                .collect();
-            let named: Vec<String> = bindings.iter().map(|b| b.action.clone()).collect();
+            let descs: BTreeMap<Action, String> =
+                list.iter().map(|b| (b.action, b.desc.clone())).collect();
+            let named: Vec<Action> = bindings.iter().map(|b| b.action).collect();
             list.retain(|b| !named.contains(&b.action));
             for mut b in bindings {
                 if b.desc.is_empty() {
@@ -309,7 +420,7 @@ impl Keymap {
                 continue;
             };
             if let Some(b) = list.iter().find(|b| b.keys == typed) {
-                return Lookup::Action(b.action.clone());
+                return Lookup::Action(b.action);
             }
             if list
                 .iter()
@@ -327,7 +438,7 @@ impl Keymap {
     }
 
     /// The keys bound to `action` on `mode` (or globally), for hints: "a approve".
-    pub fn keys_for(&self, mode: &str, action: &str) -> Vec<String> {
+    pub fn keys_for(&self, mode: &str, action: Action) -> Vec<String> {
         [mode, "global"]
             .iter()
             .filter_map(|m| self.modes.get(*m))
@@ -355,10 +466,43 @@ mod tests {
     #[test]
     fn the_builtin_keymap_parses_whole() {
         let mut w = Vec::new();
-        let modes = parse_file(DEFAULT, "(built in)", &mut w);
+        let modes = parse_builtin(&mut w);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(modes.len(), MODES.len());
         assert!(modes.values().flatten().all(|b| !b.desc.is_empty()));
+    }
+
+    #[test]
+    fn an_unknown_action_is_reported_with_its_line_and_left_unbound() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("keymap.toml");
+        std::fs::write(
+            &f,
+            "# mine\nqueue = [\n  { on = [\"y\"], run = \"approve\" },\n  { on = [\"f9\"], run = \"aprove\" },\n  { on = [\"k\"], run = \"zoom\" },\n]\n",
+        )
+        .unwrap();
+        let (km, w) = Keymap::load(Some(&f));
+        let at = format!("keymap {} line", f.display());
+        assert_eq!(
+            w,
+            vec![
+                format!("{at} 4: no action `aprove` on the queue screen; ignored"),
+                format!("{at} 5: no action `zoom` on the queue screen; ignored"),
+            ]
+        );
+        assert_eq!(km.lookup("queue", &[k("f9")]), Lookup::None);
+        assert_eq!(
+            km.lookup("queue", &[k("y")]),
+            Lookup::Action(Action::Approve)
+        );
+    }
+
+    #[test]
+    fn every_action_parses_from_its_name() {
+        for a in Action::ALL {
+            assert_eq!(a.name().parse::<Action>(), Ok(*a));
+        }
+        assert!("launch_missiles".parse::<Action>().is_err());
     }
 
     #[test]
@@ -384,20 +528,20 @@ mod tests {
         let km = Keymap::builtin();
         assert_eq!(
             km.lookup("replay", &[k("j")]),
-            Lookup::Action("next_step".into())
+            Lookup::Action(Action::NextStep)
         );
-        assert_eq!(km.lookup("queue", &[k("j")]), Lookup::Action("down".into()));
+        assert_eq!(km.lookup("queue", &[k("j")]), Lookup::Action(Action::Down));
         assert_eq!(km.lookup("replay", &[k("g")]), Lookup::Prefix);
         assert_eq!(
             km.lookup("replay", &[k("g"), k("g")]),
-            Lookup::Action("first".into())
+            Lookup::Action(Action::First)
         );
         assert_eq!(km.lookup("fleet", &[k("z")]), Lookup::None);
         assert_eq!(
             km.lookup("fleet", &[k("ctrl-c")]),
-            Lookup::Action("quit".into())
+            Lookup::Action(Action::Quit)
         );
-        assert_eq!(km.keys_for("queue", "approve"), vec!["a".to_string()]);
+        assert_eq!(km.keys_for("queue", Action::Approve), vec!["a".to_string()]);
     }
 
     #[test]
@@ -412,7 +556,7 @@ mod tests {
         let (km, w) = Keymap::load(Some(&f));
         assert_eq!(
             km.lookup("queue", &[k("y")]),
-            Lookup::Action("approve".into())
+            Lookup::Action(Action::Approve)
         );
         assert_eq!(
             km.lookup("queue", &[k("a")]),
@@ -421,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             km.lookup("queue", &[k("b")]),
-            Lookup::Action("bump".into()),
+            Lookup::Action(Action::Bump),
             "a bad key leaves the built-in"
         );
         assert!(w.iter().any(|w| w.contains("hyper-q")), "{w:?}");
@@ -435,10 +579,27 @@ mod tests {
         assert_eq!(
             km.bindings("queue")
                 .iter()
-                .find(|b| b.action == "approve")
+                .find(|b| b.action == Action::Approve)
                 .unwrap()
                 .desc,
             "approve (asks first)"
+        );
+
+        let at = format!("keymap {} line 1: ", f.display());
+        assert!(
+            w.contains(&format!(
+                "{at}no action `launch_missiles` on the queue screen; ignored"
+            )),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with(&at) && w.contains("hyper-q")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|w| w.contains("line 2: no screen `nowhere`")),
+            "{w:?}"
         );
 
         std::fs::write(&f, "not [toml").unwrap();

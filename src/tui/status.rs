@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::theme::Theme;
+use super::theme::{Slot, Theme};
 
 /// What the bar shows; filled from the API.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl StatusBar<'_> {
     pub fn line(&self) -> Line<'static> {
         let s = self.status;
         let t = self.theme;
-        let base = t.style("ui.status");
+        let base = t.style(Slot::UiStatus);
         let head = s
             .main_head
             .as_deref()
@@ -43,13 +43,13 @@ impl StatusBar<'_> {
         let mut spans = vec![
             Span::styled(
                 format!(" {} ", s.workspace),
-                t.style("ui.title").patch(base),
+                t.style(Slot::UiTitle).patch(base),
             ),
             Span::styled(format!("│ main {head} "), base),
             Span::styled(
                 format!("│ agents {}/{} ", s.running, s.limit),
                 if s.running > 0 {
-                    t.style("agent.running").patch(base)
+                    t.style(Slot::AgentRunning).patch(base)
                 } else {
                     base
                 },
@@ -59,18 +59,18 @@ impl StatusBar<'_> {
         if s.waiting > 0 {
             spans.push(Span::styled(
                 format!("│ ⚑ {} waiting for approval ", s.waiting),
-                t.style("queue.waiting"),
+                t.style(Slot::QueueWaiting),
             ));
         }
         if s.held.is_some() {
             spans.push(Span::styled(
                 "│ $ day's budget spent: nothing new starts ",
-                t.style("queue.waiting"),
+                t.style(Slot::QueueWaiting),
             ));
         }
         spans.push(Span::styled(
             format!("│ {} ", s.address),
-            t.style("ui.muted").patch(base),
+            t.style(Slot::UiMuted).patch(base),
         ));
         Line::from(spans)
     }
@@ -78,7 +78,7 @@ impl StatusBar<'_> {
 
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let base = self.theme.style("ui.status");
+        let base = self.theme.style(Slot::UiStatus);
         Paragraph::new(self.line()).style(base).render(area, buf);
     }
 }

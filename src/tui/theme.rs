@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
+use toml::Spanned;
+
+use super::names::{Known, line_of, named_enum};
 
 /// The built-in themes, by name.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -23,47 +26,57 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Every slot a screen may ask for; a theme naming another is warned about (a typo would
-/// otherwise silently do nothing).
-pub const SLOTS: &[&str] = &[
-    "ui",
-    "ui.title",
-    "ui.muted",
-    "ui.border",
-    "ui.border.focus",
-    "ui.selection",
-    "ui.status",
-    "ui.help.key",
-    "agent",
-    "agent.running",
-    "agent.quiet",
-    "agent.waiting",
-    "agent.failed",
-    "agent.done",
-    "step",
-    "step.user",
-    "step.agent",
-    "step.thinking",
-    "step.tool",
-    "step.command",
-    "step.edit",
-    "step.error",
-    "step.decision",
-    "step.lifecycle",
-    "diff",
-    "diff.add",
-    "diff.remove",
-    "diff.hunk",
-    "queue",
-    "queue.waiting",
-    "queue.testing",
-    "queue.merged",
-    "queue.bounced",
-    "queue.rejected",
-    "memory",
-    "memory.hit",
-    "memory.kind",
-];
+named_enum! {
+    /// Every slot a screen may ask for, by meaning; a theme naming another is warned about
+    /// (a typo would otherwise silently do nothing).
+    pub enum Slot {
+        Ui = "ui",
+        UiTitle = "ui.title",
+        UiMuted = "ui.muted",
+        UiBorder = "ui.border",
+        UiBorderFocus = "ui.border.focus",
+        UiSelection = "ui.selection",
+        UiStatus = "ui.status",
+        UiHelpKey = "ui.help.key",
+        Agent = "agent",
+        AgentRunning = "agent.running",
+        AgentQuiet = "agent.quiet",
+        AgentWaiting = "agent.waiting",
+        AgentFailed = "agent.failed",
+        AgentDone = "agent.done",
+        Step = "step",
+        StepUser = "step.user",
+        StepAgent = "step.agent",
+        StepThinking = "step.thinking",
+        StepTool = "step.tool",
+        StepCommand = "step.command",
+        StepEdit = "step.edit",
+        StepError = "step.error",
+        StepDecision = "step.decision",
+        StepLifecycle = "step.lifecycle",
+        Diff = "diff",
+        DiffAdd = "diff.add",
+        DiffRemove = "diff.remove",
+        DiffHunk = "diff.hunk",
+        Queue = "queue",
+        QueueWaiting = "queue.waiting",
+        QueueTesting = "queue.testing",
+        QueueMerged = "queue.merged",
+        QueueBounced = "queue.bounced",
+        QueueRejected = "queue.rejected",
+        Memory = "memory",
+        MemoryHit = "memory.hit",
+        MemoryKind = "memory.kind",
+    }
+}
+
+impl Slot {
+    /// The slot this one falls back to when a theme leaves it out: `step.error` → `step`.
+    pub fn parent(self) -> Option<Slot> {
+        let (up, _) = self.name().rsplit_once('.')?;
+        up.parse().ok()
+    }
+}
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -86,18 +99,26 @@ struct SlotSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ThemeFile {
+struct RawThemeFile {
     name: Option<String>,
     inherits: Option<String>,
     #[serde(default)]
-    slots: BTreeMap<String, SlotSpec>,
+    slots: BTreeMap<Spanned<Known<Slot>>, SlotSpec>,
+}
+
+/// A theme file read: its slots each with the line it is on, for warnings.
+#[derive(Debug)]
+struct ThemeFile {
+    name: Option<String>,
+    inherits: Option<String>,
+    slots: Vec<(Known<Slot>, usize, SlotSpec)>,
 }
 
 /// A loaded theme: a style per slot, already resolved through inheritance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Theme {
     pub name: String,
-    styles: BTreeMap<String, Style>,
+    styles: BTreeMap<Slot, Style>,
     no_color: bool,
 }
 
@@ -140,8 +161,24 @@ fn style(spec: &SlotSpec) -> Result<Style, String> {
 }
 
 fn parse(text: &str, origin: &str, warnings: &mut Vec<String>) -> Option<ThemeFile> {
-    match toml::from_str::<ThemeFile>(text) {
-        Ok(f) => Some(f),
+    match toml::from_str::<RawThemeFile>(text) {
+        Ok(f) => {
+            let mut slots: Vec<(Known<Slot>, usize, SlotSpec)> = f
+                .slots
+                .into_iter()
+                .map(|(k, spec)| {
+                    let line = line_of(text, k.span().start);
+                    (k.into_inner(), line, spec)
+                })
+                .collect();
+            // Warnings in the order a person reads the file.
+            slots.sort_by_key(|(_, line, _)| *line);
+            Some(ThemeFile {
+                name: f.name,
+                inherits: f.inherits,
+                slots,
+            })
+        }
         Err(e) => {
             warnings.push(format!(
                 "theme {origin} is not valid ({}); it is ignored",
@@ -157,26 +194,34 @@ fn parse(text: &str, origin: &str, warnings: &mut Vec<String>) -> Option<ThemeFi
 fn apply(
     file: &ThemeFile,
     origin: &str,
-    into: &mut BTreeMap<String, Style>,
+    into: &mut BTreeMap<Slot, Style>,
     warnings: &mut Vec<String>,
 ) {
-    for (slot, spec) in &file.slots {
-        if !SLOTS.contains(&slot.as_str()) {
-            warnings.push(format!("theme {origin}: no slot `{slot}`; it is ignored"));
-            continue;
-        }
+    for (slot, line, spec) in &file.slots {
+        let slot = match slot {
+            Known::Yes(slot) => *slot,
+            Known::No(name) => {
+                warnings.push(format!(
+                    "theme {origin} line {line}: no slot `{name}`; it is ignored"
+                ));
+                continue;
+            }
+        };
         match style(spec) {
             Ok(st) => {
-                into.insert(slot.clone(), st);
+                into.insert(slot, st);
             }
-            Err(e) => warnings.push(format!("theme {origin}: slot `{slot}`: {e}; it is ignored")),
+            Err(e) => warnings.push(format!(
+                "theme {origin} line {line}: slot `{}`: {e}; it is ignored",
+                slot.name()
+            )),
         }
     }
 }
 
 /// The built-in theme `name`, resolved through `inherits` (at most a few levels; a cycle
 /// stops where it repeats).
-fn builtin(name: &str, warnings: &mut Vec<String>) -> Option<BTreeMap<String, Style>> {
+fn builtin(name: &str, warnings: &mut Vec<String>) -> Option<BTreeMap<Slot, Style>> {
     let mut chain = Vec::new();
     let mut next = Some(name.to_string());
     while let Some(n) = next.take() {
@@ -236,14 +281,14 @@ impl Theme {
     }
 
     /// The style of `slot`, falling back through its parents (`a.b.c` → `a.b` → `a`).
-    pub fn style(&self, slot: &str) -> Style {
-        let mut key = slot;
+    pub fn style(&self, slot: Slot) -> Style {
+        let mut key = Some(slot);
         let st = loop {
-            if let Some(st) = self.styles.get(key) {
-                break *st;
-            }
-            match key.rfind('.') {
-                Some(i) => key = &key[..i],
+            match key {
+                Some(k) => match self.styles.get(&k) {
+                    Some(st) => break *st,
+                    None => key = k.parent(),
+                },
                 None => break Style::default(),
             }
         };
@@ -270,22 +315,76 @@ mod tests {
         let (light, _) = Theme::load("light", None, false);
         let (dark, _) = Theme::load("dark", None, false);
         // Not overridden in light: inherited from dark.
-        assert_eq!(light.style("queue.bounced"), dark.style("queue.bounced"));
-        assert_ne!(light.style("diff.add"), dark.style("diff.add"));
+        assert_eq!(
+            light.style(Slot::QueueBounced),
+            dark.style(Slot::QueueBounced)
+        );
+        assert_ne!(light.style(Slot::DiffAdd), dark.style(Slot::DiffAdd));
     }
 
     #[test]
     fn slots_fall_back_to_their_parents() {
         let (t, _) = Theme::load("dark", None, false);
-        assert_eq!(t.style("step.error.fatal"), t.style("step.error"));
-        assert_eq!(t.style("nothing"), Style::default());
-        assert_eq!(t.style("step.error").fg, Some(Color::Red));
+        assert_eq!(t.style(Slot::StepError).fg, Some(Color::Red));
+        assert_eq!(Slot::StepError.parent(), Some(Slot::Step));
+        assert_eq!(Slot::UiBorderFocus.parent(), Some(Slot::UiBorder));
+        assert_eq!(Slot::Ui.parent(), None);
+        // Only `step` set: every step slot falls back to it; others to the terminal's own.
+        let only_step = Theme {
+            name: "t".into(),
+            styles: BTreeMap::from([(Slot::Step, Style::default().fg(Color::Red))]),
+            no_color: false,
+        };
+        assert_eq!(only_step.style(Slot::StepError).fg, Some(Color::Red));
+        assert_eq!(only_step.style(Slot::UiTitle), Style::default());
+    }
+
+    #[test]
+    fn an_unknown_slot_and_a_bad_colour_are_reported_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dark.toml");
+        std::fs::write(
+            &path,
+            "name = \"mine\"\n\n[slots]\n\"ui.title\" = { fg = \"red\" }\n\"ui.titel\" = { fg = \"red\" }\n\"diff.add\" = { fg = \"greenish\" }\n",
+        )
+        .unwrap();
+        let (t, w) = Theme::load("dark", Some(dir.path()), false);
+        let at = format!("theme {} line", path.display());
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(&format!("{at} 5: no slot `ui.titel`")),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with(&format!("{at} 6: slot `diff.add`")),
+            "{w:?}"
+        );
+        assert_eq!(
+            t.style(Slot::UiTitle).fg,
+            Some(Color::Red),
+            "the good slot applies"
+        );
+    }
+
+    #[test]
+    fn every_shipped_theme_names_only_known_slots() {
+        for (name, text) in BUILTIN {
+            let mut w = Vec::new();
+            let file = parse(text, name, &mut w).unwrap();
+            assert!(w.is_empty(), "{name}: {w:?}");
+            for (slot, line, _) in &file.slots {
+                assert!(
+                    matches!(slot, Known::Yes(_)),
+                    "{name} line {line}: {slot:?}"
+                );
+            }
+        }
     }
 
     #[test]
     fn no_color_keeps_only_modifiers() {
         let (t, _) = Theme::load("dark", None, true);
-        let st = t.style("step.error");
+        let st = t.style(Slot::StepError);
         assert_eq!((st.fg, st.bg), (None, None));
         assert!(st.add_modifier.contains(Modifier::BOLD));
     }
@@ -299,9 +398,9 @@ mod tests {
         )
         .unwrap();
         let (t, w) = Theme::load("dark", Some(dir.path()), false);
-        assert_eq!(t.style("step.error").fg, Some(Color::Rgb(255, 0, 255)));
+        assert_eq!(t.style(Slot::StepError).fg, Some(Color::Rgb(255, 0, 255)));
         assert_eq!(
-            t.style("diff.add").fg,
+            t.style(Slot::DiffAdd).fg,
             Some(Color::Green),
             "a bad value keeps the built-in"
         );
@@ -310,7 +409,7 @@ mod tests {
 
         std::fs::write(dir.path().join("dark.toml"), "this is [not toml").unwrap();
         let (t, w) = Theme::load("dark", Some(dir.path()), false);
-        assert_eq!(t.style("step.error").fg, Some(Color::Red));
+        assert_eq!(t.style(Slot::StepError).fg, Some(Color::Red));
         assert!(w[0].contains("not valid"), "{w:?}");
 
         std::fs::write(
@@ -320,15 +419,15 @@ mod tests {
         .unwrap();
         let (t, w) = Theme::load("mine", Some(dir.path()), false);
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(t.style("ui.title").fg, Some(Color::Magenta));
+        assert_eq!(t.style(Slot::UiTitle).fg, Some(Color::Magenta));
         assert!(
-            t.style("ui.selection")
+            t.style(Slot::UiSelection)
                 .add_modifier
                 .contains(Modifier::REVERSED)
         );
 
         let (t, w) = Theme::load("nope", Some(dir.path()), false);
-        assert_eq!(t.style("step.error").fg, Some(Color::Red));
+        assert_eq!(t.style(Slot::StepError).fg, Some(Color::Red));
         assert!(w[0].contains("no theme `nope`"), "{w:?}");
     }
 }

@@ -13,7 +13,8 @@ use crate::api::ops;
 use crate::api::server::AppState;
 use crate::api::wire::{MemorySearch, StepSearch};
 use crate::memory::NewMemory;
-use crate::model::{Author, Payload, Step, StepKind, StepRef};
+use crate::model::{Author, Step, StepRef};
+use crate::trace::detail::{self, Voice};
 
 /// Longest payload `trace_step` returns inline; the rest is left for `shopfloor trace show`.
 const MAX_STEP_CHARS: usize = 24_000;
@@ -171,7 +172,7 @@ pub fn run(state: &AppState, caller: &Caller, call: Call) -> Outcome {
                     "[run {} step {}] {} · {} · {}",
                     s.run,
                     s.seq,
-                    kind_name(&s.kind),
+                    detail::kind_tag(&s.kind),
                     s.agent,
                     clip(&s.kind.summary(), 160)
                 );
@@ -343,15 +344,6 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// The serde name of a step's kind (`tool_call`, `file_edit`, ...), which is also what
-/// `shopfloor trace search --kind` takes.
-fn kind_name(k: &StepKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-        .unwrap_or_else(|| k.name().to_string())
-}
-
 /// At most `max` characters of `s`, marked when cut.
 fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -360,96 +352,15 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-fn text(p: &Payload) -> &str {
-    // Blobs are inlined by `ops::step`; a blob still here is shown by its preview.
-    p.preview()
-}
-
-/// One step, whole (payloads inline), as text.
+/// One step, whole (payloads inline; `ops::step` inlines blobs), as text.
 pub fn render_step(s: &Step) -> String {
-    let mut out = format!(
-        "run {} step {} · {} · {} · {}\n",
-        s.run,
-        s.seq,
-        kind_name(&s.kind),
-        s.agent,
-        s.ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-    );
-    let mut section = |label: &str, body: &str| {
-        if !label.is_empty() {
+    let mut out = detail::heading(s, Voice::Mcp);
+    out.push('\n');
+    for part in detail::parts(s, Voice::Mcp) {
+        if let Some(label) = part.label {
             let _ = writeln!(out, "{label}:");
         }
-        let _ = writeln!(out, "{}", clip(body, MAX_STEP_CHARS));
-    };
-    match &s.kind {
-        StepKind::UserMessage { text: t }
-        | StepKind::AgentMessage { text: t }
-        | StepKind::Thinking { text: t }
-        | StepKind::Decision { text: t } => section("", text(t)),
-        StepKind::ToolCall {
-            call_id,
-            name,
-            input,
-        } => {
-            section(
-                "",
-                &format!(
-                    "tool: {name}{}",
-                    call_id
-                        .as_ref()
-                        .map(|c| format!(" (call {c})"))
-                        .unwrap_or_default()
-                ),
-            );
-            section("input", text(input));
-        }
-        StepKind::ToolResult {
-            call_id,
-            output,
-            is_error,
-        } => {
-            let head = match (call_id, is_error) {
-                (Some(c), true) => format!("error result of call {c}"),
-                (Some(c), false) => format!("result of call {c}"),
-                (None, true) => "error result".into(),
-                (None, false) => "result".into(),
-            };
-            section("", &head);
-            section("output", text(output));
-        }
-        StepKind::Command {
-            argv,
-            exit_code,
-            output,
-        } => {
-            section(
-                "",
-                &format!(
-                    "$ {}{}",
-                    argv.join(" "),
-                    exit_code
-                        .map(|c| format!("  (exit code {c})"))
-                        .unwrap_or_default()
-                ),
-            );
-            section("output", text(output));
-        }
-        StepKind::FileEdit { path, patch, .. } => {
-            section("", &format!("edit {path}"));
-            section("diff", text(patch));
-        }
-        StepKind::Error { message } => section("error", text(message)),
-        StepKind::Lifecycle { .. } => section("", &s.kind.summary()),
-        StepKind::Raw { line, reason, data } => {
-            section(
-                "",
-                &format!(
-                    "unparsed input{}: {reason}",
-                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
-                ),
-            );
-            section("data", text(data));
-        }
+        let _ = writeln!(out, "{}", clip(&part.text, MAX_STEP_CHARS));
     }
     out
 }
@@ -457,6 +368,7 @@ pub fn render_step(s: &Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Payload, StepKind};
 
     #[test]
     fn clip_marks_what_it_cuts_and_keeps_char_boundaries() {

@@ -5,6 +5,7 @@
 //! the cursor lands on.
 
 use crate::model::StepKind;
+use crate::tui::keymap::Action;
 
 /// What replay navigation needs to know of a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,17 +49,17 @@ pub enum Move {
 
 impl Move {
     /// From a keymap action name.
-    pub fn from_action(action: &str) -> Option<Move> {
+    pub fn from_action(action: Action) -> Option<Move> {
         Some(match action {
-            "next_step" => Move::NextStep,
-            "prev_step" => Move::PrevStep,
-            "next_edit" => Move::NextEdit,
-            "prev_edit" => Move::PrevEdit,
-            "next_error" => Move::NextError,
-            "first" => Move::First,
-            "last" => Move::Last,
-            "mark" => Move::SetMark,
-            "to_mark" => Move::ToMark,
+            Action::NextStep => Move::NextStep,
+            Action::PrevStep => Move::PrevStep,
+            Action::NextEdit => Move::NextEdit,
+            Action::PrevEdit => Move::PrevEdit,
+            Action::NextError => Move::NextError,
+            Action::First => Move::First,
+            Action::Last => Move::Last,
+            Action::Mark => Move::SetMark,
+            Action::ToMark => Move::ToMark,
             _ => return None,
         })
     }
@@ -148,7 +149,7 @@ mod tests {
             pending.push(Key::parse(k).unwrap());
             match km.lookup("replay", &pending) {
                 Lookup::Action(a) => {
-                    if let Some(m) = Move::from_action(&a) {
+                    if let Some(m) = Move::from_action(a) {
                         c.apply(m);
                     }
                     pending.clear();

@@ -1,6 +1,7 @@
-//! The fleet screen's panes: one per run worth watching (live ones first, then the latest
-//! finished), each a bounded scrollback of the run's steps coloured by kind, and the flags
-//! that tell a supervisor an agent needs them: waiting for input, or gone quiet.
+//! The fleet screen: a grid of panes, one per run worth watching (live ones first, then
+//! the latest finished), each a bounded scrollback of the run's steps coloured by kind,
+//! and the flags that tell a supervisor an agent needs them: waiting for input, or gone
+//! quiet. Its state, what its keys do (select, zoom, kill, retry) and how it is drawn.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -12,9 +13,14 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::scrollback::Scrollback;
-use super::theme::Theme;
 use crate::model::{Lifecycle, Run, RunId, RunState, Step, StepKind, Usage};
+use crate::tui::app::{App, Hit, Layer, Screen};
+use crate::tui::effect::{Effect, Load, LoadArgs};
+use crate::tui::forms::Confirm;
+use crate::tui::keymap::Action;
+use crate::tui::scrollback::Scrollback;
+use crate::tui::theme::{Slot, Theme};
+use crate::tui::widgets::{kind_symbol, labelled, step_slot};
 
 /// Lines each pane keeps: enough to scroll back through a zoomed pane, bounded so 16
 /// agents streaming for hours hold steady memory.
@@ -143,59 +149,6 @@ pub fn asks_for_input(line: &str) -> bool {
     re.is_match(line)
 }
 
-/// The theme slot of a step kind.
-pub fn step_slot(kind: &StepKind) -> &'static str {
-    slot_of_name(kind.name(), kind.is_error())
-}
-
-/// The slot for a kind name as the outline carries it.
-pub fn slot_of_name(kind: &str, error: bool) -> &'static str {
-    if error {
-        return "step.error";
-    }
-    match kind {
-        "user" => "step.user",
-        "agent" => "step.agent",
-        "thinking" => "step.thinking",
-        "tool_call" | "tool_result" => "step.tool",
-        "command" => "step.command",
-        "file_edit" => "step.edit",
-        "decision" => "step.decision",
-        "error" => "step.error",
-        _ => "step.lifecycle",
-    }
-}
-
-/// A symbol per kind, so the kinds stay apart without colour.
-pub fn kind_symbol(kind: &str, error: bool) -> &'static str {
-    if error {
-        return "✗";
-    }
-    match kind {
-        "user" => "»",
-        "agent" => "•",
-        "thinking" => "…",
-        "tool_call" => "⚙",
-        "tool_result" => "←",
-        "command" => "$",
-        "file_edit" => "✎",
-        "decision" => "◆",
-        "error" => "✗",
-        "lifecycle" => "○",
-        _ => "?",
-    }
-}
-
-/// A step's symbol and summary as one label; a command's summary starts with its own `$`.
-pub fn labelled(kind: &str, error: bool, summary: &str) -> String {
-    let sym = kind_symbol(kind, error);
-    if summary.starts_with(sym) {
-        summary.to_string()
-    } else {
-        format!("{sym} {summary}")
-    }
-}
-
 /// A step as pane lines: a symbol and its summary, and for messages and commands the
 /// text itself (with its ANSI colours), a few lines of it.
 fn push_step(sb: &mut Scrollback, s: &Step, theme: &Theme) {
@@ -220,7 +173,7 @@ fn push_step(sb: &mut Scrollback, s: &Step, theme: &Theme) {
             sb.push(&format!("{sym} {}{code}", argv.join(" ")), style);
             let out = tail_lines(output.preview(), 4);
             if !out.is_empty() {
-                sb.push(&out, theme.style("ui.muted"));
+                sb.push(&out, theme.style(Slot::UiMuted));
             }
         }
         _ => sb.push(
@@ -298,16 +251,16 @@ pub fn grid(n: usize, area: Rect) -> Vec<Rect> {
 }
 
 /// The pane's state word, its slot and symbol.
-pub fn state_badge(p: &Pane, now: Timestamp) -> (String, &'static str) {
+pub fn state_badge(p: &Pane, now: Timestamp) -> (String, Slot) {
     match p.flag(now) {
-        Some(Flag::Waiting) => ("⚑ waiting for input".into(), "agent.waiting"),
-        Some(Flag::Quiet(s)) => (format!("⏸ quiet {s}s"), "agent.quiet"),
+        Some(Flag::Waiting) => ("⚑ waiting for input".into(), Slot::AgentWaiting),
+        Some(Flag::Quiet(s)) => (format!("⏸ quiet {s}s"), Slot::AgentQuiet),
         None => match p.run.state {
-            RunState::Running => ("▶ running".into(), "agent.running"),
-            RunState::Preparing => ("◌ preparing".into(), "agent.running"),
-            RunState::Succeeded => ("✓ done".into(), "agent.done"),
-            RunState::Failed => ("✗ failed".into(), "agent.failed"),
-            s => (format!("■ {}", s.name()), "agent.done"),
+            RunState::Running => ("▶ running".into(), Slot::AgentRunning),
+            RunState::Preparing => ("◌ preparing".into(), Slot::AgentRunning),
+            RunState::Succeeded => ("✓ done".into(), Slot::AgentDone),
+            RunState::Failed => ("✗ failed".into(), Slot::AgentFailed),
+            s => (format!("■ {}", s.name()), Slot::AgentDone),
         },
     }
 }
@@ -351,16 +304,19 @@ impl FleetView<'_> {
         if self.panes.is_empty() {
             let p = Paragraph::new(vec![
                 Line::from(""),
-                Line::from(Span::styled("  No agent is running.", t.style("ui.title"))),
+                Line::from(Span::styled(
+                    "  No agent is running.",
+                    t.style(Slot::UiTitle),
+                )),
                 Line::from(Span::styled(
                     "  Add a ticket on the Tickets screen (2, then n) and the factory starts one.",
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 )),
             ])
             .block(
                 Block::default()
                     .borders(Borders::ALL)
-                    .border_style(t.style("ui.border"))
+                    .border_style(t.style(Slot::UiBorder))
                     .title(" Fleet "),
             );
             frame.render_widget(p, area);
@@ -383,7 +339,14 @@ impl FleetView<'_> {
         }
     }
 
-    fn pane(&self, frame: &mut Frame, area: Rect, p: &Pane, focus: bool, zoomed: bool) {
+    pub(in crate::tui) fn pane(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        p: &Pane,
+        focus: bool,
+        zoomed: bool,
+    ) {
         let t = self.theme;
         let (badge, slot) = state_badge(p, self.now);
         let ticket = p
@@ -395,18 +358,18 @@ impl FleetView<'_> {
             })
             .unwrap_or_default();
         let border = if focus {
-            t.style("ui.border.focus")
+            t.style(Slot::UiBorderFocus)
         } else {
-            t.style("ui.border")
+            t.style(Slot::UiBorder)
         };
         let sel = if focus { "▶ " } else { "" };
         let mut title = vec![
-            Span::styled(format!(" {sel}run {} ", p.run.id), t.style("ui.title")),
+            Span::styled(format!(" {sel}run {} ", p.run.id), t.style(Slot::UiTitle)),
             Span::styled(format!("{} ", p.run.agent), Style::default()),
         ];
         // A run on another machine says where; local runs say nothing, as before hosts.
         if let Some(host) = &p.run.host {
-            title.push(Span::styled(format!("on {host} "), t.style("ui.muted")));
+            title.push(Span::styled(format!("on {host} "), t.style(Slot::UiMuted)));
         }
         title.push(Span::styled(format!("{badge} "), t.style(slot)));
         let title = Line::from(title);
@@ -417,7 +380,7 @@ impl FleetView<'_> {
                 spend_text(p.spend()),
                 ticket
             ),
-            t.style("ui.muted"),
+            t.style(Slot::UiMuted),
         )]);
         let mut block = Block::default()
             .borders(Borders::ALL)
@@ -428,7 +391,7 @@ impl FleetView<'_> {
             block = block.title_top(
                 Line::from(Span::styled(
                     format!(" {} lines up ", p.scroll),
-                    t.style("ui.muted"),
+                    t.style(Slot::UiMuted),
                 ))
                 .right_aligned(),
             );
@@ -441,12 +404,173 @@ impl FleetView<'_> {
     }
 }
 
+/// A pane asks for its new steps at most this often: 16 agents each flushing steps 20
+/// times a second become at most 80 small requests a second, not 320.
+pub const PANE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_millis(200);
+
+#[derive(Default)]
+pub struct FleetState {
+    pub panes: Vec<RunId>,
+    pub by_run: HashMap<RunId, Pane>,
+    pub selected: usize,
+    pub zoomed: bool,
+}
+
+impl App {
+    /// A pane's new steps arrived.
+    pub(in crate::tui) fn on_pane_steps(&mut self, run: RunId, steps: &[Step]) {
+        let again = self.landed(Load::PaneSteps(run));
+        if let Some(p) = self.fleet.by_run.get_mut(&run) {
+            p.take_steps(steps, &self.theme);
+            // More arrived meanwhile: fetched on the next tick, not at once.
+            p.due = again || p.loaded < p.known;
+        }
+    }
+
+    pub(in crate::tui) fn sync_panes(&mut self, fx: &mut Vec<Effect>) {
+        let keep = self.fleet.panes.get(self.fleet.selected).copied();
+        let ids = pick_runs(&self.runs, self.now);
+        self.fleet.by_run.retain(|id, _| ids.contains(id));
+        for id in &ids {
+            let run = self.runs.iter().find(|r| r.id == *id).cloned();
+            let Some(run) = run else { continue };
+            match self.fleet.by_run.get_mut(id) {
+                Some(p) => {
+                    p.known = p.known.max(run.steps);
+                    p.run = run;
+                }
+                None => {
+                    self.fleet.by_run.insert(*id, Pane::new(run));
+                }
+            }
+        }
+        self.fleet.panes = ids;
+        self.fleet.selected = keep
+            .and_then(|k| self.fleet.panes.iter().position(|r| *r == k))
+            .unwrap_or(self.fleet.selected)
+            .min(self.fleet.panes.len().saturating_sub(1));
+        let ids = self.fleet.panes.clone();
+        for id in ids {
+            self.pane_fetch(id, fx);
+        }
+    }
+
+    pub(in crate::tui) fn pane_fetch(&mut self, run: RunId, fx: &mut Vec<Effect>) {
+        let now = self.now;
+        let fetching = self.inflight.contains(&Load::PaneSteps(run));
+        let Some(p) = self.fleet.by_run.get_mut(&run) else {
+            return;
+        };
+        if p.loaded >= p.known && p.loaded > 0 {
+            p.due = false;
+            return;
+        }
+        let recent = p
+            .fetched_at
+            .is_some_and(|t| now.duration_since(t) < PANE_EVERY);
+        if fetching || recent {
+            p.due = true;
+            return;
+        }
+        p.due = false;
+        p.fetched_at = Some(now);
+        // A pane shows the tail: a run joined late starts near its end, not at step 0.
+        let from = if p.loaded == 0 {
+            p.known.saturating_sub(200)
+        } else {
+            p.loaded
+        };
+        if p.loaded == 0 {
+            p.loaded = from;
+        }
+        self.load(Load::PaneSteps(run), LoadArgs { from }, fx);
+    }
+
+    pub(in crate::tui) fn fleet_action(&mut self, a: Action, fx: &mut Vec<Effect>) {
+        let n = self.fleet.panes.len();
+        let page = self.page.get().max(1) as usize;
+        let selected = self.fleet.panes.get(self.fleet.selected).copied();
+        match a {
+            Action::Down | Action::Up | Action::PageDown | Action::PageUp if self.fleet.zoomed => {
+                if let Some(p) = selected.and_then(|r| self.fleet.by_run.get_mut(&r)) {
+                    p.scroll = match a {
+                        Action::Up => p.scroll + 1,
+                        Action::PageUp => p.scroll + page,
+                        Action::Down => p.scroll.saturating_sub(1),
+                        _ => p.scroll.saturating_sub(page),
+                    }
+                    .min(p.lines.len());
+                }
+            }
+            Action::Right | Action::Down if n > 0 => {
+                self.fleet.selected = (self.fleet.selected + 1) % n
+            }
+            Action::Left | Action::Up if n > 0 => {
+                self.fleet.selected = (self.fleet.selected + n - 1) % n
+            }
+            Action::Zoom if n > 0 => self.fleet.zoomed = !self.fleet.zoomed,
+            Action::Back => self.fleet.zoomed = false,
+            Action::Kill => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+                Some(p) if p.run.state.is_live() => {
+                    self.layers.push(Layer::Confirm(Confirm {
+                        question: format!(
+                            "Kill run {} ({}, ticket {})? Its ticket is cancelled.",
+                            p.run.id,
+                            p.run.agent,
+                            p.run.ticket.map_or("-".into(), |t| t.to_string())
+                        ),
+                        on_yes: Effect::KillRun(p.run.id),
+                    }));
+                }
+                Some(p) => {
+                    let msg = format!("run {} is {}; nothing to kill", p.run.id, p.run.state);
+                    self.refuse(&msg)
+                }
+                None => self.refuse("no run selected"),
+            },
+            Action::Retry => match selected.and_then(|r| self.fleet.by_run.get(&r)) {
+                Some(p) if p.run.state.is_live() => {
+                    self.layers.push(Layer::Confirm(Confirm {
+                        question: format!("Stop run {} and start its ticket again?", p.run.id),
+                        on_yes: Effect::RetryRun(p.run.id),
+                    }));
+                }
+                Some(p) => fx.push(Effect::RetryRun(p.run.id)),
+                None => self.refuse("no run selected"),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// The fleet screen: the grid of panes (or the selected one zoomed), each pane a
+/// clickable region.
+pub fn draw(frame: &mut Frame, body: Rect, app: &App) {
+    FleetView {
+        panes: &app.fleet.panes,
+        by_run: &app.fleet.by_run,
+        selected: app.fleet.selected,
+        zoomed: app.fleet.zoomed,
+        titles: &app.titles,
+        now: app.now,
+        theme: &app.theme,
+    }
+    .render(frame, body);
+    if app.screen == Screen::Fleet && !app.fleet.zoomed {
+        let cells = grid(app.fleet.panes.len(), body);
+        let mut hits = app.hits.borrow_mut();
+        for (i, c) in cells.into_iter().enumerate() {
+            hits.push((c, Hit::Pane(i)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn prompts_for_a_person_are_recognised() {
+    pub(in crate::tui) fn prompts_for_a_person_are_recognised() {
         for l in [
             "Shall I also update the docs?",
             "Overwrite the file? [y/N]",
@@ -461,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn the_grid_holds_every_pane_inside_the_area() {
+    pub(in crate::tui) fn the_grid_holds_every_pane_inside_the_area() {
         let area = Rect::new(0, 0, 200, 58);
         for n in 1..=MAX_PANES {
             let cells = grid(n, area);
