@@ -304,7 +304,7 @@ pub struct StepFound {
 
 /// `POST /v1/memory`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NewMemory {
+pub struct MemoryWrite {
     pub text: String,
     pub kind: MemoryKind,
     #[serde(default)]

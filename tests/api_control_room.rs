@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use common::Env;
 use common::serve::Serve;
-use shopfloor::api::wire::{ErrorKind, NewTicket};
 use shopfloor::api::{ApiError, Client};
-use shopfloor::scheduler::factory::FactoryEvent;
+use shopfloor::wire::FactoryEvent;
+use shopfloor::wire::{ErrorKind, NewTicket};
 
 fn kind(e: &ApiError) -> Option<ErrorKind> {
     match e {
@@ -95,7 +95,7 @@ fn the_control_rooms_routes_answer_on_a_real_factory() {
         client
             .queue_pause(
                 true,
-                &shopfloor::api::wire::QueueAction {
+                &shopfloor::wire::QueueAction {
                     by: "tester".into(),
                     note: None,
                     ..Default::default()

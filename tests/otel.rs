@@ -599,8 +599,8 @@ fn workspace_with_runs(
     std::sync::Arc::new(ws)
 }
 
-fn run_ended(run: u64) -> shopfloor::scheduler::factory::FactoryEvent {
-    shopfloor::scheduler::factory::FactoryEvent::RunState {
+fn run_ended(run: u64) -> shopfloor::wire::FactoryEvent {
+    shopfloor::wire::FactoryEvent::RunState {
         run,
         ticket: None,
         agent: "claude".into(),

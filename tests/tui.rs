@@ -11,12 +11,12 @@ use jiff::{SignedDuration, Timestamp};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use shopfloor::api::ops;
-use shopfloor::api::wire::{FactoryStatus, MemorySearch, NewTicket, QueueDetail, QueueView};
 use shopfloor::model::{Author, QueueEntry, Run, RunState, TicketState};
 use shopfloor::tui::app::{App, Effect, Layer, Load, Msg, Screen};
 use shopfloor::tui::keymap::Keymap;
 use shopfloor::tui::theme::Theme;
 use shopfloor::tui::view;
+use shopfloor::wire::{FactoryStatus, MemorySearch, NewTicket, QueueDetail, QueueView};
 use shopfloor::workspace::{Home, Workspace};
 
 struct Fixture {
@@ -586,7 +586,7 @@ fn jumping_in_a_hundred_thousand_step_run_is_instant() {
     let mut app = app(&f);
     app.open_replay(1, None, &mut vec![]);
     let rows: Vec<_> = (0..100_000u64)
-        .map(|seq| shopfloor::api::wire::OutlineRow {
+        .map(|seq| shopfloor::wire::OutlineRow {
             seq,
             kind: if seq % 997 == 0 { "file_edit" } else { "agent" }.into(),
             error: seq == 99_001,
@@ -885,7 +885,7 @@ fn hostile_text_reaches_no_screen_of_the_control_room() {
 #[test]
 fn events_that_need_a_person_notify_and_others_do_not() {
     use shopfloor::notify::NoticeKind;
-    use shopfloor::scheduler::factory::FactoryEvent;
+    use shopfloor::wire::FactoryEvent;
     let f = fixture();
     let mut app = app(&f);
     let notices = |fx: Vec<Effect>| -> Vec<NoticeKind> {

@@ -80,7 +80,7 @@ mod scenario;
 #[cfg(test)]
 mod tests;
 
-pub use scenario::{Action, BUILTIN, Scenario, ScenarioStep};
+pub use scenario::{BUILTIN, Move, Scenario, ScenarioStep};
 
 /// Play `scenario` in the current directory, printing stream-json to `out` (and what a
 /// real CLI prints to stderr to `err`). Returns the exit code the process should end with;
@@ -355,12 +355,12 @@ pub fn play(
         }
         let fill = |s: &str| s.replace("{prompt}", &prompt);
         match &step.action {
-            Action::Say(t) => a.say(&fill(t))?,
-            Action::Think(t) => {
+            Move::Say(t) => a.say(&fill(t))?,
+            Move::Think(t) => {
                 let t = fill(t);
                 a.assistant(json!([{ "type": "thinking", "thinking": t, "signature": "fixture" }]))?
             }
-            Action::Read(p) => {
+            Move::Read(p) => {
                 let abs = a.abs(p);
                 let file = a.cwd.join(p);
                 a.tool(
@@ -388,7 +388,7 @@ pub fn play(
                     },
                 )?;
             }
-            Action::Write {
+            Move::Write {
                 path,
                 content,
                 append,
@@ -426,7 +426,7 @@ pub fn play(
                     }
                 })?;
             }
-            Action::Replace { path, old, new } => {
+            Move::Replace { path, old, new } => {
                 let abs = a.abs(path);
                 let file = a.cwd.join(path);
                 let input = json!({ "file_path": abs, "old_string": old, "new_string": new, "replace_all": false });
@@ -459,7 +459,7 @@ pub fn play(
                     }
                 })?;
             }
-            Action::Run {
+            Move::Run {
                 command,
                 expect_exit,
             } => {
@@ -495,7 +495,7 @@ pub fn play(
                     return Ok(1);
                 }
             }
-            Action::Mcp { tool, args } => {
+            Move::Mcp { tool, args } => {
                 let args = fill_strings(args, &fill);
                 let name = format!("mcp__shopfloor__{tool}");
                 a.tool(&name, args.clone(), || match mcp.call(tool, args) {
@@ -503,8 +503,8 @@ pub fn play(
                     Err(message) => (message, true, None),
                 })?;
             }
-            Action::Sleep(d) => std::thread::sleep(*d),
-            Action::Flood {
+            Move::Sleep(d) => std::thread::sleep(*d),
+            Move::Flood {
                 lines,
                 seconds,
                 per_second,
@@ -518,7 +518,7 @@ pub fn play(
                 };
                 flood(&mut a, n, *per_second)?;
             }
-            Action::Fail(code) => {
+            Move::Fail(code) => {
                 let msg = format!(
                     "scenario `{}` fails here with exit code {code} (step at line {})",
                     sc.name, step.line
@@ -528,7 +528,7 @@ pub fn play(
                 let _ = writeln!(err, "Error: {msg}");
                 return Ok(*code);
             }
-            Action::Hang => {
+            Move::Hang => {
                 a.out.flush().map_err(AgentError::Output)?;
                 loop {
                     std::thread::sleep(Duration::from_secs(3600));

@@ -7,16 +7,16 @@ use std::io::Write;
 
 use super::client::Client;
 use super::ops;
-use super::wire::{
-    Counts, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch, NewMemory,
-    NewTicket, StepFound, StepSearch, SyncSession, SyncedSession,
-};
 use super::{ApiError, OpError};
 use crate::index::IndexError;
 use crate::memory::MemoryError;
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
 use crate::trace::ExportFormat;
+use crate::wire::{
+    Counts, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch, MemoryWrite,
+    NewTicket, StepFound, StepSearch, SyncSession, SyncedSession,
+};
 use crate::workspace::{OpenError, Workspace, WorkspaceInfo};
 
 /// Steps fetched per request when walking a run through the factory.
@@ -37,7 +37,7 @@ pub enum Backend {
 pub struct Remote {
     client: Client,
     rt: tokio::runtime::Runtime,
-    holder: super::wire::Holder,
+    holder: crate::wire::Holder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ impl Remote {
     }
 
     /// Who answers: a factory, or a `shopfloor mcp` serving its store.
-    pub fn holder(&self) -> super::wire::Holder {
+    pub fn holder(&self) -> crate::wire::Holder {
         self.holder
     }
 
@@ -195,7 +195,7 @@ impl Backend {
     }
 
     /// The factory at a glance (without a factory: nothing runs, the clone's main).
-    pub fn status(&self) -> Result<super::wire::FactoryStatus, ApiError> {
+    pub fn status(&self) -> Result<crate::wire::FactoryStatus, ApiError> {
         self.with(|ws| ops::status(ws, None), async |c| c.status().await)
     }
 
@@ -254,11 +254,11 @@ impl Backend {
         )
     }
 
-    pub fn queue(&self) -> Result<super::wire::QueueView, ApiError> {
+    pub fn queue(&self) -> Result<crate::wire::QueueView, ApiError> {
         self.with(ops::queue, async |c| c.queue().await)
     }
 
-    pub fn queue_entry(&self, id: u64) -> Result<super::wire::QueueDetail, ApiError> {
+    pub fn queue_entry(&self, id: u64) -> Result<crate::wire::QueueDetail, ApiError> {
         self.with(
             |ws| ops::queue_entry(ws, id),
             async |c| c.queue_entry(id).await,
@@ -270,7 +270,7 @@ impl Backend {
         &self,
         id: u64,
         verb: &str,
-        a: super::wire::QueueAction,
+        a: crate::wire::QueueAction,
     ) -> Result<crate::model::QueueEntry, ApiError> {
         self.with(
             |ws| ops::queue_act(ws, id, verb, a.clone()),
@@ -281,8 +281,8 @@ impl Backend {
     pub fn queue_pause(
         &self,
         paused: bool,
-        a: super::wire::QueueAction,
-    ) -> Result<super::wire::QueueView, ApiError> {
+        a: crate::wire::QueueAction,
+    ) -> Result<crate::wire::QueueView, ApiError> {
         self.with(
             |ws| ops::queue_pause(ws, paused, a.clone()),
             async |c| c.queue_pause(paused, &a).await,
@@ -350,7 +350,7 @@ impl Backend {
         )
     }
 
-    pub fn add_memory(&self, m: NewMemory) -> Result<Memory, ApiError> {
+    pub fn add_memory(&self, m: MemoryWrite) -> Result<Memory, ApiError> {
         self.with(
             |ws| ops::add_memory(ws, m.clone()),
             async |c| c.add_memory(&m).await,
@@ -360,7 +360,7 @@ impl Backend {
     pub fn memory(
         &self,
         id: crate::model::MemoryId,
-    ) -> Result<super::wire::MemoryDetail, ApiError> {
+    ) -> Result<crate::wire::MemoryDetail, ApiError> {
         self.with(|ws| ops::memory(ws, id), async |c| c.memory(id).await)
     }
 

@@ -14,12 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use super::wire::{
-    Counts, ErrorBody, ErrorKind, Health, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit,
-    MemorySearch, NewMemory, NewTicket, OpError, StepFound, StepSearch, SyncSession, SyncedSession,
-};
 use crate::model::{Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::trace::ExportFormat;
+use crate::wire::{
+    Counts, ErrorBody, ErrorKind, Health, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit,
+    MemorySearch, MemoryWrite, NewTicket, OpError, StepFound, StepSearch, SyncSession,
+    SyncedSession,
+};
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -198,7 +199,7 @@ impl Client {
     pub async fn set_priority(&self, id: TicketId, priority: i32) -> Result<Ticket, ApiError> {
         self.post(
             &format!("/v1/tickets/{id}/priority"),
-            &super::wire::NewPriority { priority },
+            &crate::wire::NewPriority { priority },
         )
         .await
     }
@@ -208,7 +209,7 @@ impl Client {
         self.post(&format!("/v1/runs/{id}/retry"), &()).await
     }
 
-    pub async fn status(&self) -> Result<super::wire::FactoryStatus, ApiError> {
+    pub async fn status(&self) -> Result<crate::wire::FactoryStatus, ApiError> {
         self.get("/v1/status").await
     }
 
@@ -218,7 +219,7 @@ impl Client {
         run: RunId,
         seq: u64,
         path: &str,
-    ) -> Result<super::wire::FileAtStep, ApiError> {
+    ) -> Result<crate::wire::FileAtStep, ApiError> {
         self.get(&format!("/v1/runs/{run}/files/{seq}?path={}", encode(path)))
             .await
     }
@@ -229,7 +230,7 @@ impl Client {
         run: RunId,
         from: u64,
         to: u64,
-    ) -> Result<Vec<super::wire::OutlineRow>, ApiError> {
+    ) -> Result<Vec<crate::wire::OutlineRow>, ApiError> {
         self.get(&format!("/v1/runs/{run}/outline?from={from}&to={to}"))
             .await
     }
@@ -269,11 +270,11 @@ impl Client {
         self.post(&format!("/v1/runs/{id}/kill"), &()).await
     }
 
-    pub async fn queue(&self) -> Result<super::wire::QueueView, ApiError> {
+    pub async fn queue(&self) -> Result<crate::wire::QueueView, ApiError> {
         self.get("/v1/queue").await
     }
 
-    pub async fn queue_entry(&self, id: u64) -> Result<super::wire::QueueDetail, ApiError> {
+    pub async fn queue_entry(&self, id: u64) -> Result<crate::wire::QueueDetail, ApiError> {
         self.get(&format!("/v1/queue/{id}")).await
     }
 
@@ -282,7 +283,7 @@ impl Client {
         &self,
         id: u64,
         verb: &str,
-        a: &super::wire::QueueAction,
+        a: &crate::wire::QueueAction,
     ) -> Result<crate::model::QueueEntry, ApiError> {
         self.post(&format!("/v1/queue/{id}/{verb}"), a).await
     }
@@ -290,8 +291,8 @@ impl Client {
     pub async fn queue_pause(
         &self,
         paused: bool,
-        a: &super::wire::QueueAction,
-    ) -> Result<super::wire::QueueView, ApiError> {
+        a: &crate::wire::QueueAction,
+    ) -> Result<crate::wire::QueueView, ApiError> {
         let verb = if paused { "pause" } else { "resume" };
         self.post(&format!("/v1/queue/{verb}"), a).await
     }
@@ -362,14 +363,14 @@ impl Client {
         self.post("/v1/steps/search", q).await
     }
 
-    pub async fn add_memory(&self, m: &NewMemory) -> Result<Memory, ApiError> {
+    pub async fn add_memory(&self, m: &MemoryWrite) -> Result<Memory, ApiError> {
         self.post("/v1/memory", m).await
     }
 
     pub async fn memory(
         &self,
         id: crate::model::MemoryId,
-    ) -> Result<super::wire::MemoryDetail, ApiError> {
+    ) -> Result<crate::wire::MemoryDetail, ApiError> {
         self.get(&format!("/v1/memory/{id}")).await
     }
 

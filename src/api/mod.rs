@@ -45,17 +45,18 @@
 pub mod auth;
 pub mod backend;
 pub mod client;
+pub mod listen;
 pub mod mcp;
 pub mod ops;
 pub mod server;
-pub use crate::wire;
 
 use std::path::PathBuf;
 
+pub use crate::wire::{ErrorKind, OpError};
 pub use backend::Backend;
 pub use client::Client;
-pub use server::{Api, AppState, api, serve};
-pub use wire::{ErrorKind, OpError};
+pub use listen::serve;
+pub use server::{Api, AppState, api};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -3,9 +3,6 @@
 //! block), and encode. The factory adds its own routes (run control, MCP at `/mcp`) by
 //! merging them into `router`'s result before `serve_on`.
 
-use std::future::Future;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,19 +15,18 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::net::UnixListener;
 
 use super::ApiError;
-use super::auth::{Gate, Tokens, Transport, authorize};
+use super::auth::{Gate, Tokens, authorize};
 use super::ops;
-use super::wire::{
-    ExportQuery, Health, ImportAuthor, ImportTrace, MemorySearch, NewMemory, NewTicket, OpError,
-    StepRange, StepSearch, TicketQuery,
-};
 use crate::model::Author;
 use crate::scheduler::factory::Factory;
 use crate::trace::ExportFormat;
-use crate::workspace::{Workspace, WorkspaceInfo};
+use crate::wire::{
+    ExportQuery, Health, ImportAuthor, ImportTrace, MemorySearch, MemoryWrite, NewTicket, OpError,
+    StepRange, StepSearch, TicketQuery,
+};
+use crate::workspace::Workspace;
 
 /// Largest memory import body accepted: JSON Lines of memories are text, and a million of
 /// them fit well under this; anything bigger is more likely a mistake than an import.
@@ -115,7 +111,7 @@ where
 // `{error}` shape as any other failure rather than axum's plain text.
 fn bad_json(r: JsonRejection) -> OpError {
     OpError::new(
-        super::wire::ErrorKind::from_status(r.status()),
+        crate::wire::ErrorKind::from_status(r.status()),
         format!("malformed request body: {}", r.body_text()),
     )
 }
@@ -217,7 +213,7 @@ fn person_routes(state: &AppState) -> Router<AppState> {
         })
         .method_not_allowed_fallback(|req: Request| async move {
             OpError::new(
-                super::wire::ErrorKind::BadRequest,
+                crate::wire::ErrorKind::BadRequest,
                 format!("{} is not allowed on {}", req.method(), req.uri().path()),
             )
         })
@@ -242,9 +238,9 @@ async fn health(State(s): State<AppState>) -> Json<Health> {
         workspace: s.ws.info.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         holder: if s.release.is_some() {
-            super::wire::Holder::Mcp
+            crate::wire::Holder::Mcp
         } else {
-            super::wire::Holder::Factory
+            crate::wire::Holder::Factory
         },
     })
 }
@@ -261,13 +257,13 @@ async fn release(State(s): State<AppState>) -> Reply<serde_json::Value> {
             ))
         }
         None => Err(OpError::new(
-            super::wire::ErrorKind::Conflict,
+            crate::wire::ErrorKind::Conflict,
             "a factory holds this workspace; stop it with Ctrl-C in its terminal, or SIGTERM",
         )),
     }
 }
 
-async fn workspace(State(s): State<AppState>) -> Reply<super::wire::Counts> {
+async fn workspace(State(s): State<AppState>) -> Reply<crate::wire::Counts> {
     Ok(Json(with_workspace(&s, ops::counts).await?))
 }
 
@@ -321,7 +317,7 @@ async fn cancel_ticket(
 async fn set_priority(
     State(s): State<AppState>,
     id: Result<UrlPath<u64>, PathRejection>,
-    body: Result<Json<super::wire::NewPriority>, JsonRejection>,
+    body: Result<Json<crate::wire::NewPriority>, JsonRejection>,
 ) -> Reply<crate::model::Ticket> {
     let UrlPath(id) = id.map_err(bad_path)?;
     let Json(p) = body.map_err(bad_json)?;
@@ -343,7 +339,7 @@ async fn retry_run(
     let run = with_workspace(&s, move |ws| ops::run(ws, id)).await?;
     let Some(ticket) = run.ticket else {
         return Err(OpError::new(
-            super::wire::ErrorKind::Conflict,
+            crate::wire::ErrorKind::Conflict,
             format!("run {id} was imported, not started for a ticket: there is nothing to retry"),
         ));
     };
@@ -362,7 +358,7 @@ async fn retry_run(
     Ok(Json(t))
 }
 
-async fn status(State(s): State<AppState>) -> Reply<super::wire::FactoryStatus> {
+async fn status(State(s): State<AppState>) -> Reply<crate::wire::FactoryStatus> {
     let factory = s.factory.clone();
     Ok(Json(
         with_workspace(&s, move |ws| ops::status(ws, factory.as_deref())).await?,
@@ -374,7 +370,7 @@ async fn status(State(s): State<AppState>) -> Reply<super::wire::FactoryStatus> 
 async fn events(State(s): State<AppState>) -> Result<Response, OpError> {
     let Some(f) = &s.factory else {
         return Err(OpError::new(
-            super::wire::ErrorKind::Conflict,
+            crate::wire::ErrorKind::Conflict,
             "no factory runs here, so there are no events; start one with `shopfloor serve`",
         ));
     };
@@ -405,8 +401,8 @@ async fn events(State(s): State<AppState>) -> Result<Response, OpError> {
 async fn run_file_at(
     State(s): State<AppState>,
     ids: Result<UrlPath<(u64, u64)>, PathRejection>,
-    q: Result<Query<super::wire::PathQuery>, QueryRejection>,
-) -> Reply<super::wire::FileAtStep> {
+    q: Result<Query<crate::wire::PathQuery>, QueryRejection>,
+) -> Reply<crate::wire::FileAtStep> {
     let UrlPath((id, seq)) = ids.map_err(bad_path)?;
     let Query(q) = q.map_err(bad_query)?;
     Ok(Json(
@@ -418,7 +414,7 @@ async fn run_outline(
     State(s): State<AppState>,
     id: Result<UrlPath<u64>, PathRejection>,
     range: Result<Query<StepRange>, QueryRejection>,
-) -> Reply<Vec<super::wire::OutlineRow>> {
+) -> Reply<Vec<crate::wire::OutlineRow>> {
     let UrlPath(id) = id.map_err(bad_path)?;
     let Query(r) = range.map_err(bad_query)?;
     Ok(Json(
@@ -433,23 +429,23 @@ async fn kill_run(
     let UrlPath(id) = id.map_err(bad_path)?;
     let Some(f) = &s.factory else {
         return Err(OpError::new(
-            super::wire::ErrorKind::Conflict,
+            crate::wire::ErrorKind::Conflict,
             format!("run {id} is not running: this server runs no factory"),
         ));
     };
     f.kill_run(id)
-        .map_err(|e| OpError::new(super::wire::ErrorKind::Conflict, e.to_string()))?;
+        .map_err(|e| OpError::new(crate::wire::ErrorKind::Conflict, e.to_string()))?;
     Ok(Json(with_workspace(&s, move |ws| ops::run(ws, id)).await?))
 }
 
-async fn queue_list(State(s): State<AppState>) -> Reply<super::wire::QueueView> {
+async fn queue_list(State(s): State<AppState>) -> Reply<crate::wire::QueueView> {
     Ok(Json(with_workspace(&s, ops::queue).await?))
 }
 
 async fn queue_show(
     State(s): State<AppState>,
     id: Result<UrlPath<u64>, PathRejection>,
-) -> Reply<super::wire::QueueDetail> {
+) -> Reply<crate::wire::QueueDetail> {
     let UrlPath(id) = id.map_err(bad_path)?;
     Ok(Json(
         with_workspace(&s, move |ws| ops::queue_entry(ws, id)).await?,
@@ -459,7 +455,7 @@ async fn queue_show(
 async fn queue_act(
     State(s): State<AppState>,
     path: Result<UrlPath<(u64, String)>, PathRejection>,
-    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
+    body: Result<Json<crate::wire::QueueAction>, JsonRejection>,
 ) -> Reply<crate::model::QueueEntry> {
     let UrlPath((id, verb)) = path.map_err(bad_path)?;
     let Json(a) = body.map_err(bad_json)?;
@@ -475,8 +471,8 @@ async fn queue_act(
 
 async fn queue_pause(
     State(s): State<AppState>,
-    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
-) -> Reply<super::wire::QueueView> {
+    body: Result<Json<crate::wire::QueueAction>, JsonRejection>,
+) -> Reply<crate::wire::QueueView> {
     let Json(a) = body.map_err(bad_json)?;
     let v = with_workspace(&s, move |ws| ops::queue_pause(ws, true, a)).await?;
     if let Some(f) = &s.factory {
@@ -487,8 +483,8 @@ async fn queue_pause(
 
 async fn queue_resume(
     State(s): State<AppState>,
-    body: Result<Json<super::wire::QueueAction>, JsonRejection>,
-) -> Reply<super::wire::QueueView> {
+    body: Result<Json<crate::wire::QueueAction>, JsonRejection>,
+) -> Reply<crate::wire::QueueView> {
     let Json(a) = body.map_err(bad_json)?;
     let v = with_workspace(&s, move |ws| ops::queue_pause(ws, false, a)).await?;
     if let Some(f) = &s.factory {
@@ -610,7 +606,7 @@ async fn export_run(
 async fn import_trace(
     State(s): State<AppState>,
     body: Result<Json<ImportTrace>, JsonRejection>,
-) -> Reply<super::wire::ImportedTrace> {
+) -> Reply<crate::wire::ImportedTrace> {
     let Json(req) = body.map_err(bad_json)?;
     if !req.path.is_absolute() {
         return Err(OpError::bad_request(format!(
@@ -626,7 +622,7 @@ async fn import_trace(
 async fn search_steps(
     State(s): State<AppState>,
     body: Result<Json<StepSearch>, JsonRejection>,
-) -> Reply<Vec<super::wire::StepFound>> {
+) -> Reply<Vec<crate::wire::StepFound>> {
     let Json(q) = body.map_err(bad_json)?;
     Ok(Json(
         with_workspace(&s, move |ws| ops::search_steps(ws, q)).await?,
@@ -635,7 +631,7 @@ async fn search_steps(
 
 async fn add_memory(
     State(s): State<AppState>,
-    body: Result<Json<NewMemory>, JsonRejection>,
+    body: Result<Json<MemoryWrite>, JsonRejection>,
 ) -> Reply<crate::model::Memory> {
     let Json(m) = body.map_err(bad_json)?;
     Ok(Json(
@@ -646,7 +642,7 @@ async fn add_memory(
 async fn show_memory(
     State(s): State<AppState>,
     id: Result<UrlPath<u64>, PathRejection>,
-) -> Reply<super::wire::MemoryDetail> {
+) -> Reply<crate::wire::MemoryDetail> {
     let UrlPath(id) = id.map_err(bad_path)?;
     Ok(Json(
         with_workspace(&s, move |ws| ops::memory(ws, id)).await?,
@@ -656,7 +652,7 @@ async fn show_memory(
 async fn search_memory(
     State(s): State<AppState>,
     body: Result<Json<MemorySearch>, JsonRejection>,
-) -> Reply<Vec<super::wire::MemoryHit>> {
+) -> Reply<Vec<crate::wire::MemoryHit>> {
     let Json(q) = body.map_err(bad_json)?;
     Ok(Json(
         with_workspace(&s, move |ws| ops::search_memory(ws, q)).await?,
@@ -667,7 +663,7 @@ async fn import_memory(
     State(s): State<AppState>,
     author: Result<Query<ImportAuthor>, QueryRejection>,
     body: Bytes,
-) -> Reply<super::wire::ImportedMemories> {
+) -> Reply<crate::wire::ImportedMemories> {
     let Query(a) = author.map_err(bad_query)?;
     let author = Author::Human { name: a.author };
     Ok(Json(
@@ -678,155 +674,10 @@ async fn import_memory(
     ))
 }
 
-/// A bound socket. Its file is removed when the listener (or the server it was handed
-/// to) is done, so a factory that stops cleanly leaves nothing behind.
-pub struct Listener {
-    inner: UnixListener,
-    file: SocketFile,
-}
-
-impl Listener {
-    pub fn path(&self) -> &Path {
-        &self.file.0
-    }
-}
-
-struct SocketFile(PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Bind the workspace's person's socket, readable and writable by its owner only. A
-/// socket file left by a factory that died is removed once nothing answers on it; one that
-/// answers is a factory already running.
-pub async fn bind(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
-    bind_at(info, info.socket_path(), ".factory.sock").await
-}
-
-/// Bind the workspace's sandboxes' socket (`sandbox.sock`), owner-only too: containers run
-/// as the factory's user and get it bind-mounted; it serves only run tokens.
-pub async fn bind_sandbox(info: &WorkspaceInfo) -> Result<Listener, ApiError> {
-    bind_at(info, info.sandbox_socket_path(), ".sandbox.sock").await
-}
-
-async fn bind_at(
-    info: &WorkspaceInfo,
-    path: PathBuf,
-    tmp_name: &str,
-) -> Result<Listener, ApiError> {
-    if let Ok(meta) = std::fs::symlink_metadata(&path) {
-        use std::os::unix::fs::FileTypeExt;
-        if !meta.file_type().is_socket() {
-            return Err(ApiError::Bind {
-                socket: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "a file that is not a socket is in the way; move it aside",
-                ),
-            });
-        }
-        match tokio::net::UnixStream::connect(&path).await {
-            Ok(_) => {
-                return Err(ApiError::AlreadyRunning {
-                    workspace: info.name.clone(),
-                    socket: path,
-                });
-            }
-            Err(_) => {
-                tracing::info!(socket = %path.display(), "removing a stale socket");
-                std::fs::remove_file(&path).map_err(|source| ApiError::Bind {
-                    socket: path.clone(),
-                    source,
-                })?;
-            }
-        }
-    }
-    // Bind under a temporary name, restrict it, then move it into place: the socket is
-    // never reachable at its real path with looser permissions than 0600.
-    let tmp = info.temp_path(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let bind_err = |source| ApiError::Bind {
-        socket: path.clone(),
-        source,
-    };
-    let inner = UnixListener::bind(&tmp).map_err(bind_err)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(bind_err(e));
-    }
-    Ok(Listener {
-        inner,
-        file: SocketFile(path),
-    })
-}
-
-/// Serve `router` on `listener` until `shutdown` resolves; requests in flight finish.
-/// `transport` tags every request for the auth layer: `Unix` for the person's socket,
-/// `Sandbox` for the sandboxes'.
-pub async fn serve_on(
-    listener: Listener,
-    router: Router,
-    transport: Transport,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    let Listener { inner, file } = listener;
-    let router = router.layer(axum::Extension(transport));
-    let res = axum::serve(inner, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ApiError::Serve);
-    drop(file);
-    res
-}
-
-/// Bind the workspace's socket and serve the control API until `shutdown` resolves.
-pub async fn serve(
-    ws: Arc<Workspace>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    let listener = bind(&ws.info).await?;
-    serve_on(
-        listener,
-        api(AppState::new(ws))?.person,
-        Transport::Unix,
-        shutdown,
-    )
-    .await
-}
-
-/// Bind the optional loopback TCP port (`[api] listen`), for sandboxes that cannot reach
-/// the socket. Every request on it needs a run's token.
-pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ApiError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ApiError::Bind {
-            socket: PathBuf::from(addr.to_string()),
-            source,
-        })
-}
-
-/// Serve `router` on a loopback TCP listener until `shutdown` resolves.
-pub async fn serve_tcp_on(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    let router = router.layer(axum::Extension(Transport::Tcp));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ApiError::Serve)
-}
-
 async fn sync_session(
     State(s): State<AppState>,
-    body: Result<Json<super::wire::SyncSession>, JsonRejection>,
-) -> Reply<super::wire::SyncedSession> {
+    body: Result<Json<crate::wire::SyncSession>, JsonRejection>,
+) -> Reply<crate::wire::SyncedSession> {
     let Json(req) = body.map_err(bad_json)?;
     Ok(Json(
         with_workspace(&s, move |ws| ops::sync_session(ws, req)).await?,

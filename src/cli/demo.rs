@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use shopfloor::api::Client;
-use shopfloor::api::wire::{MemorySearch, NewTicket, QueueAction};
 use shopfloor::model::{Author, MemoryKind, QueueState, TicketState};
-use shopfloor::scheduler::factory::FactoryEvent;
 use shopfloor::trace::Format;
 use shopfloor::tui::runtime::{self, Options};
+use shopfloor::wire::FactoryEvent;
+use shopfloor::wire::{MemorySearch, NewTicket, QueueAction};
 use shopfloor::workspace::{Home, Workspace};
 
 use super::output::{say, say_err};
@@ -461,7 +461,7 @@ async fn summary(client: &Client) -> Result<String> {
         status
             .main_head
             .as_deref()
-            .map_or("-", shopfloor::mergeq::short),
+            .map_or("-", shopfloor::model::short_commit),
         queue
             .entries
             .iter()

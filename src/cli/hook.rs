@@ -16,7 +16,7 @@ use clap::ValueEnum;
 use serde::Deserialize;
 
 use shopfloor::api::Backend;
-use shopfloor::api::wire::SyncSession;
+use shopfloor::wire::SyncSession;
 use shopfloor::workspace::Home;
 
 use super::output::say_err;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiff::Timestamp;
-use shopfloor::api::wire::{MemorySearch, NewMemory};
 use shopfloor::model::{Author, MemoryKind};
+use shopfloor::wire::{MemorySearch, MemoryWrite};
 
 use super::Ctx;
 use super::output::{clip, print_json, print_list, say, when};
@@ -90,7 +90,7 @@ pub fn run(ctx: &Ctx, cmd: MemoryCmd) -> Result<()> {
             tags,
             json,
         } => {
-            let m = ctx.backend()?.add_memory(NewMemory {
+            let m = ctx.backend()?.add_memory(MemoryWrite {
                 text,
                 kind,
                 paths,

@@ -58,7 +58,7 @@ pub fn print_error(e: &anyhow::Error) {
 /// Log to `<home>/logs/shopfloor.log`; level from `SHOPFLOOR_LOG` (default `info`).
 /// Returns the guard that flushes the log on drop; None if the directory is unusable.
 pub fn init_logging(home: &Home) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = home.root().join("logs");
+    let dir = home.logs_dir();
     // The logs hold agent output and paths: the home and its logs are owner-only.
     shopfloor::private::private_dir(home.root()).ok()?;
     shopfloor::private::private_dir(&dir).ok()?;

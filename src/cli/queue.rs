@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use shopfloor::api::wire::QueueAction;
-use shopfloor::mergeq::short;
+use shopfloor::model::short_commit;
 use shopfloor::model::{QueueEntry, QueueState};
+use shopfloor::wire::QueueAction;
 
 use super::Ctx;
 use super::output::{print_json, print_rows, say, when};
@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                         e.priority.to_string(),
                         e.ticket.map_or("-".into(), |t| t.to_string()),
                         e.branch.clone(),
-                        short(&e.head).to_string(),
+                        short_commit(&e.head).to_string(),
                         e.reason
                             .as_deref()
                             .and_then(|r| r.lines().next())
@@ -121,7 +121,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
             if let Some(t) = &d.title {
                 say!("ticket {}: {t}", e.ticket.unwrap_or_default());
             }
-            say!("branch {} at {}", e.branch, short(&e.head));
+            say!("branch {} at {}", e.branch, short_commit(&e.head));
             say!("queued {}", when(e.enqueued));
             if let Some(r) = &e.reason {
                 say!("why: {r}");
@@ -147,7 +147,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 Some(a) if a.commit == e.head => say!(
                     "approved by {} at {}{}",
                     a.by,
-                    short(&a.commit),
+                    short_commit(&a.commit),
                     a.note
                         .as_deref()
                         .map(|n| format!(": {n}"))
@@ -156,8 +156,8 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                 Some(a) => say!(
                     "approval by {} is void: it was for {}, the branch is now at {}",
                     a.by,
-                    short(&a.commit),
-                    short(&e.head)
+                    short_commit(&a.commit),
+                    short_commit(&e.head)
                 ),
                 None => {}
             }
@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                     "test run {}: {} on {} in {:.1} s{}{}",
                     i + 1,
                     if t.ok { "green" } else { "red" },
-                    short(&t.commit),
+                    short_commit(&t.commit),
                     t.seconds,
                     if t.batch.len() > 1 {
                         format!(" (batch of {})", t.batch.len())
@@ -183,7 +183,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
             for (commit, failed) in shopfloor::mergeq::flaky(e) {
                 say!(
                     "flaky: the tests failed {failed} time(s) on {} and then passed on a retry",
-                    short(&commit)
+                    short_commit(&commit)
                 );
             }
             for r in &e.reviews {
@@ -191,7 +191,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
                     "review by run {} ({}) of {}: {}{}",
                     r.run,
                     r.agent,
-                    short(&r.head),
+                    short_commit(&r.head),
                     r.verdict.name(),
                     if r.head == e.head {
                         ""
@@ -223,7 +223,7 @@ pub fn run(ctx: &Ctx, cmd: QueueCmd) -> Result<()> {
             say!(
                 "entry {} approved at {}; it lands once green on the current main",
                 e.id,
-                short(&e.head)
+                short_commit(&e.head)
             );
             Ok(())
         }

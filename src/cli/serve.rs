@@ -10,9 +10,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use shopfloor::api::auth::{REFUSAL_WINDOW, Transport};
 use shopfloor::api::backend::{Remote, STORE_WAIT, is_locked};
-use shopfloor::api::wire::Holder;
-use shopfloor::api::{AppState, server};
-use shopfloor::scheduler::factory::{Factory, FactoryEvent, FactorySettings};
+use shopfloor::api::{AppState, listen, server};
+use shopfloor::scheduler::factory::{Factory, FactorySettings};
+use shopfloor::wire::FactoryEvent;
+use shopfloor::wire::Holder;
 use shopfloor::workspace::Workspace;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -79,10 +80,10 @@ pub struct Running {
 /// `say` gets the lines a person starting it wants to read.
 pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Running> {
     let name = ws.info.name.clone();
-    let listener = server::bind(&ws.info).await?;
+    let listener = listen::bind(&ws.info).await?;
     let socket = listener.path().to_path_buf();
     // Sandboxes get this one, never the person's socket: it serves run tokens only.
-    let sandbox_listener = server::bind_sandbox(&ws.info).await?;
+    let sandbox_listener = listen::bind_sandbox(&ws.info).await?;
     let sandbox_socket = sandbox_listener.path().to_path_buf();
     say(&format!(
         "factory for workspace `{name}` listening on {}",
@@ -96,7 +97,7 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
         .map_err(|m| anyhow::anyhow!("{}: {m}", ws.info.config_path().display()))?;
     let tcp = match tcp_addr {
         Some(addr) => {
-            let l = server::bind_tcp(addr).await?;
+            let l = listen::bind_tcp(addr).await?;
             say(&format!(
                 "also listening on http://{} (a run's token required)",
                 l.local_addr().map_or(addr, |a| a)
@@ -134,19 +135,19 @@ pub async fn start(ws: Workspace, paused: bool, say: &dyn Fn(&str)) -> Result<Ru
         let _ = rx.wait_for(|d| *d).await;
     };
     let tcp_served = tcp.map(|l| {
-        tokio::spawn(server::serve_tcp_on(
+        tokio::spawn(listen::serve_tcp_on(
             l,
             api.sandbox.clone(),
             down(down_rx.clone()),
         ))
     });
-    let sandbox_served = tokio::spawn(server::serve_on(
+    let sandbox_served = tokio::spawn(listen::serve_on(
         sandbox_listener,
         api.sandbox,
         Transport::Sandbox,
         down(down_rx.clone()),
     ));
-    let served = tokio::spawn(server::serve_on(
+    let served = tokio::spawn(listen::serve_on(
         listener,
         api.person,
         Transport::Unix,

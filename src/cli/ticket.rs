@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use shopfloor::api::wire::NewTicket;
 use shopfloor::model::TicketState;
+use shopfloor::wire::NewTicket;
 
 use super::Ctx;
 use super::output::{clip, print_json, print_list, say, when};

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use shopfloor::api::wire::{ImportTrace, StepSearch};
 use shopfloor::model::Step;
 use shopfloor::trace::detail::{self, Voice};
 use shopfloor::trace::{ExportFormat, Format};
+use shopfloor::wire::{ImportTrace, StepSearch};
 
 use super::Ctx;
 use super::output::{

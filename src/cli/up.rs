@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, attach: bool, paused: bool, theme: Option<String>) -> Resu
     // A factory already runs it; a `shopfloor mcp` holding the store is no factory (it
     // lets the store go when ours asks).
     let running_elsewhere =
-        Remote::connect(&info).is_ok_and(|r| r.holder() == shopfloor::api::wire::Holder::Factory);
+        Remote::connect(&info).is_ok_and(|r| r.holder() == shopfloor::wire::Holder::Factory);
     if attach && !running_elsewhere {
         bail!(
             "no factory answers on {} for workspace `{}`; start one with `shopfloor serve`, or run `shopfloor up` without --attach to start one here",

@@ -10,7 +10,8 @@ use crate::model::{
 };
 
 use super::decide::{self, Gate, Next};
-use super::{MergeConfig, Mode, QueueError, Turn, short, tail};
+use super::{MergeConfig, Mode, QueueError, Turn, tail};
+use crate::model::short_commit;
 
 type Result<T> = std::result::Result<T, QueueError>;
 
@@ -418,7 +419,7 @@ impl Driver<'_> {
             Merge::Conflict(paths) => {
                 let reason = format!(
                     "merge conflict with main {} in {}; rebuild the change on the new main",
-                    short(tip),
+                    short_commit(tip),
                     paths.join(", ")
                 );
                 self.bounce(e.id, reason, paths, turn)?;
@@ -571,8 +572,8 @@ impl Driver<'_> {
             let reason = match (self.cfg.mode, chain.len()) {
                 (_, 1) | (Mode::Serial, _) => format!(
                     "the tests failed on {} (merged onto main {}):\n{}",
-                    short(&chain[c].candidate),
-                    short(&chain[c].base),
+                    short_commit(&chain[c].candidate),
+                    short_commit(&chain[c].base),
                     tail(&logs[c], 2000)
                 ),
                 (Mode::Batch, n) => format!(

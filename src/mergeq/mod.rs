@@ -45,6 +45,7 @@ use jiff::Timestamp;
 
 pub use crate::config::merge::{MAX_DEPTH, MergeConfig, Mode};
 use crate::memory::NewMemory;
+use crate::model::short_commit;
 use crate::model::transitions::{EntryEvent, EntryOutcome, Refusal};
 use crate::model::{
     Approval, AuditEvent, Author, MemoryKind, QueueEntry, QueueEntryId, QueueState, Run, Verdict,
@@ -229,11 +230,6 @@ pub fn flaky(e: &QueueEntry) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// A commit hash as the queue prints it: its first ten characters.
-pub fn short(h: &str) -> &str {
-    &h[..h.len().min(10)]
-}
-
 impl<'a> MergeQueue<'a> {
     pub fn new(
         ws: &'a Workspace,
@@ -369,7 +365,7 @@ impl QueueGit for RepoGit<'_> {
                 self.ws,
                 "merge-queue",
                 "queue.raced",
-                format!("main moved from {} before landing", short(old)),
+                format!("main moved from {} before landing", short_commit(old)),
             );
         }
         Ok(moved)

@@ -26,7 +26,7 @@ pub fn approve(
         "queue.approved",
         format!(
             "entry {id} at {}{}",
-            short(&e.head),
+            short_commit(&e.head),
             note.as_deref()
                 .map(|n| format!(": {n}"))
                 .unwrap_or_default()

@@ -169,7 +169,7 @@ impl StoreQueue<'_> {
                     format!(
                         "entry {} at {}: {}{}",
                         e.id,
-                        short(&r.head),
+                        short_commit(&r.head),
                         r.verdict.name(),
                         if o.discarded() { " (discarded)" } else { "" }
                     ),
@@ -218,7 +218,7 @@ impl StoreQueue<'_> {
             self.ws,
             "merge-queue",
             "queue.merged",
-            format!("entry {} {} -> main {}", e.id, e.branch, short(main)),
+            format!("entry {} {} -> main {}", e.id, e.branch, short_commit(main)),
         );
         // The lessons its run received held: it landed on their paths.
         if let Some(run) = e.run.and_then(|r| self.ws.store.run(r).ok().flatten()) {

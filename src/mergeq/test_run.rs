@@ -51,7 +51,7 @@ impl TestBackend {
 /// and the environment variable a merge-test process does.
 pub const LABEL_MERGE_TEST: &str = "shopfloor.merge-test";
 
-pub struct Outcome {
+pub struct TestOutcome {
     pub ok: bool,
     pub exit_code: Option<i32>,
     pub seconds: f64,
@@ -136,7 +136,7 @@ impl SandboxTester {
     fn tries(
         &self,
         job: &TestJob,
-        mut once: impl FnMut(Option<&str>) -> Outcome,
+        mut once: impl FnMut(Option<&str>) -> TestOutcome,
     ) -> Vec<TestRecord> {
         let mut out: Vec<TestRecord> = Vec::new();
         for retry in 0..=self.flaky_retries {
@@ -173,7 +173,7 @@ impl SandboxTester {
         }
     }
 
-    fn on_host(&self, command: Option<&str>, dir: &Path, job: &TestJob) -> Outcome {
+    fn on_host(&self, command: Option<&str>, dir: &Path, job: &TestJob) -> TestOutcome {
         run(command, dir, self.timeout, &self.env(job))
     }
 
@@ -217,7 +217,7 @@ impl SandboxTester {
 }
 
 /// One try of `job`, as the entries record it.
-fn record(job: &TestJob, o: Outcome, retry: u32) -> TestRecord {
+fn record(job: &TestJob, o: TestOutcome, retry: u32) -> TestRecord {
     TestRecord {
         commit: job.candidate.clone(),
         ok: o.ok,
@@ -242,7 +242,7 @@ async fn in_container(
     spec: LaunchSpec,
     timeout: Duration,
     job: &TestJob,
-) -> Outcome {
+) -> TestOutcome {
     let started = Instant::now();
     if spec.argv[2].trim().is_empty() {
         return no_command();
@@ -252,7 +252,7 @@ async fn in_container(
     let mut p = match sandbox.launch(spec).await {
         Ok(p) => p,
         Err(e) => {
-            return Outcome {
+            return TestOutcome {
                 ok: false,
                 exit_code: None,
                 seconds: started.elapsed().as_secs_f64(),
@@ -282,8 +282,8 @@ async fn in_container(
     finish(started, log, timed_out, timeout, exit.and_then(|e| e.code))
 }
 
-fn no_command() -> Outcome {
-    Outcome {
+fn no_command() -> TestOutcome {
+    TestOutcome {
         ok: true,
         exit_code: None,
         seconds: 0.0,
@@ -307,7 +307,7 @@ fn finish(
     timed_out: bool,
     timeout: Duration,
     exit_code: Option<i32>,
-) -> Outcome {
+) -> TestOutcome {
     if timed_out {
         log.push_str(&format!(
             "\n[killed after the {} s test timeout]\n",
@@ -321,7 +321,7 @@ fn finish(
         }
         log = format!("[... {cut} bytes cut]\n{}", &log[cut..]);
     }
-    Outcome {
+    TestOutcome {
         ok: !timed_out && exit_code == Some(0),
         exit_code,
         seconds: started.elapsed().as_secs_f64(),
@@ -336,7 +336,7 @@ pub fn run(
     dir: &Path,
     timeout: Duration,
     env: &[(String, String)],
-) -> Outcome {
+) -> TestOutcome {
     let started = Instant::now();
     let Some(command) = command.filter(|c| !c.trim().is_empty()) else {
         return no_command();
@@ -369,7 +369,7 @@ pub fn run(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            return Outcome {
+            return TestOutcome {
                 ok: false,
                 exit_code: None,
                 seconds: started.elapsed().as_secs_f64(),

@@ -230,3 +230,8 @@ pub struct AuditEvent {
     pub action: String,
     pub detail: String,
 }
+
+/// A commit hash as the queue prints it: its first ten characters.
+pub fn short_commit(h: &str) -> &str {
+    &h[..h.len().min(10)]
+}

@@ -13,7 +13,7 @@ use std::fmt;
 
 use super::{
     Approval, Attempts, LineComment, QueueEntry, QueueEntryId, QueueState, Review, ReviewVerdict,
-    RunId, TestRecord, Ticket, TicketId, TicketState, Verdict,
+    RunId, TestRecord, Ticket, TicketId, TicketState, Verdict, short_commit,
 };
 
 /// Why a transition was not made, in words for the person or the log.
@@ -510,19 +510,19 @@ pub fn entry(
             if v.needs_human && !approved(e) {
                 return Err(Refusal::new(format!(
                     "entry {id} needs a person's approval of {}",
-                    short(&e.head)
+                    short_commit(&e.head)
                 )));
             }
             if review_of_head(e).is_some_and(|r| r.verdict == ReviewVerdict::RequestChanges) {
                 return Err(Refusal::new(format!(
                     "a review asked for changes to {} of entry {id}",
-                    short(&e.head)
+                    short_commit(&e.head)
                 )));
             }
             if *requires_green && !e.tests.iter().any(|r| r.ok && r.commit == *landing) {
                 return Err(Refusal::new(format!(
                     "no green test run of {} holds entry {id}",
-                    short(landing)
+                    short_commit(landing)
                 )));
             }
             n.state = S::Landing;
@@ -605,10 +605,6 @@ pub fn entry(
         },
     }
     Ok(out)
-}
-
-fn short(h: &str) -> &str {
-    &h[..h.len().min(10)]
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ impl RemoteSandbox {
         let leaf = format!("{}-{}", spec.ticket, spec.attempt);
         let branch = format!("shopfloor/{leaf}");
         let (spec2, include, branch2) = (spec.clone(), include.to_vec(), branch.clone());
-        let (base_commit, clone, files) = blocking(move || {
+        let (base_commit, clone, files) = local_git(move || {
             let (base, clone) = super::checkout::start_branch(&spec2, &branch2)?;
             let files = super::checkout::include_files(&spec2.user_checkout, &include)?;
             Ok((base, clone, files))
@@ -302,7 +302,7 @@ impl RemoteSandbox {
         let ssh = self.link.git_ssh_command();
         let p2 = p.clone();
         let _turn = self.link.short_turn().await;
-        let files = blocking(move || {
+        let files = local_git(move || {
             super::checkout::fetch_branch(&p2, &url, &ssh)?;
             super::checkout::changed_files(&p2)
         })
@@ -453,7 +453,7 @@ impl RemoteSandbox {
 }
 
 /// Run the factory's own git work (the clone, the user's checkout) off the async threads.
-async fn blocking<T: Send + 'static>(
+async fn local_git<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, SandboxError> + Send + 'static,
 ) -> Result<T, SandboxError> {
     tokio::task::spawn_blocking(f)

@@ -106,7 +106,7 @@ pub fn pick(
 
 /// How a run ended, as the factory saw it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum RunOutcome {
     /// Exit code 0.
     Succeeded,
     /// Non-zero exit, or killed by a signal the factory did not send: `exit` is the code
@@ -165,17 +165,17 @@ pub fn after_interruption(interrupted: u32) -> Next {
 }
 
 /// What to do with a ticket after its run ended, given how its earlier runs counted.
-pub fn after_exit(outcome: &Outcome, before: Attempts, max_attempts: u32) -> Next {
+pub fn after_exit(outcome: &RunOutcome, before: Attempts, max_attempts: u32) -> Next {
     let attempt = before.counted + 1;
     match outcome {
-        Outcome::Succeeded => Next::Review,
-        Outcome::Cancelled => Next::Cancel,
-        Outcome::Restarted => Next::Requeue,
-        Outcome::Interrupted => after_interruption(before.interrupted + 1),
-        Outcome::OverBudget { why } => Next::Fail {
+        RunOutcome::Succeeded => Next::Review,
+        RunOutcome::Cancelled => Next::Cancel,
+        RunOutcome::Restarted => Next::Requeue,
+        RunOutcome::Interrupted => after_interruption(before.interrupted + 1),
+        RunOutcome::OverBudget { why } => Next::Fail {
             why: format!("stopped at attempt {attempt}: {why}"),
         },
-        Outcome::Failed { why, .. } | Outcome::TimedOut { why } => {
+        RunOutcome::Failed { why, .. } | RunOutcome::TimedOut { why } => {
             if !crate::model::transitions::attempts_spent(attempt, max_attempts) {
                 Next::Retry {
                     attempt: attempt + 1,
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn failures_retry_until_the_last_attempt() {
-        let f = Outcome::Failed {
+        let f = RunOutcome::Failed {
             why: "exit 1".into(),
             exit: (Some(1), None),
         };
@@ -374,14 +374,14 @@ mod tests {
         );
         assert!(matches!(after_exit(&f, tried(2, 0), 3), Next::Fail { .. }));
         assert_eq!(
-            after_exit(&Outcome::Succeeded, tried(0, 0), 3),
+            after_exit(&RunOutcome::Succeeded, tried(0, 0), 3),
             Next::Review
         );
         assert_eq!(
-            after_exit(&Outcome::Cancelled, tried(0, 0), 3),
+            after_exit(&RunOutcome::Cancelled, tried(0, 0), 3),
             Next::Cancel
         );
-        let t = Outcome::TimedOut {
+        let t = RunOutcome::TimedOut {
             why: "quiet".into(),
         };
         assert!(matches!(after_exit(&t, tried(0, 0), 1), Next::Fail { .. }));
@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn interruptions_are_no_attempt_but_are_bounded() {
-        let f = Outcome::Failed {
+        let f = RunOutcome::Failed {
             why: "exit 1".into(),
             exit: (Some(1), None),
         };
@@ -399,20 +399,20 @@ mod tests {
             Next::Retry { attempt: 2, .. }
         ));
         assert_eq!(
-            after_exit(&Outcome::Interrupted, tried(2, 0), 2),
+            after_exit(&RunOutcome::Interrupted, tried(2, 0), 2),
             Next::Requeue,
             "spent attempts do not fail an interrupted run"
         );
         assert_eq!(
-            after_exit(&Outcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 2), 2),
+            after_exit(&RunOutcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 2), 2),
             Next::Requeue
         );
         assert!(matches!(
-            after_exit(&Outcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 1), 2),
+            after_exit(&RunOutcome::Interrupted, tried(0, MAX_INTERRUPTIONS - 1), 2),
             Next::Fail { .. }
         ));
         assert_eq!(
-            after_exit(&Outcome::Restarted, tried(0, 100), 2),
+            after_exit(&RunOutcome::Restarted, tried(0, 100), 2),
             Next::Requeue,
             "a person's restart is never bounded"
         );

@@ -24,9 +24,9 @@ pub use super::screens::replay::OUTLINE_CHUNK;
 use super::screens::replay::{ReplayState, SPEEDS};
 use super::screens::tickets::TicketsState;
 use super::theme::Theme;
-use crate::api::wire::{FactoryStatus, MemoryHit, OutlineRow, QueueDetail, QueueView};
 use crate::model::{Run, RunId, Step, Ticket, TicketId};
-use crate::scheduler::factory::FactoryEvent;
+use crate::wire::FactoryEvent;
+use crate::wire::{FactoryStatus, MemoryHit, OutlineRow, QueueDetail, QueueView};
 
 /// The five screens, in tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,7 +106,7 @@ pub enum Msg {
     FileAt {
         run: RunId,
         seq: u64,
-        file: Result<crate::api::wire::FileAtStep, String>,
+        file: Result<crate::wire::FileAtStep, String>,
     },
     RunHits {
         run: RunId,

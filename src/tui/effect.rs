@@ -2,8 +2,8 @@
 //! `runtime` carries them out through the API client; the overlays that ask before an
 //! action (`forms`) hold one as their yes, which is why this sits apart from `app`.
 
-use crate::api::wire::{MemorySearch, NewMemory, NewTicket};
 use crate::model::{QueueEntryId, RunId, TicketId};
+use crate::wire::{MemorySearch, MemoryWrite, NewTicket};
 
 /// What can be loaded; the app keeps at most one request of each in flight and asks
 /// again when the answer comes back stale, which is what coalesces a burst of events.
@@ -53,7 +53,7 @@ pub enum Effect {
         line: u32,
         text: String,
     },
-    AddMemory(NewMemory),
+    AddMemory(MemoryWrite),
     /// Ring the bell and raise a desktop notification: a person is needed.
     Notify(crate::notify::Notice),
     Quit,

@@ -12,8 +12,8 @@ use ratatui_textarea::TextArea;
 
 use super::effect::Effect;
 use super::theme::{Slot, Theme};
-use crate::api::wire::{NewMemory, NewTicket};
 use crate::model::{Author, MemoryKind};
+use crate::wire::{MemoryWrite, NewTicket};
 
 /// A question with a yes that does `on_yes`.
 #[derive(Clone, Debug, PartialEq)]
@@ -364,12 +364,12 @@ impl MemoryForm {
         };
     }
 
-    pub fn memory(&self, user: &str) -> Result<NewMemory, String> {
+    pub fn memory(&self, user: &str) -> Result<MemoryWrite, String> {
         let text = self.text.lines().join("\n").trim().to_string();
         if text.is_empty() {
             return Err("write what the fleet should remember".into());
         }
-        Ok(NewMemory {
+        Ok(MemoryWrite {
             text,
             kind: self.kind,
             paths: self

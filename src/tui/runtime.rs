@@ -25,7 +25,7 @@ use super::app::{App, Effect, Load, LoadArgs, Msg, OUTLINE_CHUNK};
 use super::keymap::Keymap;
 use super::theme::{self, Theme};
 use crate::api::Client;
-use crate::api::wire::{QueueAction, StepSearch};
+use crate::wire::{QueueAction, StepSearch};
 
 /// The shortest time between two frames: bursts of events become one redraw.
 const FRAME: Duration = Duration::from_millis(33);

@@ -11,10 +11,10 @@ use super::tools::Call;
 use crate::api::auth::Caller;
 use crate::api::ops;
 use crate::api::server::AppState;
-use crate::api::wire::{MemorySearch, StepSearch};
 use crate::memory::NewMemory;
 use crate::model::{Author, Step, StepRef};
 use crate::trace::detail::{self, Voice};
+use crate::wire::{MemorySearch, StepSearch};
 
 /// Longest payload `trace_step` returns inline; the rest is left for `shopfloor trace show`.
 const MAX_STEP_CHARS: usize = 24_000;
@@ -31,10 +31,11 @@ impl From<crate::api::OpError> for Failure {
     }
 }
 
-type Outcome = Result<String, Failure>;
+/// What a tool call answers: its text, or a failure the model reads.
+type Answer = Result<String, Failure>;
 
 /// Run `call` for `caller`. Blocking: redb and tantivy work happens here.
-pub fn run(state: &AppState, caller: &Caller, call: Call) -> Outcome {
+pub fn run(state: &AppState, caller: &Caller, call: Call) -> Answer {
     let ws = &*state.ws;
     match call {
         Call::MemorySearch {
@@ -280,7 +281,7 @@ fn run_in_factory<'a>(
     Ok((factory, run))
 }
 
-fn wip(state: &AppState, caller: &Caller) -> Outcome {
+fn wip(state: &AppState, caller: &Caller) -> Answer {
     let Some(factory) = state.factory.as_deref() else {
         return Ok("No factory runs this workspace: no run is in progress.\n".into());
     };

@@ -288,7 +288,7 @@ async fn open_direct(info: WorkspaceInfo, token: Option<String>) -> Result<Direc
 /// serving it (the store's lock is ours), so a failure is only logged: calls here work
 /// without it, and others wait for the store as before.
 async fn serve_socket(state: AppState) -> Option<SocketServer> {
-    let listener = match crate::api::server::bind(&state.ws.info).await {
+    let listener = match crate::api::listen::bind(&state.ws.info).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve the workspace's socket while holding its store");
@@ -307,7 +307,7 @@ async fn serve_socket(state: AppState) -> Option<SocketServer> {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        if let Err(e) = crate::api::server::serve_on(
+        if let Err(e) = crate::api::listen::serve_on(
             listener,
             router,
             crate::api::auth::Transport::Unix,

@@ -12,7 +12,7 @@ impl Factory {
         agent: String,
         site: &Site,
         prepared: sandbox::Prepared,
-        outcome: Outcome,
+        outcome: RunOutcome,
         usage: Usage,
     ) -> Result<RunEnded, FactoryError> {
         // Whatever the agent left uncommitted goes on its branch, success or not: a
@@ -41,11 +41,11 @@ impl Factory {
         };
         // How it ended, for the failure digest: the agent's own failure or a timeout.
         let end = match &outcome {
-            Outcome::Failed { exit, .. } => Some(End::Exit {
+            RunOutcome::Failed { exit, .. } => Some(End::Exit {
                 code: exit.0,
                 signal: exit.1,
             }),
-            Outcome::TimedOut { why } | Outcome::OverBudget { why } => {
+            RunOutcome::TimedOut { why } | RunOutcome::OverBudget { why } => {
                 Some(End::TimedOut { why: why.clone() })
             }
             _ => None,
@@ -66,18 +66,18 @@ impl Factory {
             let next = decide::after_exit(&outcome2, before, max_attempts);
             let files = left.files_changed.clone();
             let (state, why) = match &outcome2 {
-                Outcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
-                Outcome::Failed { why, .. }
-                | Outcome::TimedOut { why }
-                | Outcome::OverBudget { why } => {
+                RunOutcome::Succeeded => (RunState::Succeeded, "the agent finished".to_string()),
+                RunOutcome::Failed { why, .. }
+                | RunOutcome::TimedOut { why }
+                | RunOutcome::OverBudget { why } => {
                     (RunState::Failed, why.clone())
                 }
-                Outcome::Cancelled => (RunState::Cancelled, "stopped by a person".into()),
-                Outcome::Interrupted => (
+                RunOutcome::Cancelled => (RunState::Cancelled, "stopped by a person".into()),
+                RunOutcome::Interrupted => (
                     RunState::Interrupted,
                     "the factory shut down while it ran".into(),
                 ),
-                Outcome::Restarted => (
+                RunOutcome::Restarted => (
                     RunState::Restarted,
                     "stopped by a person for a fresh attempt".into(),
                 ),

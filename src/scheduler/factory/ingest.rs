@@ -17,7 +17,7 @@ impl Factory {
         tally: &mut crate::trace::Tally,
         files: &Arc<Mutex<Vec<String>>>,
         stop: &mut watch::Receiver<Stop>,
-    ) -> Result<(sandbox::Exit, Option<Outcome>), FactoryError> {
+    ) -> Result<(sandbox::Exit, Option<RunOutcome>), FactoryError> {
         let Pumped {
             run,
             agent,
@@ -30,7 +30,7 @@ impl Factory {
         let mut quiet_told = false;
         let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
         let mut timeout_tick = tokio::time::interval(TIMEOUT_CHECK);
-        let mut stopped: Option<Outcome> = None;
+        let mut stopped: Option<RunOutcome> = None;
         let mut out_open = true;
         while out_open {
             tokio::select! {
@@ -73,7 +73,7 @@ impl Factory {
                                 );
                                 tracing::warn!(run = run.id, "{why}; stopping it");
                                 process.control.kill().await?;
-                                stopped = Some(Outcome::OverBudget { why });
+                                stopped = Some(RunOutcome::OverBudget { why });
                             }
                         }
                         if pending.len() >= FLUSH_STEPS {
@@ -104,7 +104,7 @@ impl Factory {
                     if let Some(why) = decide::timed_out(now(), started, last_output, &timeouts) {
                         tracing::warn!(run = run.id, "{why}; killing it");
                         process.control.kill().await?;
-                        stopped = Some(Outcome::TimedOut { why });
+                        stopped = Some(RunOutcome::TimedOut { why });
                     }
                 }
                 _ = stop.changed(), if stopped.is_none() => {
@@ -112,9 +112,9 @@ impl Factory {
                     if why != Stop::No {
                         process.control.kill().await?;
                         stopped = Some(match why {
-                            Stop::Cancel => Outcome::Cancelled,
-                            Stop::Retry => Outcome::Restarted,
-                            _ => Outcome::Interrupted,
+                            Stop::Cancel => RunOutcome::Cancelled,
+                            Stop::Retry => RunOutcome::Restarted,
+                            _ => RunOutcome::Interrupted,
                         });
                     }
                 }

@@ -3,6 +3,17 @@
 //! every line an agent prints into durable, indexed steps, enforces timeouts, commits what
 //! an agent leaves behind on its branch, and retries failures with the lesson in the next
 //! prompt. Decisions come from `decide`; this module only carries them out.
+//!
+//! By job:
+//! - this file: the factory's state, its start and recovery, the top loop, events;
+//! - `schedule`: what starts now, where, and recording how each run ended;
+//! - `supervise`, `ingest`, `finish`: the run supervisor, one run from its sandbox to a
+//!   `RunEnded` value;
+//! - `control`: stop, kill, retry, leases and work in progress, as people and agents ask;
+//! - `hosts`, `review`: the connections to `[[hosts]]`; review runs for the merge queue.
+//!
+//! The merge queue's loop (`mergeq::runner`) runs beside the schedule loop; the factory is
+//! its `QueueOwner`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -15,7 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::context::{self, Activity};
-use super::decide::{self, Busy, Limits, Next, Outcome, Timeouts, Waiting};
+use super::decide::{self, Busy, Limits, Next, RunOutcome, Timeouts, Waiting};
 use super::leases::{Conflict, Lease, LeaseTable};
 use super::placement;
 use crate::agent::{self, AgentProfile, LaunchContext, OutputDecoder};
@@ -101,7 +112,7 @@ pub enum FactoryError {
     Other(String),
 }
 
-pub use crate::wire::FactoryEvent;
+use crate::wire::FactoryEvent;
 
 /// Why a live run is asked to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::sandbox;
 use crate::scheduler::context;
-use crate::scheduler::decide::{Outcome, Timeouts};
+use crate::scheduler::decide::{RunOutcome, Timeouts};
 
 /// The most of a change's diff a reviewer's prompt carries; the rest it reads in its checkout.
 const REVIEW_DIFF_CHARS: usize = 48_000;
@@ -382,11 +382,11 @@ impl Factory {
         let usage = self.run_cost(&tally, profile);
         let stopped_by_someone = matches!(
             stopped,
-            Some(Outcome::Cancelled | Outcome::Interrupted | Outcome::Restarted)
+            Some(RunOutcome::Cancelled | RunOutcome::Interrupted | RunOutcome::Restarted)
         );
         let why = match stopped {
-            Some(Outcome::TimedOut { why }) => why,
-            Some(Outcome::Cancelled) => "stopped by a person".into(),
+            Some(RunOutcome::TimedOut { why }) => why,
+            Some(RunOutcome::Cancelled) => "stopped by a person".into(),
             Some(_) => "the factory stopped it".into(),
             None if exit.success() => "the reviewer finished".into(),
             None => format!("the reviewer ended: {}", describe_exit(exit)),

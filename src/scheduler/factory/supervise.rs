@@ -139,7 +139,7 @@ impl Factory {
                         agent,
                         &site,
                         prepared,
-                        Outcome::Failed {
+                        RunOutcome::Failed {
                             why,
                             exit: (exit.code, exit.signal),
                         },
@@ -245,8 +245,8 @@ impl Factory {
         let usage = self.run_cost(&tally, &profile);
         let outcome = match stopped {
             Some(o) => o,
-            None if exit.success() => Outcome::Succeeded,
-            None => Outcome::Failed {
+            None if exit.success() => RunOutcome::Succeeded,
+            None => RunOutcome::Failed {
                 exit: (exit.code, exit.signal),
                 why: match (exit.code, exit.signal) {
                     (Some(c), _) => format!("the agent exited with code {c}"),

@@ -8,7 +8,6 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use crate::api::wire::{MemoryHit, MemorySearch};
 use crate::model::MemoryKind;
 use crate::tui::app::{App, Hit, Layer};
 use crate::tui::effect::Effect;
@@ -16,6 +15,7 @@ use crate::tui::forms::MemoryForm;
 use crate::tui::keymap::Action;
 use crate::tui::theme::Slot;
 use crate::tui::widgets::{ago, boxed, row, window_start};
+use crate::wire::{MemoryHit, MemorySearch};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemoryFilters {

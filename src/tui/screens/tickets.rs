@@ -55,7 +55,7 @@ impl App {
             .iter()
             .filter(|t| t.state == BOARD[i])
             .collect();
-        v.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.id));
+        v.sort_by_key(|t| t.take_order());
         v
     }
 

@@ -112,7 +112,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Span::raw(format!(
             "`{}` at {} · priority {}",
             e.branch,
-            crate::mergeq::short(&e.head),
+            crate::model::short_commit(&e.head),
             e.priority
         )),
     ])];
@@ -202,7 +202,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(l) = &e.landed {
         lines.push(Line::styled(
-            format!("landed as {}", crate::mergeq::short(l)),
+            format!("landed as {}", crate::model::short_commit(l)),
             t.style(Slot::QueueMerged),
         ));
     }

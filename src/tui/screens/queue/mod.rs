@@ -4,12 +4,12 @@
 
 pub mod draw;
 
-use crate::api::wire::{QueueDetail, QueueView};
 use crate::model::QueueState;
 use crate::tui::app::{App, Layer};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::{Confirm, Prompt, PromptFor};
 use crate::tui::keymap::Action;
+use crate::wire::{QueueDetail, QueueView};
 
 #[derive(Default)]
 pub struct QueueScreen {

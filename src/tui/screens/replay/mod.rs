@@ -7,12 +7,12 @@ pub mod draw;
 
 use std::collections::HashMap;
 
-use crate::api::wire::{FileAtStep, OutlineRow};
 use crate::model::{Run, RunId, Step};
 use crate::tui::app::{App, Layer, Screen};
 use crate::tui::effect::{Effect, Load, LoadArgs};
 use crate::tui::forms::{Prompt, PromptFor};
 use crate::tui::keymap::Action;
+use crate::wire::{FileAtStep, OutlineRow};
 use cursor::{Cursor, Mark, Move};
 
 /// Rows of an outline fetched at once: the first screenful arrives fast, the rest follow.
@@ -42,7 +42,7 @@ pub struct ReplayState {
     /// The step to select once the outline reaches it (a jump from memory).
     pub pending_jump: Option<u64>,
     /// Files as they were after a step (by the step), or why not.
-    pub files: HashMap<u64, Result<crate::api::wire::FileAtStep, String>>,
+    pub files: HashMap<u64, Result<crate::wire::FileAtStep, String>>,
     file_loading: Option<u64>,
 }
 

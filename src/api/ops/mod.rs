@@ -6,15 +6,15 @@ use std::io::Write;
 
 use jiff::Timestamp;
 
-use super::wire::{
-    Counts, ErrorKind, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch,
-    NewMemory, NewTicket, OpError, QueueAction, QueueDetail, QueueView, StepFound, StepSearch,
-    SyncSession, SyncedSession,
-};
 use crate::model::transitions::TicketEvent;
 use crate::model::{Author, Memory, Run, RunId, Step, Ticket, TicketId, TicketState};
 use crate::store::StoreError;
 use crate::trace::{ExportFormat, Format, TraceError};
+use crate::wire::{
+    Counts, ErrorKind, ImportTrace, ImportedMemories, ImportedTrace, MemoryHit, MemorySearch,
+    MemoryWrite, NewTicket, OpError, QueueAction, QueueDetail, QueueView, StepFound, StepSearch,
+    SyncSession, SyncedSession,
+};
 use crate::workspace::Workspace;
 
 pub type Result<T, E = OpError> = std::result::Result<T, E>;
@@ -43,6 +43,14 @@ pub const MAX_OUTLINE_PER_REQUEST: u64 = 50_000;
 pub const MAX_STEP_HITS: usize = 1000;
 /// The longest search text accepted: queries are words, not documents.
 pub const MAX_QUERY_CHARS: usize = 10_000;
+
+mod queue;
+mod sessions;
+
+pub use queue::{
+    queue, queue_act, queue_approve, queue_bump, queue_entry, queue_pause, queue_reject,
+};
+pub use sessions::sync_session;
 
 /// A caller's `limit`, checked: 0 means the default; more than `max` is refused with a
 /// message that says what to do, never allocated.
@@ -207,7 +215,7 @@ fn ticket_event(ws: &Workspace, id: TicketId, ev: TicketEvent) -> Result<Ticket>
 pub fn status(
     ws: &Workspace,
     factory: Option<&crate::scheduler::factory::Factory>,
-) -> Result<super::wire::FactoryStatus> {
+) -> Result<crate::wire::FactoryStatus> {
     use crate::model::QueueState;
     let entries = ws.store.queue_entries().map_err(store_err)?;
     let queue_len = entries.iter().filter(|e| !e.state.is_finished()).count();
@@ -234,7 +242,7 @@ pub fn status(
     if let Ok(Some(tcp)) = ws.config.api.listen_addr() {
         address.push_str(&format!(" + http://{tcp}"));
     }
-    Ok(super::wire::FactoryStatus {
+    Ok(crate::wire::FactoryStatus {
         workspace: ws.info.name.clone(),
         main_branch,
         main_head,
@@ -305,7 +313,7 @@ pub fn outline(
     run_id: RunId,
     from: u64,
     to: u64,
-) -> Result<Vec<super::wire::OutlineRow>> {
+) -> Result<Vec<crate::wire::OutlineRow>> {
     run(ws, run_id)?;
     let (from, to) = page(from, to, MAX_OUTLINE_PER_REQUEST);
     let mut rows = Vec::new();
@@ -320,7 +328,7 @@ pub fn outline(
                 summary.truncate(cut);
                 summary.push_str("...");
             }
-            rows.push(super::wire::OutlineRow {
+            rows.push(crate::wire::OutlineRow {
                 seq: s.seq,
                 kind: s.kind.name().to_string(),
                 error: s.kind.is_error(),
@@ -340,7 +348,7 @@ pub fn file_at(
     run_id: RunId,
     seq: u64,
     path: &str,
-) -> Result<super::wire::FileAtStep> {
+) -> Result<crate::wire::FileAtStep> {
     use crate::trace::FileContent;
     let files = crate::trace::files_at(&ws.store, run_id, seq).map_err(trace_err)?;
     let f = files.get(path).ok_or_else(|| {
@@ -353,7 +361,7 @@ pub fn file_at(
         FileContent::Deleted => ("deleted", None),
         FileContent::Unknown => ("unknown", None),
     };
-    Ok(super::wire::FileAtStep {
+    Ok(crate::wire::FileAtStep {
         path: path.to_string(),
         edited_at: f.seq,
         state: state.into(),
@@ -491,17 +499,17 @@ fn memory_err(e: crate::memory::MemoryError) -> OpError {
 }
 
 /// A memory with its history.
-pub fn memory(ws: &Workspace, id: crate::model::MemoryId) -> Result<super::wire::MemoryDetail> {
+pub fn memory(ws: &Workspace, id: crate::model::MemoryId) -> Result<crate::wire::MemoryDetail> {
     let memory = ws.store.memory(id).map_err(store_err)?.ok_or_else(|| {
         OpError::not_found(format!(
             "no memory {id}; `shopfloor memory search TEXT` finds memories and their ids"
         ))
     })?;
     let history = ws.memory.history(id).map_err(memory_err)?;
-    Ok(super::wire::MemoryDetail { memory, history })
+    Ok(crate::wire::MemoryDetail { memory, history })
 }
 
-pub fn add_memory(ws: &Workspace, m: NewMemory) -> Result<Memory> {
+pub fn add_memory(ws: &Workspace, m: MemoryWrite) -> Result<Memory> {
     let mut new = crate::memory::NewMemory::new(m.kind, m.text, m.author);
     new.paths = m.paths;
     new.tags = m.tags;
@@ -523,304 +531,7 @@ pub fn import_memory(
     ws.memory.import_jsonl(reader, author).map_err(memory_err)
 }
 
-// ---- interactive sessions ----
-
-/// Session syncs are serialized: two hooks of one session firing together must not both
-/// append the same steps (the store would refuse the second, but as an error).
-static SESSION_SYNC: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The `source` of the run recording Claude Code session `id`, which is how the session's
-/// later events find it again.
-fn session_source_prefix(id: &str) -> String {
-    format!("claude-code session {id}: ")
-}
-
-/// Bring the run that records a Claude Code session up to date with its transcript. The
-/// first event creates the run; later ones append the steps not stored yet; `Stop` and
-/// `SessionEnd` mark it finished, any later event (the user went on) live again.
-///
-/// The transcript is append-only and its parser is deterministic and line by line, so the
-/// steps of a longer transcript extend those of a shorter one: the whole file is parsed
-/// again (tool results need their calls, wherever they are) and only the steps beyond the
-/// run's count are appended. Only complete lines are read, so a line Claude Code is still
-/// writing waits for the next event.
-pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
-    use crate::model::RunState;
-    use crate::trace::{Format, TraceBuilder};
-
-    let id = req.session_id.trim();
-    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
-        return Err(OpError::bad_request(format!(
-            "`{}` is not a session id",
-            req.session_id.escape_debug()
-        )));
-    }
-    if !req.transcript.is_absolute() {
-        return Err(OpError::bad_request(format!(
-            "transcript path {} is relative; pass an absolute path",
-            req.transcript.display()
-        )));
-    }
-    let file = std::fs::File::open(&req.transcript).map_err(|e| {
-        OpError::from_error(ErrorKind::BadRequest, &e).with_context(format!(
-            "cannot read the transcript of session {id} at {}",
-            req.transcript.display()
-        ))
-    })?;
-    let finished = matches!(req.event.as_str(), "Stop" | "SessionEnd");
-    let _one_at_a_time = SESSION_SYNC.lock().unwrap_or_else(|p| p.into_inner());
-
-    let prefix = session_source_prefix(id);
-    let existing = ws
-        .store
-        .runs()
-        .map_err(store_err)?
-        .into_iter()
-        .find(|r| r.source.starts_with(&prefix));
-    let created = existing.is_none();
-    let run = match existing {
-        Some(r) => r,
-        None => ws
-            .store
-            .create_run(Run {
-                source: format!("{prefix}{}", req.transcript.display()),
-                ..Run::new(
-                    Format::ClaudeCode.default_agent(),
-                    RunState::Imported,
-                    Timestamp::now(),
-                )
-            })
-            .map_err(store_err)?,
-    };
-    let stored = run.steps;
-
-    let builder = TraceBuilder::new(
-        run.id,
-        0,
-        Format::ClaudeCode.default_agent(),
-        ws.redactor.clone(),
-    );
-    // Only whole lines: Claude Code may be writing the last one as we read.
-    let mut file = file;
-    let whole = crate::trace::ingest::whole_lines_len(&mut file).map_err(|e| {
-        OpError::from_error(ErrorKind::Internal, &e)
-            .with_context(format!("reading {}", req.transcript.display()))
-    })?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, std::io::Read::take(file, whole));
-    let mut ingest = crate::trace::Ingest::new(
-        crate::trace::LineReader::new(reader),
-        Format::ClaudeCode,
-        builder,
-    )
-    .growing();
-    let mut total = 0u64;
-    let mut tally = crate::trace::Tally::default();
-    let mut batch: Vec<Step> = Vec::new();
-    let mut appended = 0u64;
-    let mut warnings = Vec::new();
-    let mut steps: Vec<Step> = Vec::new();
-    let index = ws.index();
-    let store_batch = |batch: &mut Vec<Step>, appended: &mut u64| -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let steps = std::mem::take(batch);
-        ws.store
-            .append_steps(run.id, steps.clone())
-            .map_err(store_err)?;
-        *appended += steps.len() as u64;
-        if let Err(e) = index.add_steps(&steps) {
-            tracing::error!(run = run.id, error = %e, "indexing session steps failed");
-        }
-        Ok(())
-    };
-    while ingest
-        .next(&mut steps)
-        .map_err(|e| {
-            OpError::from_error(ErrorKind::Internal, &e)
-                .with_context(format!("reading {}", req.transcript.display()))
-        })?
-        .is_some()
-    {
-        for step in steps.drain(..) {
-            total += 1;
-            tally.add(&step);
-            if step.seq >= stored {
-                batch.push(step);
-                if batch.len() >= crate::trace::BATCH_STEPS {
-                    store_batch(&mut batch, &mut appended)?;
-                }
-            }
-        }
-    }
-    let lines = ingest.lines();
-    store_batch(&mut batch, &mut appended)?;
-    if let Err(e) = index.flush() {
-        warnings.push(format!(
-            "the steps are stored but not searchable: {e}; remove {} to rebuild the index on the next open",
-            ws.info.index_dir().display()
-        ));
-    }
-    if total < stored {
-        warnings.push(format!(
-            "the transcript now yields {total} steps but run {} already holds {stored}: it was rewritten or truncated; nothing appended",
-            run.id
-        ));
-    }
-    let state = if finished {
-        RunState::Succeeded
-    } else {
-        RunState::Imported
-    };
-    let event = req.event.clone();
-    let crate::trace::Tally {
-        usage,
-        files,
-        first_ts,
-        last_ts,
-        ..
-    } = tally;
-    let updated = ws
-        .store
-        .update_run(run.id, move |r| {
-            if let Some(t) = first_ts {
-                r.started = t;
-            }
-            r.ended = if finished { last_ts } else { None };
-            r.state = state;
-            r.usage = usage.clone();
-            r.files_changed = files.clone();
-            r.outcome = Some(if finished {
-                format!("an interactive Claude Code session; its last turn ended ({event})")
-            } else {
-                format!("an interactive Claude Code session, recorded as it goes ({event})")
-            });
-        })
-        .map_err(store_err)?;
-    tracing::info!(
-        run = updated.id, session = id, created, appended, steps = updated.steps,
-        event = %req.event, "synced a Claude Code session"
-    );
-    Ok(SyncedSession {
-        run: updated.id,
-        created,
-        appended,
-        steps: updated.steps,
-        lines,
-        state: updated.state,
-        warnings,
-    })
-}
-
 /// The audit log, oldest first: refused API calls now, queue actions later.
 pub fn audit(ws: &Workspace) -> Result<Vec<crate::model::AuditEvent>> {
     ws.store.audit_log().map_err(store_err)
-}
-
-fn queue_err(e: crate::mergeq::QueueError) -> OpError {
-    let kind = match &e {
-        crate::mergeq::QueueError::NoEntry(_) => ErrorKind::NotFound,
-        crate::mergeq::QueueError::Invalid(_) | crate::mergeq::QueueError::Refused(_) => {
-            ErrorKind::Conflict
-        }
-        _ => ErrorKind::Internal,
-    };
-    OpError::from_error(kind, &e)
-}
-
-/// The queue, in landing order (waiting and finished entries after the queued ones).
-pub fn queue(ws: &Workspace) -> Result<QueueView> {
-    let entries = crate::mergeq::ordered(ws.store.queue_entries().map_err(store_err)?);
-    Ok(QueueView {
-        paused: crate::mergeq::is_paused(&ws.info),
-        entries,
-    })
-}
-
-/// One entry with its diff stat.
-pub fn queue_entry(ws: &Workspace, id: crate::model::QueueEntryId) -> Result<QueueDetail> {
-    let entry = ws
-        .store
-        .queue_entry(id)
-        .map_err(store_err)?
-        .ok_or_else(|| {
-            OpError::not_found(format!(
-                "queue entry {id} does not exist; `shopfloor queue list` shows the queue"
-            ))
-        })?;
-    // A branch gone from the clone leaves the stat empty and the patch saying why.
-    let (files, changed_lines, patch) =
-        crate::mergeq::entry_diff(ws, &entry, super::wire::PATCH_LIMIT)
-            .unwrap_or_else(|e| (vec![], 0, format!("(no diff: {e})\n")));
-    let title = entry
-        .ticket
-        .and_then(|t| ws.store.ticket(t).ok().flatten())
-        .map(|t| t.title);
-    Ok(QueueDetail {
-        entry,
-        files,
-        changed_lines,
-        title,
-        patch,
-    })
-}
-
-/// A queue action by its verb (`approve`, `reject`, `bump`, `comment`, `send-back`), as
-/// the route names it.
-pub fn queue_act(
-    ws: &Workspace,
-    id: crate::model::QueueEntryId,
-    verb: &str,
-    a: QueueAction,
-) -> Result<crate::model::QueueEntry> {
-    match verb {
-        "approve" => queue_approve(ws, id, a),
-        "reject" => queue_reject(ws, id, a),
-        "bump" => queue_bump(ws, id, a),
-        "comment" => {
-            let (Some(path), Some(line), Some(text)) = (a.path, a.line, a.note) else {
-                return Err(OpError::bad_request(
-                    "a comment needs a path, a line and its text (--path P --line L TEXT)",
-                ));
-            };
-            crate::mergeq::comment(ws, id, &a.by, &path, line, &text).map_err(queue_err)
-        }
-        "send-back" => crate::mergeq::send_back(ws, id, &a.by).map_err(queue_err),
-        other => Err(OpError::not_found(format!(
-            "no queue action `{other}`; use approve, reject, bump, comment or send-back"
-        ))),
-    }
-}
-
-pub fn queue_approve(
-    ws: &Workspace,
-    id: crate::model::QueueEntryId,
-    a: QueueAction,
-) -> Result<crate::model::QueueEntry> {
-    crate::mergeq::approve(ws, id, &a.by, a.note).map_err(queue_err)
-}
-
-pub fn queue_reject(
-    ws: &Workspace,
-    id: crate::model::QueueEntryId,
-    a: QueueAction,
-) -> Result<crate::model::QueueEntry> {
-    let reason = a
-        .note
-        .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| OpError::bad_request("a rejection needs a reason (--reason)"))?;
-    crate::mergeq::reject(ws, id, &a.by, &reason).map_err(queue_err)
-}
-
-pub fn queue_bump(
-    ws: &Workspace,
-    id: crate::model::QueueEntryId,
-    a: QueueAction,
-) -> Result<crate::model::QueueEntry> {
-    crate::mergeq::bump(ws, id, &a.by).map_err(queue_err)
-}
-
-pub fn queue_pause(ws: &Workspace, paused: bool, a: QueueAction) -> Result<QueueView> {
-    crate::mergeq::set_paused(ws, paused, &a.by).map_err(queue_err)?;
-    queue(ws)
 }
