@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
-use super::{audit, hex};
+use super::{QueueError, audit, hex};
 use crate::layout::WorkspaceInfo;
 use crate::workspace::Workspace;
 
@@ -156,4 +156,45 @@ pub(super) fn publish_to_user(ws: &Workspace, repo: &Repository, main_branch: &s
         tracing::warn!(%why, "could not update {USER_BRANCH} in the user's repository");
         audit(ws, "merge-queue", "queue.publish_failed", why);
     }
+}
+
+/// Push our main to `remote` (`[merge] push`) after a landing; a failure or a refusal is
+/// audited and said, and the next landing pushes again.
+pub(super) fn push_main(
+    ws: &Workspace,
+    repo: &Repository,
+    main: &str,
+    remote: &str,
+) -> Result<(), QueueError> {
+    let mut r = repo.find_remote(remote).map_err(|e| {
+        QueueError::Invalid(format!(
+            "[merge] push = \"{remote}\": no such remote in the factory's clone: {e}"
+        ))
+    })?;
+    let spec = format!("refs/heads/{main}:refs/heads/{main}");
+    let mut refused = None;
+    let mut cbs = git2::RemoteCallbacks::new();
+    cbs.push_update_reference(|name, status| {
+        if let Some(s) = status {
+            refused = Some(format!("{name}: {s}"));
+        }
+        Ok(())
+    });
+    let mut opts = git2::PushOptions::new();
+    opts.remote_callbacks(cbs);
+    let pushed = r.push(&[&spec], Some(&mut opts));
+    drop(opts);
+    if let Err(e) = pushed {
+        audit(ws, "merge-queue", "queue.push_failed", e.to_string());
+        return Err(QueueError::Invalid(format!(
+            "pushing main to `{remote}` failed: {e}; main landed in the factory's clone and will be pushed after the next landing"
+        )));
+    }
+    if let Some(why) = refused {
+        audit(ws, "merge-queue", "queue.push_refused", why.clone());
+        return Err(QueueError::Invalid(format!(
+            "`{remote}` refused the push of main ({why}); main landed in the factory's clone; pull and resolve, then the next landing pushes again"
+        )));
+    }
+    Ok(())
 }

@@ -380,43 +380,7 @@ impl QueueGit for RepoGit<'_> {
     fn published(&self, main: &str) -> Result<()> {
         clone::publish_to_user(self.ws, &self.repo, &self.main, main);
         if let Some(remote) = &self.push {
-            self.push(remote)?;
-        }
-        Ok(())
-    }
-}
-
-impl RepoGit<'_> {
-    fn push(&self, remote: &str) -> Result<()> {
-        let mut r = self.repo.find_remote(remote).map_err(|e| {
-            QueueError::Invalid(format!(
-                "[merge] push = \"{remote}\": no such remote in the factory's clone: {e}"
-            ))
-        })?;
-        let spec = format!("refs/heads/{0}:refs/heads/{0}", self.main);
-        let mut refused = None;
-        let mut cbs = git2::RemoteCallbacks::new();
-        cbs.push_update_reference(|name, status| {
-            if let Some(s) = status {
-                refused = Some(format!("{name}: {s}"));
-            }
-            Ok(())
-        });
-        let mut opts = git2::PushOptions::new();
-        opts.remote_callbacks(cbs);
-        let pushed = r.push(&[&spec], Some(&mut opts));
-        drop(opts);
-        if let Err(e) = pushed {
-            audit(self.ws, "merge-queue", "queue.push_failed", e.to_string());
-            return Err(QueueError::Invalid(format!(
-                "pushing main to `{remote}` failed: {e}; main landed in the factory's clone and will be pushed after the next landing"
-            )));
-        }
-        if let Some(why) = refused {
-            audit(self.ws, "merge-queue", "queue.push_refused", why.clone());
-            return Err(QueueError::Invalid(format!(
-                "`{remote}` refused the push of main ({why}); main landed in the factory's clone; pull and resolve, then the next landing pushes again"
-            )));
+            clone::push_main(self.ws, &self.repo, &self.main, remote)?;
         }
         Ok(())
     }
