@@ -4,6 +4,9 @@
 use super::*;
 
 impl Factory {
+    /// Finish a run whose agent has ended (or never started, when setup failed): its
+    /// leftovers go on its branch, the run and its ticket are recorded as `outcome` says,
+    /// and what happened comes back as a [`RunEnded`] for the schedule side to announce.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
