@@ -4,7 +4,6 @@
 
 use jiff::Timestamp;
 
-use super::schema::normalize_path;
 use crate::model::{Memory, MemoryKind, RunId};
 
 #[derive(Clone, Debug, Default)]
@@ -61,6 +60,14 @@ pub fn paths_overlap(a: &str, b: &str) -> bool {
     path_matches(a, b) || path_matches(b, a)
 }
 
+/// Normalise a path for prefix matching: forward slashes, no `./`, no trailing slash.
+pub fn normalize_path(p: &str) -> String {
+    let p = p.trim().replace('\\', "/");
+    let p = p.trim_start_matches("./");
+    p.trim_end_matches('/').to_string()
+}
+
+/// Whether a path names more than itself: it holds `*`, `?` or `[`.
 pub fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }

@@ -7,6 +7,7 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
+use super::filter::{is_glob, normalize_path};
 use super::tokenizer::CODE_TOKENIZER;
 use crate::model::{Lifecycle, Memory, Step, StepKind};
 
@@ -86,13 +87,6 @@ pub fn step_key(run: u64, seq: u64) -> String {
     format!("s:{run}:{seq}")
 }
 
-/// Normalise a path for prefix matching: forward slashes, no `./`, no trailing slash.
-pub fn normalize_path(p: &str) -> String {
-    let p = p.trim().replace('\\', "/");
-    let p = p.trim_start_matches("./");
-    p.trim_end_matches('/').to_string()
-}
-
 /// `src/index/mod.rs` -> `src`, `src/index`, `src/index/mod.rs`.
 pub fn path_prefixes(path: &str) -> Vec<String> {
     let norm = normalize_path(path);
@@ -122,7 +116,7 @@ pub fn memory_doc(f: &Fields, m: &Memory) -> TantivyDocument {
             d.add_text(f.path_prefix, pre);
         }
         d.add_text(f.path, normalize_path(p));
-        if super::filter::is_glob(p) {
+        if is_glob(p) {
             d.add_text(f.path_prefix, GLOB_MARK);
         }
     }

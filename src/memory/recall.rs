@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::index::filter::normalize_path;
 use crate::index::filter::path_matches;
-use crate::index::schema::normalize_path;
 use crate::model::{Memory, MemoryId, MemoryKind, RunId};
 
 /// RRF's k. Measured on the LoCoMo dev half (`benches/recall_locomo.rs`), recall@10: k=5
