@@ -3,8 +3,9 @@
 //! `ROOMS` below is the map (DESIGN.md's rooms table, kept true here): a room may name only
 //! the rooms listed beside it, the list has no circle, so no lower room reaches a higher one.
 //! A room is a top-level module of the library (`src/<room>.rs` or `src/<room>/`). Unit-test
-//! code is left out: a test may reach wherever it needs to. The same walk checks that no
-//! source file grows past `MAX_LINES`.
+//! code is left out: a test may reach wherever it needs to. Inside a room, no two modules
+//! may name each other either (a parent and its own submodules aside: they are one module
+//! in several files). The same walk checks that no source file grows past `MAX_LINES`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -257,4 +258,106 @@ fn the_checker_sees_a_reach_up_and_leaves_out_comments_and_tests() {
         "code is read; comments, unknown names and tests are not"
     );
     assert!(production_lines(Path::new("src/model/tests.rs"), text).is_empty());
+}
+
+/// A library module's path (`["tui", "screens", "fleet"]`) from its file.
+fn module_of(file: &Path) -> Option<Vec<String>> {
+    let rel = file.strip_prefix(src()).ok()?.with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|l| l == "mod") {
+        parts.pop();
+    }
+    Some(parts)
+}
+
+/// The module a path names from `at`: the longest prefix of it that is a module.
+fn target(at: &[String], path: &str, modules: &BTreeSet<Vec<String>>) -> Option<Vec<String>> {
+    let mut words = path.split("::").peekable();
+    let mut base: Vec<String> = match words.peek().copied() {
+        Some("crate") => {
+            words.next();
+            vec![]
+        }
+        Some("self") => {
+            words.next();
+            at.to_vec()
+        }
+        Some("super") => {
+            let mut b = at.to_vec();
+            while words.peek() == Some(&"super") {
+                words.next();
+                b.pop();
+            }
+            b
+        }
+        _ => return None,
+    };
+    let mut best = None;
+    for w in words {
+        base.push(w.to_string());
+        if modules.contains(&base) {
+            best = Some(base.clone());
+        }
+    }
+    best
+}
+
+#[test]
+fn no_two_modules_name_each_other() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.retain(|f| f.parent() != Some(&src().join("cli")) && !f.ends_with("main.rs"));
+    let modules: BTreeSet<Vec<String>> = files.iter().filter_map(|f| module_of(f)).collect();
+    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for file in &files {
+        let Some(at) = module_of(file) else { continue };
+        let text = std::fs::read_to_string(file).expect("read a source file");
+        for line in production_lines(file, &text) {
+            let mut rest = line.as_str();
+            while let Some(i) = rest.find(|c: char| c.is_ascii_lowercase()) {
+                rest = &rest[i..];
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                let (word, after) = rest.split_at(len);
+                rest = after;
+                let Some(to) = target(&at, word.trim_end_matches(':'), &modules) else {
+                    continue;
+                };
+                // A module and its own submodules are one module in several files.
+                if to.starts_with(&at) || at.starts_with(&to) {
+                    continue;
+                }
+                edges.entry(at.clone()).or_default().insert(to);
+            }
+        }
+    }
+    // A circle is an edge back to a module that reaches it.
+    let reaches = |from: &Vec<String>, to: &Vec<String>| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.clone()];
+        while let Some(m) = todo.pop() {
+            if &m == to {
+                return true;
+            }
+            if seen.insert(m.clone()) {
+                todo.extend(edges.get(&m).into_iter().flatten().cloned());
+            }
+        }
+        false
+    };
+    let circles: Vec<String> = edges
+        .iter()
+        .flat_map(|(a, tos)| tos.iter().map(move |b| (a, b)))
+        .filter(|(a, b)| a < b && reaches(b, a))
+        .map(|(a, b)| format!("{} <-> {}", a.join("::"), b.join("::")))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "modules that reach each other (one of them must not):\n  {}",
+        circles.join("\n  ")
+    );
 }

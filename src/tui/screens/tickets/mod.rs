@@ -1,6 +1,10 @@
 //! The tickets screen: a board of columns by state, the selected ticket whole under it,
 //! and the keys that add, cancel, reprioritise and replay tickets.
 
+pub mod state;
+
+pub use state::*;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -13,22 +17,6 @@ use crate::tui::forms::{Confirm, Prompt, PromptFor, TicketForm};
 use crate::tui::keymap::Action;
 use crate::tui::theme::Slot;
 use crate::tui::widgets::{ago, boxed, row, window_start};
-
-#[derive(Default)]
-pub struct TicketsState {
-    pub column: usize,
-    pub row: usize,
-}
-
-/// The board's columns, in order.
-pub const BOARD: [crate::model::TicketState; 6] = [
-    crate::model::TicketState::Queued,
-    crate::model::TicketState::Running,
-    crate::model::TicketState::Review,
-    crate::model::TicketState::Merged,
-    crate::model::TicketState::Failed,
-    crate::model::TicketState::Cancelled,
-];
 
 impl App {
     /// A click on a ticket of the board selects it.

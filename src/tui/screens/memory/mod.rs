@@ -1,6 +1,10 @@
 //! The memory screen: a search box over the fleet's memory with recall's filters, the
 //! hits and the selected memory whole; enter opens the step it came from in replay.
 
+pub mod state;
+
+pub use state::*;
+
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -16,35 +20,6 @@ use crate::tui::keymap::Action;
 use crate::tui::theme::Slot;
 use crate::tui::widgets::{ago, boxed, row, window_start};
 use crate::wire::{MemoryHit, MemorySearch};
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MemoryFilters {
-    pub kind: Option<MemoryKind>,
-    pub agent: String,
-    /// Only memories newer than this many hours.
-    pub within_hours: Option<u32>,
-    /// The filter row being edited.
-    pub row: usize,
-}
-
-pub const WITHIN: [Option<u32>; 4] = [None, Some(1), Some(24), Some(24 * 7)];
-
-#[derive(Default)]
-pub struct MemoryScreen {
-    pub query: ratatui_textarea::TextArea<'static>,
-    pub typing: bool,
-    pub hits: Vec<MemoryHit>,
-    pub selected: usize,
-    pub generation: u64,
-    pub filters: MemoryFilters,
-    pub searched: bool,
-}
-
-impl MemoryScreen {
-    pub fn text(&self) -> String {
-        self.query.lines().join(" ")
-    }
-}
 
 impl App {
     /// A click on a hit selects it.
