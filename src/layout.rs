@@ -100,7 +100,8 @@ impl WorkspaceInfo {
     pub fn queue_scratch_dir(&self) -> PathBuf {
         self.dir.join("queue")
     }
-    /// Present while a person has paused the merge queue.
+    /// Present while a person has paused the merge queue: the pause outlives the factory,
+    /// and a command works on it with or without one running.
     pub fn queue_pause_path(&self) -> PathBuf {
         self.dir.join("queue.paused")
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::notify::NotifyConfig;
 use crate::model::{QueueEntryId, RunId, TicketId, TicketState};
 use crate::wire::FactoryEvent;
 

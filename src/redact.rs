@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use regex::{Captures, Regex};
 
-pub use crate::config::redact::{MAX_PATTERN_LEN, MAX_PATTERNS, RedactConfig};
+pub use crate::config::redact::RedactConfig;
 use crate::model::{Payload, StepKind};
 
 mod check;

@@ -7,12 +7,9 @@
 //! agent. Sandboxes get the sandboxes' socket (`sandbox.sock`), never the person's: there,
 //! and on the optional loopback TCP port, a request without a valid token is refused.
 //!
-//! A token is `sf_<run>_<mac>`, the MAC a keyed BLAKE3 hash of the workspace's name and
-//! the run under a secret kept in the workspace's data dir (`api.key`, mode 0600), so it
-//! is worthless to any other workspace: B's factory cannot verify A's token and answers it
-//! exactly as it answers garbage. A valid MAC is not enough: the run must be live in the
-//! factory that answers. A token is issued when its run starts and revoked when it ends,
-//! so a killed run's token, or any token after a factory restart, opens nothing.
+//! Tokens themselves (their form, their key, their life) are `crate::tokens`'. B's factory
+//! cannot verify A's token and answers it exactly as it answers garbage, and a valid MAC
+//! is not enough: the run must be live in the factory that answers.
 //!
 //! Every refused call is audited, throttled: the first refusal of a kind (who, and why) in
 //! a window is written at once, the rest of that window as one row with their count, so a

@@ -3,7 +3,8 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use shopfloor::config::Config;
-use shopfloor::hosts::{self, HostConfig, HostState, LOCAL};
+use shopfloor::hosts::{self, HostConfig, HostState};
+use shopfloor::model::LOCAL;
 
 use super::Ctx;
 use super::output::{print_json, print_list, say};

@@ -67,7 +67,7 @@ pub fn init_logging(home: &Home) -> Option<tracing_appender::non_blocking::Worke
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPFLOOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
         // rmcp logs every request and response whole at debug: tool arguments, memory
-        // text, secrets an agent sent. Each call is logged redacted by mcp::service.
+        // text, secrets an agent sent. Each call is logged redacted by api::mcp::service.
         .add_directive("rmcp=info".parse().expect("a constant directive"));
     tracing_subscriber::fmt()
         .with_writer(writer)

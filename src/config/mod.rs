@@ -276,8 +276,9 @@ impl Config {
         .collect()
     }
 
-    /// Checks that need the whole file: values in range, profiles complete, the default
-    /// agent defined. Each error names the key to fix; with the file's `text`, its line.
+    /// Checks that need the whole file but no other room: values in range, names that
+    /// resolve (the default agent, reviewers). Each error names the key to fix; with the
+    /// file's `text`, its line. `workspace::check_config` adds the rooms' own checks.
     pub fn validate(&self, path: &Path, text: Option<&str>) -> Result<(), ConfigError> {
         let bad = |table: &str, key: Option<&str>, message: String| ConfigError::Semantic {
             path: path.to_path_buf(),

@@ -39,3 +39,33 @@ pub fn validate(prices: &PricesConfig) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_prices_are_refused() {
+        let mut table = PricesConfig::new();
+        table.insert(
+            "x".into(),
+            Price {
+                input: f64::NAN,
+                ..Price::default()
+            },
+        );
+        assert!(
+            validate(&table)
+                .unwrap_err()
+                .contains("[prices.\"x\"] input")
+        );
+        table.insert(
+            "x".into(),
+            Price {
+                output: -1.0,
+                ..Price::default()
+            },
+        );
+        assert!(validate(&table).is_err());
+    }
+}

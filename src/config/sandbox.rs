@@ -88,5 +88,6 @@ impl SandboxConfig {
     }
 }
 
-/// The first port of the first block of `[sandbox] ports`.
+/// The first port handed out, unless `[sandbox] port_base` says otherwise: above the
+/// well-known and registered ports most dev servers use, below the ephemeral range.
 pub const DEFAULT_PORT_BASE: u16 = 20000;

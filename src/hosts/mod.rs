@@ -24,7 +24,7 @@ use serde::Serialize;
 pub use crate::config::hosts::{HostBackend, HostConfig};
 use crate::layout::WorkspaceInfo;
 
-pub use crate::model::{LOCAL, is_label};
+use crate::model::{LOCAL, is_label};
 
 /// How long one SSH command of a check may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -163,12 +163,8 @@ pub enum HostState {
     Down(String),
 }
 
-pub(crate) fn state_dir(info: &WorkspaceInfo) -> PathBuf {
-    info.hosts_dir()
-}
-
 fn marker(info: &WorkspaceInfo, name: &str, what: &str) -> PathBuf {
-    state_dir(info).join(format!("{name}.{what}"))
+    info.hosts_dir().join(format!("{name}.{what}"))
 }
 
 /// A host's state: drained before down (a person's word first).
@@ -188,7 +184,7 @@ pub(crate) fn write_marker(
     what: &str,
     text: &str,
 ) -> std::io::Result<()> {
-    crate::private::private_dir(&state_dir(info))?;
+    crate::private::private_dir(&info.hosts_dir())?;
     std::fs::write(marker(info, name, what), text)
 }
 
@@ -332,7 +328,7 @@ impl Ssh {
                 port: None,
             }),
             identity: host.identity.clone(),
-            known_hosts: state_dir(info).join("known_hosts"),
+            known_hosts: info.hosts_dir().join("known_hosts"),
         }
     }
 
@@ -381,7 +377,7 @@ impl Ssh {
     /// Forward a Unix socket of this machine to `work_dir` on the host (`ssh -R`, as runs
     /// there will reach the factory's MCP) and see it there.
     fn reach_back(&self, info: &WorkspaceInfo, work_dir: &str) -> Result<String, String> {
-        let local_dir = state_dir(info);
+        let local_dir = info.hosts_dir();
         crate::private::private_dir(&local_dir).map_err(|e| e.to_string())?;
         let local = local_dir.join(format!("check-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&local);

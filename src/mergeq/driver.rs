@@ -10,7 +10,7 @@ use crate::model::{
 };
 
 use super::decide::{self, Gate, Next};
-use super::{MergeConfig, Mode, QueueError, Turn, tail};
+use super::{MergeConfig, Mode, QueueError, Turn};
 use crate::model::short_commit;
 
 type Result<T> = std::result::Result<T, QueueError>;
@@ -622,4 +622,13 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// The last `max` characters of `s`: the end of a test log is what says why it failed.
+fn tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    s.chars().skip(n - max).collect()
 }

@@ -43,7 +43,7 @@ use std::time::Duration;
 use git2::{Oid, Repository};
 use jiff::Timestamp;
 
-pub use crate::config::merge::{MAX_DEPTH, MergeConfig, Mode};
+pub use crate::config::merge::{MergeConfig, Mode};
 use crate::memory::NewMemory;
 use crate::model::short_commit;
 use crate::model::transitions::{EntryEvent, EntryOutcome, Refusal};
@@ -59,7 +59,7 @@ pub use people::{
     MAX_COMMENT_CHARS, approve, bump, check_comment, comment, is_paused, reject, send_back,
     set_paused,
 };
-use store_queue::{StoreQueue, comment_paths, lesson, remember, tail, write_memories};
+use store_queue::StoreQueue;
 pub use test_run::TestBackend;
 
 #[derive(Debug, thiserror::Error)]

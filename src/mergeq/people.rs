@@ -2,6 +2,7 @@
 //! one transition through the state machine, so a person's decision holds whatever the
 //! queue's turn is doing at that moment.
 
+use super::store_queue::{comment_paths, lesson, remember, write_memories};
 use super::*;
 
 /// A human approves `id`, pinned to the branch head the entry holds now.
@@ -189,18 +190,12 @@ pub fn bump(ws: &Workspace, id: QueueEntryId, by: &str) -> Result<QueueEntry> {
     Ok(e)
 }
 
-/// The marker file that pauses the queue: it outlives the factory, and a command works on
-/// it with or without one running.
-pub(super) fn pause_file(info: &crate::layout::WorkspaceInfo) -> PathBuf {
-    info.queue_pause_path()
-}
-
 pub fn is_paused(info: &crate::layout::WorkspaceInfo) -> bool {
-    pause_file(info).exists()
+    info.queue_pause_path().exists()
 }
 
 pub fn set_paused(ws: &Workspace, paused: bool, by: &str) -> Result<()> {
-    let f = pause_file(&ws.info);
+    let f = ws.info.queue_pause_path();
     let done = if paused {
         std::fs::write(&f, format!("paused by {by} at {}\n", Timestamp::now()))
     } else {

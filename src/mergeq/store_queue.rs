@@ -262,11 +262,3 @@ impl StoreQueue<'_> {
 pub(super) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
-
-pub(super) fn tail(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s.to_string();
-    }
-    s.chars().skip(n - max).collect()
-}

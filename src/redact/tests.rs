@@ -2,6 +2,7 @@
 
 use super::check::can_match_empty;
 use super::*;
+use crate::config::redact::{MAX_PATTERN_LEN, MAX_PATTERNS};
 
 fn r() -> Redactor {
     Redactor::standard()

@@ -38,7 +38,7 @@ pub const ENV_RUN: &str = "SHOPFLOOR_RUN";
 /// Set only on processes a sandbox started. `SHOPFLOOR_WORKSPACE` alone is not enough to
 /// reap by: users set it in their own shells to pick a workspace for the CLI.
 pub const ENV_SANDBOX: &str = "SHOPFLOOR_SANDBOX";
-pub use crate::config::sandbox::{BASE_ENV, BackendChoice, DEFAULT_IMAGE, SandboxConfig};
+pub use crate::config::sandbox::{BASE_ENV, BackendChoice, SandboxConfig};
 pub use crate::layout::{LABEL_RUN, LABEL_WORKSPACE};
 
 /// The largest limits `[sandbox]` accepts: far above any machine, far below overflow.

@@ -9,10 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::model::RunId;
 
-/// The first port handed out, unless `[sandbox] port_base` says otherwise: above the
-/// well-known and registered ports most dev servers use, below the ephemeral range.
-pub const DEFAULT_BASE: u16 = crate::config::sandbox::DEFAULT_PORT_BASE;
-
 #[derive(Debug)]
 struct Table {
     base: u16,
@@ -101,10 +97,11 @@ impl PortBlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::sandbox::DEFAULT_PORT_BASE;
 
     #[test]
     fn blocks_never_overlap_under_many_threads_and_come_back_when_dropped() {
-        let blocks = PortBlocks::new(DEFAULT_BASE, 10);
+        let blocks = PortBlocks::new(DEFAULT_PORT_BASE, 10);
         let seen = Arc::new(Mutex::new(Vec::<(u16, u16, u32)>::new()));
         let threads: Vec<_> = (0..16u64)
             .map(|run| {
@@ -137,7 +134,7 @@ mod tests {
             t.join().unwrap();
         }
         // All given back: the first block is free again.
-        assert_eq!(*blocks.take(99).unwrap().ports.start(), DEFAULT_BASE);
+        assert_eq!(*blocks.take(99).unwrap().ports.start(), DEFAULT_PORT_BASE);
     }
 
     #[test]
@@ -158,6 +155,6 @@ mod tests {
                 ("SHOPFLOOR_PORTS".to_string(), "65533-65535".to_string())
             ]
         );
-        assert!(PortBlocks::new(DEFAULT_BASE, 0).take(1).is_none());
+        assert!(PortBlocks::new(DEFAULT_PORT_BASE, 0).take(1).is_none());
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::{Factory, FactoryError, FactoryEvent};
 use crate::hosts::link::Link;
-use crate::hosts::{self, HostConfig, HostState, LOCAL};
+use crate::hosts::{self, HostConfig, HostState};
+use crate::model::LOCAL;
 use crate::sandbox::remote::RemoteSandbox;
 use crate::scheduler::placement::{self, Placed, Spot};
 

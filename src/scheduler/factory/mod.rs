@@ -390,7 +390,7 @@ impl Factory {
 
     async fn recover(&self) -> Result<(), FactoryError> {
         let ws = self.ws.clone();
-        let root = self.worktree_root();
+        let root = self.ws.info.worktrees_dir();
         let clone = self.clone.clone();
         let recovered = blocking(move || {
             let mut out = vec![];
@@ -436,10 +436,6 @@ impl Factory {
             });
         }
         Ok(())
-    }
-
-    fn worktree_root(&self) -> PathBuf {
-        self.ws.info.worktrees_dir()
     }
 
     /// Run the queue until `shutdown` turns true; live runs are then stopped and recorded

@@ -175,7 +175,7 @@ impl Factory {
             id,
             Live {
                 ticket: None,
-                host: crate::hosts::LOCAL.to_string(),
+                host: crate::model::LOCAL.to_string(),
                 agent: agent.clone(),
                 title: format!("review of queue entry {}", job.entry.id),
                 stop,
@@ -282,7 +282,7 @@ impl Factory {
             .cloned()
             .ok_or_else(|| FactoryError::Other(format!("no agent profile `{agent}`")))?;
         let (root, clone, entry, rid, candidate) = (
-            self.worktree_root(),
+            self.ws.info.worktrees_dir(),
             self.clone.clone(),
             job.entry.id,
             run.id,

@@ -118,7 +118,7 @@ impl Factory {
             Some(h) => h.cfg.backend.name().to_string(),
             None => self.sandbox.kind().to_string(),
         };
-        let on = (host != crate::hosts::LOCAL).then(|| host.clone());
+        let on = (host != crate::model::LOCAL).then(|| host.clone());
         let branch = format!("shopfloor/{}-{attempt}", ticket.id);
         let t_id = ticket.id;
         let agent2 = agent.clone();

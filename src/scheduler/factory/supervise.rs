@@ -31,7 +31,7 @@ impl Factory {
             repo: self.clone.clone(),
             base: self.main_branch.clone(),
             user_checkout: self.ws.info.repo.clone(),
-            root: self.worktree_root(),
+            root: self.ws.info.worktrees_dir(),
         };
         let include = self.cfg.sandbox.include.clone();
         let site = self.site_on(run.host_name()).await?;
