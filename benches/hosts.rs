@@ -113,7 +113,7 @@ fn flood_rate(env: &Env, n: usize) -> (f64, f64, Vec<u64>, Vec<String>) {
 
 fn main() {
     let hosts: Vec<NetnsHost> = (1..=4)
-        .filter_map(|n| NetnsHost::start(n, Lacks::default()))
+        .filter_map(|_| NetnsHost::start(Lacks::default()))
         .collect();
     if hosts.len() < 4 {
         println!("hosts: needs root and openssh-server (network namespaces with sshd); skipped");
@@ -205,7 +205,7 @@ fn main() {
     // 3. A dead host noticed and its run started elsewhere.
     drop(far);
     let hosts2: Vec<NetnsHost> = (5..=6)
-        .filter_map(|n| NetnsHost::start(n, Lacks::default()))
+        .filter_map(|_| NetnsHost::start(Lacks::default()))
         .collect();
     let env = Env::project(
         "bd",

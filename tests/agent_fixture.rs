@@ -2,7 +2,7 @@
 //! real git repository holding the demo project: it must really do what it prints, and
 //! what it prints must be Claude Code stream-json that the `claude-stream` importer reads.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

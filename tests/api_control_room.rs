@@ -2,7 +2,7 @@
 //! figures, a run's outline, a file rebuilt at a step, the event stream, priority and
 //! retry, with the API client the control room itself uses.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

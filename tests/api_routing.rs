@@ -1,7 +1,7 @@
 //! The local API through the real binary: `shopfloor serve` holding a workspace, and every
 //! CLI command giving the same output through it as it gives with no factory running.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

@@ -1,7 +1,7 @@
 //! Trace import, show, export and search, and memory add, import and search, through the
 //! real binary on real store and index files.
 
-mod common;
+use crate::common;
 use common::{Env, fixtures};
 
 fn setup() -> Env {

@@ -1,6 +1,6 @@
 //! Workspaces and tickets through the real binary, on real git repositories.
 
-mod common;
+use crate::common;
 use common::Env;
 
 #[test]

@@ -5,7 +5,7 @@
 //! hung. (A write racing a search once froze memory for good; concurrent sandboxes once
 //! failed 7% of runs.) `SHOPFLOOR_STRESS_ROUNDS` sets the rounds (1 by default; CI runs 10).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

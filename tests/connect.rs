@@ -2,7 +2,7 @@
 //! config merged byte-for-byte around the user's own servers and comments, idempotent,
 //! `--dry-run` writing nothing, unparsable files left alone, `--scope user` under $HOME.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

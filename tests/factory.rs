@@ -4,7 +4,7 @@
 //! timeout, a cancel, a `kill -9` of the factory mid-run and a clean restart, and two runs
 //! whose leases collide.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! that grows between events, records the session as exactly one run, with every step
 //! once, finished at `Stop`; on the store directly and through a running factory.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! flood of refused requests, other local users reading the data directory. Each test here
 //! reproduces a finding of a hostile test run and stays to keep it fixed.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! asked for, fails its check with what to install; a host whose link is cut is marked
 //! down; drain and undrain; an `ssh` value made to smuggle an option is refused.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,10 @@ use common::hosts::{Lacks, NetnsHost};
 
 #[test]
 fn hosts_check_up_or_say_what_to_install_and_a_cut_link_marks_one_down() {
-    let Some(full) = NetnsHost::start(1, Lacks::default()) else {
+    let Some(full) = NetnsHost::start(Lacks::default()) else {
         return;
     };
-    let Some(bare) = NetnsHost::start(2, Lacks { git: true }) else {
+    let Some(bare) = NetnsHost::start(Lacks { git: true }) else {
         return;
     };
     let config = format!(

@@ -3,7 +3,7 @@
 //! show`, and importing the same file again resumes that run to exactly the full set of
 //! steps; a FIFO is refused at once, with or without a factory.
 
-mod common;
+use crate::common;
 use common::serve::Serve;
 use common::{Env, wait_for};
 

@@ -6,7 +6,7 @@
 //! show in the factory afterwards. (Once, from a container with no network and no token,
 //! an agent did all of this through a mounted `factory.sock`.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

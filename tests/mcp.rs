@@ -4,7 +4,7 @@
 //! workspace (refusals audited), argument checks, and a fixture agent whose memory calls
 //! go through the factory.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

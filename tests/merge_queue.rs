@@ -5,7 +5,7 @@
 //! a conflict bounces with its paths; batches bisect to the one bad entry; flaky retries
 //! are bounded and recorded; landings, bounces and rejections become memories.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! the OpenTelemetry project's own Python protobuf bindings (installed from PyPI by
 //! scripts/install-otlp-receiver.sh; absent, that test skips, and fails under CI=true).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

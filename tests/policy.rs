@@ -1,7 +1,7 @@
 //! `shopfloor policy check` end to end: the real binary on a real repository with a
 //! `[policy]` in its shopfloor.toml, judging branches of the user's repository.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

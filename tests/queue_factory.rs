@@ -4,7 +4,7 @@
 //! candidate is being tested leaves main at the old commit and, after a restart, the queue
 //! consistent and the entry landed exactly once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

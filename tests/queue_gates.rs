@@ -3,7 +3,7 @@
 //! each end with nothing landed, the entry and the ticket where the person put them, and a
 //! message that says so.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

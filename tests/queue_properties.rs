@@ -7,7 +7,7 @@
 //! no entry is lost; and at the end nothing is left in flight. `QUEUE_SCHEDULES` sets the
 //! number (the bench `queue_schedules` runs more).
 
-mod queue_model;
+use crate::queue_model;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 

@@ -8,7 +8,7 @@
 //! Needs the CLIs from scripts/install-agent-clis.sh: without them each test skips with one
 //! line, or fails under CI=true.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -13,7 +13,7 @@
 //! Needs scripts/install-agent-clis.sh (and for Docker, scripts/build-agent-image.sh):
 //! without them each test skips with one line, or fails under CI=true.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! in (ticket titles and bodies, `memory import` refs, a private key printed a line a step),
 //! with what it then shows and exports checked for any trace of them.
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! a Docker host runs the agent in a container hardened as locally. Each test uses host
 //! numbers of its own: tests in one process run at once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn config(hosts: &str, extra: &str, scenario: &str) -> String {
 
 #[test]
 fn a_ticket_runs_on_a_remote_host_and_lands() {
-    let Some(host) = NetnsHost::start(1, Lacks::default()) else {
+    let Some(host) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     let env = Env::project(
@@ -141,7 +141,7 @@ fn peak_by_host(runs: &[Value]) -> std::collections::BTreeMap<String, usize> {
 #[test]
 fn sixteen_agents_spread_over_three_hosts_by_their_slots() {
     let hosts: Vec<NetnsHost> = (2..=4)
-        .filter_map(|n| NetnsHost::start(n, Lacks::default()))
+        .filter_map(|_| NetnsHost::start(Lacks::default()))
         .collect();
     if hosts.len() < 3 {
         return;
@@ -193,10 +193,10 @@ fn sixteen_agents_spread_over_three_hosts_by_their_slots() {
 
 #[test]
 fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
-    let Some(alpha) = NetnsHost::start(5, Lacks::default()) else {
+    let Some(alpha) = NetnsHost::start(Lacks::default()) else {
         return;
     };
-    let Some(beta) = NetnsHost::start(6, Lacks::default()) else {
+    let Some(beta) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     // One attempt allowed: a retry after a lost host must not count as one.
@@ -253,7 +253,7 @@ fn a_cut_link_sends_its_runs_to_another_host_counted_as_no_attempt() {
 
 #[test]
 fn a_killed_factory_leaves_no_remote_run_behind_and_a_restart_finishes_the_work() {
-    let Some(host) = NetnsHost::start(7, Lacks::default()) else {
+    let Some(host) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     let env = Env::project(
@@ -327,7 +327,7 @@ fn a_docker_host_runs_the_agent_in_a_hardened_container() {
     let Some(image) = common::docker::test_image() else {
         return;
     };
-    let Some(host) = NetnsHost::start(8, Lacks::default()) else {
+    let Some(host) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     let probe = "name = \"probe\"\n[[step]]\nrun = \"id -u; touch /etc/probe 2>&1; cat /proc/1/cgroup; pwd\"\n\
@@ -374,7 +374,7 @@ fn a_docker_host_runs_the_agent_in_a_hardened_container() {
 
 #[test]
 fn an_agent_linking_its_git_config_out_of_its_checkout_writes_nothing_there() {
-    let Some(host) = NetnsHost::start(9, Lacks::default()) else {
+    let Some(host) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     let victim = format!("/tmp/{}-victim", host.ns);
@@ -407,7 +407,7 @@ fn an_agent_linking_its_git_config_out_of_its_checkout_writes_nothing_there() {
 
 #[test]
 fn a_persons_cancel_stops_a_run_on_a_host_and_nothing_lands() {
-    let Some(host) = NetnsHost::start(10, Lacks::default()) else {
+    let Some(host) = NetnsHost::start(Lacks::default()) else {
         return;
     };
     let hang = "name = \"hang\"\n[[step]]\nsay = \"working\"\n[[step]]\nwrite = { path = \"half.txt\", content = \"half\\n\" }\n[[step]]\nhang = true\n";

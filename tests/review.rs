@@ -5,7 +5,7 @@
 //! the same path (`queue comment`, `queue send-back`). A coding agent cannot review (its
 //! own change or any other).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

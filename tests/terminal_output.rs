@@ -4,7 +4,7 @@
 //! terminal acts on, and shows it escaped; `--json` holds none of it either, and reads
 //! back as exactly the original text.
 
-mod common;
+use crate::common;
 
 use common::Env;
 use serde_json::{Value, json};

@@ -14,7 +14,7 @@ use shopfloor::trace::{
     files_at, import_file, import_reader, next_matching,
 };
 
-mod common;
+use crate::common;
 use common::fixtures;
 
 fn fixture(rel: &str) -> Option<PathBuf> {

@@ -4,7 +4,7 @@
 //! real workspace, the demo's memories recalled by the real memory bank, read through the
 //! same operations the API serves.
 
-mod common;
+use crate::common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use jiff::{SignedDuration, Timestamp};

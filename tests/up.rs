@@ -1,7 +1,7 @@
 //! `shopfloor up` as the real binary: attached to a running `serve`, in a real terminal
 //! (tmux), following the factory's events; and the errors when it cannot run.
 
-mod common;
+use crate::common;
 
 use common::Env;
 use common::serve::Serve;

@@ -8,6 +8,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// A host in a namespace; torn down on drop.
@@ -56,15 +57,22 @@ fn sh(args: &[&str]) -> Result<(), String> {
 }
 
 impl NetnsHost {
-    /// Host number `n` (1-200) of this test process, at 10.(77+pid%100).n.2; None when this
-    /// machine cannot make one.
-    pub fn start(n: u8, lacks: Lacks) -> Option<NetnsHost> {
+    /// The next host of this test process, number `n` (1-200, one counter for the whole
+    /// process, since every test shares it), at 10.(77+pid%100).n.2; None when this machine
+    /// cannot make one.
+    pub fn start(lacks: Lacks) -> Option<NetnsHost> {
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
             return skip(
                 "no /usr/sbin/sshd: install openssh-server (the hosts tests run sshd in network namespaces)",
             );
         }
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            (1..=200).contains(&n),
+            "more than 200 test hosts in one process"
+        );
         let pid = std::process::id();
         let ns = format!("sf{pid}h{n}");
         if let Err(e) = sh(&["ip", "netns", "add", &ns]) {
