@@ -24,6 +24,7 @@ mod hostile;
 mod hosts;
 mod import_fuzz;
 mod import_resume;
+mod long_prompts;
 mod malicious_agent;
 mod mcp;
 mod merge_queue;

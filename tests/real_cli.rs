@@ -234,6 +234,85 @@ fn claude_code_works_a_ticket_with_allowlist_permissions() {
     record("claude-transcript.jsonl", &kept, &dir, home.path());
 }
 
+/// A prompt over what a command line carries: the CLI is given where it is, reads the file
+/// with its own tool (Claude Code's Read, Codex's `exec_command`), and the model gets all
+/// of it, up to the last line.
+fn reads_a_prompt_from_its_file(adapter: Adapter) {
+    let Some(clis) = AgentClis::find() else {
+        return;
+    };
+    let (env, _serve) = project();
+    let dir = env.repo_path();
+    let home = tempfile::tempdir().unwrap();
+    const END: &str = "END-OF-PROMPT-1c2d";
+    let mut prompt = String::from("# Ticket 9: Fix calc.add\n\n");
+    for i in 0..800 {
+        prompt.push_str(&format!("Context line {i}: calc.add must return a + b.\n"));
+    }
+    prompt.push_str(END);
+    prompt.push('\n');
+    assert!(prompt.len() > agent::INLINE_PROMPT_MAX);
+    // The agent was pointed at the file, and not given the prompt itself.
+    let pointed =
+        |asked: String| match (asked.contains(".shopfloor/prompt.md"), asked.contains(END)) {
+            (true, false) => Ok(()),
+            _ => Err(format!(
+                "not pointed at the file: {}",
+                asked.chars().take(600).collect::<String>()
+            )),
+        };
+    let done = || Turn::text("I have read the whole ticket.").after_result_containing(END);
+    let (server, profile, cli_env) = match adapter {
+        Adapter::ClaudeCode => {
+            let file = dir.join(".shopfloor/prompt.md");
+            let server = ModelServer::anthropic(vec![
+                Turn::tool("Read", serde_json::json!({ "file_path": file }))
+                    .expect(move |r| pointed(r.body["messages"][0].to_string())),
+                done(),
+            ]);
+            let cli_env = clis::claude_env(&server.url());
+            (server, claude_profile(&clis), cli_env)
+        }
+        _ => {
+            let server = ModelServer::openai(vec![
+                Turn::tool(
+                    "exec_command",
+                    serde_json::json!({ "cmd": "cat .shopfloor/prompt.md" }),
+                )
+                .expect(move |r| pointed(r.body["input"].to_string())),
+                done(),
+            ]);
+            let profile = codex_profile(&clis, &server);
+            (server, profile, clis::codex_env())
+        }
+    };
+    let plan = agent::plan(
+        "agent",
+        &profile,
+        &prompt,
+        &ctx(&env, None, BackendKind::Worktree),
+    )
+    .unwrap();
+    let ran = run(&plan, &dir, home.path(), &cli_env);
+    assert_ran(&ran, "the agent");
+    server.finish();
+    assert!(
+        ran.stdout.contains("I have read the whole ticket."),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn claude_code_reads_a_prompt_too_long_for_its_command_line() {
+    reads_a_prompt_from_its_file(Adapter::ClaudeCode);
+}
+
+#[test]
+fn codex_reads_a_prompt_too_long_for_its_command_line() {
+    reads_a_prompt_from_its_file(Adapter::Codex);
+}
+
 #[test]
 fn codex_works_a_ticket_with_allowlist_permissions() {
     let Some(clis) = AgentClis::find() else {

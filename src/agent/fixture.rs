@@ -11,10 +11,10 @@
 //! ```toml
 //! name = "add-release"        # required
 //! model = "fixture-1"         # optional; $SHOPFLOOR_MODEL overrides it
-//! echo_prompt = true          # optional (default true): print $SHOPFLOOR_PROMPT as the first user message
+//! echo_prompt = true          # optional (default true): print the prompt as the first user message
 //!
 //! [[step]]
-//! say = "I will add release() for: {prompt}"   # assistant text; {prompt} is $SHOPFLOOR_PROMPT
+//! say = "I will add release() for: {prompt}"   # assistant text; {prompt} is the prompt
 //! [[step]]
 //! think = "read the file first"                # a thinking block
 //! [[step]]
@@ -83,7 +83,8 @@ mod tests;
 pub use scenario::{BUILTIN, Move, Scenario, ScenarioStep};
 
 /// Play `scenario` in the current directory, printing stream-json to `out` (and what a
-/// real CLI prints to stderr to `err`). Returns the exit code the process should end with;
+/// real CLI prints to stderr to `err`). The prompt is the file `$SHOPFLOOR_PROMPT_FILE`, or
+/// `$SHOPFLOOR_PROMPT` without one. Returns the exit code the process should end with;
 /// a `hang` step never returns.
 pub fn run_fixture_agent(
     scenario: &Path,
@@ -95,7 +96,10 @@ pub fn run_fixture_agent(
     let cwd = std::env::current_dir().map_err(AgentError::Output)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let opts = Options {
-        prompt: env("SHOPFLOOR_PROMPT"),
+        // The whole prompt: a long one is only in its file (see `agent::INLINE_PROMPT_MAX`).
+        prompt: env("SHOPFLOOR_PROMPT_FILE")
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .or_else(|| env("SHOPFLOOR_PROMPT")),
         model: env("SHOPFLOOR_MODEL"),
         run: env("SHOPFLOOR_RUN"),
         mcp_config: mcp_config.map(|p| cwd.join(p)),

@@ -19,7 +19,12 @@
 //! | `codex` | `codex exec --json [--model M] [-c mcp_servers.shopfloor.command="EXE" -c mcp_servers.shopfloor.args=[...] -c mcp_servers.shopfloor.default_tools_approval_mode="approve"] PERMS ARGS -- PROMPT` |
 //! | `gemini` | `gemini --output-format stream-json [--model M] ARGS -p PROMPT` |
 //! | `plain` | `COMMAND ARGS` (prompt in `$SHOPFLOOR_PROMPT` and the file `$SHOPFLOOR_PROMPT_FILE`) |
-//! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO [--mcp-config .shopfloor/mcp.json] ARGS` (prompt in `$SHOPFLOOR_PROMPT`) |
+//! | `fixture` | `SHOPFLOOR_EXE fixture-agent SCENARIO [--mcp-config .shopfloor/mcp.json] ARGS` (prompt read from `$SHOPFLOOR_PROMPT_FILE`) |
+//!
+//! Every plan writes the prompt to `.shopfloor/prompt.md` (`$SHOPFLOOR_PROMPT_FILE`). A
+//! prompt over [`INLINE_PROMPT_MAX`] is not passed inline: PROMPT and `$SHOPFLOOR_PROMPT`
+//! are then its first line and the file's path, with word to read it (an exec refuses any
+//! one argument over 128 KiB).
 //!
 //! Permissions (the profile's `permissions`, `auto` by default: `full` in Docker, where the
 //! container is the boundary; `allowlist` in a worktree, where the agent runs as the user).
@@ -40,7 +45,7 @@
 //! read as a flag, and Claude's `--mcp-config` takes several values, so a prompt right after
 //! it would be swallowed as a second config. Gemini's `-p` takes the prompt as its value.
 //!
-//! Every plan sets `SHOPFLOOR_RUN`, `SHOPFLOOR_PROMPT`, and `SHOPFLOOR_SOCKET` /
+//! Every plan sets `SHOPFLOOR_RUN`, `SHOPFLOOR_PROMPT`, `SHOPFLOOR_PROMPT_FILE`, and `SHOPFLOOR_SOCKET` /
 //! `SHOPFLOOR_TOKEN` when the factory serves MCP to the run; the profile's `env` comes
 //! first so the factory's own variables win over a profile that sets the same names.
 //!
@@ -141,6 +146,32 @@ impl LaunchPlan {
 /// Where per-run files go, relative to the working directory (git-ignored, see above).
 pub const RUN_FILES_DIR: &str = ".shopfloor";
 
+/// The longest prompt (in bytes) given inline, as an argument and in `SHOPFLOOR_PROMPT`.
+/// Linux refuses to start a program with any one argument or environment string over
+/// 128 KiB (`MAX_ARG_STRLEN`, "Argument list too long"), and a ticket's body alone may be
+/// 64K characters, up to 256 KiB of UTF-8, before memories and lessons are added. A
+/// longer prompt stays in `.shopfloor/prompt.md` and the agent is told to read it there.
+pub const INLINE_PROMPT_MAX: usize = 32 << 10;
+
+/// What an agent is given in place of a prompt too long to pass inline: where to read it,
+/// and its first line (the ticket's number and title) so the task is named either way.
+fn read_the_file_prompt(prompt: &str, file: &Path) -> String {
+    let first: String = prompt
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(600)
+        .collect();
+    format!(
+        "{first}\n\nThis ticket's full prompt is {} KiB, too long to pass on a command line, so \
+         it is in the file {} (`.shopfloor/prompt.md` in your working directory). Read that \
+         whole file first: it is your task, with what the fleet knows about it.\n",
+        prompt.len().div_ceil(1024),
+        file.display()
+    )
+}
+
 /// Plan the launch of profile `name` on `prompt`.
 pub fn plan(
     name: &str,
@@ -157,6 +188,22 @@ pub fn plan(
     env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("SHOPFLOOR_RUN".into(), ctx.run.to_string()));
     env.push(("SHOPFLOOR_AGENT".into(), name.to_string()));
+    // The prompt is always in a file; inline (argv and `SHOPFLOOR_PROMPT`) only when it
+    // fits a command line, else the agent is told where to read it (see INLINE_PROMPT_MAX).
+    let prompt_path = dir.join("prompt.md");
+    files.push((prompt_path.clone(), prompt.as_bytes().to_vec()));
+    let prompt_file = ctx.workdir.join(&prompt_path);
+    env.push((
+        "SHOPFLOOR_PROMPT_FILE".into(),
+        prompt_file.display().to_string(),
+    ));
+    let long;
+    let prompt = if prompt.len() <= INLINE_PROMPT_MAX {
+        prompt
+    } else {
+        long = read_the_file_prompt(prompt, &prompt_file);
+        long.as_str()
+    };
     env.push(("SHOPFLOOR_PROMPT".into(), prompt.to_string()));
     if let Some(socket) = &ctx.mcp_socket {
         env.push(("SHOPFLOOR_SOCKET".into(), socket.display().to_string()));
@@ -264,12 +311,6 @@ pub fn plan(
             (argv, DecoderKind::Gemini)
         }
         Adapter::Plain => {
-            let path = dir.join("prompt.md");
-            files.push((path.clone(), prompt.as_bytes().to_vec()));
-            env.push((
-                "SHOPFLOOR_PROMPT_FILE".into(),
-                ctx.workdir.join(&path).display().to_string(),
-            ));
             if let Some(m) = &profile.model {
                 env.push(("SHOPFLOOR_MODEL".into(), m.clone()));
             }
@@ -306,9 +347,7 @@ pub fn plan(
             (argv, DecoderKind::ClaudeStream)
         }
     };
-    if !files.is_empty() {
-        files.insert(0, (dir.join(".gitignore"), b"*\n".to_vec()));
-    }
+    files.insert(0, (dir.join(".gitignore"), b"*\n".to_vec()));
     Ok(LaunchPlan {
         argv,
         env,
@@ -398,298 +437,4 @@ fn toml_string(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx(mcp: bool) -> LaunchContext {
-        LaunchContext {
-            workdir: "/sb/t7".into(),
-            mcp_socket: mcp.then(|| PathBuf::from("/data/ws/factory.sock")),
-            token: mcp.then(|| "tok-123".to_string()),
-            shopfloor_exe: "/usr/bin/shopfloor".into(),
-            run: 42,
-            backend: BackendKind::Worktree,
-            test_command: Some("python3 -m unittest".into()),
-        }
-    }
-
-    fn in_docker(mcp: bool) -> LaunchContext {
-        LaunchContext {
-            backend: BackendKind::Docker,
-            workdir: "/workspace".into(),
-            ..ctx(mcp)
-        }
-    }
-
-    fn strs(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
-
-    fn check_common(p: &LaunchPlan, mcp: bool) {
-        assert_eq!(p.env_var("SHOPFLOOR_RUN"), Some("42"));
-        assert_eq!(p.env_var("SHOPFLOOR_PROMPT"), Some("fix it"));
-        assert_eq!(
-            p.env_var("SHOPFLOOR_SOCKET"),
-            mcp.then_some("/data/ws/factory.sock")
-        );
-        assert_eq!(p.env_var("SHOPFLOOR_TOKEN"), mcp.then_some("tok-123"));
-    }
-
-    #[test]
-    fn claude_code_plan_with_and_without_mcp() {
-        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
-        prof.model = Some("opus".into());
-        prof.args = vec!["--effort".into(), "high".into()];
-        let p = plan("claude", &prof, "fix it", &ctx(true)).unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "claude",
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--model",
-                "opus",
-                "--mcp-config",
-                ".shopfloor/mcp.json",
-                "--permission-mode",
-                "acceptEdits",
-                "--allowedTools",
-                "mcp__shopfloor",
-                "Bash(python3 -m unittest:*)",
-                "--effort",
-                "high",
-                "--",
-                "fix it"
-            ]
-        );
-        assert_eq!(p.decoder, DecoderKind::ClaudeStream);
-        assert_eq!(p.env_var("DISABLE_AUTOUPDATER"), Some("1"));
-        assert_eq!(
-            p.env_var("IS_SANDBOX"),
-            None,
-            "a worktree is no sandbox to Claude"
-        );
-        check_common(&p, true);
-        assert_eq!(p.files.len(), 3);
-        assert_eq!(
-            p.files[0],
-            (".shopfloor/.gitignore".into(), b"*\n".to_vec())
-        );
-        assert_eq!(
-            p.files[1],
-            (".shopfloor/token".into(), b"tok-123\n".to_vec())
-        );
-        assert_eq!(p.files[2].0, PathBuf::from(".shopfloor/mcp.json"));
-        let cfg: serde_json::Value = serde_json::from_slice(&p.files[2].1).unwrap();
-        assert_eq!(
-            cfg,
-            serde_json::json!({"mcpServers":{"shopfloor":{"type":"stdio","command":"/usr/bin/shopfloor","args":["mcp","--socket","/data/ws/factory.sock","--token-file","/sb/t7/.shopfloor/token"]}}})
-        );
-
-        let p = plan(
-            "claude",
-            &AgentProfile::new(Adapter::ClaudeCode),
-            "fix it",
-            &ctx(false),
-        )
-        .unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "claude",
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--permission-mode",
-                "acceptEdits",
-                "--allowedTools",
-                "mcp__shopfloor",
-                "Bash(python3 -m unittest:*)",
-                "--",
-                "fix it"
-            ]
-        );
-        assert!(p.files.is_empty());
-        check_common(&p, false);
-    }
-
-    #[test]
-    fn claude_code_in_docker_gets_full_permissions_and_allowlists_add_commands() {
-        let prof = AgentProfile::new(Adapter::ClaudeCode);
-        let p = plan("claude", &prof, "fix it", &in_docker(true)).unwrap();
-        let argv = strs(&p.argv);
-        assert!(argv.contains(&"--dangerously-skip-permissions"), "{argv:?}");
-        assert!(!argv.contains(&"--allowedTools"), "{argv:?}");
-        assert_eq!(p.env_var("IS_SANDBOX"), Some("1"), "root in a container");
-
-        // An explicit allowlist holds in Docker too, with the profile's commands after the
-        // [test] command, each once; the profile's env overrides the adapter's defaults.
-        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
-        prof.permissions = Permissions::Allowlist;
-        prof.allow_commands = vec!["cargo check".into(), "python3 -m unittest".into()];
-        prof.env.insert("DISABLE_AUTOUPDATER".into(), "0".into());
-        let p = plan("claude", &prof, "fix it", &in_docker(false)).unwrap();
-        let argv = strs(&p.argv);
-        let at = argv.iter().position(|a| *a == "--allowedTools").unwrap();
-        assert_eq!(
-            argv[at + 1..at + 4],
-            [
-                "mcp__shopfloor",
-                "Bash(python3 -m unittest:*)",
-                "Bash(cargo check:*)"
-            ]
-        );
-        assert_eq!(argv[at + 4], "--");
-        assert_eq!(p.env_var("IS_SANDBOX"), None);
-        assert_eq!(p.env_var("DISABLE_AUTOUPDATER"), Some("0"));
-
-        // Full in a worktree, when the profile says so.
-        let mut prof = AgentProfile::new(Adapter::ClaudeCode);
-        prof.permissions = Permissions::Full;
-        let p = plan("claude", &prof, "fix it", &ctx(false)).unwrap();
-        assert!(
-            p.argv
-                .contains(&"--dangerously-skip-permissions".to_string())
-        );
-    }
-
-    #[test]
-    fn codex_plan_uses_config_overrides() {
-        let mut prof = AgentProfile::new(Adapter::Codex);
-        prof.command = Some("/opt/codex".into());
-        prof.args = vec!["--skip-git-repo-check".into()];
-        let p = plan("codex", &prof, "fix it", &ctx(true)).unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "/opt/codex",
-                "exec",
-                "--json",
-                "-c",
-                "mcp_servers.shopfloor.command=\"/usr/bin/shopfloor\"",
-                "-c",
-                "mcp_servers.shopfloor.args=[\"mcp\", \"--socket\", \"/data/ws/factory.sock\", \"--token-file\", \"/sb/t7/.shopfloor/token\"]",
-                "-c",
-                "mcp_servers.shopfloor.default_tools_approval_mode=\"approve\"",
-                "--sandbox",
-                "workspace-write",
-                "--skip-git-repo-check",
-                "--",
-                "fix it"
-            ]
-        );
-        assert_eq!(
-            p.env_var("DISABLE_AUTOUPDATER"),
-            None,
-            "Claude's, not Codex's"
-        );
-        let d = plan("codex", &prof, "fix it", &in_docker(false)).unwrap();
-        assert_eq!(
-            strs(&d.argv),
-            [
-                "/opt/codex",
-                "exec",
-                "--json",
-                "--dangerously-bypass-approvals-and-sandbox",
-                "--skip-git-repo-check",
-                "--",
-                "fix it"
-            ]
-        );
-        assert_eq!(
-            p.files[1],
-            (".shopfloor/token".into(), b"tok-123\n".to_vec()),
-            "the token is in a file the MCP server reads, not on the command line"
-        );
-        assert_eq!(p.decoder, DecoderKind::CodexExec);
-        check_common(&p, true);
-    }
-
-    #[test]
-    fn gemini_plan() {
-        let mut prof = AgentProfile::new(Adapter::Gemini);
-        prof.model = Some("gemini-2.5-pro".into());
-        let p = plan("g", &prof, "fix it", &ctx(false)).unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "gemini",
-                "--output-format",
-                "stream-json",
-                "--model",
-                "gemini-2.5-pro",
-                "-p",
-                "fix it"
-            ]
-        );
-        assert_eq!(p.decoder, DecoderKind::Gemini);
-        check_common(&p, false);
-        let p = plan("g", &prof, "-x", &ctx(false)).unwrap();
-        assert_eq!(p.argv.last().unwrap(), "--prompt=-x");
-    }
-
-    #[test]
-    fn plain_plan_puts_the_prompt_in_env_and_a_file() {
-        let mut prof = AgentProfile::new(Adapter::Plain);
-        prof.command = Some("./agent.sh".into());
-        prof.args = vec!["--fast".into()];
-        prof.env.insert("SHOPFLOOR_RUN".into(), "spoofed".into());
-        prof.env.insert("LANG".into(), "C".into());
-        let p = plan("sh", &prof, "fix it", &ctx(true)).unwrap();
-        assert_eq!(strs(&p.argv), ["./agent.sh", "--fast"]);
-        assert_eq!(p.decoder, DecoderKind::Plain);
-        check_common(&p, true);
-        assert_eq!(p.env_var("LANG"), Some("C"));
-        assert_eq!(
-            p.env_var("SHOPFLOOR_PROMPT_FILE"),
-            Some("/sb/t7/.shopfloor/prompt.md")
-        );
-        assert!(
-            p.files
-                .contains(&(".shopfloor/prompt.md".into(), b"fix it".to_vec()))
-        );
-        assert!(
-            p.files
-                .contains(&(".shopfloor/.gitignore".into(), b"*\n".to_vec()))
-        );
-    }
-
-    #[test]
-    fn fixture_plan_runs_this_binary() {
-        let mut prof = AgentProfile::new(Adapter::Fixture);
-        prof.scenario = Some("assets/scenarios/success.toml".into());
-        let p = plan("fake", &prof, "fix it", &ctx(false)).unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "/usr/bin/shopfloor",
-                "fixture-agent",
-                "assets/scenarios/success.toml"
-            ]
-        );
-        assert_eq!(p.decoder, DecoderKind::ClaudeStream);
-        assert!(p.files.is_empty());
-        check_common(&p, false);
-        let p = plan("fake", &prof, "fix it", &ctx(true)).unwrap();
-        assert_eq!(
-            strs(&p.argv),
-            [
-                "/usr/bin/shopfloor",
-                "fixture-agent",
-                "assets/scenarios/success.toml",
-                "--mcp-config",
-                ".shopfloor/mcp.json"
-            ]
-        );
-        check_common(&p, true);
-    }
-
-    #[test]
-    fn invalid_profiles_are_refused_by_plan() {
-        let e = plan("x", &AgentProfile::new(Adapter::Plain), "p", &ctx(false)).unwrap_err();
-        assert!(e.to_string().contains("[agents.x]"), "{e}");
-    }
-}
+mod tests;

@@ -13,8 +13,12 @@ pub enum TicketCmd {
     /// Queue a ticket for the agents
     Add {
         title: String,
+        /// What to do, in detail (see --body-file for a long one)
         #[arg(long, default_value = "")]
         body: String,
+        /// Read the body from a file, `-` for stdin (at most 64K characters)
+        #[arg(long, value_name = "PATH", conflicts_with = "body")]
+        body_file: Option<std::path::PathBuf>,
         /// Higher runs first
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i32,
@@ -48,6 +52,41 @@ pub enum TicketCmd {
     Cancel { id: u64 },
 }
 
+/// A ticket body from a file or stdin. Read with a bound, so a huge file or an endless
+/// pipe is refused rather than held in memory; the ticket's own bound (64K characters)
+/// is checked where every ticket is added.
+fn read_body(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    const MAX_BYTES: u64 = 1 << 20;
+    let reader: Box<dyn Read> =
+        if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the body from {}: {e}", path.display())
+            })?)
+        };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read the body from {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        anyhow::bail!(
+            "the body in {} is over {} MiB; a ticket's body is at most 64K characters: put the detail in a file the agent can read",
+            path.display(),
+            MAX_BYTES >> 20
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the body in {} is not UTF-8 (byte {}); save it as UTF-8 text",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 fn parse_state(s: &str) -> Result<TicketState, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         format!("unknown state `{s}`; use queued, running, review, merged, failed or cancelled")
@@ -59,12 +98,17 @@ pub fn run(ctx: &Ctx, cmd: TicketCmd) -> Result<()> {
         TicketCmd::Add {
             title,
             body,
+            body_file,
             priority,
             agent,
             paths,
             labels,
             json,
         } => {
+            let body = match body_file {
+                Some(path) => read_body(&path)?,
+                None => body,
+            };
             let t = ctx.backend()?.add_ticket(NewTicket {
                 title,
                 body,

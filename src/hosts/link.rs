@@ -23,6 +23,17 @@ use tokio::sync::watch;
 use super::{HostConfig, Ssh, SshTarget};
 use crate::layout::WorkspaceInfo;
 
+/// A command that reads a script of `len` bytes from stdin whole, then runs it with stdin
+/// closed (so nothing in it can eat the rest of itself) and exits with its status. A script
+/// cut short (the factory gone mid-send) does not run at all.
+fn run_from_stdin(len: usize) -> String {
+    format!(
+        "f=$(mktemp) || exit 1; cat > \"$f\"; \
+         if [ $(wc -c < \"$f\") -eq {len} ]; then sh \"$f\" </dev/null; c=$?; \
+         else echo 'the script arrived cut short; nothing ran' >&2; c=1; fi; rm -f \"$f\"; exit $c"
+    )
+}
+
 /// Keepalives on the held connection: a host that leaves this many in a row unanswered,
 /// this far apart, is lost (so a dead host is noticed within about 6 to 8 seconds).
 pub const KEEPALIVE: Duration = Duration::from_secs(2);
@@ -412,8 +423,15 @@ impl Link {
     }
 
     /// Run a short `script` on the host; `what` names it in errors. Fails when it fails.
+    /// The script goes on stdin, not the command line, so its size has no bound: a run's
+    /// files ride in it, and one argument stops at 128 KiB (`MAX_ARG_STRLEN`).
     pub async fn run(&self, script: &str, what: &str) -> Result<Done, LinkError> {
-        self.run_with_input(script, Vec::new(), what).await
+        self.run_with_input(
+            &run_from_stdin(script.len()),
+            script.as_bytes().to_vec(),
+            what,
+        )
+        .await
     }
 
     /// [`Link::run`] with `input` on the script's stdin.
@@ -443,6 +461,20 @@ impl Link {
             .acquire()
             .await
             .expect("the semaphore is never closed")
+    }
+
+    /// Write `bytes` to `path` on the host, owner-only, creating its directory.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        what: &str,
+    ) -> Result<(), LinkError> {
+        let script = format!(
+            "umask 077 && mkdir -p \"$(dirname {p})\" && cat > {p}",
+            p = quote(path)
+        );
+        self.run_with_input(&script, bytes, what).await.map(|_| ())
     }
 
     /// Run `script`, whatever its exit.

@@ -499,6 +499,17 @@ impl Sandbox for RemoteSandbox {
         let run = spec.labels.run;
         let nonce = self.nonce(run);
         let pidfile = format!("{}/pids/{run}", self.link.root);
+        // The agent's command (its prompt, environment and token in it) goes to a file on
+        // the host over stdin: on the SSH command line it would meet the 128 KiB bound on
+        // one argument. It `exec`s, so the pid the wrapper keeps is the agent's own.
+        let command_file = format!("{}/runs/run-{run}.sh", self.link.root);
+        self.link
+            .write_file(
+                &command_file,
+                format!("exec {}\n", self.agent_command(&spec)).into_bytes(),
+                "writing the agent's command",
+            )
+            .await?;
         let stop_container = match self.backend {
             HostBackend::Docker => format!(
                 "docker kill {} >/dev/null 2>&1",
@@ -510,12 +521,12 @@ impl Sandbox for RemoteSandbox {
         // the factory or the link is gone, and the agent goes with it.
         let script = format!(
             "exec 3<&0\ncd {dir} || exit 97\n\
-             {agent} </dev/null &\npid=$!\necho $pid > {pf}\n\
+             sh {cf} </dev/null &\npid=$!\necho $pid > {pf}\n\
              {{ cat <&3 >/dev/null; {stop}; kill -TERM -$pid 2>/dev/null; sleep {grace}; kill -KILL -$pid 2>/dev/null; }} &\nwd=$!\n\
-             wait $pid\ncode=$?\nkill -KILL -$pid 2>/dev/null\nkill $wd 2>/dev/null\nrm -f {pf}\n\
+             wait $pid\ncode=$?\nkill -KILL -$pid 2>/dev/null\nkill $wd 2>/dev/null\nrm -f {pf} {cf}\n\
              echo \"{nonce} $code\" >&2\n",
             dir = quote(&spec.workdir.to_string_lossy()),
-            agent = self.agent_command(&spec),
+            cf = quote(&command_file),
             pf = quote(&pidfile),
             stop = stop_container,
             grace = TERM_GRACE,
