@@ -1,7 +1,8 @@
 //! `shopfloor host` against real sshd hosts, each in a network namespace of its own (see
 //! common::hosts): a full host checks up; one without git, or without the Docker image
 //! asked for, fails its check with what to install; a host whose link is cut is marked
-//! down; drain and undrain; an `ssh` value made to smuggle an option is refused.
+//! down; drain and undrain; an `ssh` value made to smuggle an option is refused; a host
+//! whose sshd allows fewer sessions than the factory holds is named with what to change.
 
 use crate::common;
 
@@ -15,7 +16,10 @@ fn hosts_check_up_or_say_what_to_install_and_a_cut_link_marks_one_down() {
     let Some(full) = NetnsHost::start(Lacks::default()) else {
         return;
     };
-    let Some(bare) = NetnsHost::start(Lacks { git: true }) else {
+    let Some(bare) = NetnsHost::start(Lacks {
+        git: true,
+        ..Lacks::default()
+    }) else {
         return;
     };
     let config = format!(
@@ -124,4 +128,57 @@ fn an_ssh_value_made_to_pass_an_option_is_refused_with_its_line() {
     .unwrap();
     let (_, err) = env.fails(&["host", "list"]);
     assert!(err.contains("own machine"), "{err}");
+}
+
+/// The factory's link opens as many sessions as it will hold (slots + 2) when it comes up.
+/// sshd refuses those past its `MaxSessions` on one connection, and ssh opens each of
+/// those on a connection of its own: the run goes on, and the factory's log says what to
+/// change. A host that allows exactly enough gets no warning.
+#[test]
+fn a_host_that_allows_too_few_ssh_sessions_is_named_with_what_to_change() {
+    let Some(tight) = NetnsHost::start(Lacks {
+        sessions: Some(3),
+        ..Lacks::default()
+    }) else {
+        return;
+    };
+    let Some(fits) = NetnsHost::start(Lacks {
+        sessions: Some(4),
+        ..Lacks::default()
+    }) else {
+        return;
+    };
+    let warning = "allows 3 sessions on one connection and the factory holds 4";
+    for (host, name) in [(&tight, "tight"), (&fits, "fits")] {
+        let env = Env::project(
+            name,
+            &[
+                (
+                    "shopfloor.toml",
+                    &format!(
+                        "[factory]\ndefault_agent = \"ok\"\nlocal_slots = 0\nquiet_timeout_s = 60\n\n\
+                         [test]\ncommand = \"true\"\n\n[agents.ok]\nadapter = \"fixture\"\nscenario = \"ok.toml\"\n\n{}",
+                        host.config(name, "")
+                    ),
+                ),
+                (
+                    "ok.toml",
+                    "name = \"ok\"\n[[step]]\nwrite = { path = \"ok.txt\", content = \"ok\\n\" }\n[[step]]\nsay = \"done\"\n",
+                ),
+            ],
+        );
+        let _serve = common::serve::Serve::start(&env);
+        env.ok(&["ticket", "add", "Anything"]);
+        env.wait_merged(1, Duration::from_secs(90));
+        assert_eq!(env.runs()[0]["host"], name);
+        let log = env.dump();
+        if name == "tight" {
+            assert!(
+                log.contains(warning) && log.contains("raise `MaxSessions`"),
+                "{log}"
+            );
+        } else {
+            assert!(!log.contains("MaxSessions"), "{log}");
+        }
+    }
 }

@@ -44,7 +44,8 @@ const CONNECT: Duration = Duration::from_secs(15);
 const COMMAND: Duration = Duration::from_secs(120);
 /// Short sessions (commands, git transfers) open at once on one connection. sshd allows
 /// `MaxSessions` (10 by default) per connection: a host's slots plus these must fit, so
-/// hosts with more than 8 slots need `MaxSessions` raised (the README says so).
+/// hosts with more than 8 slots need `MaxSessions` raised; the link checks when it comes
+/// up ([`Link::check_sessions`]).
 pub const SHORT_SESSIONS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -317,6 +318,7 @@ impl Link {
             .map(str::trim)
             .filter(|s| s.len() == 40)
             .map(str::to_string);
+        self.check_sessions().await?;
         self.reaped = self.reap(label).await?;
         self.exe = self.upload_binary(exe).await?;
         if let Some(local) = local_socket {
@@ -347,6 +349,53 @@ impl Link {
                 });
             }
             self.socket = Some(remote);
+        }
+        Ok(())
+    }
+
+    /// Open as many sessions side by side as this link will hold at once (the host's
+    /// slots, and the factory's own short ones), and say so when sshd refuses some on this
+    /// connection (`MaxSessions`, 10 by default). ssh then opens each of those on a
+    /// connection of its own: the run still goes, but logs in again, and outside the
+    /// keepalives that tell the factory the host is gone.
+    async fn check_sessions(&self) -> Result<(), LinkError> {
+        use tokio::io::AsyncBufReadExt;
+        let want = self.host.slots + SHORT_SESSIONS;
+        let mut held = Vec::with_capacity(want);
+        for _ in 0..want {
+            let mut c = self.session("echo open; exec cat >/dev/null");
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().map_err(LinkError::Spawn)?;
+            if let Some(out) = child.stdout.take() {
+                let mut line = String::new();
+                let mut out = tokio::io::BufReader::new(out);
+                let _ = tokio::time::timeout(CONNECT, out.read_line(&mut line)).await;
+            }
+            held.push(child);
+        }
+        let mut refused = 0;
+        for mut child in held {
+            // Its end of stdin closed, `cat` ends and so does the session.
+            drop(child.stdin.take());
+            let mut said = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = tokio::time::timeout(CONNECT, err.read_to_string(&mut said)).await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            if said.contains("refused") {
+                refused += 1;
+            }
+        }
+        if refused > 0 {
+            tracing::warn!(
+                host = %self.host.name,
+                "sshd on `{}` allows {} sessions on one connection and the factory holds {want} ({} slots and {SHORT_SESSIONS} of its own): the rest log in on connections of their own; raise `MaxSessions` in its sshd_config to {want} or more, or lower [[hosts]] slots",
+                self.host.name,
+                want - refused,
+                self.host.slots,
+            );
         }
         Ok(())
     }

@@ -28,6 +28,9 @@ pub struct NetnsHost {
 pub struct Lacks {
     /// Its sessions' PATH has no git.
     pub git: bool,
+    /// Its sshd allows only this many sessions on one connection (`MaxSessions`, 10 by
+    /// default).
+    pub sessions: Option<u8>,
 }
 
 fn required() -> bool {
@@ -147,6 +150,10 @@ impl NetnsHost {
                 d.join("sshd.pid").display(),
                 d.join("authorized_keys").display(),
             );
+            let config = match lacks.sessions {
+                Some(n) => format!("{config}MaxSessions {n}\n"),
+                None => config,
+            };
             std::fs::write(d.join("sshd_config"), config).map_err(|e| e.to_string())?;
             Ok(())
         };
