@@ -108,6 +108,12 @@ pub fn ticket_cost(runs: &[Run], ticket: TicketId) -> f64 {
         .sum()
 }
 
+/// The start of `now`'s UTC day: the runs the day's budget counts start from here
+/// (`Store::runs_started_since`).
+pub fn day_start(now: Timestamp) -> Timestamp {
+    Timestamp::from_second(now.as_second().div_euclid(86_400) * 86_400).unwrap_or(now)
+}
+
 /// What runs started on `day` (UTC, `YYYY-MM-DD`) cost.
 pub fn day_cost(runs: &[Run], day: &str) -> f64 {
     runs.iter()

@@ -12,6 +12,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -311,6 +312,45 @@ impl Store {
         let tx = self.read()?;
         let t = tx.open_table(RUNS)?;
         t.get(id)?.map(|v| decode("runs", v.value())).transpose()
+    }
+
+    /// Runs started at or after `since`, newest last: what a day has cost, without reading
+    /// every run the workspace ever had (the scheduler asks on each pass). The factory's
+    /// runs take ids in the order they are stamped, so the scan goes newest first and
+    /// stops at the first of them stamped over an hour before `since`; the hour covers runs
+    /// stamped and stored in a different order, and clock steps. Imported runs keep their
+    /// own times in any order: they count when in range and never end the scan.
+    pub fn runs_started_since(&self, since: Timestamp) -> Result<Vec<Run>> {
+        let stop = since
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap_or(Timestamp::MIN);
+        let tx = self.read()?;
+        let t = tx.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev() {
+            let (_, v) = row?;
+            let run: Run = decode("runs", v.value())?;
+            if run.started >= since {
+                out.push(run);
+            } else if run.sandbox.is_some() && run.started < stop {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The runs with these ids that exist, read in one transaction.
+    pub fn runs_by_id(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        let tx = self.read()?;
+        let t = tx.open_table(RUNS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = t.get(*id)? {
+                out.push(decode("runs", v.value())?);
+            }
+        }
+        Ok(out)
     }
 
     /// How `ticket`'s finished runs count against its limits (see [`Attempts`]), read in one

@@ -388,3 +388,54 @@ fn a_v3_store_gains_memory_histories_and_reads_old_memories_as_seen_once() {
     );
     assert!(store.update_memory(2, None, |_| {}).unwrap().is_none());
 }
+
+#[test]
+fn runs_started_since_reads_back_only_to_the_day_past_imports_and_late_stamps() {
+    let (_d, store) = temp_store();
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    let add = |started: &str, sandbox: bool, cost: f64| {
+        let mut r = Run::new("claude", RunState::Succeeded, at(started));
+        r.sandbox = sandbox.then(|| "worktree".to_string());
+        r.usage.cost_usd = Some(cost);
+        store.create_run(r).unwrap().id
+    };
+    add("2026-11-20T10:00:00Z", true, 100.0);
+    add("2026-11-27T23:30:00Z", true, 50.0);
+    let a = add("2026-11-28T00:10:00Z", true, 1.0);
+    // Stamped before the day but stored after a run of the day (within the hour's slack).
+    add("2026-11-27T23:59:30Z", true, 20.0);
+    // An import of an old session, stored late: counted by its own time, and the scan
+    // goes on past it.
+    add("2026-10-01T09:00:00Z", false, 30.0);
+    let b = add("2026-11-28T05:00:00Z", true, 2.0);
+    let c = add("2026-11-28T06:00:00Z", false, 4.0);
+
+    let since = at("2026-11-28T00:00:00Z");
+    let got: Vec<RunId> = store
+        .runs_started_since(since)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, [a, b, c]);
+    // The same as reading every run.
+    let all: Vec<RunId> = store
+        .runs()
+        .unwrap()
+        .iter()
+        .filter(|r| r.started >= since)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, all);
+    assert_eq!(crate::spend::day_start(at("2026-11-28T23:59:59Z")), since);
+    assert_eq!(crate::spend::day_start(since), since);
+    assert_eq!(
+        store
+            .runs_by_id(&[b, 999, a])
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        [b, a]
+    );
+}

@@ -255,11 +255,16 @@ pub fn status(
         address,
         sandbox: factory.map(|f| f.sandbox_kind().to_string()),
         held: match ws.config.factory.budget_usd_per_day {
-            Some(_) => crate::spend::day_budget_spent(
-                &ws.store.runs().map_err(store_err)?,
-                ws.config.factory.budget_usd_per_day,
-                Timestamp::now(),
-            ),
+            Some(_) => {
+                let now = Timestamp::now();
+                crate::spend::day_budget_spent(
+                    &ws.store
+                        .runs_started_since(crate::spend::day_start(now))
+                        .map_err(store_err)?,
+                    ws.config.factory.budget_usd_per_day,
+                    now,
+                )
+            }
             None => None,
         },
     })

@@ -24,9 +24,10 @@ impl Factory {
         }
         // The day's budget spent: nothing new starts (live runs go on).
         if let Some(budget) = self.cfg.budget_usd_per_day {
-            let ws = self.ws.clone();
-            let runs = blocking(move || Ok(ws.store.runs()?)).await?;
-            let held = crate::spend::day_budget_spent(&runs, Some(budget), now());
+            let (ws, now) = (self.ws.clone(), now());
+            let today = crate::spend::day_start(now);
+            let runs = blocking(move || Ok(ws.store.runs_started_since(today)?)).await?;
+            let held = crate::spend::day_budget_spent(&runs, Some(budget), now);
             let changed = {
                 let mut h = self.held.lock().expect("held lock");
                 let changed = *h != held;

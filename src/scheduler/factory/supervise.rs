@@ -181,9 +181,10 @@ impl Factory {
             Some(max) => {
                 let (ws, tid, rid) = (self.ws.clone(), ticket.id, run.id);
                 let before: f64 = blocking(move || {
+                    let ids = ws.store.ticket(tid)?.map(|t| t.runs).unwrap_or_default();
                     Ok(ws
                         .store
-                        .runs()?
+                        .runs_by_id(&ids)?
                         .iter()
                         .filter(|r| r.ticket == Some(tid) && r.id != rid)
                         .filter_map(|r| r.usage.cost_usd)
