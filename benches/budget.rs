@@ -3,7 +3,8 @@
 //! once a second while tickets wait). 100,000 runs over 100 days (BUDGET_RUNS to change),
 //! a few of them today; what reading every run costs (the check before) beside reading
 //! back only to today (`Store::runs_started_since`), on the same store in the same run, and
-//! both must find the same spend.
+//! both must find the same spend. Then the lookup of a Claude Code session's run, which
+//! every hook event makes: reading every run, and reading from the newest.
 
 use std::time::Instant;
 
@@ -69,5 +70,32 @@ fn main() {
     println!(
         "  today's spend ${today_spent:.2}: every run read {all_ms:.1} ms, back to today {today_ms:.2} ms ({:.0}x less)",
         all_ms / today_ms
+    );
+
+    // A Claude Code session's run, looked up on every hook event: a session that began
+    // 50 runs ago.
+    let mut session = Run::new("claude-code", RunState::Imported, now);
+    session.source = "claude-code session s-1: /home/me/s-1.jsonl".into();
+    let id = store.create_run(session).unwrap().id;
+    for _ in 0..50 {
+        store
+            .create_run(Run::new("claude", RunState::Succeeded, now))
+            .unwrap();
+    }
+    let is_it = |r: &Run| r.source.starts_with("claude-code session s-1: ");
+    let time = |f: &dyn Fn() -> Option<Run>| {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            assert_eq!(f().map(|r| r.id), Some(id));
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        best
+    };
+    let all_ms = time(&|| store.runs().unwrap().into_iter().find(|r| is_it(r)));
+    let newest_ms = time(&|| store.newest_run_where(is_it).unwrap());
+    println!(
+        "  a session's run on a hook event: every run read {all_ms:.1} ms, newest first {newest_ms:.2} ms ({:.0}x less)",
+        all_ms / newest_ms
     );
 }

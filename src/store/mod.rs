@@ -340,6 +340,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest run `pred` accepts, scanning from the newest: a live session's run is
+    /// found among the last few, not after reading every run ever stored.
+    pub fn newest_run_where(&self, pred: impl Fn(&Run) -> bool) -> Result<Option<Run>> {
+        let tx = self.read()?;
+        let t = tx.open_table(RUNS)?;
+        for row in t.iter()?.rev() {
+            let (_, v) = row?;
+            let run: Run = decode("runs", v.value())?;
+            if pred(&run) {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
+    }
+
     /// The runs with these ids that exist, read in one transaction.
     pub fn runs_by_id(&self, ids: &[RunId]) -> Result<Vec<Run>> {
         let tx = self.read()?;

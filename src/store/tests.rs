@@ -439,3 +439,28 @@ fn runs_started_since_reads_back_only_to_the_day_past_imports_and_late_stamps() 
         [b, a]
     );
 }
+
+#[test]
+fn the_newest_matching_run_is_found_from_the_end() {
+    let (_d, store) = temp_store();
+    let add = |source: &str| {
+        let mut r = run_draft();
+        r.source = source.into();
+        store.create_run(r).unwrap().id
+    };
+    add("claude-code session a: /t/a.jsonl");
+    let b = add("claude-code session b: /t/b.jsonl");
+    for _ in 0..5 {
+        add("worktree");
+    }
+    let found = |prefix: &str| {
+        store
+            .newest_run_where(|r| r.source.starts_with(prefix))
+            .unwrap()
+            .map(|r| r.id)
+    };
+    assert_eq!(found("claude-code session b: "), Some(b));
+    assert_eq!(found("claude-code session z: "), None);
+    let newer_b = add("claude-code session b: /t/b2.jsonl");
+    assert_eq!(found("claude-code session b: "), Some(newer_b));
+}

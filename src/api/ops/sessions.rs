@@ -49,12 +49,11 @@ pub fn sync_session(ws: &Workspace, req: SyncSession) -> Result<SyncedSession> {
     let _one_at_a_time = SESSION_SYNC.lock().unwrap_or_else(|p| p.into_inner());
 
     let prefix = session_source_prefix(id);
+    // One run per session (the lock above): every hook event looks it up.
     let existing = ws
         .store
-        .runs()
-        .map_err(store_err)?
-        .into_iter()
-        .find(|r| r.source.starts_with(&prefix));
+        .newest_run_where(|r| r.source.starts_with(&prefix))
+        .map_err(store_err)?;
     let created = existing.is_none();
     let run = match existing {
         Some(r) => r,
