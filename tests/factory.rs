@@ -711,6 +711,19 @@ scenario = "success"
     );
     let cost = env.json(&["cost", "--json"]);
     assert!(cost["total"]["cost_usd"].as_f64().unwrap() > 0.02, "{cost}");
+    // `serve`'s output says it too, once.
+    let said = wait_for(
+        "serve to say the day is held",
+        Duration::from_secs(10),
+        || {
+            let said = serve.said();
+            said.iter()
+                .any(|l| l.contains("today's budget of $0.02 is spent"))
+                .then_some(said)
+        },
+    );
+    let times = said.iter().filter(|l| l.contains("today's budget")).count();
+    assert_eq!(times, 1, "{said:?}");
     drop(serve);
 }
 

@@ -101,3 +101,43 @@ fn ctrl_z_gives_the_shell_back_and_fg_resumes_the_control_room() {
     });
     assert!(serve.stop().success());
 }
+
+/// The factory inside the control room: the day's budget spent, the status bar says so,
+/// and nothing is printed over the screen (the factory used to `println!` it, drawing
+/// over whatever the control room had there).
+#[test]
+fn a_spent_budget_shows_in_the_status_bar_and_nothing_prints_over_the_screen() {
+    let env = Env::new();
+    let root = env.repo.path();
+    std::fs::write(
+        root.join("shopfloor.toml"),
+        "[factory]\ndefault_agent = \"ok\"\nconcurrency = 1\nbudget_usd_per_day = 0.000001\n\n\
+         [agents.ok]\nadapter = \"fixture\"\nscenario = \"ok.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("ok.toml"),
+        "name = \"ok\"\n[[step]]\nwrite = { path = \"ok.txt\", content = \"ok\\n\" }\n[[step]]\nsay = \"done\"\n",
+    )
+    .unwrap();
+    common::commit_all(root, "config");
+    env.ok(&["workspace", "create", "bud"]);
+    env.ok(&["ticket", "add", "Spend the day's budget"]);
+    env.ok(&["ticket", "add", "Wait for tomorrow"]);
+    let tmux = Tmux::new("budget");
+    let cmd = format!(
+        "cd {} && env SHOPFLOOR_HOME={} {} up; echo UP-EXIT=$?; sleep 600",
+        root.display(),
+        env.home.path().display(),
+        bin()
+    );
+    tmux.start(&cmd, 140, 40);
+    let screen = tmux.wait("the budget held", 60, |s| s.contains("day's budget spent"));
+    // Past the next scheduler passes, where the notice used to be printed.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let screen = format!("{screen}\n{}", tmux.screen());
+    assert!(!screen.contains("today's budget of"), "{screen}");
+    tmux.keys("q");
+    let s = tmux.wait("up to exit", 30, |s| s.contains("UP-EXIT="));
+    assert!(s.contains("UP-EXIT=0"), "{s}");
+}

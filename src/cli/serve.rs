@@ -238,6 +238,7 @@ pub fn run(ctx: &Ctx, paused: bool) -> Result<()> {
     let rt = runtime()?;
     let done = rt.block_on(async move {
         let running = start(ws, paused, &print_line).await?;
+        running.factory.say_notices_to(print_line);
         // One line per run state change, for whoever watches the terminal.
         let mut events = running.factory.subscribe();
         let printer = tokio::spawn(async move {

@@ -14,6 +14,8 @@ pub struct Serve {
     pub child: Child,
     /// The lines it printed up to and including the `sandbox:` line.
     pub banner: Vec<String>,
+    /// The lines it printed after the banner, as they come.
+    later: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Serve {
@@ -59,8 +61,23 @@ impl Serve {
             banner.iter().any(|l| l.starts_with("sandbox:")),
             "serve did not start (its error is above): {banner:?}"
         );
-        std::thread::spawn(move || for _ in lines {});
-        Serve { child, banner }
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = later.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        Serve {
+            child,
+            banner,
+            later,
+        }
+    }
+
+    /// What it has printed since its banner.
+    pub fn said(&self) -> Vec<String> {
+        self.later.lock().unwrap().clone()
     }
 
     /// The socket it said it listens on.

@@ -160,6 +160,9 @@ mod supervise;
 
 use hosts::Site;
 
+/// Where a line for a person goes.
+type Say = dyn Fn(&str) + Send + Sync;
+
 /// The factory's state. Lock order (the factory never blocks for good: invariant 10):
 /// `queue_turn` is held for a whole merge-queue turn, inside which the store's writer and
 /// the memory bank's one lock are taken; `live` may be held while a run's `files` is read;
@@ -183,6 +186,9 @@ pub struct Factory {
     /// Why the scheduler holds back (the day's budget is spent), as last said: a change is
     /// logged once, not every tick.
     held: Mutex<Option<String>>,
+    /// Where what a person watching should read goes (`serve`'s output); unset, only the
+    /// log has it. Never stdout: the control room may be drawing there.
+    notices: std::sync::OnceLock<Box<Say>>,
     /// The workspace's own clone: the factory's source of truth.
     clone: PathBuf,
     main_branch: String,
@@ -264,6 +270,7 @@ impl Factory {
             wake: Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
             held: Mutex::new(None),
+            notices: std::sync::OnceLock::new(),
             ports,
             clone,
             main_branch,
@@ -348,6 +355,12 @@ impl Factory {
 
     pub fn clone_path(&self) -> &Path {
         &self.clone
+    }
+
+    /// Send what a person watching should read (why nothing starts) to `say`, besides
+    /// the log. The first call wins.
+    pub fn say_notices_to(&self, say: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.notices.set(Box::new(say));
     }
 
     /// Stop or resume starting new runs (live runs are not touched).

@@ -37,7 +37,9 @@ impl Factory {
             if let Some(why) = held {
                 if changed {
                     tracing::warn!("{why}");
-                    println!("{why}");
+                    if let Some(say) = self.notices.get() {
+                        say(&why);
+                    }
                 }
                 return Ok(());
             }
