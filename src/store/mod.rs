@@ -371,15 +371,10 @@ impl Store {
     /// How `ticket`'s finished runs count against its limits (see [`Attempts`]), read in one
     /// transaction.
     pub fn attempts(&self, ticket: &Ticket) -> Result<crate::model::Attempts> {
-        let tx = self.read()?;
-        let t = tx.open_table(RUNS)?;
-        let mut states = Vec::with_capacity(ticket.runs.len());
-        for id in &ticket.runs {
-            if let Some(v) = t.get(*id)? {
-                states.push(decode::<Run>("runs", v.value())?.state);
-            }
-        }
-        Ok(crate::model::Attempts::of(states))
+        let runs = self.runs_by_id(&ticket.runs)?;
+        Ok(crate::model::Attempts::of(
+            runs.into_iter().map(|r| r.state),
+        ))
     }
 
     pub fn runs(&self) -> Result<Vec<Run>> {
